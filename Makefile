@@ -1,0 +1,51 @@
+# The two commands a new user needs: `make demo` and `make test`. Both set everything up and are re-runnable.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ORACLE_DIR := .cache/oracle
+ORACLE := $(ORACLE_DIR)/node_modules/@ruvector/tiny-dancer/package.json
+export TINYDANCER_ORACLE_DIR := $(CURDIR)/$(ORACLE_DIR)
+
+.PHONY: demo test lint typecheck unit system-deps oracle bench report lab clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Prometheus (promtool and a real server for the scrape test) and Node.js (the original router, as an oracle).
+system-deps:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null || ! command -v npm >/dev/null; then \
+	  echo "installing Debian packages: prometheus nodejs npm"; \
+	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus $$(command -v npm >/dev/null || echo nodejs npm) >/dev/null; \
+	  rm -f /usr/sbin/policy-rc.d; \
+	fi
+
+# The original Tiny Dancer router from npm, in a scratch folder, for parity tests and benchmarks.
+oracle: $(ORACLE)
+$(ORACLE):
+	mkdir -p $(ORACLE_DIR)
+	cd $(ORACLE_DIR) && npm install --silent --no-audit --no-fund @ruvector/tiny-dancer@0.1.22
+
+demo: $(STAMP)
+	$(PY) -m tinydancer demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy tinydancer
+
+unit: $(STAMP)
+	$(PY) -m pytest -p no:nbval tests
+
+test: $(STAMP) system-deps oracle lint typecheck
+	$(PY) -m pytest --doctest-modules tinydancer tests
+
+clean:
+	rm -rf $(VENV) .cache reports
