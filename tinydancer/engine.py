@@ -1,0 +1,152 @@
+"""The route kernel: features -> model -> uncertainty -> decision in ONE jitted function.
+
+Parameters stay on the device; candidate counts are padded to a few bucket sizes so the kernel
+compiles once per (bucket, embedding dimension) and never in steady state.
+
+Examples:
+    >>> import numpy as np
+    >>> from tinydancer.compat import CompatModelConfig, init_compat_params
+    >>> model = DeviceModel.from_params(init_compat_params(CompatModelConfig(), 0), CompatModelConfig())
+    >>> x = np.zeros(3, np.float32)
+    >>> conf, unc, light = run_route_kernel(model, np.ones(4, np.float32), np.ones((3, 4), np.float32),
+    ...                                     x, x, x, x, 0.85, 0.15)
+    >>> conf.shape, bool(light.any())
+    ((3,), False)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tinydancer.compat import CompatModelConfig, CompatParams, compat_forward
+from tinydancer.features import candidate_features
+
+#: Candidate counts are padded up to the next of these; above the last, to a multiple of it.
+BUCKETS: tuple[int, ...] = (1, 8, 32, 128, 512, 2048, 8192)
+
+
+def bucket_size(n: int) -> int:
+    """Padded candidate count for ``n`` candidates.
+
+    Examples:
+        >>> [bucket_size(n) for n in (0, 1, 2, 100, 8192, 8193)]
+        [1, 1, 8, 128, 8192, 16384]
+    """
+    for size in BUCKETS:
+        if n <= size:
+            return size
+    top = BUCKETS[-1]
+    return -(-n // top) * top
+
+
+def uncertainty_of(confidence: jax.Array) -> jax.Array:
+    """The original's uncertainty: clamp(1 - 2 |p - 0.5|, 0, 1).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> uncertainty_of(jnp.array([0.5, 0.9, 0.0])).round(3).tolist()
+        [1.0, 0.2, 0.0]
+    """
+    return jnp.clip(1.0 - 2.0 * jnp.abs(confidence - 0.5), 0.0, 1.0)
+
+
+def decide(confidence: jax.Array, uncertainty: jax.Array, threshold: jax.Array, max_unc: jax.Array) -> jax.Array:
+    """Lightweight when confidence >= threshold AND uncertainty <= max_uncertainty.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> decide(jnp.array([0.9, 0.95]), jnp.array([0.2, 0.1]), 0.85, 0.15).tolist()
+        [False, True]
+    """
+    return (confidence >= threshold) & (uncertainty <= max_unc)
+
+
+class DeviceModel(NamedTuple):
+    """A loaded model: device-resident params plus its config. Swapped whole on reload (atomic)."""
+
+    params: CompatParams
+    nu: jax.Array
+    zeta: jax.Array
+    config: CompatModelConfig
+
+    @classmethod
+    def from_params(cls, params: CompatParams, config: CompatModelConfig) -> DeviceModel:
+        """Put numpy params on the default device."""
+        device_params = CompatParams(*(jnp.asarray(t, jnp.float32) for t in params))
+        nu, zeta = jnp.float32(config.nu), jnp.float32(config.zeta)
+        return cls(device_params, jnp.asarray(nu), jnp.asarray(zeta), config)
+
+
+@jax.jit
+def route_kernel(
+    params: CompatParams,
+    nu: jax.Array,
+    zeta: jax.Array,
+    query: jax.Array,
+    embeddings: jax.Array,
+    age_s: jax.Array,
+    access_count: jax.Array,
+    success_rate: jax.Array,
+    metadata_match: jax.Array,
+    threshold: jax.Array,
+    max_uncertainty: jax.Array,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Confidence, uncertainty and decision of every (padded) candidate; shapes [B]."""
+    x = candidate_features(query, embeddings, age_s, access_count, success_rate, metadata_match)
+    confidence = compat_forward(params, x, nu, zeta)
+    uncertainty = uncertainty_of(confidence)
+    return confidence, uncertainty, decide(confidence, uncertainty, threshold, max_uncertainty)
+
+
+def _pad(array: np.ndarray, size: int) -> np.ndarray:
+    if array.shape[0] == size:
+        return array
+    pad = [(0, size - array.shape[0])] + [(0, 0)] * (array.ndim - 1)
+    return np.pad(array, pad)
+
+
+def run_route_kernel(
+    model: DeviceModel,
+    query: np.ndarray,
+    embeddings: np.ndarray,
+    age_s: np.ndarray,
+    access_count: np.ndarray,
+    success_rate: np.ndarray,
+    metadata_match: np.ndarray,
+    threshold: float,
+    max_uncertainty: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pad to the bucket, run the jitted kernel, and return host arrays of the real N candidates.
+
+    Args:
+        model: the device model.
+        query: shape [D], float32.
+        embeddings: shape [N, D], float32.
+        age_s, access_count, success_rate, metadata_match: shape [N], float32.
+        threshold: confidence threshold.
+        max_uncertainty: uncertainty limit.
+
+    Returns:
+        (confidence [N] float32, uncertainty [N] float32, use_lightweight [N] bool).
+    """
+    n = embeddings.shape[0]
+    size = bucket_size(n)
+    outputs = route_kernel(
+        model.params,
+        model.nu,
+        model.zeta,
+        query,
+        _pad(embeddings, size),
+        _pad(age_s, size),
+        _pad(access_count, size),
+        _pad(success_rate, size),
+        _pad(metadata_match, size),
+        np.float32(threshold),
+        np.float32(max_uncertainty),
+    )
+    confidence, uncertainty, light = jax.device_get(outputs)
+    return confidence[:n], uncertainty[:n], light[:n]

@@ -1,0 +1,194 @@
+"""Host-side request validation and packing into the arrays the jitted route kernel takes.
+
+Everything a request can get wrong is found here, with a typed error that says what was expected,
+before any model work; the work is vectorised over candidates except for metadata matching.
+
+Examples:
+    >>> import numpy as np
+    >>> from tinydancer.types import RoutingRequest
+    >>> req = RoutingRequest.from_arrays(np.ones(3), np.ones((2, 3)), created_at=[100, 250])
+    >>> packed = pack_request(req, now_s=200)
+    >>> packed.age_s.tolist(), packed.embeddings.dtype.name
+    ([100.0, -50.0], 'float32')
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from tinydancer.errors import InvalidInputError
+from tinydancer.types import CandidateColumns, RoutingRequest
+
+
+class PackedRequest(NamedTuple):
+    """A validated request as arrays. N candidates, D dimensions."""
+
+    ids: tuple[str, ...]
+    query: np.ndarray  # [D] float32
+    embeddings: np.ndarray  # [N, D] float32
+    age_s: np.ndarray  # [N] float32, now - created_at (negative = future)
+    access_count: np.ndarray  # [N] float32
+    success_rate: np.ndarray  # [N] float32
+    metadata_match: np.ndarray  # [N] float32
+
+
+def _float_array(name: str, value: Any, dtype: type = np.float32) -> np.ndarray:
+    try:
+        array: np.ndarray = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name}: expected numbers, got {type(value).__name__} ({exc})") from exc
+    return array
+
+
+def _first_bad(mask: np.ndarray, ids: tuple[str, ...]) -> str:
+    index = int(np.flatnonzero(mask)[0])
+    return f"candidate {ids[index]!r} (index {index})"
+
+
+def validate_json_object(name: str, value: Any) -> dict[str, Any] | None:
+    """Check that ``value`` is None or a JSON object (str keys, JSON values, finite numbers).
+
+    Examples:
+        >>> validate_json_object("metadata", {"lang": "en"})
+        {'lang': 'en'}
+        >>> validate_json_object("metadata", [1, 2])
+        Traceback (most recent call last):
+        ...
+        tinydancer.errors.InvalidInputError: metadata: expected a JSON object (dict with str keys) or None, got list
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(
+            f"{name}: expected a JSON object (dict with str keys) or None, got {type(value).__name__}"
+        )
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidInputError(f"{name}: not a JSON object ({type(exc).__name__}: {exc})") from exc
+    if not all(isinstance(k, str) for k in value):
+        raise InvalidInputError(f"{name}: JSON object keys must be strings")
+    return dict(value)
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """JSON value equality as the original (serde_json) sees it: 1 != 1.0 != true.
+
+    Examples:
+        >>> json_equal({"a": [1, "x"]}, {"a": [1, "x"]}), json_equal(1, 1.0), json_equal(True, 1)
+        (True, False, False)
+    """
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def metadata_match(query_meta: dict[str, Any] | None, candidate_meta: dict[str, Any] | None) -> float:
+    """Share of the query's metadata keys whose value the candidate has too; 0 when either is empty.
+
+    Examples:
+        >>> metadata_match({"lang": "en", "tier": 1}, {"lang": "en", "tier": 2})
+        0.5
+    """
+    if not query_meta or not candidate_meta:
+        return 0.0
+    hits = sum(1 for k, v in query_meta.items() if k in candidate_meta and json_equal(v, candidate_meta[k]))
+    return hits / len(query_meta)
+
+
+def _check_columns(columns: CandidateColumns, dim: int) -> tuple[np.ndarray, ...]:
+    ids = columns.ids
+    n = len(ids)
+    for i, cid in enumerate(ids):
+        if not isinstance(cid, str):
+            raise InvalidInputError(f"candidate id at index {i}: expected str, got {type(cid).__name__}")
+    if len(set(ids)) != n:
+        seen: set[str] = set()
+        dup = next(c for c in ids if c in seen or seen.add(c))  # type: ignore[func-returns-value]
+        raise InvalidInputError(f"duplicate candidate id {dup!r}: ids must be unique within a request")
+    if isinstance(columns.embeddings, np.ndarray):
+        embeddings = _float_array("embeddings", columns.embeddings)
+        if embeddings.ndim != 2 or embeddings.shape[1] != dim:
+            got = embeddings.shape[1] if embeddings.ndim == 2 else f"shape {embeddings.shape}"
+            raise InvalidInputError(f"Vector dimension mismatch: query has {dim}, candidates have {got}")
+    else:
+        rows = []
+        for cid, emb in zip(ids, columns.embeddings, strict=True):
+            row = _float_array(f"candidate {cid!r} embedding", emb)
+            if row.ndim != 1 or row.shape[0] != dim:
+                got = row.shape[0] if row.ndim == 1 else f"shape {row.shape}"
+                raise InvalidInputError(f"Vector dimension mismatch: query has {dim}, candidate {cid!r} has {got}")
+            rows.append(row)
+        embeddings = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
+    bad = ~np.isfinite(embeddings).all(axis=1)
+    if bad.any():
+        raise InvalidInputError(f"{_first_bad(bad, ids)}: embedding holds NaN or infinite values")
+    created = _float_array("created_at", columns.created_at, np.float64)
+    access = _float_array("access_count", columns.access_count, np.float64)
+    success = _float_array("success_rate", columns.success_rate, np.float64)
+    for name, col in (("created_at", created), ("access_count", access), ("success_rate", success)):
+        if col.shape != (n,):
+            raise InvalidInputError(f"{name}: expected shape ({n},), got {col.shape}")
+        bad = ~np.isfinite(col)
+        if bad.any():
+            raise InvalidInputError(f"{_first_bad(bad, ids)}: {name} must be finite, got {col[bad][0]}")
+    bad = (access < 0) | (access != np.floor(access))
+    if bad.any():
+        raise InvalidInputError(
+            f"{_first_bad(bad, ids)}: access_count must be a non-negative integer, got {access[bad][0]}"
+        )
+    bad = (success < 0) | (success > 1)
+    if bad.any():
+        raise InvalidInputError(f"{_first_bad(bad, ids)}: success_rate must be in [0, 1], got {success[bad][0]}")
+    return embeddings, created, access, success
+
+
+def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
+    """Validate a request and pack it into arrays for the route kernel.
+
+    Args:
+        request: the routing request.
+        now_s: the current time in Unix seconds (ages are ``now_s - created_at``).
+
+    Returns:
+        The packed request.
+
+    Raises:
+        InvalidInputError: with the offending candidate and what was expected.
+    """
+    if not isinstance(request, RoutingRequest):
+        raise InvalidInputError(f"expected a RoutingRequest, got {type(request).__name__}")
+    query = _float_array("query_embedding", request.query_embedding)
+    if query.ndim != 1 or query.size == 0:
+        raise InvalidInputError(f"query_embedding: expected a non-empty 1-D vector, got shape {query.shape}")
+    if not np.isfinite(query).all():
+        raise InvalidInputError("query_embedding holds NaN or infinite values")
+    if not math.isfinite(now_s):
+        raise InvalidInputError(f"now: expected finite Unix seconds, got {now_s}")
+    query_meta = validate_json_object("request metadata", request.metadata)
+    columns = request.columns()
+    embeddings, created, access, success = _check_columns(columns, query.shape[0])
+    n = len(columns)
+    match = np.zeros(n, np.float32)
+    if columns.metadata is not None:
+        for i, meta in enumerate(columns.metadata):
+            cand_meta = validate_json_object(f"candidate {columns.ids[i]!r} metadata", meta)
+            match[i] = metadata_match(query_meta, cand_meta)
+    return PackedRequest(
+        ids=columns.ids,
+        query=query,
+        embeddings=embeddings,
+        age_s=(now_s - created).astype(np.float32),
+        access_count=access.astype(np.float32),
+        success_rate=success.astype(np.float32),
+        metadata_match=match,
+    )

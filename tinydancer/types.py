@@ -1,0 +1,227 @@
+"""Request and response types of the router (names of the guide and the original).
+
+A request holds its candidates either as :class:`Candidate` objects or, when built with
+:meth:`RoutingRequest.from_arrays`, as columns, so large requests pay no per-object Python cost.
+
+Examples:
+    >>> import numpy as np
+    >>> req = RoutingRequest.from_arrays(np.ones(4), np.ones((3, 4)), ids=["a", "b", "c"])
+    >>> len(req), req.candidates[1].id
+    (3, 'b')
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+JsonObject = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One routing candidate.
+
+    Attributes:
+        id: unique within a request.
+        embedding: vector of the same length as the query, shape [D].
+        metadata: JSON object compared key by key with the request's metadata.
+        created_at: Unix seconds.
+        access_count: non-negative integer.
+        success_rate: in [0, 1].
+    """
+
+    id: str
+    embedding: Any
+    metadata: JsonObject | None = None
+    created_at: float = 0
+    access_count: int = 0
+    success_rate: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class CandidateColumns:
+    """Candidates as columns: ids [N], embeddings [N, D], created_at/access_count/success_rate [N]."""
+
+    ids: tuple[Any, ...]
+    embeddings: Any
+    created_at: Any
+    access_count: Any
+    success_rate: Any
+    metadata: tuple[Any, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class RoutingRequest:
+    """A query embedding and the candidates to score for it.
+
+    Attributes:
+        query_embedding: shape [D].
+        candidates: the candidates (materialised on first access for requests built from arrays).
+        metadata: optional JSON object.
+    """
+
+    __slots__ = ("_candidates", "_columns", "metadata", "query_embedding")
+
+    def __init__(
+        self,
+        query_embedding: Any,
+        candidates: Sequence[Candidate] = (),
+        metadata: JsonObject | None = None,
+    ) -> None:
+        self.query_embedding = query_embedding
+        self.metadata = metadata
+        self._candidates: Sequence[Candidate] | None = candidates
+        self._columns: CandidateColumns | None = None
+
+    @classmethod
+    def from_arrays(
+        cls,
+        query: Any,
+        embeddings: Any,
+        *,
+        ids: Sequence[str] | None = None,
+        created_at: Any = None,
+        access_count: Any = None,
+        success_rate: Any = None,
+        metadata: JsonObject | None = None,
+        candidate_metadata: Sequence[JsonObject | None] | None = None,
+    ) -> RoutingRequest:
+        """Build a request from arrays without creating one object per candidate.
+
+        Args:
+            query: shape [D].
+            embeddings: shape [N, D].
+            ids: N unique strings; default "0", "1", ...
+            created_at: Unix seconds, shape [N]; default 0.
+            access_count: shape [N]; default 0.
+            success_rate: shape [N]; default 0.
+            metadata: the request's JSON object.
+            candidate_metadata: N JSON objects (or None).
+
+        Returns:
+            A request; validation happens when it is routed (so errors are counted).
+
+        Examples:
+            >>> import numpy as np
+            >>> RoutingRequest.from_arrays(np.ones(2), np.ones((5, 2))).candidates[4].id
+            '4'
+        """
+        emb = np.asarray(embeddings)
+        n = emb.shape[0] if emb.ndim >= 1 else 0
+        request = cls(query, metadata=metadata)
+        request._candidates = None
+        request._columns = CandidateColumns(
+            ids=tuple(str(i) for i in range(n)) if ids is None else tuple(ids),
+            embeddings=emb,
+            created_at=np.zeros(n) if created_at is None else np.asarray(created_at),
+            access_count=np.zeros(n) if access_count is None else np.asarray(access_count),
+            success_rate=np.zeros(n) if success_rate is None else np.asarray(success_rate),
+            metadata=None if candidate_metadata is None else tuple(candidate_metadata),
+        )
+        return request
+
+    @property
+    def candidates(self) -> Sequence[Candidate]:
+        """The candidates as objects."""
+        if self._candidates is None:
+            assert self._columns is not None
+            self._candidates = _materialise(self._columns)
+        return self._candidates
+
+    def __len__(self) -> int:
+        return len(self._columns) if self._columns is not None else len(self.candidates)
+
+    def __repr__(self) -> str:
+        return f"RoutingRequest(<{len(self)} candidates>, metadata={self.metadata!r})"
+
+    def columns(self) -> CandidateColumns:
+        """The candidates as columns (no copies for requests built from arrays)."""
+        if self._columns is not None:
+            return self._columns
+        cands = self.candidates
+        return CandidateColumns(
+            ids=tuple(c.id for c in cands),
+            embeddings=[c.embedding for c in cands],
+            created_at=[c.created_at for c in cands],
+            access_count=[c.access_count for c in cands],
+            success_rate=[c.success_rate for c in cands],
+            metadata=tuple(c.metadata for c in cands),
+        )
+
+
+def _materialise(columns: CandidateColumns) -> tuple[Candidate, ...]:
+    meta = columns.metadata or (None,) * len(columns)
+    return tuple(
+        Candidate(
+            id=columns.ids[i],
+            embedding=columns.embeddings[i],
+            metadata=meta[i],
+            created_at=columns.created_at[i],
+            access_count=columns.access_count[i],
+            success_rate=columns.success_rate[i],
+        )
+        for i in range(len(columns))
+    )
+
+
+class RoutingDecision(NamedTuple):
+    """The router's decision for one candidate."""
+
+    candidate_id: str
+    confidence: float
+    use_lightweight: bool
+    uncertainty: float
+
+
+@dataclass(frozen=True)
+class RoutingResponse:
+    """Decisions for every candidate, sorted by confidence descending (ties keep input order).
+
+    Attributes:
+        candidate_ids: ids in decision order.
+        confidence: shape [N], float32, in decision order.
+        uncertainty: shape [N], float32.
+        use_lightweight: shape [N], bool.
+        inference_time_us: wall time of the whole route call.
+        candidates_processed: N.
+        feature_time_us: host-side feature preparation (validation, packing, metadata matching).
+    """
+
+    candidate_ids: tuple[str, ...]
+    confidence: np.ndarray
+    uncertainty: np.ndarray
+    use_lightweight: np.ndarray
+    inference_time_us: float
+    candidates_processed: int
+    feature_time_us: float
+
+    @functools.cached_property
+    def decisions(self) -> list[RoutingDecision]:
+        """One :class:`RoutingDecision` per candidate, best first."""
+        return [
+            RoutingDecision(cid, conf, light, unc)
+            for cid, conf, light, unc in zip(
+                self.candidate_ids,
+                self.confidence.tolist(),
+                self.use_lightweight.tolist(),
+                self.uncertainty.tolist(),
+                strict=True,
+            )
+        ]
+
+    @property
+    def lightweight_routes(self) -> int:
+        """Number of candidates routed to the lightweight model."""
+        return int(np.count_nonzero(self.use_lightweight))
+
+    @property
+    def powerful_routes(self) -> int:
+        """Number of candidates routed to the powerful model."""
+        return self.candidates_processed - self.lightweight_routes
