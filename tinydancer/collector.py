@@ -1,0 +1,473 @@
+"""In-memory collectors of a Router's requests, decisions and logs, with a pandas bridge.
+
+A :class:`Collector` keeps the most recent records of each kind in bounded deques behind one lock and
+hands out immutable tuple snapshots (the habit of OpenTelemetry's ``InMemorySpanExporter``). Decisions
+are stored columnar, one :class:`DecisionBatch` per route call, so a 1000-candidate request costs a
+single append; they are expanded to one row per candidate only when :meth:`Collector.decisions` runs.
+Spans and metrics are not copied: they are read on demand from the tracing system's in-memory
+exporter and the Router's Prometheus registry. pandas is imported here only, and lazily.
+
+Frames (fixed columns and dtypes; an empty frame has the same ones; missing strings are NaN):
+
+* ``requests()``: request_id int64, timestamp datetime64[ns, UTC], latency_us float64,
+  feature_time_us float64, candidate_count int64, outcome str ("success" | "failure" | "rejected"),
+  error_type str, trace_id str (32 hex), span_id str (16 hex), lightweight_routes int64,
+  powerful_routes int64.
+* ``decisions()``: request_id int64, timestamp datetime64[ns, UTC], candidate_id str, rank int64,
+  confidence float64, uncertainty float64, use_lightweight bool, decision str ("lightweight" |
+  "powerful"), model_type str (the model that scored the request, e.g. "fastgrnn").
+* ``logs()``: timestamp datetime64[ns, UTC], level str, event str, trace_id str, span_id str,
+  fields object (dict of every other key of the event dict; ``expand_fields=True`` adds one column
+  per key).
+* ``spans()``: trace_id str, span_id str, parent_span_id str, name str, kind str, start and end
+  datetime64[ns, UTC], duration_us float64, status str ("UNSET" | "OK" | "ERROR"), attributes object.
+* ``metrics()``: metric str (family name), type str, sample str, labels object (dict), value float64;
+  ``expand_labels=True`` adds one column per label name.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+import numpy as np
+
+from tinydancer.errors import ConfigError, InvalidInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from opentelemetry.sdk.trace import ReadableSpan
+    from prometheus_client.metrics_core import Metric
+
+
+class RequestRecord(NamedTuple):
+    """One route call. ``timestamp`` is Unix seconds; ids are lowercase hex or None when untraced."""
+
+    request_id: int
+    timestamp: float
+    latency_us: float
+    feature_time_us: float
+    candidate_count: int
+    outcome: str
+    error_type: str | None
+    trace_id: str | None
+    span_id: str | None
+    lightweight_routes: int
+    powerful_routes: int
+
+
+class DecisionBatch(NamedTuple):
+    """Every candidate decision of one route call, columnar; every array has shape [N].
+
+    The collector keeps references to the arrays: the caller must not mutate them afterwards.
+    """
+
+    request_id: int
+    timestamp: float
+    candidate_ids: tuple[str, ...]
+    confidence: np.ndarray
+    uncertainty: np.ndarray
+    use_lightweight: np.ndarray
+    rank: np.ndarray
+    model_type: str
+
+
+class LogRecord(NamedTuple):
+    """One structlog event dict, split into the fixed columns and the rest (``fields``)."""
+
+    timestamp: float
+    level: str | None
+    event: str | None
+    trace_id: str | None
+    span_id: str | None
+    fields: Mapping[str, Any]
+
+
+class _Registry(Protocol):
+    def collect(self) -> Iterable[Metric]: ...
+
+
+REQUEST_COLUMNS: tuple[str, ...] = RequestRecord._fields
+DECISION_COLUMNS: tuple[str, ...] = (
+    "request_id",
+    "timestamp",
+    "candidate_id",
+    "rank",
+    "confidence",
+    "uncertainty",
+    "use_lightweight",
+    "decision",
+    "model_type",
+)
+LOG_COLUMNS: tuple[str, ...] = LogRecord._fields
+SPAN_COLUMNS: tuple[str, ...] = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "start",
+    "end",
+    "duration_us",
+    "status",
+    "attributes",
+)
+METRIC_COLUMNS: tuple[str, ...] = ("metric", "type", "sample", "labels", "value")
+
+_STR, _TS = "str", "datetime64[ns, UTC]"
+_DECISIONS = ("powerful", "lightweight")  # category codes: int(use_lightweight)
+_REQUEST_DTYPES = dict(zip(REQUEST_COLUMNS, ("int64", _TS, "float64", "float64", "int64", _STR, _STR,
+                                              _STR, _STR, "int64", "int64"), strict=True))  # fmt: skip
+_ARRAYS = ("confidence", "uncertainty", "use_lightweight", "rank")
+_LOG_KEYS = ("timestamp", "level", "log_level", "event", "trace_id", "span_id")
+
+
+class Collector:
+    """Bounded, thread-safe in-memory store of a Router's records, with DataFrame views.
+
+    Args:
+        capacity_requests: request records kept; the oldest are dropped (and counted) beyond it.
+        capacity_decisions: candidate ROWS kept; the oldest whole batches are dropped beyond it, so a
+            request's decisions are either all present or all absent (a batch larger than the
+            capacity is dropped at once).
+        capacity_logs: log records kept.
+        span_source: returns the finished spans, e.g. an ``InMemorySpanExporter.get_finished_spans``.
+        metric_source: returns the Prometheus ``CollectorRegistry`` to read samples from.
+        clock: Unix-seconds clock, used to stamp log events that carry no timestamp.
+
+    Raises:
+        ConfigError: a capacity is negative (0 keeps nothing and counts every record as dropped).
+
+    Examples:
+        >>> c = Collector(capacity_requests=2)
+        >>> for _ in range(3):
+        ...     c.record_request(RequestRecord(c.next_request_id(), 0.0, 9.5, 1.0, 3, "success",
+        ...                                    None, None, None, 1, 2))
+        >>> c.dropped["requests"], list(c.requests().request_id)
+        (1, [1, 2])
+    """
+
+    def __init__(
+        self,
+        capacity_requests: int = 100_000,
+        capacity_decisions: int = 1_000_000,
+        capacity_logs: int = 100_000,
+        *,
+        span_source: Callable[[], Sequence[ReadableSpan]] | None = None,
+        metric_source: Callable[[], _Registry] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        capacities = {"requests": capacity_requests, "decisions": capacity_decisions, "logs": capacity_logs}
+        for kind, cap in capacities.items():
+            if not isinstance(cap, int) or cap < 0:
+                raise ConfigError(f"capacity_{kind}: expected an int >= 0, got {cap!r}")
+        self.capacity = dict(capacities)
+        self.span_source = span_source
+        self.metric_source = metric_source
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._requests: deque[RequestRecord] = deque(maxlen=capacity_requests)
+        self._batches: deque[DecisionBatch] = deque()
+        self._logs: deque[LogRecord] = deque(maxlen=capacity_logs)
+        self._rows = 0
+        self._dropped = dict.fromkeys(capacities, 0)
+
+    # -- writers ---------------------------------------------------------------------------------
+    def next_request_id(self) -> int:
+        """Returns a new request id: 0, 1, 2, ... unique across threads and across :meth:`clear`.
+
+        Examples:
+            >>> c = Collector()
+            >>> c.next_request_id(), c.next_request_id()
+            (0, 1)
+        """
+        with self._lock:
+            return next(self._ids)
+
+    def record_request(self, record: RequestRecord) -> None:
+        """Stores one request record, dropping (and counting) the oldest when full."""
+        with self._lock:
+            if len(self._requests) == self.capacity["requests"]:
+                self._dropped["requests"] += 1
+            self._requests.append(record)
+
+    def record_decisions(self, batch: DecisionBatch) -> None:
+        """Stores the decisions of one route call (arrays of shape [N]) in one append.
+
+        Raises:
+            InvalidInputError: the arrays and ``candidate_ids`` disagree in length.
+        """
+        n = len(batch.candidate_ids)
+        arrays = (batch.confidence, batch.uncertainty, batch.use_lightweight, batch.rank)
+        if not all(getattr(a, "shape", None) == (n,) for a in arrays):
+            got = {k: getattr(a, "shape", type(a).__name__) for k, a in zip(_ARRAYS, arrays, strict=True)}
+            raise InvalidInputError(f"DecisionBatch: expected arrays of shape ({n},) for {n} ids, got {got}")
+        with self._lock:
+            self._batches.append(batch)
+            self._rows += n
+            # Whole batches only: a request's per-candidate data is complete or absent, never cut.
+            while self._rows > self.capacity["decisions"]:
+                old = self._batches.popleft()
+                self._rows -= len(old.candidate_ids)
+                self._dropped["decisions"] += len(old.candidate_ids)
+
+    def record_log(self, event_dict: Mapping[str, Any]) -> None:
+        """Stores a shallow copy of one structlog event dict (usable as a sink callable).
+
+        ``timestamp`` may be Unix seconds or an ISO 8601 string (structlog ``TimeStamper``); without
+        one, the collector's clock stamps it. ``level`` (or ``log_level``), ``event``, ``trace_id`` and
+        ``span_id`` become columns; every other key goes to ``fields``.
+        """
+        fields = {k: v for k, v in event_dict.items() if k not in _LOG_KEYS}
+        ts = _unix_seconds(event_dict.get("timestamp"))
+        if ts is None:
+            ts = self._clock()
+            if "timestamp" in event_dict:  # unparseable: keep what was given
+                fields["timestamp"] = event_dict["timestamp"]
+        level = event_dict.get("level", event_dict.get("log_level"))
+        record = LogRecord(
+            ts,
+            None if level is None else str(level),
+            None if event_dict.get("event") is None else str(event_dict["event"]),
+            _hex_id(event_dict.get("trace_id"), 32),
+            _hex_id(event_dict.get("span_id"), 16),
+            fields,
+        )
+        with self._lock:
+            if len(self._logs) == self.capacity["logs"]:
+                self._dropped["logs"] += 1
+            self._logs.append(record)
+
+    def structlog_processor(self, logger: Any, method_name: str, event_dict: Any) -> Any:
+        """A structlog processor: records the event (level defaults to the method name), passes it on.
+
+        Examples:
+            >>> c = Collector()
+            >>> c.structlog_processor(None, "info", {"event": "hello", "n": 1})
+            {'event': 'hello', 'n': 1}
+            >>> c.logs()[["level", "event"]].values.tolist()
+            [['info', 'hello']]
+        """
+        if "level" not in event_dict and "log_level" not in event_dict:
+            self.record_log({**event_dict, "level": method_name})
+        else:
+            self.record_log(event_dict)
+        return event_dict
+
+    def clear(self) -> None:
+        """Forgets every record and resets the drop counts; request ids keep increasing."""
+        with self._lock:
+            self._requests.clear()
+            self._batches.clear()
+            self._logs.clear()
+            self._rows = 0
+            self._dropped = dict.fromkeys(self._dropped, 0)
+
+    # -- snapshots -------------------------------------------------------------------------------
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Records dropped since the last clear, per kind (decisions in candidate rows)."""
+        with self._lock:
+            return dict(self._dropped)
+
+    @property
+    def stored(self) -> dict[str, int]:
+        """Records currently kept, per kind (decisions in candidate rows)."""
+        with self._lock:
+            return {"requests": len(self._requests), "decisions": self._rows, "logs": len(self._logs)}
+
+    def request_records(self) -> tuple[RequestRecord, ...]:
+        """An immutable snapshot of the kept request records, oldest first."""
+        with self._lock:
+            return tuple(self._requests)
+
+    def decision_batches(self) -> tuple[DecisionBatch, ...]:
+        """An immutable snapshot of the kept decision batches, oldest first."""
+        with self._lock:
+            return tuple(self._batches)
+
+    def log_records(self) -> tuple[LogRecord, ...]:
+        """An immutable snapshot of the kept log records, oldest first."""
+        with self._lock:
+            return tuple(self._logs)
+
+    # -- DataFrames --------------------------------------------------------------------------------
+    def requests(self) -> pd.DataFrame:
+        """One row per route call (columns in the module docstring), oldest first."""
+        import pandas as pd
+
+        recs = self.request_records()
+        cols = zip(*recs, strict=True) if recs else ((),) * len(REQUEST_COLUMNS)
+        return pd.DataFrame(
+            {
+                k: _to_utc(v) if k == "timestamp" else pd.Series(v, dtype=_REQUEST_DTYPES[k])
+                for k, v in zip(REQUEST_COLUMNS, cols, strict=True)
+            }
+        )
+
+    def decisions(self) -> pd.DataFrame:
+        """One row per candidate decision, request by request, in the router's order.
+
+        Examples:
+            >>> c = Collector()
+            >>> c.record_decisions(DecisionBatch(0, 0.0, ("a", "b"), np.array([0.95, 0.4]),
+            ...     np.array([0.1, 0.8]), np.array([True, False]), np.array([0, 1]), "fastgrnn"))
+            >>> c.decisions()[["candidate_id", "decision"]].values.tolist()
+            [['a', 'lightweight'], ['b', 'powerful']]
+        """
+        import pandas as pd
+
+        batches = self.decision_batches()
+        sizes = np.array([len(b.candidate_ids) for b in batches], dtype=np.int64)
+
+        def cat(name: str, dtype: type) -> np.ndarray:
+            parts: list[np.ndarray] = [np.asarray(getattr(b, name), dtype=dtype) for b in batches]
+            return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+        light = cat("use_lightweight", np.bool_)
+        # Low-cardinality columns are categorical: building 1M Python strings would dominate the cost.
+        models, codes = np.unique(np.array([b.model_type for b in batches], dtype=object), return_inverse=True)
+        per_request = {f: np.array([getattr(b, f) for b in batches]) for f in ("request_id", "timestamp")}
+        return pd.DataFrame(
+            {
+                "request_id": np.repeat(per_request["request_id"].astype(np.int64), sizes),
+                "timestamp": _to_utc(np.repeat(per_request["timestamp"].astype(np.float64), sizes)),
+                "candidate_id": pd.Series(
+                    list(itertools.chain.from_iterable(b.candidate_ids for b in batches)), dtype=_STR
+                ),
+                "rank": cat("rank", np.int64),
+                "confidence": cat("confidence", np.float64),
+                "uncertainty": cat("uncertainty", np.float64),
+                "use_lightweight": light,
+                "decision": pd.Categorical.from_codes(light.astype(np.int8), pd.Index(_DECISIONS)),
+                "model_type": pd.Categorical.from_codes(np.repeat(codes, sizes), pd.Index(models.astype(str))),
+            }
+        )
+
+    def logs(self, expand_fields: bool = False) -> pd.DataFrame:
+        """One row per log event; ``expand_fields`` appends one column per ``fields`` key (sorted)."""
+        import pandas as pd
+
+        recs = self.log_records()
+        cols = list(zip(*recs, strict=True)) if recs else [()] * len(LOG_COLUMNS)
+        frame = pd.DataFrame(
+            {
+                "timestamp": _to_utc(cols[0]),
+                **{k: pd.Series(v, dtype=_STR) for k, v in zip(LOG_COLUMNS[1:5], cols[1:5], strict=True)},
+                "fields": pd.Series([dict(f) for f in cols[5]], dtype=object),
+            }
+        )
+        return _expand(frame, "fields") if expand_fields else frame
+
+    def spans(self, only_own_traces: bool = True) -> pd.DataFrame:
+        """Finished spans from ``span_source``, by default only those of this collector's requests.
+
+        Examples:
+            >>> Collector().spans().columns.tolist()[:4]
+            ['trace_id', 'span_id', 'parent_span_id', 'name']
+        """
+        import pandas as pd
+
+        spans = list(self.span_source()) if self.span_source is not None else []
+        if only_own_traces:
+            own = {r.trace_id for r in self.request_records() if r.trace_id is not None}
+            spans = [s for s in spans if s.context is not None and f"{s.context.trace_id:032x}" in own]
+        rows = [_span_row(s) for s in spans]
+        cols = list(zip(*rows, strict=True)) if rows else [()] * (len(SPAN_COLUMNS) - 1)
+        start, end = (np.array(c, dtype=np.int64) for c in cols[5:7])
+        return pd.DataFrame(
+            {
+                **{k: pd.Series(v, dtype=_STR) for k, v in zip(SPAN_COLUMNS[:5], cols[:5], strict=True)},
+                "start": pd.Series(start.astype("datetime64[ns]")).dt.tz_localize("UTC"),
+                "end": pd.Series(end.astype("datetime64[ns]")).dt.tz_localize("UTC"),
+                "duration_us": (end - start).astype(np.float64) / 1e3,
+                "status": pd.Series(cols[7], dtype=_STR),
+                "attributes": pd.Series(cols[8], dtype=object),
+            }
+        )
+
+    def metrics(self, expand_labels: bool = False) -> pd.DataFrame:
+        """Every sample of ``metric_source()`` (``*_created`` series included), one row each.
+
+        Examples:
+            >>> from prometheus_client import CollectorRegistry, Gauge
+            >>> reg = CollectorRegistry()
+            >>> Gauge("tiny_dancer_circuit_breaker_state", "state", registry=reg).set(2)
+            >>> Collector(metric_source=lambda: reg).metrics()[["sample", "value"]].values.tolist()
+            [['tiny_dancer_circuit_breaker_state', 2.0]]
+        """
+        import pandas as pd
+
+        families = list(self.metric_source().collect()) if self.metric_source is not None else []
+        rows = [(m.name, m.type, s.name, dict(s.labels), float(s.value)) for m in families for s in m.samples]
+        cols = list(zip(*rows, strict=True)) if rows else [()] * len(METRIC_COLUMNS)
+        frame = pd.DataFrame(
+            {
+                **{k: pd.Series(v, dtype=_STR) for k, v in zip(METRIC_COLUMNS[:3], cols[:3], strict=True)},
+                "labels": pd.Series(cols[3], dtype=object),
+                "value": np.array(cols[4], dtype=np.float64),
+            }
+        )
+        return _expand(frame, "labels") if expand_labels else frame
+
+
+def _to_utc(seconds: Sequence[float] | np.ndarray) -> pd.Series:
+    """Unix seconds [N] -> datetime64[ns, UTC] (microsecond-rounded, which is below clock noise)."""
+    import pandas as pd
+
+    us = np.rint(np.asarray(seconds, dtype=np.float64) * 1e6).astype(np.int64)
+    return pd.Series(us.astype("datetime64[us]").astype("datetime64[ns]")).dt.tz_localize("UTC")
+
+
+def _expand(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Appends one column per key of the dicts in ``column``; a clash with a fixed name gets a prefix."""
+    import pandas as pd
+
+    keys = sorted({k for d in frame[column] for k in d})
+    extra = {
+        (f"{column}.{k}" if k in frame.columns else k): pd.Series([d.get(k) for d in frame[column]], dtype=object)
+        for k in keys
+    }
+    return pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1) if extra else frame
+
+
+def _unix_seconds(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _hex_id(value: Any, width: int) -> str | None:
+    """OpenTelemetry ids arrive as ints from a SpanContext or as hex strings from a formatter."""
+    if value is None or value == 0:
+        return None
+    return f"{value:0{width}x}" if isinstance(value, int) else str(value)
+
+
+def _span_row(span: ReadableSpan) -> tuple[Any, ...]:
+    """The SPAN_COLUMNS of one span except duration_us (computed column-wise); ns ints for times."""
+    ctx, parent = span.context, span.parent
+    start = span.start_time or 0
+    end = span.end_time or start  # an unfinished span (not from an exporter) gets duration 0
+    return (
+        _hex_id(ctx.trace_id if ctx else None, 32),
+        _hex_id(ctx.span_id if ctx else None, 16),
+        _hex_id(parent.span_id if parent else None, 16),
+        span.name,
+        span.kind.name,
+        start,
+        end,
+        span.status.status_code.name,
+        dict(span.attributes or {}),
+    )
