@@ -1,0 +1,400 @@
+"""Structured logs of the router (the guide's "Structured Logging") built on structlog.
+
+Each Router gets its own logger from :func:`make_router_logger` (``structlog.wrap_logger``, never
+the global ``structlog.configure``), so two routers with different levels or renderers coexist.
+Processors, in order: drop embeddings unless ``include_embeddings``; add ``level``, an ISO-8601 UTC
+``timestamp``, ``logger="tiny_dancer_router"`` and, inside a valid OpenTelemetry span, ``trace_id``
+/ ``span_id``; hand a copy to the ``sink`` (the router's in-memory collector, so it receives every
+record at or above the level); render (console line, JSON line, or nothing). Records below the level
+never reach the processors: ``make_filtering_bound_logger`` turns those methods into no-ops.
+
+The guide's events (``LogEvent`` holds the exact messages):
+
+========  ==========================================  =================================================
+level     message                                     fields
+========  ==========================================  =================================================
+INFO      Initializing Tiny Dancer router
+INFO      Circuit breaker enabled with threshold: 5
+WARNING   Model path not found                        model_path
+INFO      Processing routing request                  candidate_count
+DEBUG     Extracting features                         batch_size
+DEBUG     Model inference completed                   candidate_id, confidence
+DEBUG     Routing decision made                       candidate_id, use_lightweight, uncertainty
+INFO      Routing request completed successfully      inference_time_us, lightweight_routes,
+                                                      powerful_routes
+ERROR     Circuit breaker is open, rejecting request  retry_after_s
+ERROR     Routing request failed                      error_type, error
+DEBUG     Circuit breaker state changed               from_state, to_state (the guide's TRACE level)
+========  ==========================================  =================================================
+
+The one deliberate process-wide switch here is :func:`configure_logging`: it replaces the default
+:class:`LogConfig` used by routers created without one (held in ``_PROCESS_DEFAULTS``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+import threading
+from collections.abc import Callable, MutableMapping, Sequence
+from typing import Any, Literal, TextIO
+
+import numpy as np
+import structlog
+from numpy.typing import NDArray
+from opentelemetry import trace
+from structlog.typing import FilteringBoundLogger, Processor, WrappedLogger
+
+from tinydancer.errors import ConfigError
+
+#: Logger name of every record (the guide's ``tiny_dancer_router:`` prefix).
+LOGGER_NAME = "tiny_dancer_router"
+#: Accepted level names, lowest first.
+LEVELS: dict[str, int] = {
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+}
+#: Keys holding vectors; removed from every record unless ``LogConfig.include_embeddings``.
+EMBEDDING_KEYS = frozenset({"query_embedding", "embedding", "embeddings", "candidate_embeddings"})
+
+Renderer = Literal["console", "json", "none"]
+Sink = Callable[[dict[str, Any]], None]
+
+
+class LogEvent:
+    """The guide's log messages, exactly (see the module table for levels and fields)."""
+
+    ROUTER_INIT = "Initializing Tiny Dancer router"
+    CIRCUIT_BREAKER_ENABLED = "Circuit breaker enabled with threshold: {threshold}"
+    MODEL_PATH_NOT_FOUND = "Model path not found"
+    REQUEST_STARTED = "Processing routing request"
+    FEATURES = "Extracting features"
+    INFERENCE_COMPLETED = "Model inference completed"
+    DECISION = "Routing decision made"
+    REQUEST_COMPLETED = "Routing request completed successfully"
+    CIRCUIT_OPEN = "Circuit breaker is open, rejecting request"
+    REQUEST_FAILED = "Routing request failed"
+    CIRCUIT_STATE_CHANGED = "Circuit breaker state changed"
+
+
+@dataclasses.dataclass(frozen=True)
+class LogConfig:
+    """How a router logs.
+
+    Args:
+        level: lowest level emitted: DEBUG, INFO, WARNING, ERROR or CRITICAL.
+        renderer: ``"console"`` (the guide's ``LEVEL tiny_dancer_router: message k=v`` lines),
+            ``"json"`` (one JSON object per line), or ``"none"`` (sink only).
+        stream: text stream written to (default: ``sys.stderr`` when the logger is made).
+        include_embeddings: keep embedding vectors in records (off: they are stripped).
+
+    Raises:
+        ConfigError: unknown level or renderer.
+
+    Examples:
+        >>> LogConfig(level="debug").level
+        'DEBUG'
+    """
+
+    level: str = "INFO"
+    renderer: Renderer = "console"
+    stream: TextIO | None = None
+    include_embeddings: bool = False
+
+    def __post_init__(self) -> None:
+        level = self.level.upper() if isinstance(self.level, str) else self.level
+        if level not in LEVELS:
+            raise ConfigError(f"level: expected one of {list(LEVELS)}, got {self.level!r}")
+        object.__setattr__(self, "level", level)
+        if self.renderer not in ("console", "json", "none"):
+            raise ConfigError(f"renderer: expected 'console', 'json' or 'none', got {self.renderer!r}")
+
+
+class _ProcessDefaults:
+    """Holder of the process-wide default LogConfig (the deliberate switch, see module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._config = LogConfig()
+
+    def get(self) -> LogConfig:
+        with self._lock:
+            return self._config
+
+    def set(self, config: LogConfig) -> None:
+        with self._lock:
+            self._config = config
+
+
+_PROCESS_DEFAULTS = _ProcessDefaults()
+
+
+def configure_logging(
+    level: str = "INFO",
+    renderer: Renderer = "console",
+    stream: TextIO | None = None,
+    include_embeddings: bool = False,
+) -> LogConfig:
+    """Sets the default :class:`LogConfig` of routers created without one; returns it.
+
+    Loggers already made keep their config. ``configure_logging()`` restores the defaults.
+
+    Examples:
+        >>> configure_logging("DEBUG", "json").renderer
+        'json'
+        >>> default_log_config().level
+        'DEBUG'
+        >>> configure_logging().level  # back to the defaults
+        'INFO'
+    """
+    config = LogConfig(level, renderer, stream, include_embeddings)
+    _PROCESS_DEFAULTS.set(config)
+    return config
+
+
+def default_log_config() -> LogConfig:
+    """The current process default set by :func:`configure_logging`.
+
+    Examples:
+        >>> isinstance(default_log_config(), LogConfig)
+        True
+    """
+    return _PROCESS_DEFAULTS.get()
+
+
+def _add_logger_name(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> Any:
+    event_dict["logger"] = LOGGER_NAME
+    return event_dict
+
+
+def _add_trace_ids(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> Any:
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = trace.format_trace_id(context.trace_id)
+        event_dict["span_id"] = trace.format_span_id(context.span_id)
+    return event_dict
+
+
+def _drop_embeddings(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> Any:
+    for key in EMBEDDING_KEYS.intersection(event_dict):
+        del event_dict[key]
+    return event_dict
+
+
+def _to_sink(sink: Sink) -> Processor:
+    def processor(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> Any:
+        sink(dict(event_dict))
+        return event_dict
+
+    return processor
+
+
+def _drop(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> Any:
+    raise structlog.DropEvent
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    return repr(value)
+
+
+def _console_value(value: object) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, np.ndarray | np.generic):
+        return json.dumps(value.tolist())
+    return str(value)
+
+
+_CONSOLE_SKIP = frozenset({"timestamp", "level", "logger", "event"})
+
+
+def render_console(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> str:
+    """Renders the guide's line: ``<ts> LEVEL tiny_dancer_router: message k=v ...``.
+
+    Examples:
+        >>> render_console(None, "info", {"timestamp": "T", "level": "info", "logger": "tiny_dancer_router",
+        ...                               "event": "Routing decision made", "candidate_id": "c-1",
+        ...                               "use_lightweight": True})
+        'T  INFO tiny_dancer_router: Routing decision made candidate_id="c-1" use_lightweight=true'
+    """
+    fields = " ".join(f"{k}={_console_value(v)}" for k, v in event_dict.items() if k not in _CONSOLE_SKIP)
+    head = (
+        f"{event_dict.get('timestamp', '')} {str(event_dict.get('level', '')).upper():>5} "
+        f"{event_dict.get('logger', LOGGER_NAME)}: {event_dict.get('event', '')}"
+    )
+    return f"{head} {fields}" if fields else head
+
+
+def make_router_logger(config: LogConfig | None = None, sink: Sink | None = None) -> FilteringBoundLogger:
+    """A structlog logger for one router (independent of structlog's global configuration).
+
+    Args:
+        config: log settings (default: :func:`default_log_config`).
+        sink: called with a copy of every emitted record (after enrichment, before rendering).
+
+    Returns:
+        A ``FilteringBoundLogger``: ``.debug/.info/.warning/.error(event, **fields)``, ``.bind``.
+
+    Examples:
+        >>> records = []
+        >>> log = make_router_logger(LogConfig(renderer="none"), sink=records.append)
+        >>> log.debug(LogEvent.FEATURES, batch_size=3)
+        >>> log.info(LogEvent.REQUEST_STARTED, candidate_count=3)
+        >>> [(r["level"], r["event"], r["candidate_count"]) for r in records]
+        [('info', 'Processing routing request', 3)]
+    """
+    config = config if config is not None else default_log_config()
+    processors: list[Processor] = []
+    if not config.include_embeddings:
+        processors.append(_drop_embeddings)
+    processors += [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_logger_name,
+        _add_trace_ids,
+    ]
+    if sink is not None:
+        processors.append(_to_sink(sink))
+    if config.renderer == "json":
+        processors.append(structlog.processors.JSONRenderer(default=_json_default))
+    elif config.renderer == "console":
+        processors.append(render_console)
+    else:
+        processors.append(_drop)
+    stream = config.stream if config.stream is not None else sys.stderr
+    proxy = structlog.wrap_logger(
+        structlog.PrintLogger(file=stream),
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[config.level]),
+        context_class=dict,
+        cache_logger_on_first_use=False,
+    )
+    logger: FilteringBoundLogger = proxy.bind()  # the concrete logger: no lazy-proxy hop per call
+    return logger
+
+
+def is_enabled_for(logger: FilteringBoundLogger, level: str | int) -> bool:
+    """Whether ``logger`` emits ``level`` (cheap; guard per-candidate DEBUG loops with it).
+
+    Examples:
+        >>> is_enabled_for(make_router_logger(LogConfig(renderer="none")), "DEBUG")
+        False
+    """
+    number = LEVELS[level.upper()] if isinstance(level, str) else int(level)
+    return bool(logger.is_enabled_for(number))
+
+
+def log_router_initialized(logger: FilteringBoundLogger, circuit_breaker_threshold: int | None) -> None:
+    """``Initializing Tiny Dancer router`` then, if the breaker is on, its threshold (INFO).
+
+    Examples:
+        >>> log_router_initialized(make_router_logger(LogConfig(renderer="none")), 5)
+    """
+    logger.info(LogEvent.ROUTER_INIT)
+    if circuit_breaker_threshold is not None:
+        logger.info(LogEvent.CIRCUIT_BREAKER_ENABLED.format(threshold=circuit_breaker_threshold))
+
+
+def log_request_started(
+    logger: FilteringBoundLogger,
+    candidate_count: int,
+    query_embedding: NDArray[np.floating] | None = None,
+) -> None:
+    """``Processing routing request`` (INFO) with ``candidate_count``.
+
+    Args:
+        logger: the router's logger.
+        candidate_count: number of candidates.
+        query_embedding: [D] query vector; pass it only when ``LogConfig.include_embeddings`` (the
+            logger strips it otherwise anyway).
+
+    Examples:
+        >>> records = []
+        >>> log = make_router_logger(LogConfig(renderer="none"), sink=records.append)
+        >>> log_request_started(log, 3, np.zeros(2))
+        >>> "query_embedding" in records[0], records[0]["candidate_count"]
+        (False, 3)
+    """
+    if query_embedding is None:
+        logger.info(LogEvent.REQUEST_STARTED, candidate_count=int(candidate_count))
+    else:
+        logger.info(LogEvent.REQUEST_STARTED, candidate_count=int(candidate_count), query_embedding=query_embedding)
+
+
+def log_candidate_results(
+    logger: FilteringBoundLogger,
+    candidate_ids: Sequence[str],
+    confidence: NDArray[np.floating] | Sequence[float],
+    uncertainty: NDArray[np.floating] | Sequence[float],
+    use_lightweight: NDArray[np.bool_] | Sequence[bool],
+) -> int:
+    """Per-candidate DEBUG records (inference result, then decision); nothing when DEBUG is off.
+
+    Args:
+        logger: the router's logger.
+        candidate_ids: N ids.
+        confidence: [N] scores.
+        uncertainty: [N] uncertainty estimates.
+        use_lightweight: [N] decisions.
+
+    Returns:
+        Number of records emitted (2 N, or 0 when DEBUG is filtered out).
+
+    Examples:
+        >>> log = make_router_logger(LogConfig(level="DEBUG", renderer="none"))
+        >>> log_candidate_results(log, ["a"], np.array([0.9]), np.array([0.05]), np.array([True]))
+        2
+    """
+    if not logger.is_enabled_for(logging.DEBUG):
+        return 0
+    conf = np.asarray(confidence).tolist()
+    unc = np.asarray(uncertainty).tolist()
+    light = np.asarray(use_lightweight).tolist()
+    for cid, c, u, lw in zip(candidate_ids, conf, unc, light, strict=True):
+        logger.debug(LogEvent.INFERENCE_COMPLETED, candidate_id=str(cid), confidence=float(c))
+        logger.debug(LogEvent.DECISION, candidate_id=str(cid), use_lightweight=bool(lw), uncertainty=float(u))
+    return 2 * len(conf)
+
+
+def log_request_completed(
+    logger: FilteringBoundLogger, inference_time_us: int, lightweight_routes: int, powerful_routes: int
+) -> None:
+    """``Routing request completed successfully`` (INFO) with the guide's three fields.
+
+    Examples:
+        >>> log_request_completed(make_router_logger(LogConfig(renderer="none")), 245, 2, 1)
+    """
+    logger.info(
+        LogEvent.REQUEST_COMPLETED,
+        inference_time_us=int(inference_time_us),
+        lightweight_routes=int(lightweight_routes),
+        powerful_routes=int(powerful_routes),
+    )
+
+
+def log_circuit_open(logger: FilteringBoundLogger, retry_after_s: float) -> None:
+    """``Circuit breaker is open, rejecting request`` (ERROR) with ``retry_after_s``.
+
+    Examples:
+        >>> log_circuit_open(make_router_logger(LogConfig(renderer="none")), 12.5)
+    """
+    logger.error(LogEvent.CIRCUIT_OPEN, retry_after_s=float(retry_after_s))
+
+
+def log_request_failed(logger: FilteringBoundLogger, error: BaseException) -> None:
+    """``Routing request failed`` (ERROR) with ``error_type`` (the metric label) and ``error``.
+
+    Examples:
+        >>> log_request_failed(make_router_logger(LogConfig(renderer="none")), ValueError("bad"))
+    """
+    error_type = getattr(error, "error_type", "internal_error")
+    logger.error(LogEvent.REQUEST_FAILED, error_type=str(error_type), error=str(error))
