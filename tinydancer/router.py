@@ -53,6 +53,13 @@ def default_inference(
     )
 
 
+def _load_device_model(path: Path) -> DeviceModel:
+    params, config = load_compat_model(path)
+    if config.input_dim != 5:
+        raise ModelLoadError(f"model file {str(path)!r} has input_dim {config.input_dim}; the router's features need 5")
+    return DeviceModel.from_params(params, config)
+
+
 class Router:
     """Routes requests to a lightweight or a powerful model.
 
@@ -92,7 +99,7 @@ class Router:
             )
             config = CompatModelConfig()
             return DeviceModel.from_params(init_compat_params(config, self.config.seed), config)
-        return DeviceModel.from_params(*load_compat_model(path))
+        return _load_device_model(path)
 
     @property
     def model(self) -> DeviceModel:
@@ -111,13 +118,7 @@ class Router:
             ModelLoadError: the file is missing or invalid; the old model keeps serving.
         """
         with self._reload_lock:
-            params, config = load_compat_model(self.config.model_path)
-            if config.input_dim != 5:
-                raise ModelLoadError(
-                    f"model file {self.config.model_path!r} has input_dim {config.input_dim}; "
-                    "the router's features need 5"
-                )
-            self._model = DeviceModel.from_params(params, config)  # one reference swap: atomic
+            self._model = _load_device_model(Path(self.config.model_path))  # one reference swap: atomic
 
     def route(self, request: RoutingRequest, now: float | None = None) -> RoutingResponse:
         """Score every candidate and decide lightweight versus powerful.
