@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -110,5 +112,5 @@ def test_invariants_hold_for_any_event_sequence(seq: list[str], threshold: int, 
             assert cb._state.consecutive_failures < threshold
         assert cb.state == state  # reading twice changes nothing
     # every reported transition connects the previous one
-    for (_, b), (c, _) in zip(changes, changes[1:], strict=False):
+    for (_, b), (c, _) in itertools.pairwise(changes):
         assert b == c
