@@ -118,7 +118,10 @@ class TraceContext:
                 f"got {traceparent!r}"
             )
         trace_id, span_id, flags = match.groups()
-        return cls(trace_id, span_id, bool(int(flags, 16) & 0x01))
+        try:
+            return cls(trace_id, span_id, bool(int(flags, 16) & 0x01))
+        except InvalidInputError as err:
+            raise InvalidInputError(f"traceparent {traceparent!r}: {err}") from None
 
     def to_span_context(self) -> trace.SpanContext:
         """A remote OpenTelemetry span context with these ids.
