@@ -24,7 +24,10 @@ INFO      Routing request completed successfully      inference_time_us, lightwe
                                                       powerful_routes
 ERROR     Circuit breaker is open, rejecting request  retry_after_s
 ERROR     Routing request failed                      error_type, error
-DEBUG     Circuit breaker state changed               from_state, to_state (the guide's TRACE level)
+WARNING   Circuit breaker state changed               from_state, to_state (INFO when it closes)
+INFO      Model reloaded                              model_path
+ERROR     Model reload failed, keeping the previous   error_type, error
+          model
 ========  ==========================================  =================================================
 
 The one deliberate process-wide switch here is :func:`configure_logging`: it replaces the default
@@ -80,6 +83,8 @@ class LogEvent:
     CIRCUIT_OPEN = "Circuit breaker is open, rejecting request"
     REQUEST_FAILED = "Routing request failed"
     CIRCUIT_STATE_CHANGED = "Circuit breaker state changed"
+    MODEL_RELOADED = "Model reloaded"
+    MODEL_RELOAD_FAILED = "Model reload failed, keeping the previous model"
 
 
 @dataclasses.dataclass(frozen=True)

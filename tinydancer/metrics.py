@@ -168,7 +168,7 @@ class _BatchHistogram:
     def observe_batch(self, label_idx: npt.NDArray[np.intp], values: npt.NDArray[np.float64]) -> None:
         """Add finite observations in one vectorised update; both arrays have shape ``[N]``."""
         n_labels = len(self._label_values)
-        flat = label_idx * self._width + np.searchsorted(self._bounds, values, side="left")
+        flat = label_idx * self._width + np.searchsorted(self._bounds, values, side="right")
         counts = np.bincount(flat, minlength=n_labels * self._width)
         # bincount adds the weights in input order, so one batch sums exactly like repeated observe().
         sums = np.bincount(label_idx, weights=values, minlength=n_labels)
@@ -459,6 +459,20 @@ class RouterMetrics:
         if code is None:
             raise InvalidInputError(f"breaker state: expected one of {tuple(BREAKER_STATES)}, got {state!r}")
         self._breaker.set(code)
+
+    def bind_breaker_state(self, read_state_value: Callable[[], float]) -> None:
+        """Make the breaker gauge read its value at scrape time (0 closed, 1 half-open, 2 open).
+
+        A breaker turns half-open when its timeout passes, with no call to observe; reading the state
+        on every scrape keeps the gauge exact without a background thread.
+
+        Examples:
+            >>> m = RouterMetrics()
+            >>> m.bind_breaker_state(lambda: 1)
+            >>> "tiny_dancer_circuit_breaker_state 1.0" in m.export()
+            True
+        """
+        self._breaker.set_function(read_state_value)
 
     def export(self) -> str:
         """Return every metric in the Prometheus text exposition format (version 0.0.4).

@@ -1,16 +1,28 @@
 """The Router: the stateful shell around the pure, jitted route kernel.
 
-It holds the device model (swapped atomically on reload), the circuit breaker and the clock.
+It holds the device model (swapped atomically on reload), the circuit breaker, the clock and the
+observability objects: a private Prometheus registry (:class:`RouterMetrics`), a structlog logger, a
+tracer, and the in-memory :class:`Collector` that turns all of it into pandas DataFrames.
+
+Span tree of one route (children only when the request's span is recording, i.e. sampled)::
+
+    routing_request (SERVER) -> circuit_breaker_check, feature_engineering,
+                                model_inference -> per candidate: model_inference, uncertainty_estimation
 
 Examples:
     >>> import numpy as np, warnings
+    >>> from tinydancer.logs import LogConfig
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
-    ...     router = Router(RouterConfig(model_path="/nonexistent/model.safetensors", seed=3))
+    ...     router = Router(RouterConfig(model_path="/nonexistent/model.safetensors", seed=3),
+    ...                     log_config=LogConfig(renderer="none"))
     >>> request = RoutingRequest.from_arrays(np.ones(8), np.eye(8)[:3], ids=["a", "b", "c"])
     >>> response = router.route(request, now=1_700_000_000)
     >>> response.candidates_processed, len(response.decisions), router.circuit_breaker_state
     (3, 3, 'closed')
+    >>> len(router.collector.decisions()), 'tiny_dancer_routing_requests_total{status="success"} 1.0' in \
+router.export_metrics()
+    (3, True)
 """
 
 from __future__ import annotations
@@ -22,18 +34,37 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from opentelemetry import trace
 
-from tinydancer.breaker import BreakerPolicy, CircuitBreaker, Ticket
+from tinydancer.breaker import STATE_VALUES, BreakerPolicy, CircuitBreaker, Ticket
+from tinydancer.collector import Collector, DecisionBatch, RequestRecord
 from tinydancer.compat import CompatModelConfig, init_compat_params
 from tinydancer.config import RouterConfig
 from tinydancer.engine import DeviceModel, run_route_kernel
-from tinydancer.errors import InferenceError, ModelLoadError
+from tinydancer.errors import CircuitOpenError, InferenceError, ModelLoadError
+from tinydancer.logs import (
+    LogConfig,
+    LogEvent,
+    log_candidate_results,
+    log_circuit_open,
+    log_request_completed,
+    log_request_failed,
+    log_request_started,
+    log_router_initialized,
+    make_router_logger,
+)
+from tinydancer.metrics import RouterMetrics
+from tinydancer.metrics_server import MetricsServer, WsgiApp
 from tinydancer.modelio import load_compat_model
 from tinydancer.packing import PackedRequest, pack_request
+from tinydancer.routing_spans import CANDIDATE_SPANS_DROPPED, emit_candidate_spans
+from tinydancer.trace_context import TraceContext
+from tinydancer.tracing import TracingSystem, active_tracing_system, get_tracer
 from tinydancer.types import RoutingRequest, RoutingResponse
 
 #: Signature of the model-inference step; replaceable for fault injection.
 InferenceFn = Callable[[DeviceModel, PackedRequest, float, float], tuple[np.ndarray, np.ndarray, np.ndarray]]
+MODEL_TYPE = "fastgrnn"
 
 
 def default_inference(
@@ -61,12 +92,15 @@ def _load_device_model(path: Path) -> DeviceModel:
 
 
 class Router:
-    """Routes requests to a lightweight or a powerful model.
+    """Routes requests to a lightweight or a powerful model, with metrics, spans, logs and collectors.
 
     Args:
         config: router configuration.
         clock: wall clock in Unix seconds (``now`` of a route call defaults to it; the breaker uses it).
         inference: the model-inference step (default: the jitted kernel); tests inject faults here.
+        tracing: a TracingSystem or TracerProvider; None follows the process-wide ``TracingSystem.init()``.
+        log_config: logging settings; None uses the process default (``configure_logging``).
+        collector: the in-memory collector (default: one with default capacities).
     """
 
     def __init__(
@@ -75,10 +109,23 @@ class Router:
         *,
         clock: Callable[[], float] = time.time,
         inference: InferenceFn = default_inference,
+        tracing: TracingSystem | trace.TracerProvider | None = None,
+        log_config: LogConfig | None = None,
+        collector: Collector | None = None,
     ) -> None:
         self.config = config or RouterConfig()
         self._clock = clock
         self._inference = inference
+        self._tracing = tracing
+        self._tracer = get_tracer(tracing)
+        self.metrics = RouterMetrics(MODEL_TYPE)
+        self.collector = collector or Collector(clock=clock)
+        self.collector.metric_source = lambda: self.metrics.registry
+        self.collector.span_source = self._finished_spans
+        self._log = make_router_logger(log_config, sink=self.collector.record_log)
+        log_router_initialized(
+            self._log, self.config.circuit_breaker_threshold if self.config.enable_circuit_breaker else None
+        )
         self._reload_lock = threading.Lock()
         self._model = self._initial_model()
         policy = BreakerPolicy(
@@ -87,11 +134,14 @@ class Router:
             probes=self.config.circuit_breaker_half_open_probes,
             enabled=self.config.enable_circuit_breaker,
         )
-        self._breaker = CircuitBreaker(policy, clock=clock)
+        self._breaker = CircuitBreaker(policy, clock=clock, on_transition=self._breaker_changed)
+        # The gauge reads the breaker at scrape time, so it follows the time-driven open -> half-open too.
+        self.metrics.bind_breaker_state(lambda: STATE_VALUES[self._breaker.state])
 
     def _initial_model(self) -> DeviceModel:
         path = Path(self.config.model_path)
         if not path.exists():
+            self._log.warning(LogEvent.MODEL_PATH_NOT_FOUND, model_path=str(path), seed=self.config.seed)
             warnings.warn(
                 f"model file {str(path)!r} not found: using a random model (seed {self.config.seed})",
                 RuntimeWarning,
@@ -100,6 +150,14 @@ class Router:
             config = CompatModelConfig()
             return DeviceModel.from_params(init_compat_params(config, self.config.seed), config)
         return _load_device_model(path)
+
+    def _finished_spans(self) -> tuple:  # type: ignore[type-arg]
+        system = self._tracing if isinstance(self._tracing, TracingSystem) else active_tracing_system()
+        return system.finished_spans() if system is not None else ()
+
+    def _breaker_changed(self, old: str, new: str) -> None:
+        level = self._log.warning if new != "closed" else self._log.info
+        level(LogEvent.CIRCUIT_STATE_CHANGED, from_state=old, to_state=new)
 
     @property
     def model(self) -> DeviceModel:
@@ -115,38 +173,109 @@ class Router:
         """Hot-reload the model from ``config.model_path``; atomic, and a bad file keeps the old model.
 
         Raises:
-            ModelLoadError: the file is missing or invalid; the old model keeps serving.
+            ModelLoadError: the file is missing or invalid; the old model keeps serving (and
+                ``errors_total{error_type="model_load_error"}`` counts it).
         """
         with self._reload_lock:
-            self._model = _load_device_model(Path(self.config.model_path))  # one reference swap: atomic
+            try:
+                self._model = _load_device_model(Path(self.config.model_path))  # one reference swap: atomic
+            except ModelLoadError as exc:
+                self.metrics.record_exception(exc)
+                self._log.error(LogEvent.MODEL_RELOAD_FAILED, error_type=exc.error_type, error=str(exc))
+                raise
+        self._log.info(LogEvent.MODEL_RELOADED, model_path=self.config.model_path)
 
-    def route(self, request: RoutingRequest, now: float | None = None) -> RoutingResponse:
+    def export_metrics(self) -> str:
+        """Every metric of this router in the Prometheus text exposition format."""
+        return self.metrics.export()
+
+    def serve_metrics(self, host: str = "127.0.0.1", port: int = 9090) -> MetricsServer:
+        """Serve ``/metrics`` over HTTP (loopback by default); ``.stop()`` on the handle ends it."""
+        return self.metrics.serve(host, port)
+
+    def metrics_wsgi_app(self) -> WsgiApp:
+        """A WSGI app serving this router's metrics, to mount in an existing server."""
+        return self.metrics.wsgi_app()
+
+    def route(
+        self, request: RoutingRequest, now: float | None = None, traceparent: str | None = None
+    ) -> RoutingResponse:
         """Score every candidate and decide lightweight versus powerful.
 
         Args:
             request: the query and its candidates.
             now: Unix seconds used for candidate ages; None reads the clock. Whole seconds, as the original.
+            traceparent: a W3C ``traceparent`` header; the request's span joins that trace.
 
         Returns:
             Decisions for every candidate, sorted by confidence descending.
 
         Raises:
             CircuitOpenError: the breaker is open (``retry_after`` says for how long).
-            InvalidInputError: the request is malformed.
+            InvalidInputError: the request (or the traceparent) is malformed.
             InferenceError: the model failed (counts towards opening the breaker).
         """
         start = time.perf_counter()
+        request_id = self.collector.next_request_id()
+        count = len(request) if isinstance(request, RoutingRequest) else 0
+        span = None
+        try:
+            parent = None if traceparent is None else TraceContext.from_w3c_traceparent(traceparent).to_otel_context()
+            with self._tracer.start_as_current_span(
+                "routing_request", context=parent, kind=trace.SpanKind.SERVER, attributes={"candidate_count": count}
+            ) as span:
+                response = self._route(request, now, start, span)
+                span.set_attribute("lightweight_routes", response.lightweight_routes)
+                span.set_attribute("powerful_routes", response.powerful_routes)
+                span.set_attribute("outcome", "success")
+        except Exception as exc:
+            self._record_failure(exc, request_id, count, start, span)
+            raise
+        self._record_success(response, request_id, span)
+        return response
+
+    def _route(self, request: RoutingRequest, now: float | None, start: float, span: trace.Span) -> RoutingResponse:
+        recording = span.is_recording()
+        log_request_started(self._log, len(request) if isinstance(request, RoutingRequest) else 0)
         model = self._model  # one read: the whole request sees one model
-        ticket = self._breaker.admit()
+        if recording:
+            with self._tracer.start_as_current_span("circuit_breaker_check") as check:
+                check.set_attribute("circuit_breaker.state", self._breaker.state)
+                ticket = self._breaker.admit()
+        else:
+            ticket = self._breaker.admit()
         try:
             now_s = float(np.floor(self._clock() if now is None else now))
-            packed = pack_request(request, now_s)
+            if recording:
+                with self._tracer.start_as_current_span("feature_engineering", attributes={"batch_size": 0}) as fe:
+                    packed = pack_request(request, now_s)
+                    fe.set_attribute("batch_size", len(packed.ids))
+            else:
+                packed = pack_request(request, now_s)
+            self._log.debug(LogEvent.FEATURES, batch_size=len(packed.ids))
         except BaseException:
             self._breaker.release(ticket)
             raise
         feature_done = time.perf_counter()
-        confidence, uncertainty, light = self._infer(model, packed, ticket)
-        order = np.argsort(-confidence, kind="stable")
+        if recording:
+            wall_start = time.time_ns()
+            with self._tracer.start_as_current_span(
+                "model_inference", attributes={"batch_size": len(packed.ids), "model_type": MODEL_TYPE}
+            ) as inference_span:
+                confidence, uncertainty, light = self._infer(model, packed, ticket)
+                order = np.argsort(-confidence, kind="stable")
+                dropped = emit_candidate_spans(
+                    self._tracer, inference_span, packed.ids, confidence, uncertainty, light,
+                    wall_start, time.time_ns(), self.config.max_candidate_spans,
+                )  # fmt: skip
+                if dropped:
+                    inference_span.set_attribute(CANDIDATE_SPANS_DROPPED, dropped)
+        else:
+            confidence, uncertainty, light = self._infer(model, packed, ticket)
+            order = np.argsort(-confidence, kind="stable")
+        inference_done = time.perf_counter()
+        self.metrics.record_features(len(packed.ids), feature_done - start)
+        self.metrics.record_inference(inference_done - feature_done)
         return RoutingResponse(
             candidate_ids=tuple(packed.ids[i] for i in order),
             confidence=confidence[order],
@@ -173,3 +302,45 @@ class Router:
             raise InferenceError(f"model inference failed: {type(exc).__name__}: {exc}") from exc
         self._breaker.success(ticket)
         return confidence, uncertainty, light
+
+    def _trace_ids(self, span: trace.Span | None) -> tuple[str | None, str | None]:
+        ctx = TraceContext.from_span_context(span.get_span_context()) if span is not None else None
+        return (ctx.trace_id, ctx.span_id) if ctx is not None else (None, None)
+
+    def _record_success(self, response: RoutingResponse, request_id: int, span: trace.Span | None) -> None:
+        n, light = response.candidates_processed, response.lightweight_routes
+        latency_s = response.inference_time_us / 1e6
+        self.metrics.record_request(True, latency_s)
+        self.metrics.record_decisions(response.confidence, response.uncertainty, response.use_lightweight)
+        trace_id, span_id = self._trace_ids(span)
+        timestamp = self._clock()
+        self.collector.record_request(
+            RequestRecord(request_id, timestamp, response.inference_time_us, response.feature_time_us, n,
+                          "success", None, trace_id, span_id, light, n - light)
+        )  # fmt: skip
+        self.collector.record_decisions(
+            DecisionBatch(request_id, timestamp, response.candidate_ids, response.confidence, response.uncertainty,
+                          response.use_lightweight, np.arange(n), MODEL_TYPE)
+        )  # fmt: skip
+        log_candidate_results(
+            self._log, response.candidate_ids, response.confidence, response.uncertainty, response.use_lightweight
+        )
+        log_request_completed(self._log, int(response.inference_time_us), light, n - light)
+
+    def _record_failure(
+        self, exc: Exception, request_id: int, count: int, start: float, span: trace.Span | None
+    ) -> None:
+        latency_s = time.perf_counter() - start
+        self.metrics.record_request(False, latency_s)
+        error_type = self.metrics.record_exception(exc)
+        if isinstance(exc, CircuitOpenError):
+            log_circuit_open(self._log, exc.retry_after)
+            outcome = "rejected"
+        else:
+            log_request_failed(self._log, exc)
+            outcome = "failure"
+        trace_id, span_id = self._trace_ids(span)
+        self.collector.record_request(
+            RequestRecord(request_id, self._clock(), latency_s * 1e6, 0.0, count, outcome, error_type,
+                          trace_id, span_id, 0, 0)
+        )  # fmt: skip
