@@ -22,35 +22,26 @@ looks at the global.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import threading
-from collections import deque
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+import warnings
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
-    SpanExportResult,
 )
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from tinydancer.errors import ConfigError
+from tinydancer.span_export import BoundedSpanBuffer, CountingBatchProcessor, ExporterStats
 from tinydancer.trace_switch import TracerSwitch
-
-_logger = logging.getLogger(__name__)
 
 #: Instrumentation scope name of every tinydancer span (and the logger name of the guide's logs).
 INSTRUMENTATION_NAME = "tiny_dancer_router"
-
-# Spans are exported in the background every 500 ms (the SDK default is 5 s, too slow for a
-# notebook that looks at Jaeger right after a cell ran).
-_SCHEDULE_DELAY_MS = 500.0
 
 
 def _package_version() -> str:
@@ -141,143 +132,6 @@ def parse_host_port(endpoint: str) -> tuple[str, int]:
     return host, int(port)
 
 
-class ExporterStats(NamedTuple):
-    """Counts of one background exporter (spans).
-
-    ``enqueued + dropped`` is every sampled span offered; ``exported + failed`` those whose export
-    finished; the rest are still queued or in flight.
-    """
-
-    name: str
-    enqueued: int
-    dropped: int
-    exported: int
-    failed: int
-    max_in_flight: int
-
-
-class _CountingBatchProcessor(SpanProcessor):
-    """A ``BatchSpanProcessor`` with a hard bound on spans in flight and exact drop counts.
-
-    The SDK's batch queue already drops silently when full; counting in front of it (spans handed
-    over minus spans whose export finished) keeps the bound and makes every drop visible, without
-    touching SDK internals. Export errors (a refused connection) are caught and counted as failed.
-    """
-
-    def __init__(self, name: str, exporter: SpanExporter, queue_size: int) -> None:
-        self._name = name
-        self._exporter = exporter
-        self._limit = queue_size
-        self._lock = threading.Lock()
-        self._enqueued = self._dropped = self._exported = self._failed = self._max_in_flight = 0
-        self._inner = BatchSpanProcessor(
-            _FinishCounter(self),
-            max_queue_size=queue_size,
-            max_export_batch_size=min(512, queue_size),
-            schedule_delay_millis=_SCHEDULE_DELAY_MS,
-        )
-
-    def on_end(self, span: ReadableSpan) -> None:
-        context = span.context
-        if context is None or not context.trace_flags.sampled:
-            return
-        with self._lock:
-            in_flight = self._enqueued - self._exported - self._failed
-            if in_flight >= self._limit:
-                self._dropped += 1
-                return
-            self._enqueued += 1
-            self._max_in_flight = max(self._max_in_flight, in_flight + 1)
-        self._inner.on_end(span)
-
-    def finished(self, count: int, ok: bool) -> None:
-        with self._lock:
-            if ok:
-                self._exported += count
-            else:
-                self._failed += count
-
-    def stats(self) -> ExporterStats:
-        with self._lock:
-            return ExporterStats(
-                self._name, self._enqueued, self._dropped, self._exported, self._failed, self._max_in_flight
-            )
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()  # type: ignore[no-untyped-call]
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return bool(self._inner.force_flush(timeout_millis))
-
-
-class _FinishCounter(SpanExporter):
-    """Wraps the real exporter: reports how each batch ended, turns exceptions into FAILURE."""
-
-    def __init__(self, owner: _CountingBatchProcessor) -> None:
-        self._owner = owner
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            result = self._owner._exporter.export(spans)
-        except Exception as exc:  # a dead collector must not kill the worker thread
-            _logger.warning("%s span export failed: %s", self._owner._name, exc)
-            result = SpanExportResult.FAILURE
-        self._owner.finished(len(spans), result is SpanExportResult.SUCCESS)
-        return result
-
-    def shutdown(self) -> None:
-        self._owner._exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return bool(self._owner._exporter.force_flush(timeout_millis))
-
-
-class BoundedSpanBuffer(SpanExporter):
-    """Thread-safe in-memory span exporter keeping the newest ``capacity`` spans.
-
-    Args:
-        capacity: spans kept; each overflow drops the oldest and increments ``dropped``.
-
-    Examples:
-        >>> buffer = BoundedSpanBuffer(capacity=2)
-        >>> buffer.finished_spans(), buffer.dropped
-        ((), 0)
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self._lock = threading.Lock()
-        self._spans: deque[ReadableSpan] = deque(maxlen=capacity)
-        self._dropped = 0
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        with self._lock:
-            overflow = len(self._spans) + len(spans) - (self._spans.maxlen or 0)
-            if overflow > 0:
-                self._dropped += overflow
-            self._spans.extend(spans)
-        return SpanExportResult.SUCCESS
-
-    def finished_spans(self) -> tuple[ReadableSpan, ...]:
-        """Returns the kept spans, oldest first, as an immutable snapshot."""
-        with self._lock:
-            return tuple(self._spans)
-
-    @property
-    def dropped(self) -> int:
-        """Spans dropped because the buffer was full."""
-        with self._lock:
-            return self._dropped
-
-    def clear(self) -> None:
-        """Forgets the kept spans and resets the drop counter."""
-        with self._lock:
-            self._spans.clear()
-            self._dropped = 0
-
-    def shutdown(self) -> None:
-        """Keeps the spans readable after shutdown (nothing to release)."""
-
-
 class TracingSystem:
     """Owns a tracer provider built from a :class:`TracingConfig` (the guide's ``TracingSystem``).
 
@@ -303,7 +157,7 @@ class TracingSystem:
         self._lock = threading.Lock()
         self._provider: TracerProvider | None = None
         self._buffer = BoundedSpanBuffer(self.config.in_memory_capacity)
-        self._exporters: list[_CountingBatchProcessor] = []
+        self._exporters: list[CountingBatchProcessor] = []
         self._tracer: trace.Tracer | None = None
 
     @property
@@ -334,13 +188,13 @@ class TracingSystem:
         if config.jaeger_agent_endpoint is not None:
             host, port = parse_host_port(config.jaeger_agent_endpoint)
             self._exporters.append(
-                _CountingBatchProcessor("jaeger", _jaeger_exporter(host, port), config.export_queue_size)
+                CountingBatchProcessor("jaeger", _jaeger_exporter(host, port), config.export_queue_size)
             )
         if config.otlp_endpoint is not None:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             exporter = OTLPSpanExporter(endpoint=config.otlp_endpoint, timeout=float(config.export_timeout_s))
-            self._exporters.append(_CountingBatchProcessor("otlp", exporter, config.export_queue_size))
+            self._exporters.append(CountingBatchProcessor("otlp", exporter, config.export_queue_size))
         for processor in self._exporters:
             provider.add_span_processor(processor)
         if config.enable_stdout:
@@ -402,9 +256,13 @@ class TracingSystem:
 
 def _jaeger_exporter(host: str, port: int) -> SpanExporter:
     # Deprecated upstream (Jaeger >= 1.35 ingests OTLP); still the only UDP agent exporter.
+    # Its DeprecationWarning says exactly that; we offer OTLP too, so it is silenced here only.
+    # Oversized batches are split across datagrams instead of being dropped with a log line.
     from opentelemetry.exporter.jaeger.thrift import JaegerExporter
 
-    exporter: SpanExporter = JaegerExporter(agent_host_name=host, agent_port=port, udp_split_oversized_batches=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*Jaeger.*")
+        exporter: SpanExporter = JaegerExporter(agent_host_name=host, agent_port=port, udp_split_oversized_batches=True)
     return exporter
 
 
