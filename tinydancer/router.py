@@ -218,20 +218,23 @@ class Router:
         start = time.perf_counter()
         request_id = self.collector.next_request_id()
         count = len(request) if isinstance(request, RoutingRequest) else 0
-        span = None
         try:
             parent = None if traceparent is None else TraceContext.from_w3c_traceparent(traceparent).to_otel_context()
-            with self._tracer.start_as_current_span(
-                "routing_request", context=parent, kind=trace.SpanKind.SERVER, attributes={"candidate_count": count}
-            ) as span:
-                response = self._route(request, now, start, span)
-                span.set_attribute("lightweight_routes", response.lightweight_routes)
-                span.set_attribute("powerful_routes", response.powerful_routes)
-                span.set_attribute("outcome", "success")
         except Exception as exc:
-            self._record_failure(exc, request_id, count, start, span)
+            self._record_failure(exc, request_id, count, start, None)
             raise
-        self._record_success(response, request_id, span)
+        with self._tracer.start_as_current_span(
+            "routing_request", context=parent, kind=trace.SpanKind.SERVER, attributes={"candidate_count": count}
+        ) as span:
+            try:
+                response = self._route(request, now, start, span)
+            except Exception as exc:  # recorded inside the span, so error logs carry its trace id
+                self._record_failure(exc, request_id, count, start, span)
+                raise
+            span.set_attribute("outcome", "success")
+            span.set_attribute("lightweight_routes", response.lightweight_routes)
+            span.set_attribute("powerful_routes", response.powerful_routes)
+            self._record_success(response, request_id, span)
         return response
 
     def _route(self, request: RoutingRequest, now: float | None, start: float, span: trace.Span) -> RoutingResponse:
@@ -339,6 +342,8 @@ class Router:
         else:
             log_request_failed(self._log, exc)
             outcome = "failure"
+        if span is not None:
+            span.set_attribute("outcome", outcome)
         trace_id, span_id = self._trace_ids(span)
         self.collector.record_request(
             RequestRecord(request_id, self._clock(), latency_s * 1e6, 0.0, count, outcome, error_type,
