@@ -11,13 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_router import NOW, strong_model
 
 from tinydancer import CircuitOpenError, InvalidInputError, Router, RouterConfig, RoutingRequest
 from tinydancer.logs import LogConfig
 from tinydancer.router import default_inference
 from tinydancer.tracing import TracingConfig, TracingSystem
-
-from .test_router import NOW, strong_model
 
 RNG = np.random.default_rng(1)
 
