@@ -1,0 +1,244 @@
+"""Query text -> FastGRNN input: WordLlama token-vector sequences (or their mean), normalised.
+
+WordLlama (PyPI ``wordllama`` 0.4.0.post1, MIT) ships static 256-d token embeddings and a tokenizer
+inside its wheel. Its loader looks for the tokenizer under ``wordllama/tokenizer/`` while the wheel
+has ``wordllama/tokenizers/``, and would then try a download; :func:`load_wordllama` copies the bundled
+file into ``<cache_dir>/tokenizers/`` and loads with ``disable_download=True``, so nothing is fetched.
+
+The featuriser's choice (:class:`FeaturizerConfig`) and the per-dimension normalisation statistics
+(:class:`NormStats`, fitted on training data) are saved with the model (:func:`featurizer_metadata`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from tinydancer.errors import ConfigError, InvalidInputError, ModelLoadError
+
+FEATURIZER_KINDS: tuple[str, ...] = ("wordllama_tokens", "wordllama_mean")
+_WORDLLAMA_DIMS: tuple[int, ...] = (64, 128, 256)
+_TOKENIZER_FILE = "l2_supercat_tokenizer_config.json"
+
+
+@dataclass(frozen=True)
+class FeaturizerConfig:
+    """How query text becomes model input.
+
+    Args:
+        kind: ``"wordllama_tokens"`` (a [T, D] sequence per query) or ``"wordllama_mean"`` (one [D]
+            mean token vector, a sequence of length 1).
+        dim: Token-vector size D: 64, 128 or 256 (WordLlama's Matryoshka truncations of 256).
+        max_tokens: Longest sequence kept (the first ``max_tokens`` tokens) for ``wordllama_tokens``.
+
+    Raises:
+        ConfigError: Unknown kind, unsupported dim, or max_tokens < 1.
+
+    Examples:
+        >>> FeaturizerConfig(kind="wordllama_mean", dim=64).dim
+        64
+    """
+
+    kind: str = "wordllama_tokens"
+    dim: int = 64
+    max_tokens: int = 32
+
+    def __post_init__(self) -> None:
+        if self.kind not in FEATURIZER_KINDS:
+            raise ConfigError(f"kind: expected one of {FEATURIZER_KINDS}, got {self.kind!r}")
+        if self.dim not in _WORDLLAMA_DIMS:
+            raise ConfigError(f"dim: expected one of {_WORDLLAMA_DIMS}, got {self.dim!r}")
+        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise ConfigError(f"max_tokens: expected a positive int, got {self.max_tokens!r}")
+
+
+class NormStats(NamedTuple):
+    """Per-dimension standardisation ``(x - mean) / std`` fitted on real (unmasked) steps.
+
+    Attributes:
+        mean: [D] float32.
+        std: [D] float32, floored at 1e-6.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def fit_norm_stats(x: np.ndarray, mask: np.ndarray | None = None) -> NormStats:
+    """Mean and standard deviation of every input dimension over the real steps.
+
+    Args:
+        x: [N, T, D] or [N, D] features.
+        mask: Optional [N, T] (or [N]) bool, True on real steps.
+
+    Returns:
+        The statistics.
+
+    Raises:
+        InvalidInputError: No real step, or non-finite features.
+
+    Examples:
+        >>> fit_norm_stats(np.array([[1.0, 2.0], [3.0, 2.0]])).mean.tolist()
+        [2.0, 2.0]
+    """
+    arr = np.asarray(x, np.float64)
+    rows = arr.reshape(-1, arr.shape[-1])
+    if mask is not None:
+        rows = rows[np.asarray(mask, bool).reshape(-1)]
+    if rows.shape[0] == 0:
+        raise InvalidInputError("fit_norm_stats: expected at least one real step, got none")
+    if not np.all(np.isfinite(rows)):
+        raise InvalidInputError("fit_norm_stats: features contain NaN or infinity")
+    return NormStats(rows.mean(0).astype(np.float32), np.maximum(rows.std(0), 1e-6).astype(np.float32))
+
+
+def apply_norm(x: np.ndarray, stats: NormStats, mask: np.ndarray | None = None) -> np.ndarray:
+    """Standardise features; padded steps stay exactly zero.
+
+    Args:
+        x: [N, T, D] or [N, D] features.
+        stats: From :func:`fit_norm_stats`.
+        mask: Optional [N, T] bool.
+
+    Returns:
+        float32 array of ``x``'s shape.
+
+    Examples:
+        >>> apply_norm(np.array([[1.0, 2.0], [3.0, 2.0]]), NormStats(np.array([2.0, 2.0]), np.ones(2))).tolist()
+        [[-1.0, 0.0], [1.0, 0.0]]
+    """
+    out: np.ndarray = ((np.asarray(x, np.float32) - stats.mean) / stats.std).astype(np.float32)
+    if mask is not None:
+        out *= np.asarray(mask, bool)[..., None]
+    return out
+
+
+def load_wordllama(dim: int = 256, cache_dir: str | Path | None = None) -> Any:
+    """Load the bundled WordLlama model fully offline.
+
+    Args:
+        dim: 64, 128 or 256 (truncation of the bundled 256-d weights).
+        cache_dir: Folder for the tokenizer copy; default ``~/.cache/tinydancer/wordllama``, falling
+            back to a temporary folder when home is not writable.
+
+    Returns:
+        A ``wordllama`` ``WordLlamaInference`` (``.embedding`` [V, dim], ``.tokenizer``).
+
+    Raises:
+        ModelLoadError: ``wordllama`` is not installed or its bundled files are missing.
+
+    Examples:
+        >>> load_wordllama(64).embedding.shape[1]
+        64
+    """
+    try:
+        import wordllama
+    except ImportError as exc:  # pragma: no cover - dependency is pinned
+        raise ModelLoadError("wordllama is not installed; `pip install wordllama==0.4.0.post1`") from exc
+    bundled = Path(wordllama.__file__).parent / "tokenizers" / _TOKENIZER_FILE
+    if not bundled.is_file():
+        raise ModelLoadError(f"wordllama's bundled tokenizer is missing: expected {bundled}")
+    folders = [Path(cache_dir)] if cache_dir is not None else []
+    folders += [Path.home() / ".cache" / "tinydancer" / "wordllama", Path(tempfile.gettempdir()) / "tinydancer-wl"]
+    for folder in folders:
+        target = folder / "tokenizers" / _TOKENIZER_FILE
+        try:
+            if not target.is_file() or target.stat().st_size != bundled.stat().st_size:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(bundled, target)
+        except OSError:
+            continue
+        try:
+            return wordllama.WordLlama.load(
+                cache_dir=folder, dim=256, trunc_dim=None if dim == 256 else dim, disable_download=True
+            )
+        except FileNotFoundError as exc:
+            raise ModelLoadError(f"wordllama could not load offline from {folder}: {exc}") from exc
+    raise ModelLoadError(f"no writable cache folder for wordllama's tokenizer among {folders}")
+
+
+class TextFeaturizer:
+    """Stateful shell around the WordLlama tables: texts -> (x, mask) per :class:`FeaturizerConfig`.
+
+    Args:
+        config: The featuriser choice.
+        cache_dir: Passed to :func:`load_wordllama`.
+
+    Examples:
+        >>> f = TextFeaturizer(FeaturizerConfig(kind="wordllama_tokens", dim=64, max_tokens=8))
+        >>> x, mask = f(["What is 2+2?", "Prove the Riemann hypothesis."])
+        >>> x.shape, mask.dtype.name
+        ((2, 8, 64), 'bool')
+    """
+
+    def __init__(self, config: FeaturizerConfig, cache_dir: str | Path | None = None) -> None:
+        self.config = config
+        self._model = load_wordllama(config.dim, cache_dir)
+        self._table: np.ndarray = np.asarray(self._model.embedding, np.float32)
+
+    def token_ids(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """First ``max_tokens`` token ids of each text: ids [N, T] int32 and mask [N, T] bool."""
+        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+            raise InvalidInputError("texts: expected a list of str")
+        t = self.config.max_tokens
+        ids = np.zeros((len(texts), t), np.int32)
+        mask = np.zeros((len(texts), t), bool)
+        for i, enc in enumerate(self._model.tokenizer.encode_batch(list(texts), add_special_tokens=False)):
+            row = [tok for tok, keep in zip(enc.ids, enc.attention_mask, strict=True) if keep][:t]
+            ids[i, : len(row)] = np.clip(row, 0, self._table.shape[0] - 1)
+            mask[i, : len(row)] = True
+        return ids, mask
+
+    def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Raw (unnormalised) features: x [N, T, D] float32 and mask [N, T] bool (T = 1 when pooled).
+
+        A text with no token gets one all-zero step, so every sequence has at least one real step.
+        """
+        if self.config.kind == "wordllama_mean":
+            pooled = np.asarray(self._model.embed(list(texts), norm=False), np.float32)
+            pooled = np.nan_to_num(pooled)  # an empty text pools 0/0
+            return pooled[:, None, :], np.ones((len(texts), 1), bool)
+        ids, mask = self.token_ids(texts)
+        x = self._table[ids] * mask[..., None]
+        mask[:, 0] = True
+        return x.astype(np.float32), mask
+
+
+def featurizer_metadata(config: FeaturizerConfig, stats: NormStats | None) -> dict[str, str]:
+    """String metadata (for a safetensors header) recording the featuriser and its statistics.
+
+    Examples:
+        >>> sorted(featurizer_metadata(FeaturizerConfig(), None))
+        ['featurizer']
+    """
+    meta = {"featurizer": json.dumps(asdict(config), sort_keys=True)}
+    if stats is not None:
+        meta["norm_stats"] = json.dumps({"mean": stats.mean.tolist(), "std": stats.std.tolist()})
+    return meta
+
+
+def featurizer_from_metadata(meta: dict[str, str]) -> tuple[FeaturizerConfig, NormStats | None]:
+    """Inverse of :func:`featurizer_metadata`.
+
+    Raises:
+        ModelLoadError: The metadata has no (valid) featuriser entry.
+
+    Examples:
+        >>> featurizer_from_metadata(featurizer_metadata(FeaturizerConfig(dim=128), None))[0].dim
+        128
+    """
+    try:
+        config = FeaturizerConfig(**json.loads(meta["featurizer"]))
+        stats = None
+        if "norm_stats" in meta:
+            raw = json.loads(meta["norm_stats"])
+            stats = NormStats(np.asarray(raw["mean"], np.float32), np.asarray(raw["std"], np.float32))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"model metadata: expected a valid 'featurizer' entry, got {meta!r:.200}") from exc
+    return config, stats
