@@ -146,7 +146,7 @@ def test_invalid_span_context_adds_no_ids() -> None:
 
 def test_embeddings_stripped_unless_configured() -> None:
     query = np.array([0.25, -1.0], dtype=np.float32)
-    stream, records = io.StringIO(), []
+    stream, records = io.StringIO(), list[dict[str, Any]]()
     log = make_router_logger(LogConfig(renderer="json", stream=stream), sink=records.append)
     log_request_started(log, 1, query_embedding=query)
     log.info("other", embedding=query, embeddings=[query], candidate_embeddings=query, keep=1)
