@@ -26,15 +26,16 @@ from tinydancer.compat import CompatModelConfig, CompatParams, compat_forward
 from tinydancer.features import candidate_features
 
 #: Candidate counts are padded up to the next of these; above the last, to a multiple of it.
-BUCKETS: tuple[int, ...] = (1, 8, 32, 128, 512, 2048, 8192)
+#: Powers of two waste at most half the work; below 8 one more compile is not worth a bucket.
+BUCKETS: tuple[int, ...] = (1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 def bucket_size(n: int) -> int:
     """Padded candidate count for ``n`` candidates.
 
     Examples:
-        >>> [bucket_size(n) for n in (0, 1, 2, 100, 8192, 8193)]
-        [1, 1, 8, 128, 8192, 16384]
+        >>> [bucket_size(n) for n in (0, 1, 2, 100, 1000, 8192, 8193)]
+        [1, 1, 8, 128, 1024, 8192, 16384]
     """
     for size in BUCKETS:
         if n <= size:
@@ -48,7 +49,7 @@ def uncertainty_of(confidence: jax.Array) -> jax.Array:
 
     Examples:
         >>> import jax.numpy as jnp
-        >>> uncertainty_of(jnp.array([0.5, 0.9, 0.0])).round(3).tolist()
+        >>> [round(float(v), 3) for v in uncertainty_of(jnp.array([0.5, 0.9, 0.0]))]
         [1.0, 0.2, 0.0]
     """
     return jnp.clip(1.0 - 2.0 * jnp.abs(confidence - 0.5), 0.0, 1.0)
@@ -88,25 +89,36 @@ def route_kernel(
     zeta: jax.Array,
     query: jax.Array,
     embeddings: jax.Array,
-    age_s: jax.Array,
-    access_count: jax.Array,
-    success_rate: jax.Array,
-    metadata_match: jax.Array,
-    threshold: jax.Array,
-    max_uncertainty: jax.Array,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Confidence, uncertainty and decision of every (padded) candidate; shapes [B]."""
-    x = candidate_features(query, embeddings, age_s, access_count, success_rate, metadata_match)
+    columns: jax.Array,
+    limits: jax.Array,
+) -> jax.Array:
+    """Confidence, uncertainty and decision of every (padded) candidate, fused.
+
+    Few, packed arguments and one output keep the per-call dispatch and transfer cost low.
+
+    Args:
+        params, nu, zeta: the device model.
+        query: shape [D].
+        embeddings: shape [B, D].
+        columns: age_s, access_count, success_rate, metadata_match as shape [B, 4].
+        limits: (confidence_threshold, max_uncertainty), shape [2].
+
+    Returns:
+        shape [3, B]: confidence, uncertainty, and use_lightweight as 0.0 / 1.0.
+    """
+    x = candidate_features(query, embeddings, columns[:, 0], columns[:, 1], columns[:, 2], columns[:, 3])
     confidence = compat_forward(params, x, nu, zeta)
     uncertainty = uncertainty_of(confidence)
-    return confidence, uncertainty, decide(confidence, uncertainty, threshold, max_uncertainty)
+    light = decide(confidence, uncertainty, limits[0], limits[1])
+    return jnp.stack([confidence, uncertainty, light.astype(jnp.float32)])
 
 
-def _pad(array: np.ndarray, size: int) -> np.ndarray:
+def _pad_rows(array: np.ndarray, size: int) -> np.ndarray:
     if array.shape[0] == size:
         return array
-    pad = [(0, size - array.shape[0])] + [(0, 0)] * (array.ndim - 1)
-    return np.pad(array, pad)
+    padded = np.zeros((size, *array.shape[1:]), np.float32)
+    padded[: array.shape[0]] = array
+    return padded
 
 
 def run_route_kernel(
@@ -135,18 +147,10 @@ def run_route_kernel(
     """
     n = embeddings.shape[0]
     size = bucket_size(n)
-    outputs = route_kernel(
-        model.params,
-        model.nu,
-        model.zeta,
-        query,
-        _pad(embeddings, size),
-        _pad(age_s, size),
-        _pad(access_count, size),
-        _pad(success_rate, size),
-        _pad(metadata_match, size),
-        np.float32(threshold),
-        np.float32(max_uncertainty),
+    columns = np.zeros((size, 4), np.float32)
+    columns[:n, 0], columns[:n, 1], columns[:n, 2], columns[:n, 3] = age_s, access_count, success_rate, metadata_match
+    limits = np.array([threshold, max_uncertainty], np.float32)
+    out = np.asarray(
+        route_kernel(model.params, model.nu, model.zeta, query, _pad_rows(embeddings, size), columns, limits)
     )
-    confidence, uncertainty, light = jax.device_get(outputs)
-    return confidence[:n], uncertainty[:n], light[:n]
+    return out[0, :n], out[1, :n], out[2, :n] > 0.5

@@ -100,7 +100,7 @@ def candidate_features(
         >>> import numpy as np
         >>> x = candidate_features(np.ones(2, np.float32), np.ones((1, 2), np.float32),
         ...                        np.zeros(1), np.zeros(1), np.ones(1), np.ones(1))
-        >>> np.asarray(x).round(3).tolist()
+        >>> np.asarray(x, np.float64).round(3).tolist()
         [[0.4, 0.2, 0.0, 0.15, 0.1]]
     """
     columns = (
