@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -318,3 +320,34 @@ def test_malformed_traceparent_is_rejected(header: str) -> None:
 def test_trace_context_validates_ids(trace_id: str, span_id: str) -> None:
     with pytest.raises(InvalidInputError):
         TraceContext(trace_id, span_id)
+
+
+def test_enable_stdout_prints_finished_spans(make_system: MakeSystem, capsys: pytest.CaptureFixture[str]) -> None:
+    system = make_system(enable_stdout=True)
+    with RoutingSpan.routing_request(2, tracer=system.tracer):
+        pass
+    out = capsys.readouterr().out
+    assert '"name": "routing_request"' in out and '"candidate_count": 2' in out
+
+
+def test_init_refuses_a_foreign_global_provider() -> None:
+    # A fresh interpreter: the process-wide provider can be set only once, so this cannot run here.
+    code = (
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "trace.set_tracer_provider(TracerProvider())\n"
+        "from tinydancer.tracing import TracingSystem\n"
+        "from tinydancer.errors import ConfigError\n"
+        "system = TracingSystem()\n"
+        "try:\n"
+        "    system.init()\n"
+        "except ConfigError as err:\n"
+        "    print('refused:', err)\n"
+        "with system.tracer.start_as_current_span('still-usable'):\n"
+        "    pass\n"
+        "print(len(system.finished_spans()))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    refused, count = result.stdout.splitlines()
+    assert refused.startswith("refused: process-wide tracer provider") and "explicitly" in refused
+    assert count == "1"

@@ -22,6 +22,7 @@ looks at the global.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 import warnings
 from typing import Any
@@ -198,7 +199,8 @@ class TracingSystem:
         for processor in self._exporters:
             provider.add_span_processor(processor)
         if config.enable_stdout:
-            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+            # The stdout of now (a notebook's or pytest's), not the one bound when the SDK was imported.
+            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
         return provider
 
     def init(self) -> None:
