@@ -168,7 +168,7 @@ class _BatchHistogram:
     def observe_batch(self, label_idx: npt.NDArray[np.intp], values: npt.NDArray[np.float64]) -> None:
         """Add finite observations in one vectorised update; both arrays have shape ``[N]``."""
         n_labels = len(self._label_values)
-        flat = label_idx * self._width + np.searchsorted(self._bounds, values, side="right")
+        flat = label_idx * self._width + np.searchsorted(self._bounds, values, side="left")
         counts = np.bincount(flat, minlength=n_labels * self._width)
         # bincount adds the weights in input order, so one batch sums exactly like repeated observe().
         sums = np.bincount(label_idx, weights=values, minlength=n_labels)
