@@ -312,3 +312,25 @@ def test_compiles_once_per_bucket(router: Router) -> None:
     for n in sizes:  # steady state: nothing recompiles
         router.route(request(n, dim=dim), now=NOW)
     assert route_kernel._cache_size() - before == len(buckets)
+
+
+def test_slow_inference_is_a_failure(tmp_path: Path) -> None:
+    """A slow call (measured on the injected clock, no sleeping) fails and counts towards the breaker."""
+    from tinydancer import InferenceTimeoutError
+
+    t = [float(NOW)]
+
+    def slow(*args: Any) -> Any:
+        t[0] += 2.5
+        return default_inference(*args)
+
+    cfg = RouterConfig(model_path=str(strong_model(tmp_path / "m.safetensors")), inference_timeout_s=2.0,
+                       circuit_breaker_threshold=2)  # fmt: skip
+    r = Router(cfg, clock=lambda: t[0], inference=slow)
+    for _ in range(2):
+        with pytest.raises(InferenceTimeoutError, match=r"more than inference_timeout_s=2\.0") as info:
+            r.route(request(3))
+        assert isinstance(info.value, InferenceError)
+    assert r.circuit_breaker_state == "open"
+    with pytest.raises(ConfigError):
+        RouterConfig(inference_timeout_s=0)

@@ -44,6 +44,8 @@ class RouterConfig:
         enable_quantization: accepted for compatibility with the original (unused there too).
         database_path: accepted for compatibility with the original (unused there too).
         max_candidate_spans: per-candidate spans emitted per sampled request (the rest are counted).
+        inference_timeout_s: model inference slower than this fails the request with
+            ``InferenceTimeoutError`` and counts towards opening the breaker; None = no limit.
     """
 
     model_path: str = "./models/fastgrnn.safetensors"
@@ -57,6 +59,7 @@ class RouterConfig:
     enable_quantization: bool = True
     database_path: str | None = None
     max_candidate_spans: int = 100
+    inference_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         _check_unit_interval("confidence_threshold", self.confidence_threshold)
@@ -72,5 +75,8 @@ class RouterConfig:
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
         if isinstance(self.max_candidate_spans, bool) or not isinstance(self.max_candidate_spans, int):
             raise ConfigError(f"max_candidate_spans must be an integer >= 0, got {self.max_candidate_spans!r}")
+        limit = self.inference_timeout_s
+        if limit is not None and (not isinstance(limit, int | float) or not math.isfinite(limit) or limit <= 0):
+            raise ConfigError(f"inference_timeout_s must be None or a finite number > 0, got {limit!r}")
         if self.max_candidate_spans < 0:
             raise ConfigError(f"max_candidate_spans must be an integer >= 0, got {self.max_candidate_spans!r}")

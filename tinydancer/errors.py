@@ -45,6 +45,12 @@ class InferenceError(TinyDancerError, RuntimeError):
     error_type = "inference_error"
 
 
+class InferenceTimeoutError(InferenceError):
+    """Model inference took longer than ``RouterConfig.inference_timeout_s`` (a slow call is a failure)."""
+
+    error_type = "inference_timeout"
+
+
 class CircuitOpenError(TinyDancerError, RuntimeError):
     """The circuit breaker is open: requests are rejected until ``retry_after`` seconds have passed."""
 
@@ -73,6 +79,7 @@ ERROR_TYPES: tuple[str, ...] = (
     "invalid_config",
     "model_load_error",
     "inference_error",
+    "inference_timeout",
     "circuit_breaker_open",
     "data_error",
     "training_error",

@@ -41,7 +41,7 @@ from tinydancer.collector import Collector, DecisionBatch, RequestRecord
 from tinydancer.compat import CompatModelConfig, init_compat_params
 from tinydancer.config import RouterConfig
 from tinydancer.engine import DeviceModel, run_route_kernel
-from tinydancer.errors import CircuitOpenError, InferenceError, ModelLoadError
+from tinydancer.errors import CircuitOpenError, InferenceError, InferenceTimeoutError, ModelLoadError
 from tinydancer.logs import (
     LogConfig,
     LogEvent,
@@ -292,12 +292,16 @@ class Router:
     def _infer(
         self, model: DeviceModel, packed: PackedRequest, ticket: Ticket
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        started = self._clock()
         try:
             confidence, uncertainty, light = self._inference(
                 model, packed, self.config.confidence_threshold, self.config.max_uncertainty
             )
             if not np.isfinite(confidence).all():
                 raise InferenceError("model produced NaN or infinite confidences")
+            limit = self.config.inference_timeout_s
+            if limit is not None and (took := self._clock() - started) > limit:
+                raise InferenceTimeoutError(f"model inference took {took:.3f} s, more than inference_timeout_s={limit}")
         except Exception as exc:
             self._breaker.failure(ticket)
             if isinstance(exc, InferenceError):
