@@ -115,3 +115,18 @@ def test_span_tree_arrives_as_emit_batch(agent_socket: socket.socket) -> None:
     assert per_candidate[("uncertainty_estimation", "c-1")]["uncertainty"] == pytest.approx(0.30)
     (jaeger_stats,) = system.exporter_stats()
     assert (jaeger_stats.name, jaeger_stats.exported, jaeger_stats.dropped) == ("jaeger", 7, 0)
+
+
+def test_force_flush_sends_without_shutdown(agent_socket: socket.socket) -> None:
+    port = agent_socket.getsockname()[1]
+    system = TracingSystem(TracingConfig(service_name="flush", jaeger_agent_endpoint=f"127.0.0.1:{port}"))
+    try:
+        with RoutingSpan.circuit_breaker_check("open", tracer=system.tracer):
+            pass
+        assert system.force_flush()
+        batch = decode_emit_batch(agent_socket.recv(65535))
+        assert [(s.operationName, tags(s)["circuit_breaker.state"]) for s in batch.spans] == [
+            ("circuit_breaker_check", "open")
+        ]
+    finally:
+        system.shutdown()

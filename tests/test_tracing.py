@@ -351,3 +351,12 @@ def test_init_refuses_a_foreign_global_provider() -> None:
     refused, count = result.stdout.splitlines()
     assert refused.startswith("refused: process-wide tracer provider") and "explicitly" in refused
     assert count == "1"
+
+
+def test_get_tracer_accepts_system_provider_or_global(make_system: MakeSystem) -> None:
+    system = make_system(service_name="explicit")
+    assert get_tracer(system) is system.tracer
+    with get_tracer(system.provider).start_as_current_span("via-provider"):
+        pass
+    assert [s.name for s in system.finished_spans()] == ["via-provider"]
+    assert system.finished_spans()[0].instrumentation_scope.name == "tiny_dancer_router"  # type: ignore[union-attr]

@@ -82,6 +82,11 @@ class RoutingSpan:
             candidate_count: number of candidates in the request.
             tracer: tracer to use (default: the process-wide one).
             context: parent context, e.g. ``TraceContext.from_w3c_traceparent(h).to_otel_context()``.
+
+        Examples:
+            >>> with RoutingSpan.routing_request(3, tracer=trace.NoOpTracer()) as span:
+            ...     span.is_recording()
+            False
         """
         return _start(
             tracer,
@@ -93,22 +98,42 @@ class RoutingSpan:
 
     @staticmethod
     def circuit_breaker_check(state: str | None = None, tracer: trace.Tracer | None = None) -> SpanCM:
-        """``circuit_breaker_check``; ``state`` ("closed"/"half_open"/"open") if known."""
+        """``circuit_breaker_check``; ``state`` ("closed"/"half_open"/"open") if known.
+
+        Examples:
+            >>> with RoutingSpan.circuit_breaker_check("closed", tracer=trace.NoOpTracer()):
+            ...     pass
+        """
         return _start(tracer, "circuit_breaker_check", {} if state is None else {"circuit_breaker.state": state})
 
     @staticmethod
     def feature_engineering(batch_size: int, tracer: trace.Tracer | None = None) -> SpanCM:
-        """``feature_engineering`` with ``batch_size``."""
+        """``feature_engineering`` with ``batch_size``.
+
+        Examples:
+            >>> with RoutingSpan.feature_engineering(3, tracer=trace.NoOpTracer()):
+            ...     pass
+        """
         return _start(tracer, "feature_engineering", {"batch_size": int(batch_size)})
 
     @staticmethod
     def model_inference(batch_size: int, model_type: str = "fastgrnn", tracer: trace.Tracer | None = None) -> SpanCM:
-        """Batch-level ``model_inference`` (the one jitted call) with ``batch_size``, ``model_type``."""
+        """Batch-level ``model_inference`` (the one jitted call) with ``batch_size``, ``model_type``.
+
+        Examples:
+            >>> with RoutingSpan.model_inference(3, tracer=trace.NoOpTracer()):
+            ...     pass
+        """
         return _start(tracer, "model_inference", {"batch_size": int(batch_size), "model_type": model_type})
 
     @staticmethod
     def uncertainty_estimation(batch_size: int, tracer: trace.Tracer | None = None) -> SpanCM:
-        """Batch-level ``uncertainty_estimation`` with ``batch_size``."""
+        """Batch-level ``uncertainty_estimation`` with ``batch_size``.
+
+        Examples:
+            >>> with RoutingSpan.uncertainty_estimation(3, tracer=trace.NoOpTracer()):
+            ...     pass
+        """
         return _start(tracer, "uncertainty_estimation", {"batch_size": int(batch_size)})
 
 

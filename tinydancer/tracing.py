@@ -206,6 +206,12 @@ class TracingSystem:
     def init(self) -> None:
         """Makes this system's provider the process-wide one (re-runnable; see module docstring).
 
+        A previously active system is not shut down (a Router may still hold its provider); call
+        its ``shutdown()`` to flush it and stop its exporter threads.
+
+        Raises:
+            ConfigError: other code already set a non-tinydancer global tracer provider.
+
         Examples:
             >>> system = TracingSystem(TracingConfig(service_name="doc-init"))
             >>> system.init()
