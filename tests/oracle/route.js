@@ -2,7 +2,7 @@
 // Route one request through the original Router and report the wall clock around the call.
 //
 // stdin:  {model_path, config: {confidenceThreshold, maxUncertainty, ...} (optional),
-//          query: number[], metadata: JSON string | null,
+//          query: number[], metadata: JSON string | null, align_mid_second: bool (optional),
 //          candidates: [{id, embedding: number[], metadata: JSON string | null,
 //                        created_at: int seconds | null, access_count: int | null, success_rate: number | null}]}
 //          (a null or absent field is left out of the JS object, so the binding's default applies)
@@ -26,6 +26,12 @@ main(async (td, input) => {
     candidates: input.candidates.map(toJsCandidate),
   };
   if (input.metadata !== undefined && input.metadata !== null) request.metadata = input.metadata;
+  if (input.align_mid_second) {
+    // Start the call ~0.3-0.7 s into a second, so that a clock with sub-second resolution would
+    // show in the candidates' ages (used to prove the original truncates to whole seconds).
+    const ms = Date.now() % 1000;
+    if (ms < 300 || ms >= 700) await new Promise((resolve) => setTimeout(resolve, (1300 - ms) % 1000));
+  }
   // The original reads its own wall clock inside route(); bracket the call so the caller knows
   // which second it saw.
   let response = null;
