@@ -349,3 +349,26 @@ def test_original_clock_and_defaults(tmp_path: Path) -> None:
     # Missing createdAt counts as now; milliseconds look like the future (age <= 0, recency 1).
     assert conf[created_now] == conf["future"] == conf["missing"] == conf["millis"]
     assert abs(conf[one_second_old] - conf["future"]) > 1e-6  # one second of age is visible
+
+
+def test_missing_and_fractional_created_at_match_original(tmp_path: Path) -> None:
+    """tinydancer treats a missing created_at as "now" and truncates fractional seconds, as the original."""
+    oracle = require_oracle()
+    model_path = tmp_path / "fastgrnn.safetensors"
+    _model(model_path)
+    query = np.array([0.5, 0.5, 1.0, -1.0], np.float32)
+    t0 = int(time.time())
+    base = {"embedding": [1.0, 0.5, -0.25, 2.0], "metadata": None, "access_count": 3, "success_rate": 0.5}
+    cands = [
+        dict(base, id="missing", created_at=None),
+        dict(base, id="frac-0.7", created_at=t0 - 0.7),
+        dict(base, id="frac-100.5", created_at=t0 - 100.5),
+        dict(base, id="frac-3600.25", created_at=t0 - 3600.25),
+    ]
+    now_s, out = oracle.route({"model_path": str(model_path), "query": query.tolist(), "metadata": None,
+                               "candidates": cands})  # fmt: skip
+    assert out["error"] is None, out["error"]
+    js = {d["candidate_id"]: d["confidence"] for d in out["decisions"]}
+    ours = Router(RouterConfig(model_path=str(model_path))).route(_to_tinydancer(query, cands, None), now=now_s)
+    for d in ours.decisions:
+        assert abs(d.confidence - js[d.candidate_id]) <= TOLERANCE, (d, js[d.candidate_id])

@@ -58,7 +58,7 @@ class RouterConfig:
     seed: int = 0
     enable_quantization: bool = True
     database_path: str | None = None
-    max_candidate_spans: int = 100
+    max_candidate_spans: int = 10
     inference_timeout_s: float | None = None
 
     def __post_init__(self) -> None:

@@ -80,9 +80,10 @@ def json_equal(a: Any, b: Any) -> bool:
     """JSON value equality as the original (serde_json) sees it: 1 != 1.0 != true.
 
     Examples:
-        >>> json_equal({"a": [1, "x"]}, {"a": [1, "x"]}), json_equal(1, 1.0), json_equal(True, 1)
-        (True, False, False)
+        >>> json_equal({"a": [1]}, {"a": [1]}), json_equal(1, 1.0), json_equal(True, 1), json_equal(2**64, 2.0**64)
+        (True, False, False, True)
     """
+    a, b = _as_serde_number(a), _as_serde_number(b)
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
@@ -90,6 +91,13 @@ def json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, list | tuple):
         return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
+
+
+def _as_serde_number(value: Any) -> Any:
+    # serde_json keeps integers in [-2**63, 2**64) as integers and parses larger ones as floats.
+    if type(value) is int and not -(2**63) <= value < 2**64:
+        return float(value)
+    return value
 
 
 def metadata_match(query_meta: dict[str, Any] | None, candidate_meta: dict[str, Any] | None) -> float:
@@ -105,7 +113,7 @@ def metadata_match(query_meta: dict[str, Any] | None, candidate_meta: dict[str, 
     return hits / len(query_meta)
 
 
-def _check_columns(columns: CandidateColumns, dim: int) -> tuple[np.ndarray, ...]:
+def _check_columns(columns: CandidateColumns, dim: int, now_s: float) -> tuple[np.ndarray, ...]:
     ids = columns.ids
     n = len(ids)
     for i, cid in enumerate(ids):
@@ -132,7 +140,13 @@ def _check_columns(columns: CandidateColumns, dim: int) -> tuple[np.ndarray, ...
     bad = ~np.isfinite(embeddings).all(axis=1)
     if bad.any():
         raise InvalidInputError(f"{_first_bad(bad, ids)}: embedding holds NaN or infinite values")
-    created = _float_array("created_at", columns.created_at, np.float64)
+    raw_created = columns.created_at
+    if raw_created is None:
+        raw_created = np.full(n, now_s)
+    elif not isinstance(raw_created, np.ndarray):
+        raw_created = [now_s if v is None else v for v in raw_created]
+    # The original truncates timestamps to whole seconds (it reads them as integers).
+    created = np.trunc(_float_array("created_at", raw_created, np.float64))
     access = _float_array("access_count", columns.access_count, np.float64)
     success = _float_array("success_rate", columns.success_rate, np.float64)
     for name, col in (("created_at", created), ("access_count", access), ("success_rate", success)):
@@ -176,7 +190,7 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
         raise InvalidInputError(f"now: expected finite Unix seconds, got {now_s}")
     query_meta = validate_json_object("request metadata", request.metadata)
     columns = request.columns()
-    embeddings, created, access, success = _check_columns(columns, query.shape[0])
+    embeddings, created, access, success = _check_columns(columns, query.shape[0], now_s)
     n = len(columns)
     match = np.zeros(n, np.float32)
     if columns.metadata is not None:

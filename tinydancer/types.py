@@ -30,7 +30,7 @@ class Candidate:
         id: unique within a request.
         embedding: vector of the same length as the query, shape [D].
         metadata: JSON object compared key by key with the request's metadata.
-        created_at: Unix seconds.
+        created_at: Unix seconds (fractions are truncated, as the original does); None = created now.
         access_count: non-negative integer.
         success_rate: in [0, 1].
     """
@@ -38,7 +38,7 @@ class Candidate:
     id: str
     embedding: Any
     metadata: JsonObject | None = None
-    created_at: float = 0
+    created_at: float | None = None
     access_count: int = 0
     success_rate: float = 0.0
 
@@ -99,7 +99,7 @@ class RoutingRequest:
             query: shape [D].
             embeddings: shape [N, D].
             ids: N unique strings; default "0", "1", ...
-            created_at: Unix seconds, shape [N]; default 0.
+            created_at: Unix seconds, shape [N]; default None = every candidate created now.
             access_count: shape [N]; default 0.
             success_rate: shape [N]; default 0.
             metadata: the request's JSON object.
@@ -120,7 +120,7 @@ class RoutingRequest:
         request._columns = CandidateColumns(
             ids=tuple(str(i) for i in range(n)) if ids is None else tuple(ids),
             embeddings=emb,
-            created_at=np.zeros(n) if created_at is None else np.asarray(created_at),
+            created_at=None if created_at is None else np.asarray(created_at),
             access_count=np.zeros(n) if access_count is None else np.asarray(access_count),
             success_rate=np.zeros(n) if success_rate is None else np.asarray(success_rate),
             metadata=None if candidate_metadata is None else tuple(candidate_metadata),
@@ -163,7 +163,7 @@ def _materialise(columns: CandidateColumns) -> tuple[Candidate, ...]:
             id=columns.ids[i],
             embedding=columns.embeddings[i],
             metadata=meta[i],
-            created_at=columns.created_at[i],
+            created_at=None if columns.created_at is None else columns.created_at[i],
             access_count=columns.access_count[i],
             success_rate=columns.success_rate[i],
         )
