@@ -1,5 +1,6 @@
 """tinydancer: neural LLM routing research toolkit (JAX FastGRNN router with full observability)."""
 
+from tinydancer.collector import Collector
 from tinydancer.compat import CompatModelConfig, CompatParams, compat_forward, init_compat_params
 from tinydancer.config import RouterConfig
 from tinydancer.errors import (
@@ -13,8 +14,13 @@ from tinydancer.errors import (
     TinyDancerError,
     TrainingError,
 )
+from tinydancer.logs import LogConfig, LogEvent, configure_logging
+from tinydancer.metrics import RouterMetrics
 from tinydancer.modelio import load_compat_model, save_compat_model
 from tinydancer.router import Router
+from tinydancer.routing_spans import RoutingSpan
+from tinydancer.trace_context import TraceContext
+from tinydancer.tracing import TracingConfig, TracingSystem
 from tinydancer.types import Candidate, RoutingDecision, RoutingRequest, RoutingResponse
 
 __version__ = "0.1.0"
@@ -22,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Candidate",
     "CircuitOpenError",
+    "Collector",
     "CompatModelConfig",
     "CompatParams",
     "ConfigError",
@@ -29,16 +36,24 @@ __all__ = [
     "InferenceError",
     "InferenceTimeoutError",
     "InvalidInputError",
+    "LogConfig",
+    "LogEvent",
     "ModelLoadError",
     "Router",
     "RouterConfig",
+    "RouterMetrics",
     "RoutingDecision",
     "RoutingRequest",
     "RoutingResponse",
+    "RoutingSpan",
     "TinyDancerError",
+    "TraceContext",
+    "TracingConfig",
+    "TracingSystem",
     "TrainingError",
     "__version__",
     "compat_forward",
+    "configure_logging",
     "init_compat_params",
     "load_compat_model",
     "save_compat_model",
