@@ -185,7 +185,6 @@ def test_is_enabled_for_guards_the_debug_loop() -> None:
 
 def test_configure_logging_sets_the_default_for_new_loggers() -> None:
     stream = io.StringIO()
-    assert default_log_config() == LogConfig()
     configure_logging("DEBUG", "json", stream=stream)
     log = make_router_logger()
     log.debug(LogEvent.FEATURES, batch_size=1)
@@ -198,3 +197,10 @@ def test_configure_logging_sets_the_default_for_new_loggers() -> None:
 def test_log_config_validation(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         LogConfig(**kwargs)
+
+
+def test_unconfigured_process_renders_nothing_but_collects() -> None:
+    """Routers made before configure_logging() stay quiet; their records still reach the sink."""
+    from tinydancer.logs import _ProcessDefaults
+
+    assert _ProcessDefaults().get().renderer == "none"

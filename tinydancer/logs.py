@@ -125,7 +125,9 @@ class _ProcessDefaults:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._config = LogConfig()
+        # Until configure_logging() is called nothing is rendered (records still reach the collector),
+        # like a Rust program without a tracing subscriber: a notebook routing 10^4 requests stays quiet.
+        self._config = LogConfig(renderer="none")
 
     def get(self) -> LogConfig:
         with self._lock:
@@ -147,15 +149,16 @@ def configure_logging(
 ) -> LogConfig:
     """Sets the default :class:`LogConfig` of routers created without one; returns it.
 
-    Loggers already made keep their config. ``configure_logging()`` restores the defaults.
+    Loggers already made keep their config. Before the first call, routers render nothing (their
+    records still reach the collector); ``configure_logging()`` turns on the guide's console lines at INFO.
 
     Examples:
         >>> configure_logging("DEBUG", "json").renderer
         'json'
         >>> default_log_config().level
         'DEBUG'
-        >>> configure_logging().level  # back to the defaults
-        'INFO'
+        >>> configure_logging().renderer  # console lines at INFO, as the guide's fmt().init()
+        'console'
     """
     config = LogConfig(level, renderer, stream, include_embeddings)
     _PROCESS_DEFAULTS.set(config)
