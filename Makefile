@@ -44,8 +44,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -p no:nbval tests
 
+# The notebooks CI re-runs with nbval, explicitly listed.
+NOTEBOOKS := notebooks/01_explore_routing.ipynb
+
 test: $(STAMP) system-deps oracle lint typecheck
-	$(PY) -m pytest --doctest-modules tinydancer tests
+	CI=$${CI:-1} $(PY) -m pytest --doctest-modules tinydancer tests --nbval $(NOTEBOOKS)
 
 clean:
 	rm -rf $(VENV) .cache reports
