@@ -82,6 +82,18 @@ def test_latency_log_scale() -> None:
     assert sum(h.sum() for h in bar_heights(ax)) == 60
 
 
+@pytest.mark.parametrize(("latencies", "log_scale", "scale"), [
+    ([10.0, 20.0, 900.0], None, "linear"),
+    ([10.0, 20.0, 1_500_000.0], None, "log"),  # a first call that compiled
+    ([10.0, 20.0, 1_500_000.0], False, "linear"),
+])  # fmt: skip
+def test_latency_scale_is_automatic_for_heavy_tails(latencies: list[float], log_scale: bool | None, scale: str) -> None:
+    frame = pd.DataFrame({"latency_us": latencies, "outcome": ["success"] * 3})
+    ax = plot_latency(frame, Figure().subplots(), log_scale=log_scale, bins=5)
+    assert ax.get_xscale() == scale
+    assert bar_heights(ax)[0].sum() == 3
+
+
 def test_confidence_histogram_splits_by_decision_with_threshold() -> None:
     decisions = filled_collector().decisions()
     ax = plot_confidence(decisions, Figure().subplots(), threshold=0.85, bins=20)

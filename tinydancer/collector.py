@@ -269,6 +269,9 @@ class Collector:
             self._rows = 0
             self._dropped = dict.fromkeys(self._dropped, 0)
 
+    def __repr__(self) -> str:
+        return f"Collector(stored={self.stored}, dropped={self.dropped}, capacity={self.capacity})"
+
     # -- snapshots -------------------------------------------------------------------------------
     @property
     def dropped(self) -> dict[str, int]:

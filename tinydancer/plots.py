@@ -59,14 +59,17 @@ def _split(values: np.ndarray, keys: np.ndarray, order: Sequence[str]) -> dict[s
     return {k: values[keys == k] for k in present}
 
 
-def plot_latency(requests: pd.DataFrame, ax: Axes | None = None, *, bins: int = 40, log_scale: bool = False) -> Axes:
+def plot_latency(
+    requests: pd.DataFrame, ax: Axes | None = None, *, bins: int = 40, log_scale: bool | None = None
+) -> Axes:
     """Histogram of route-call latency, stacked by outcome, with p50 / p95 / p99 of all requests.
 
     Args:
         requests: ``Collector.requests()`` frame (uses ``latency_us`` and ``outcome``), N rows.
         ax: axes to draw on; a new figure when None.
         bins: number of bins.
-        log_scale: logarithmic bins and x axis, for heavy tails (positive latencies only).
+        log_scale: logarithmic bins and x axis (positive latencies only); None picks it when the
+            largest latency is over 100x the smallest (e.g. a first call that compiled).
 
     Returns:
         The axes drawn on.
@@ -84,12 +87,15 @@ def plot_latency(requests: pd.DataFrame, ax: Axes | None = None, *, bins: int = 
     outcomes = requests["outcome"].to_numpy(dtype=object)
     if lat.size:
         lo, hi = float(lat.min()), float(lat.max())
+        if log_scale is None:
+            log_scale = lo > 0 and hi > 100 * lo
         if log_scale:
             lo = max(lo, 1e-3)
             edges = np.geomspace(lo, max(hi, lo * 1.01), bins + 1)
             ax.set_xscale("log")
         else:
             edges = np.linspace(lo, max(hi, lo + 1.0), bins + 1)
+            ax.ticklabel_format(axis="x", style="plain", useOffset=False)  # plain µs, no "1e6" factor
         _stacked_hist(ax, _split(lat, outcomes, list(OUTCOME_COLORS)), edges, OUTCOME_COLORS, "requests")
         for q, style in ((50, "-"), (95, "--"), (99, ":")):
             value = float(np.percentile(lat, q))
