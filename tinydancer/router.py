@@ -84,6 +84,32 @@ def default_inference(
     )
 
 
+def _checked_outputs(outputs: object, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate what the inference step returned: three [n] arrays, scores finite and in [0, 1].
+
+    A broken model (or an injected fault) must fail the request as an inference error that counts
+    towards the breaker, never reach the response, the metrics or the collectors.
+    """
+    try:
+        confidence, uncertainty, light = (np.asarray(a) for a in outputs)  # type: ignore[attr-defined]
+    except (TypeError, ValueError) as exc:
+        raise InferenceError(
+            f"model inference returned {type(outputs).__name__}, expected (confidence, uncertainty, use_lightweight)"
+        ) from exc
+    shapes = (confidence.shape, uncertainty.shape, light.shape)
+    if any(shape != (n,) for shape in shapes):
+        raise InferenceError(f"model inference returned shapes {shapes}, expected ({n},) each for {n} candidates")
+    try:
+        scores = np.stack([confidence, uncertainty]).astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InferenceError(f"model inference returned non-numeric scores ({exc})") from exc
+    if not np.isfinite(scores).all():
+        raise InferenceError("model produced NaN or infinite confidences or uncertainties")
+    if ((scores < 0) | (scores > 1)).any():
+        raise InferenceError("model produced confidences or uncertainties outside [0, 1]")
+    return confidence.astype(np.float32, copy=False), uncertainty.astype(np.float32, copy=False), light.astype(bool)
+
+
 def _load_device_model(path: Path) -> DeviceModel:
     params, config = load_compat_model(path)
     if config.input_dim != 5:
@@ -294,11 +320,10 @@ class Router:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         started = self._clock()
         try:
-            confidence, uncertainty, light = self._inference(
-                model, packed, self.config.confidence_threshold, self.config.max_uncertainty
+            confidence, uncertainty, light = _checked_outputs(
+                self._inference(model, packed, self.config.confidence_threshold, self.config.max_uncertainty),
+                len(packed.ids),
             )
-            if not np.isfinite(confidence).all():
-                raise InferenceError("model produced NaN or infinite confidences")
             limit = self.config.inference_timeout_s
             if limit is not None and (took := self._clock() - started) > limit:
                 raise InferenceTimeoutError(f"model inference took {took:.3f} s, more than inference_timeout_s={limit}")
