@@ -263,10 +263,12 @@ def test_log_records_from_a_real_structlog_pipeline() -> None:
     assert frame.fields.tolist() == [{"lightweight_routes": 2}, {}, {"timestamp": "not a time"}]
     now = pd.Timestamp.now(tz="UTC")
     assert abs(frame.timestamp[0] - now) < pd.Timedelta(minutes=5)
-    assert frame.timestamp[2] == pd.Timestamp(TS, unit="s", tz="UTC")  # unparseable -> the clock
+    assert pd.isna(frame.timestamp[2])  # unparseable: NaT, and the raw value is kept in fields
+    c.record_log({"event": "no time"})
+    assert c.logs().timestamp[3] == pd.Timestamp(TS, unit="s", tz="UTC")  # none: the collector's clock
     wide = c.logs(expand_fields=True)
     assert wide.columns.tolist() == [*LOG_COLUMNS, "lightweight_routes", "fields.timestamp"]
-    assert wide.lightweight_routes.tolist() == [2, None, None]
+    assert wide.lightweight_routes.tolist() == [2, None, None, None]
 
 
 def test_record_log_keeps_a_shallow_copy() -> None:

@@ -174,7 +174,7 @@ class Collector:
         self._ids = itertools.count()
         self._requests: deque[RequestRecord] = deque(maxlen=capacity_requests)
         self._batches: deque[DecisionBatch] = deque()
-        self._logs: deque[LogRecord] = deque(maxlen=capacity_logs)
+        self._logs: deque[tuple[dict[str, Any], float | None]] = deque(maxlen=capacity_logs)
         self._rows = 0
         self._dropped = dict.fromkeys(capacities, 0)
 
@@ -204,8 +204,12 @@ class Collector:
             InvalidInputError: the arrays and ``candidate_ids`` disagree in length.
         """
         n = len(batch.candidate_ids)
-        arrays = (batch.confidence, batch.uncertainty, batch.use_lightweight, batch.rank)
-        if not all(getattr(a, "shape", None) == (n,) for a in arrays):
+        try:
+            ok = batch.confidence.shape == batch.uncertainty.shape == batch.use_lightweight.shape == batch.rank.shape
+        except AttributeError:
+            ok = False
+        if not ok or batch.rank.shape != (n,):
+            arrays = (batch.confidence, batch.uncertainty, batch.use_lightweight, batch.rank)
             got = {k: getattr(a, "shape", type(a).__name__) for k, a in zip(_ARRAYS, arrays, strict=True)}
             raise InvalidInputError(f"DecisionBatch: expected arrays of shape ({n},) for {n} ids, got {got}")
         with self._lock:
@@ -221,28 +225,16 @@ class Collector:
         """Stores a shallow copy of one structlog event dict (usable as a sink callable).
 
         ``timestamp`` may be Unix seconds or an ISO 8601 string (structlog ``TimeStamper``); without
-        one, the collector's clock stamps it. ``level`` (or ``log_level``), ``event``, ``trace_id`` and
-        ``span_id`` become columns; every other key goes to ``fields``.
+        one, the collector's clock stamps it; an unparseable one shows as NaT and is kept in ``fields``.
+        ``level`` (or ``log_level``), ``event``, ``trace_id`` and ``span_id`` become columns; every other
+        key goes to ``fields``. Parsing happens when the records are read, not here.
         """
-        fields = {k: v for k, v in event_dict.items() if k not in _LOG_KEYS}
-        ts = _unix_seconds(event_dict.get("timestamp"))
-        if ts is None:
-            ts = self._clock()
-            if "timestamp" in event_dict:  # unparseable: keep what was given
-                fields["timestamp"] = event_dict["timestamp"]
-        level = event_dict.get("level", event_dict.get("log_level"))
-        record = LogRecord(
-            ts,
-            None if level is None else str(level),
-            None if event_dict.get("event") is None else str(event_dict["event"]),
-            _hex_id(event_dict.get("trace_id"), 32),
-            _hex_id(event_dict.get("span_id"), 16),
-            fields,
-        )
+        # Hot path: copy and append only; parsing into a LogRecord waits for log_records() / logs().
+        entry = (dict(event_dict), None if "timestamp" in event_dict else self._clock())
         with self._lock:
             if len(self._logs) == self.capacity["logs"]:
                 self._dropped["logs"] += 1
-            self._logs.append(record)
+            self._logs.append(entry)
 
     def structlog_processor(self, logger: Any, method_name: str, event_dict: Any) -> Any:
         """A structlog processor: records the event (level defaults to the method name), passes it on.
@@ -298,7 +290,8 @@ class Collector:
     def log_records(self) -> tuple[LogRecord, ...]:
         """An immutable snapshot of the kept log records, oldest first."""
         with self._lock:
-            return tuple(self._logs)
+            entries = tuple(self._logs)
+        return tuple(_log_record(event, stamped) for event, stamped in entries)
 
     # -- DataFrames --------------------------------------------------------------------------------
     def requests(self) -> pd.DataFrame:
@@ -421,11 +414,13 @@ class Collector:
 
 
 def _to_utc(seconds: Sequence[float] | np.ndarray) -> pd.Series:
-    """Unix seconds [N] -> datetime64[ns, UTC] (microsecond-rounded, which is below clock noise)."""
+    """Unix seconds [N] -> datetime64[ns, UTC] (microsecond-rounded, below clock noise; NaN -> NaT)."""
     import pandas as pd
 
-    us = np.rint(np.asarray(seconds, dtype=np.float64) * 1e6).astype(np.int64)
-    return pd.Series(us.astype("datetime64[us]").astype("datetime64[ns]")).dt.tz_localize("UTC")
+    secs = np.asarray(seconds, dtype=np.float64)
+    stamps = np.rint(np.nan_to_num(secs) * 1e6).astype(np.int64).astype("datetime64[us]")
+    stamps[np.isnan(secs)] = np.datetime64("NaT")
+    return pd.Series(stamps.astype("datetime64[ns]")).dt.tz_localize("UTC")
 
 
 def _expand(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -438,6 +433,24 @@ def _expand(frame: pd.DataFrame, column: str) -> pd.DataFrame:
         for k in keys
     }
     return pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1) if extra else frame
+
+
+def _log_record(event: dict[str, Any], stamped: float | None) -> LogRecord:
+    """Splits one stored event dict into the LOG_COLUMNS; ``stamped``: clock time when it had none."""
+    fields = {k: v for k, v in event.items() if k not in _LOG_KEYS}
+    ts = _unix_seconds(event.get("timestamp")) if stamped is None else stamped
+    if ts is None:  # unparseable: keep what was given in fields; the timestamp column shows NaT
+        fields["timestamp"] = event["timestamp"]
+        ts = float("nan")
+    level, message = event.get("level", event.get("log_level")), event.get("event")
+    return LogRecord(
+        ts,
+        None if level is None else str(level),
+        None if message is None else str(message),
+        _hex_id(event.get("trace_id"), 32),
+        _hex_id(event.get("span_id"), 16),
+        fields,
+    )
 
 
 def _unix_seconds(value: Any) -> float | None:
