@@ -1,6 +1,6 @@
 """tinydancer: neural LLM routing research toolkit (JAX FastGRNN router with full observability)."""
 
-from tinydancer.collector import Collector
+from tinydancer.collector import Collector, DecisionBatch, LogRecord, RequestRecord
 from tinydancer.compat import CompatModelConfig, CompatParams, compat_forward, init_compat_params
 from tinydancer.config import RouterConfig
 from tinydancer.errors import (
@@ -17,6 +17,7 @@ from tinydancer.errors import (
 from tinydancer.logs import LogConfig, LogEvent, configure_logging
 from tinydancer.metrics import RouterMetrics
 from tinydancer.modelio import load_compat_model, save_compat_model
+from tinydancer.plots import plot_confidence, plot_latency, plot_overview, plot_uncertainty
 from tinydancer.router import Router
 from tinydancer.routing_spans import RoutingSpan
 from tinydancer.trace_context import TraceContext
@@ -33,12 +34,15 @@ __all__ = [
     "CompatParams",
     "ConfigError",
     "DataError",
+    "DecisionBatch",
     "InferenceError",
     "InferenceTimeoutError",
     "InvalidInputError",
     "LogConfig",
     "LogEvent",
+    "LogRecord",
     "ModelLoadError",
+    "RequestRecord",
     "Router",
     "RouterConfig",
     "RouterMetrics",
@@ -56,5 +60,9 @@ __all__ = [
     "configure_logging",
     "init_compat_params",
     "load_compat_model",
+    "plot_confidence",
+    "plot_latency",
+    "plot_overview",
+    "plot_uncertainty",
     "save_compat_model",
 ]

@@ -242,12 +242,12 @@ class Router:
             InferenceError: the model failed (counts towards opening the breaker).
         """
         start = time.perf_counter()
-        request_id = self.collector.next_request_id()
+        request_id, started_at = self.collector.next_request_id(), self._clock()  # records stamp the start
         count = len(request) if isinstance(request, RoutingRequest) else 0
         try:
             parent = None if traceparent is None else TraceContext.from_w3c_traceparent(traceparent).to_otel_context()
         except Exception as exc:
-            self._record_failure(exc, request_id, count, start, None)
+            self._record_failure(exc, request_id, started_at, count, start, None)
             raise
         with self._tracer.start_as_current_span(
             "routing_request", context=parent, kind=trace.SpanKind.SERVER, attributes={"candidate_count": count}
@@ -255,12 +255,12 @@ class Router:
             try:
                 response = self._route(request, now, start, span)
             except Exception as exc:  # recorded inside the span, so error logs carry its trace id
-                self._record_failure(exc, request_id, count, start, span)
+                self._record_failure(exc, request_id, started_at, count, start, span)
                 raise
             span.set_attribute("outcome", "success")
             span.set_attribute("lightweight_routes", response.lightweight_routes)
             span.set_attribute("powerful_routes", response.powerful_routes)
-            self._record_success(response, request_id, span)
+            self._record_success(response, request_id, started_at, span)
         return response
 
     def _route(self, request: RoutingRequest, now: float | None, start: float, span: trace.Span) -> RoutingResponse:
@@ -339,13 +339,14 @@ class Router:
         ctx = TraceContext.from_span_context(span.get_span_context()) if span is not None else None
         return (ctx.trace_id, ctx.span_id) if ctx is not None else (None, None)
 
-    def _record_success(self, response: RoutingResponse, request_id: int, span: trace.Span | None) -> None:
+    def _record_success(
+        self, response: RoutingResponse, request_id: int, timestamp: float, span: trace.Span | None
+    ) -> None:
         n, light = response.candidates_processed, response.lightweight_routes
         latency_s = response.inference_time_us / 1e6
         self.metrics.record_request(True, latency_s)
         self.metrics.record_decisions(response.confidence, response.uncertainty, response.use_lightweight)
         trace_id, span_id = self._trace_ids(span)
-        timestamp = self._clock()
         self.collector.record_request(
             RequestRecord(request_id, timestamp, response.inference_time_us, response.feature_time_us, n,
                           "success", None, trace_id, span_id, light, n - light)
@@ -360,7 +361,7 @@ class Router:
         log_request_completed(self._log, int(response.inference_time_us), light, n - light)
 
     def _record_failure(
-        self, exc: Exception, request_id: int, count: int, start: float, span: trace.Span | None
+        self, exc: Exception, request_id: int, timestamp: float, count: int, start: float, span: trace.Span | None
     ) -> None:
         latency_s = time.perf_counter() - start
         self.metrics.record_request(False, latency_s)
@@ -375,6 +376,6 @@ class Router:
             span.set_attribute("outcome", outcome)
         trace_id, span_id = self._trace_ids(span)
         self.collector.record_request(
-            RequestRecord(request_id, self._clock(), latency_s * 1e6, 0.0, count, outcome, error_type,
+            RequestRecord(request_id, timestamp, latency_s * 1e6, 0.0, count, outcome, error_type,
                           trace_id, span_id, 0, 0)
         )  # fmt: skip
