@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tinydancer.decision_stats import _SMALL_BATCH
 from tinydancer.errors import ERROR_TYPES, CircuitOpenError, ConfigError, InferenceError, InvalidInputError
 from tinydancer.metrics import (
     BATCH_SIZE_RANGES,
@@ -241,8 +242,12 @@ _values = st.one_of(
     st.floats(min_value=-1.0, max_value=3.0, allow_nan=False),
 )
 _rows = st.tuples(_values, _values, st.booleans())
-# Both paths of record_decisions: up to 16 candidates (bisect loop) and more (searchsorted + bincount).
-_batches = st.one_of(st.lists(_rows, min_size=1, max_size=16), st.lists(_rows, min_size=17, max_size=60))
+# Both paths of record_decisions: up to _SMALL_BATCH candidates (bisect loop) and more (searchsorted +
+# bincount).
+_batches = st.one_of(
+    st.lists(_rows, min_size=1, max_size=_SMALL_BATCH),
+    st.lists(_rows, min_size=_SMALL_BATCH + 1, max_size=2 * _SMALL_BATCH + 10),
+)
 
 
 # No shrink phase: shrinking lists of floats through two registries took minutes when this failed;
@@ -265,7 +270,7 @@ def test_vectorised_histograms_render_like_prometheus_client_histograms(batches:
     want_unc = reference_histogram_text(
         "tiny_dancer_uncertainty_estimates", "Uncertainty estimates by decision type.", UNCERTAINTY_BUCKETS, unc_obs
     )
-    if len(batches) == 1 or all(len(b) <= 16 for b in batches):
+    if len(batches) == 1 or all(len(b) <= _SMALL_BATCH for b in batches):
         # One batch (or only small batches) adds in observation order: byte-identical text.
         assert (got_conf, got_unc) == (want_conf, want_unc)
     else:

@@ -23,19 +23,21 @@ Examples:
 
 from __future__ import annotations
 
-import bisect
-import math
 import re
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from typing import NamedTuple
 
-import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.metrics_core import HistogramMetricFamily, Metric
-from prometheus_client.utils import floatToGoString
 
+from tinydancer.decision_stats import (
+    BATCH_SIZE_RANGES,
+    CONFIDENCE_BUCKETS,
+    DECISION_TYPES,
+    UNCERTAINTY_BUCKETS,
+    DecisionStats,
+    batch_size_range,
+)
 from tinydancer.errors import ERROR_TYPES, ConfigError, InvalidInputError
 from tinydancer.metrics_server import MetricsServer, WsgiApp, make_metrics_app, start_metrics_server
 
@@ -57,23 +59,10 @@ __all__ = [
 LATENCY_BUCKETS: tuple[float, ...] = (1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 #: Buckets of the feature-engineering and model-inference duration histograms (reference §4).
 FEATURE_BUCKETS: tuple[float, ...] = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01)
-#: Buckets of ``tiny_dancer_confidence_scores`` (reference §4).
-CONFIDENCE_BUCKETS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
-#: Buckets of ``tiny_dancer_uncertainty_estimates`` (reference §4).
-UNCERTAINTY_BUCKETS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
-#: The guide's batch-size label values, smallest first.
-BATCH_SIZE_RANGES: tuple[str, ...] = ("1-10", "11-50", "51-100", "100+")
-#: Decision label values: index 0 is the lightweight model, index 1 the powerful one.
-DECISION_TYPES: tuple[str, ...] = ("lightweight", "powerful")
 #: Circuit-breaker state -> gauge value, as in the guide.
 BREAKER_STATES: dict[str, int] = {"closed": 0, "half_open": 1, "open": 2}
 
-# prometheus_client.utils is untyped; this is the formatter its Histogram uses for "le".
-_go_float: Callable[[float], str] = floatToGoString
 _MODEL_TYPE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-# Batches up to this size take a plain-Python path: numpy's per-call overhead (~1 us per ufunc)
-# exceeds a bisect loop below roughly this many candidates (benchmarks/metrics_overhead.py).
-_SMALL_BATCH = 16
 
 
 class MetricSample(NamedTuple):
@@ -92,101 +81,6 @@ class MetricSample(NamedTuple):
     name: str
     labels: dict[str, str]
     value: float
-
-
-def batch_size_range(n: int) -> str:
-    """Map a candidate count to the guide's ``batch_size`` / ``batch_size_range`` label value.
-
-    Ranges are ``1-10``, ``11-50``, ``51-100`` and ``100+`` (101 and more: 100 itself is in
-    ``51-100``). No range holds 0, so an empty batch is an error here; the ``record_*`` methods
-    record nothing for an empty batch instead of calling this.
-
-    Args:
-        n: Number of candidates, at least 1.
-
-    Returns:
-        One of :data:`BATCH_SIZE_RANGES`.
-
-    Raises:
-        InvalidInputError: If ``n < 1``.
-
-    Examples:
-        >>> [batch_size_range(n) for n in (1, 10, 11, 50, 51, 100, 101)]
-        ['1-10', '1-10', '11-50', '11-50', '51-100', '51-100', '100+']
-    """
-    if n <= 10:
-        if n < 1:
-            raise InvalidInputError(f"batch size: expected at least 1 candidate, got {n}")
-        return "1-10"
-    if n <= 50:
-        return "11-50"
-    if n <= 100:
-        return "51-100"
-    return "100+"
-
-
-class _BatchHistogram:
-    """A histogram with one label, updated by whole batches; a prometheus_client custom collector.
-
-    Counts are kept non-cumulative per (label value, bucket); ``le`` semantics match
-    ``prometheus_client.Histogram.observe`` exactly (a value equal to a bound falls in that bound's
-    bucket; the last bucket is ``+Inf``). Small batches go through a bisect loop into Python lists,
-    large ones through ``searchsorted`` + ``bincount`` into numpy arrays; ``collect`` adds both.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        documentation: str,
-        label_name: str,
-        label_values: Sequence[str],
-        buckets: Sequence[float],
-    ) -> None:
-        self._name = name
-        self._doc = documentation
-        self._label_name = label_name
-        self._label_values = tuple(label_values)
-        self._bounds_list = [float(b) for b in buckets]
-        self._bounds = np.asarray(self._bounds_list, dtype=np.float64)
-        self._le = [_go_float(b) for b in self._bounds_list] + ["+Inf"]
-        self._width = len(self._bounds_list) + 1
-        n_labels = len(self._label_values)
-        self._lock = threading.Lock()
-        self._np_counts = np.zeros(n_labels * self._width, dtype=np.int64)
-        self._np_sums = np.zeros(n_labels, dtype=np.float64)
-        self._py_counts = [0] * (n_labels * self._width)
-        self._py_sums = [0.0] * n_labels
-
-    def observe_small(self, label_idx: Sequence[int], values: Sequence[float]) -> None:
-        """Add a few finite observations; ``label_idx[i]`` indexes the label values."""
-        width, bounds, counts, sums = self._width, self._bounds_list, self._py_counts, self._py_sums
-        with self._lock:
-            for li, v in zip(label_idx, values, strict=True):
-                counts[li * width + bisect.bisect_left(bounds, v)] += 1
-                sums[li] += v
-
-    def observe_batch(self, label_idx: npt.NDArray[np.intp], values: npt.NDArray[np.float64]) -> None:
-        """Add finite observations in one vectorised update; both arrays have shape ``[N]``."""
-        n_labels = len(self._label_values)
-        flat = label_idx * self._width + np.searchsorted(self._bounds, values, side="left")
-        counts = np.bincount(flat, minlength=n_labels * self._width)
-        # bincount adds the weights in input order, so one batch sums exactly like repeated observe().
-        sums = np.bincount(label_idx, weights=values, minlength=n_labels)
-        with self._lock:
-            self._np_counts += counts
-            self._np_sums += sums
-
-    def collect(self) -> Iterator[Metric]:
-        """Yield the histogram family with cumulative buckets, ``_count`` and ``_sum`` per label value."""
-        with self._lock:
-            counts = (self._np_counts + np.asarray(self._py_counts, dtype=np.int64)).tolist()
-            sums = (self._np_sums + np.asarray(self._py_sums, dtype=np.float64)).tolist()
-        family = HistogramMetricFamily(self._name, self._doc, labels=[self._label_name])
-        w = self._width
-        for i, label in enumerate(self._label_values):
-            cumulative = np.cumsum(counts[i * w : (i + 1) * w]).tolist()
-            family.add_metric([label], [(le, float(c)) for le, c in zip(self._le, cumulative, strict=True)], sums[i])
-        yield family
 
 
 class RouterMetrics:
@@ -252,36 +146,9 @@ class RouterMetrics:
             "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
             registry=reg,
         )
-        decisions = Counter(
-            "tiny_dancer_routing_decisions_total",
-            "Routing decisions by target model type.",
-            ["model_type"],
-            registry=reg,
-        )
-        self._dec_light, self._dec_powerful = (decisions.labels(d) for d in DECISION_TYPES)
-        self._confidence = _BatchHistogram(
-            "tiny_dancer_confidence_scores",
-            "Confidence scores by decision type.",
-            "decision_type",
-            DECISION_TYPES,
-            CONFIDENCE_BUCKETS,
-        )
-        self._uncertainty = _BatchHistogram(
-            "tiny_dancer_uncertainty_estimates",
-            "Uncertainty estimates by decision type.",
-            "decision_type",
-            DECISION_TYPES,
-            UNCERTAINTY_BUCKETS,
-        )
-        reg.register(self._confidence)
-        reg.register(self._uncertainty)
-        candidates = Counter(
-            "tiny_dancer_candidates_processed_total",
-            "Candidates processed by batch size range.",
-            ["batch_size_range"],
-            registry=reg,
-        )
-        self._candidates = {r: candidates.labels(r) for r in BATCH_SIZE_RANGES}
+        # The four per-candidate series live in one collector, updated once per batch.
+        self._decision_stats = DecisionStats()
+        reg.register(self._decision_stats)
         errors = Counter("tiny_dancer_errors_total", "Errors by type.", ["error_type"], registry=reg)
         self._errors = {e: errors.labels(e) for e in ERROR_TYPES}
 
@@ -366,37 +233,7 @@ class RouterMetrics:
             >>> 'tiny_dancer_candidates_processed_total{batch_size_range="1-10"} 1.0' in m.export()
             True
         """
-        conf = np.asarray(confidence, dtype=np.float64)
-        unc = np.asarray(uncertainty, dtype=np.float64)
-        light = np.asarray(use_lightweight, dtype=np.bool_)
-        if conf.ndim != 1 or conf.shape != unc.shape or conf.shape != light.shape:
-            raise InvalidInputError(
-                "record_decisions: expected confidence, uncertainty and use_lightweight of one shape [N], "
-                f"got {conf.shape}, {unc.shape} and {light.shape}"
-            )
-        n = conf.shape[0]
-        if n == 0:
-            return
-        if n <= _SMALL_BATCH:
-            conf_l, unc_l, light_l = conf.tolist(), unc.tolist(), light.tolist()
-            if not all(math.isfinite(v) for v in conf_l + unc_l):
-                raise _non_finite(conf, unc)
-            idx = [0 if is_light else 1 for is_light in light_l]
-            n_light = n - sum(idx)
-            self._confidence.observe_small(idx, conf_l)
-            self._uncertainty.observe_small(idx, unc_l)
-        else:
-            if not (np.isfinite(conf).all() and np.isfinite(unc).all()):
-                raise _non_finite(conf, unc)
-            idx_arr = (~light).astype(np.intp)
-            n_light = n - int(idx_arr.sum())
-            self._confidence.observe_batch(idx_arr, conf)
-            self._uncertainty.observe_batch(idx_arr, unc)
-        if n_light:
-            self._dec_light.inc(n_light)
-        if n_light != n:
-            self._dec_powerful.inc(n - n_light)
-        self._candidates[batch_size_range(n)].inc(n)
+        self._decision_stats.record(confidence, uncertainty, use_lightweight)
 
     def record_error(self, error_type: str) -> None:
         """Count one error under a fixed ``error_type`` label value.
@@ -478,8 +315,8 @@ class RouterMetrics:
         """Return every metric in the Prometheus text exposition format (version 0.0.4).
 
         Examples:
-            >>> RouterMetrics().export().count("# TYPE tiny_dancer_")  # 10 families + 7 *_created
-            17
+            >>> RouterMetrics().export().count("# TYPE tiny_dancer_")  # 10 families + 5 *_created
+            15
         """
         return generate_latest(self._registry).decode("utf-8")
 
@@ -524,10 +361,3 @@ class RouterMetrics:
             True
         """
         return start_metrics_server(self._registry, host, port)
-
-
-def _non_finite(conf: npt.NDArray[np.float64], unc: npt.NDArray[np.float64]) -> InvalidInputError:
-    bad = int((~np.isfinite(conf)).sum() + (~np.isfinite(unc)).sum())
-    return InvalidInputError(
-        f"record_decisions: expected finite confidence and uncertainty, got {bad} NaN/inf value(s)"
-    )
