@@ -17,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -76,54 +77,77 @@ def decide(confidence: jax.Array, uncertainty: jax.Array, threshold: jax.Array, 
 
 
 class DeviceModel(NamedTuple):
-    """A loaded model: device-resident params plus its config. Swapped whole on reload (atomic)."""
+    """A loaded model: device-resident params plus its config. Swapped whole on reload (atomic).
+
+    ``flat`` holds every tensor, then nu and zeta, in one device vector: the route kernel takes the
+    model as that one argument, because each argument of a jitted call costs microseconds to pass.
+    """
 
     params: CompatParams
     nu: jax.Array
     zeta: jax.Array
     config: CompatModelConfig
+    flat: jax.Array
 
     @classmethod
     def from_params(cls, params: CompatParams, config: CompatModelConfig) -> DeviceModel:
         """Put numpy params on the default device."""
         device_params = CompatParams(*(jnp.asarray(t, jnp.float32) for t in params))
         nu, zeta = jnp.float32(config.nu), jnp.float32(config.zeta)
-        return cls(device_params, jnp.asarray(nu), jnp.asarray(zeta), config)
+        flat = np.concatenate([np.asarray(t, np.float32).ravel() for t in params] + [np.array([nu, zeta], np.float32)])
+        return cls(device_params, jnp.asarray(nu), jnp.asarray(zeta), config, jnp.asarray(flat))
 
 
-@jax.jit
+def unflatten_params(flat: jax.Array, config: CompatModelConfig) -> tuple[CompatParams, jax.Array, jax.Array]:
+    """Inverse of ``DeviceModel.flat``: (params, nu, zeta), sliced with static offsets.
+
+    Examples:
+        >>> from tinydancer.compat import init_compat_params
+        >>> cfg = CompatModelConfig(nu=2.0)
+        >>> model = DeviceModel.from_params(init_compat_params(cfg, 0), cfg)
+        >>> params, nu, zeta = unflatten_params(model.flat, cfg)
+        >>> params.w_output.shape, float(nu), bool((params.w_update == model.params.w_update).all())
+        ((1, 8), 2.0, True)
+    """
+    tensors, offset = [], 0
+    for shape in config.tensor_shapes().values():  # the CompatParams field order
+        size = int(np.prod(shape))
+        tensors.append(flat[offset : offset + size].reshape(shape))
+        offset += size
+    return CompatParams(*tensors), flat[offset], flat[offset + 1]
+
+
+@partial(jax.jit, static_argnames=("config",))
 def route_kernel(
-    params: CompatParams,
-    nu: jax.Array,
-    zeta: jax.Array,
-    query: jax.Array,
-    embeddings: jax.Array,
-    columns: jax.Array,
-    limits: jax.Array,
+    flat_params: jax.Array, embeddings: jax.Array, small: jax.Array, config: CompatModelConfig
 ) -> jax.Array:
     """Confidence, uncertainty and decision of every (padded) candidate, fused.
 
-    Few, packed arguments and one output keep the per-call dispatch and transfer cost low.
+    Three arguments and one output keep the per-call dispatch and transfer cost low; the embeddings
+    travel alone and contiguous, so the similarity reads them in place.
 
     Args:
-        params, nu, zeta: the device model.
-        query: shape [D].
+        flat_params: ``DeviceModel.flat``.
         embeddings: shape [B, D].
-        columns: age_s, access_count, success_rate, metadata_match as shape [B, 4].
-        limits: (confidence_threshold, max_uncertainty), shape [2].
+        small: shape [D + 2 + 4 B]: the query, confidence_threshold, max_uncertainty, then per
+            candidate age_s, access_count, success_rate, metadata_match (row-major [B, 4]).
+        config: the model's shapes (static).
 
     Returns:
         shape [3, B]: confidence, uncertainty, and use_lightweight as 0.0 / 1.0.
     """
+    params, nu, zeta = unflatten_params(flat_params, config)
+    size, dim = embeddings.shape
+    query, columns = small[:dim], small[dim + 2 :].reshape(size, 4)
     x = candidate_features(query, embeddings, columns[:, 0], columns[:, 1], columns[:, 2], columns[:, 3])
     confidence = compat_forward(params, x, nu, zeta)
     uncertainty = uncertainty_of(confidence)
-    light = decide(confidence, uncertainty, limits[0], limits[1])
+    light = decide(confidence, uncertainty, small[dim], small[dim + 1])
     return jnp.stack([confidence, uncertainty, light.astype(jnp.float32)])
 
 
 def _pad_rows(array: np.ndarray, size: int) -> np.ndarray:
-    if array.shape[0] == size:
+    if array.shape[0] == size and array.dtype == np.float32 and array.flags.c_contiguous:
         return array
     padded = np.zeros((size, *array.shape[1:]), np.float32)
     padded[: array.shape[0]] = array
@@ -141,7 +165,7 @@ def run_route_kernel(
     threshold: float,
     max_uncertainty: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pad to the bucket, run the jitted kernel, and return host arrays of the real N candidates.
+    """Pad to the bucket, pack the small inputs into one vector, run the jitted kernel, return the real N.
 
     Args:
         model: the device model.
@@ -154,12 +178,13 @@ def run_route_kernel(
     Returns:
         (confidence [N] float32, uncertainty [N] float32, use_lightweight [N] bool).
     """
-    n = embeddings.shape[0]
+    n, dim = embeddings.shape
     size = bucket_size(n)
-    columns = np.zeros((size, 4), np.float32)
+    small = np.zeros(dim + 2 + 4 * size, np.float32)
+    small[:dim] = query
+    small[dim] = threshold
+    small[dim + 1] = max_uncertainty
+    columns = small[dim + 2 :].reshape(size, 4)
     columns[:n, 0], columns[:n, 1], columns[:n, 2], columns[:n, 3] = age_s, access_count, success_rate, metadata_match
-    limits = np.array([threshold, max_uncertainty], np.float32)
-    out = np.asarray(
-        route_kernel(model.params, model.nu, model.zeta, query, _pad_rows(embeddings, size), columns, limits)
-    )
+    out = np.asarray(route_kernel(model.flat, _pad_rows(embeddings, size), small, model.config))
     return out[0, :n], out[1, :n], out[2, :n] > 0.5
