@@ -1,0 +1,156 @@
+"""``python -m tinydancer train|calibrate|evaluate``: train, calibrate and evaluate FastGRNN routers.
+
+Examples (from the repository root)::
+
+    python -m tinydancer train --data ../shared/datasets/routellm-mmlu --out models/mmlu.safetensors
+    python -m tinydancer calibrate --model models/mmlu.safetensors --data ../shared/datasets/routellm-mmlu
+    python -m tinydancer evaluate --model models/mmlu.safetensors --data ../shared/datasets/routellm-mmlu --json
+
+``evaluate`` on the training data scores the held-out test rows of the stored split; ``--rows all``
+scores every row (to train on one dataset and evaluate on another).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+
+from tinydancer.calibration import CALIBRATORS, apply_calibrator, ece, fit_calibrator
+from tinydancer.data import DEFAULT_STRONG, DEFAULT_WEAK, load_routellm_outcomes
+from tinydancer.errors import TinyDancerError
+from tinydancer.experiment import (
+    SPLITS,
+    evaluation_rows,
+    labels,
+    report,
+    score_frame,
+    stored_calibrator,
+    train_router,
+)
+from tinydancer.fastgrnn_io import load_fastgrnn, save_fastgrnn
+from tinydancer.featurize import FEATURIZER_KINDS, FeaturizerConfig
+from tinydancer.train import TrainConfig
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="RouteLLM-format CSV/JSONL file or folder of subject CSVs")
+    p.add_argument("--weak", default=DEFAULT_WEAK, help="weak model's outcome column")
+    p.add_argument("--strong", default=DEFAULT_STRONG, help="strong model's outcome column")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinydancer", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a FastGRNN router on routing outcomes")
+    _data_args(t)
+    t.add_argument("--out", required=True, help="checkpoint path (.safetensors)")
+    t.add_argument("--split", choices=SPLITS, default="random")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--featurizer", choices=FEATURIZER_KINDS, default="wordllama_tokens")
+    t.add_argument("--dim", type=int, default=64)
+    t.add_argument("--max-tokens", type=int, default=32)
+    t.add_argument("--hidden", type=int, default=16)
+    t.add_argument("--w-rank", type=int, default=None)
+    t.add_argument("--u-rank", type=int, default=None)
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=1e-2)
+    t.add_argument("--sparsity", type=float, default=1.0, help="share of recurrent weights kept (IHT)")
+    t.add_argument("--quantize", action="store_true", help="store the model as int8")
+    t.add_argument("--no-progress", action="store_true")
+    c = sub.add_parser("calibrate", help="fit a calibrator on the stored split's calibration rows")
+    _data_args(c)
+    c.add_argument("--model", required=True)
+    c.add_argument("--method", choices=CALIBRATORS, default="temperature")
+    c.add_argument("--out", default=None, help="checkpoint to write (default: overwrite --model)")
+    e = sub.add_parser("evaluate", help="RouteLLM-protocol metrics, calibration and guarantees")
+    _data_args(e)
+    e.add_argument("--model", required=True)
+    e.add_argument("--rows", choices=("test", "all"), default="test")
+    e.add_argument("--alpha", type=float, default=0.1)
+    e.add_argument("--delta", type=float, default=0.1)
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def _train(ns: argparse.Namespace) -> int:
+    frame = load_routellm_outcomes(ns.data, weak=ns.weak, strong=ns.strong)
+    feat = FeaturizerConfig(kind=ns.featurizer, dim=ns.dim, max_tokens=ns.max_tokens)
+    model = {"hidden_dim": ns.hidden, "w_rank": ns.w_rank, "u_rank": ns.u_rank}
+    tcfg = TrainConfig(
+        epochs=ns.epochs,
+        batch_size=ns.batch_size,
+        learning_rate=ns.lr,
+        sparsity=ns.sparsity,
+        seed=ns.seed,
+        progress=not ns.no_progress,
+    )
+    path, result, info = train_router(
+        frame, ns.out, split=ns.split, seed=ns.seed, featurizer=feat, model=model, train=tcfg,
+        quantize=ns.quantize, data_tag=str(ns.data),
+    )  # fmt: skip
+    print(result.history.round(4).to_string(index=False))
+    print(json.dumps({"model": str(path), **info}))
+    return 0
+
+
+def _calibrate(ns: argparse.Namespace) -> int:
+    frame = load_routellm_outcomes(ns.data, weak=ns.weak, strong=ns.strong)
+    scores, meta = score_frame(ns.model, frame)
+    rows = evaluation_rows(frame, meta, "test")
+    y = labels(frame)
+    cal = fit_calibrator(ns.method, scores[rows["cal"]], y[rows["cal"]])
+    params, mcfg, extra = load_fastgrnn(ns.model)
+    extra["calibrator"] = json.dumps(cal._asdict())
+    out = save_fastgrnn(ns.out or ns.model, params, mcfg, extra)
+    before = ece(scores[rows["cal"]], y[rows["cal"]])
+    after = ece(apply_calibrator(cal, scores[rows["cal"]]), y[rows["cal"]])
+    print(json.dumps({"model": str(out), "calibrator": cal.kind, "ece_cal_before": before, "ece_cal_after": after}))
+    return 0
+
+
+def _evaluate(ns: argparse.Namespace) -> int:
+    frame = load_routellm_outcomes(ns.data, weak=ns.weak, strong=ns.strong)
+    scores, meta = score_frame(ns.model, frame)
+    rows = evaluation_rows(frame, meta, ns.rows)
+    result = report(scores, frame, rows, stored_calibrator(meta), ns.alpha, ns.delta)
+    result["model"] = str(ns.model)
+    if ns.json:
+        print(json.dumps(_finite(result), allow_nan=False))
+    else:
+        for key, value in result.items():
+            print(f"{key:>16}: {json.dumps(value) if isinstance(value, dict) else value}")
+    return 0
+
+
+def _finite(value: object) -> object:
+    # Strict JSON has no Infinity/NaN: an infinite threshold ("nothing certified") becomes null.
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one learning command; returns the exit code (2 with a one-line message on a typed error).
+
+    Args:
+        argv: Arguments starting with the command name (default: ``sys.argv[1:]``).
+
+    Examples:
+        >>> main(["evaluate", "--data", "/nonexistent", "--model", "m.safetensors"])
+        2
+    """
+    ns = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return {"train": _train, "calibrate": _calibrate, "evaluate": _evaluate}[ns.command](ns)
+    except TinyDancerError as exc:
+        print(f"tinydancer {ns.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+__all__ = ["main"]
