@@ -86,7 +86,8 @@ def fit_compat_model(
     state = optimizer.init(params)  # type: ignore[arg-type]
     xs, ys = jnp.asarray(x), jnp.asarray(y)
     for step in range(steps):
-        params, state, loss = _step(params, state, xs, ys, optimizer, config.nu, config.zeta)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats and int32 step counts
+            params, state, loss = _step(params, state, xs, ys, optimizer, config.nu, config.zeta)
         if step % 50 == 0 and not np.isfinite(float(loss)):
             raise TrainingError(f"loss became non-finite at step {step}")
     return CompatParams(*(np.asarray(t, np.float32) for t in params)), config
