@@ -11,6 +11,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
+from tests._requires import missing
 from tinydancer.calibration import (
     Calibrator,
     apply_calibrator,
@@ -163,3 +164,36 @@ def test_ltt_certifies_nothing_when_alpha_is_impossible_and_rejects_tiny_splits(
     assert g.threshold == -np.inf and g.weak_share == 0.0
     with pytest.raises(DataError, match=r"need n >= 45, got n=20"):
         ltt_threshold(s[:20], np.zeros(20), alpha=0.05, delta=0.1)
+
+
+def test_conformal_sets_match_mapie() -> None:
+    try:
+        from mapie import classification as mapie
+    except ImportError:
+        missing("mapie (dev dependency, the cross-check oracle)", ".venv/bin/pip install mapie==1.6.0")
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    class Fixed(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+        """A prefit 'model' whose P(y = 1) is its only input column."""
+
+        def fit(self, x: np.ndarray, y: np.ndarray) -> Fixed:
+            self.classes_ = np.array([0, 1])
+            return self
+
+        def predict_proba(self, x: np.ndarray) -> np.ndarray:
+            p = np.asarray(x)[:, 0]
+            return np.stack([1 - p, p], axis=1)
+
+        def predict(self, x: np.ndarray) -> np.ndarray:
+            return (np.asarray(x)[:, 0] >= 0.5).astype(int)
+
+    _, y, p = _miscalibrated(1500, 6)
+    y = y.astype(int)
+    for alpha in (0.05, 0.1, 0.2):
+        m = mapie.SplitConformalClassifier(
+            estimator=Fixed().fit(p[:, None], y), confidence_level=1 - alpha, conformity_score="lac", prefit=True
+        )
+        m.conformalize(p[:500, None], y[:500])
+        _, theirs = m.predict_set(p[500:, None])
+        ours = conformal_sets(p[500:], conformal_quantile(p[:500], y[:500], alpha))
+        np.testing.assert_array_equal(ours, theirs[:, :, 0])
