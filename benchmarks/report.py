@@ -1,0 +1,119 @@
+"""BENCHMARKS.md tables, goal verdicts and the latency plot, from the runner's JSON result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+SETTING_LABELS = {
+    "off": "tinydancer, observability off",
+    "metrics_logs": "tinydancer, metrics + logs",
+    "spans_1pct": "tinydancer, + spans 1%",
+    "spans_100pct": "tinydancer, + spans 100%",
+}
+
+
+def _key(rows: dict[Any, Any], n: int) -> Any:
+    """Rows are keyed by int in memory and by str after a JSON round trip."""
+    return n if n in rows else str(n)
+
+
+def route_table(result: dict[str, Any]) -> list[str]:
+    """Markdown rows: median / p95 per setting and the original, ratio tinydancer / original."""
+    route = result["route"]
+    original = route["original"]
+    lines = [
+        "| setting | N | median us | p95 us | original median us | original p95 us | ratio (median) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, rows in route["tinydancer"].items():
+        for n in result["config"]["counts"]:
+            row = rows[_key(rows, n)]
+            orig = original[_key(original, n)] if original else None
+            ratio = f"{row['median_us'] / orig['median_us']:.2f}x" if orig else "n/a"
+            orig_cols = f"{orig['median_us']:.1f} | {orig['p95_us']:.1f}" if orig else "n/a | n/a"
+            lines.append(f"| {name} | {n} | {row['median_us']:.1f} | {row['p95_us']:.1f} | {orig_cols} | {ratio} |")
+    return lines
+
+
+def batch_table(result: dict[str, Any]) -> list[str]:
+    """Markdown rows of batch throughput, M candidates/s (median, best)."""
+    lines = [
+        "| input | N | tinydancer M/s median (best) | numpy M/s median (best) | tinydancer / numpy | max abs diff |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind in ("features", "embeddings"):
+        for n, row in result["batch"][kind].items():
+            td, ref = row["tinydancer"], row["numpy"]
+            lines.append(
+                f"| {kind} | {int(n):,} | {td['median_per_s'] / 1e6:.2f} ({td['best_per_s'] / 1e6:.2f}) | "
+                f"{ref['median_per_s'] / 1e6:.2f} ({ref['best_per_s'] / 1e6:.2f}) | "
+                f"{td['median_per_s'] / ref['median_per_s']:.1f}x | {row['max_abs_diff']:.1e} |"
+            )
+    return lines
+
+
+def goals(result: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
+    """(goal, met?, numbers) for each of issue 6's measurable goals."""
+    out: list[tuple[str, bool | None, str]] = []
+    route, counts = result["route"], result["config"]["counts"]
+    original = route["original"]
+    if original:
+        for setting in ("metrics_logs", "spans_1pct"):
+            rows = route["tinydancer"][setting]
+            ratios = {n: rows[_key(rows, n)]["median_us"] / original[_key(original, n)]["median_us"] for n in counts}
+            text = ", ".join(f"N={n}: {r:.2f}x" for n, r in ratios.items())
+            ok = all(r < 1.0 for n, r in ratios.items() if n >= 10) and ratios.get(1, 0.0) <= 1.5
+            out.append((f"route() {setting}: < 1.0x original at N >= 10, <= 1.5x at N = 1", ok, text))
+    else:
+        out.append(("route() vs original", None, "original not measured (no node/npm)"))
+    batch = result["batch"]
+    emb = max(batch["embeddings"].items(), key=lambda kv: int(kv[0]))
+    feat = max(batch["features"].items(), key=lambda kv: int(kv[0]))
+    emb_rate, feat_rate = emb[1]["tinydancer"]["median_per_s"], feat[1]["tinydancer"]["median_per_s"]
+    out.append(("batch from 384-d embeddings >= 5 M/s", emb_rate >= 5e6, f"{emb_rate / 1e6:.2f} M/s at N={emb[0]}"))
+    out.append(("batch from feature rows >= 50 M/s", feat_rate >= 50e6, f"{feat_rate / 1e6:.2f} M/s at N={feat[0]}"))
+    ahead = []
+    for kind in ("features", "embeddings"):
+        for n, row in batch[kind].items():
+            if int(n) >= 1000:
+                ahead.append((kind, int(n), row["tinydancer"]["median_per_s"] / row["numpy"]["median_per_s"]))
+    text = ", ".join(f"{k} N={n}: {r:.1f}x" for k, n, r in ahead)
+    out.append(("ahead of numpy at batch >= 1000", all(r > 1.0 for _, _, r in ahead), text))
+    cache = result["compile_check"]
+    steady = cache["route_kernel_cache_before"] == cache["route_kernel_cache_after"]
+    out.append(("no recompiles in steady state", steady, f"route_kernel cache {cache}"))
+    return out
+
+
+def plot_latency(result: dict[str, Any], path: Path) -> None:
+    """Median route() latency vs candidate count, log-log, both routers (p95 as a shaded band)."""
+    counts = result["config"]["counts"]
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for name, rows in result["route"]["tinydancer"].items():
+        med = [rows[_key(rows, n)]["median_us"] for n in counts]
+        p95 = [rows[_key(rows, n)]["p95_us"] for n in counts]
+        (line,) = ax.plot(counts, med, marker="o", label=SETTING_LABELS.get(name, name))
+        ax.fill_between(counts, med, p95, color=line.get_color(), alpha=0.08)
+    original = result["route"]["original"]
+    if original:
+        med = [original[_key(original, n)]["median_us"] for n in counts]
+        p95 = [original[_key(original, n)]["p95_us"] for n in counts]
+        ax.plot(counts, med, marker="s", color="black", linewidth=2.5, label="original (node, @ruvector 0.1.22)")
+        ax.fill_between(counts, med, p95, color="black", alpha=0.08)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("candidates per request (embedding dim 384)")
+    ax.set_ylabel("route() latency per call, microseconds (median; band to p95)")
+    load = result["machine"]["loadavg"]
+    ax.set_title(f"route() latency vs candidates ({result['machine']['nproc']} shared cores, load {load[0]:.1f})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
