@@ -5,10 +5,11 @@ one process, or a notebook cell run twice, never collide ("Duplicated timeseries
 issue 570). Names, label names, label values and buckets are those of the observability guide and of
 the original repository's dead definitions (reference §4).
 
-The per-candidate histograms (confidence, uncertainty) are updated in one vectorised step per routed
-batch by :class:`_BatchHistogram`, a custom collector that keeps bucket counts in numpy and renders a
-normal histogram family (``_bucket{le=...}``, ``_sum``, ``_count``). One ``Histogram.observe`` costs
-about 0.7 us, so observing 1000 candidates one by one would cost more than routing them.
+The four per-candidate series (decisions, confidence, uncertainty, candidates processed) are updated
+once per routed batch by :class:`tinydancer.decision_stats.DecisionStats`, a custom collector that
+renders ordinary counter and histogram families. One ``Histogram.observe`` costs about 0.7 us, so
+observing 1000 candidates one by one would cost more than routing them. Series made by that collector
+have no ``*_created`` companion; the others keep prometheus_client's default.
 
 Label values are always from fixed sets: no candidate id or free text ever becomes a label value.
 
@@ -24,7 +25,8 @@ Examples:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy.typing as npt
@@ -59,8 +61,8 @@ __all__ = [
 LATENCY_BUCKETS: tuple[float, ...] = (1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 #: Buckets of the feature-engineering and model-inference duration histograms (reference §4).
 FEATURE_BUCKETS: tuple[float, ...] = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01)
-#: Circuit-breaker state -> gauge value, as in the guide.
-BREAKER_STATES: dict[str, int] = {"closed": 0, "half_open": 1, "open": 2}
+#: Circuit-breaker state -> gauge value, as in the guide (read-only).
+BREAKER_STATES: Mapping[str, int] = MappingProxyType({"closed": 0, "half_open": 1, "open": 2})
 
 _MODEL_TYPE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
