@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import matplotlib
 
@@ -163,3 +165,22 @@ def test_overview_is_one_row_of_three(from_frames: bool) -> None:
     assert [s.colspan.start for s in specs if s is not None] == [0, 1, 2]
     assert len(fig.axes[0].patches) == 3 * 10
     assert labels(fig.axes[1])[-1] == "confidence threshold = 0.85"
+
+
+def test_span_waterfall_of_a_real_route(tmp_path: Path) -> None:
+    from tinydancer import Router, RouterConfig, RoutingRequest, TracingConfig, TracingSystem
+    from tinydancer.plots import plot_span_waterfall
+
+    system = TracingSystem(TracingConfig(service_name="waterfall"))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # random model: no file
+            router = Router(RouterConfig(model_path=str(tmp_path / "none.safetensors")), tracing=system)
+        router.route(RoutingRequest.from_arrays(np.ones(4), np.eye(4)[:3]), now=1_700_000_000)
+        ax = plot_span_waterfall(router.collector.spans(), ax=Figure().subplots())
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert labels[0] == "routing_request" and len(labels) == 1 + 1 + 1 + 1 + 3 * 2
+        assert "  model_inference" in labels and "    uncertainty_estimation" in labels
+        assert len(ax.patches) == len(labels)
+    finally:
+        system.shutdown()

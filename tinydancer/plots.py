@@ -224,3 +224,54 @@ def plot_overview(
     plot_confidence(decisions, axes[1], threshold)
     plot_uncertainty(decisions, axes[2], max_uncertainty)
     return fig
+
+
+def plot_span_waterfall(spans: pd.DataFrame, trace_id: str | None = None, ax: Axes | None = None) -> Axes:
+    """One trace's spans as a waterfall: a bar per span from its start to its end, children under parents.
+
+    Args:
+        spans: a ``Collector.spans()`` frame.
+        trace_id: the trace to draw (default: the trace of the latest ``routing_request`` span).
+        ax: axes to draw on (default: a new figure).
+
+    Returns:
+        The axes; y labels are span names indented by depth, x is µs since the trace started.
+
+    Examples:
+        >>> import pandas as pd
+        >>> from matplotlib.figure import Figure
+        >>> t0 = pd.Timestamp("2026-01-01", tz="UTC")
+        >>> frame = pd.DataFrame({"trace_id": ["t", "t"], "span_id": ["a", "b"], "parent_span_id": [None, "a"],
+        ...                       "name": ["routing_request", "model_inference"],
+        ...                       "start": [t0, t0 + pd.Timedelta(5, "us")], "end": [t0 + pd.Timedelta(50, "us")] * 2})
+        >>> ax = plot_span_waterfall(frame, ax=Figure().subplots())
+        >>> [t.get_text() for t in ax.get_yticklabels()]
+        ['routing_request', '  model_inference']
+    """
+    ax = _axes(ax)
+    if trace_id is None:
+        roots = spans[spans.name == "routing_request"].sort_values("start")
+        trace_id = None if roots.empty else roots.trace_id.iloc[-1]
+    own = spans[spans.trace_id == trace_id].sort_values("start")
+    if own.empty:
+        ax.text(0.5, 0.5, "no spans", ha="center", va="center", transform=ax.transAxes)
+        return ax
+    parents = dict(zip(own.span_id, own.parent_span_id, strict=True))
+
+    def depth(span_id: str) -> int:
+        d, parent = 0, parents.get(span_id)
+        while parent in parents:
+            d, parent = d + 1, parents[parent]
+        return d
+
+    t0 = own.start.min()
+    starts = (own.start - t0).dt.total_seconds().to_numpy() * 1e6
+    widths = (own.end - own.start).dt.total_seconds().to_numpy() * 1e6
+    rows = np.arange(len(own))
+    colors = ["#0072B2" if name == "routing_request" else "#56B4E9" for name in own.name]
+    ax.barh(rows, np.maximum(widths, widths.max() * 0.002), left=starts, color=colors)
+    ax.set_yticks(rows, ["  " * depth(s) + n for s, n in zip(own.span_id, own.name, strict=True)])
+    ax.invert_yaxis()
+    ax.set_xlabel("µs since the request started")
+    ax.set_title(f"Spans of trace {str(trace_id)[:8]}… ({len(own)} spans)")
+    return ax
