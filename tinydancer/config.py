@@ -69,10 +69,15 @@ class RouterConfig:
         timeout = self.circuit_breaker_reset_timeout_s
         if not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout < 0:
             raise ConfigError(f"circuit_breaker_reset_timeout_s must be a finite number >= 0, got {timeout!r}")
-        if not isinstance(self.model_path, str) or not self.model_path:
-            raise ConfigError(f"model_path must be a non-empty string, got {self.model_path!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if not isinstance(self.model_path, str) or not self.model_path or "\x00" in self.model_path:
+            raise ConfigError(f"model_path must be a non-empty string without NUL bytes, got {self.model_path!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
+        for flag in ("enable_circuit_breaker", "enable_quantization"):
+            if not isinstance(getattr(self, flag), bool):  # "no" would silently mean True
+                raise ConfigError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
+        if self.database_path is not None and not isinstance(self.database_path, str):
+            raise ConfigError(f"database_path must be a string or None, got {self.database_path!r}")
         if isinstance(self.max_candidate_spans, bool) or not isinstance(self.max_candidate_spans, int):
             raise ConfigError(f"max_candidate_spans must be an integer >= 0, got {self.max_candidate_spans!r}")
         limit = self.inference_timeout_s

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import safe_open
+from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save_file
 
 from tinydancer.compat import CompatModelConfig, CompatParams
@@ -38,33 +38,38 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 MAX_HEADER_BYTES = 1024 * 1024
 
 
-def _read_header(path: Path) -> dict[str, Any]:
-    """Read and bound-check the safetensors header without touching the tensor data."""
+def _read_file(path: Path) -> tuple[dict[str, Any], bytes]:
+    """Read the whole file once (bounded), then bound-check and parse its safetensors header.
+
+    One read of one open file: a file replaced while it is being loaded (hot reload) is seen whole,
+    old or new, never a mix of the two.
+    """
     try:
-        size = path.stat().st_size
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise ModelLoadError(f"model file {str(path)!r} is {size} bytes; at most {MAX_FILE_BYTES} accepted")
+            data = handle.read(size + 1)  # read(n) allocates n bytes up front: n is bounded by the fstat size
     except FileNotFoundError:
         raise ModelLoadError(f"model file not found: {str(path)!r}") from None
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # a folder, no permission, a NUL in the path, ...
         raise ModelLoadError(f"cannot read model file {str(path)!r}: {exc}") from exc
-    if size > MAX_FILE_BYTES:
-        raise ModelLoadError(f"model file {str(path)!r} is {size} bytes; at most {MAX_FILE_BYTES} accepted")
+    size = len(data)
     if size < 8:
         raise ModelLoadError(f"model file {str(path)!r} is truncated: {size} bytes, not safetensors")
-    with path.open("rb") as handle:
-        (header_len,) = struct.unpack("<Q", handle.read(8))
-        if header_len > min(MAX_HEADER_BYTES, size - 8):
-            raise ModelLoadError(
-                f"model file {str(path)!r} declares a {header_len}-byte header but the file has {size} bytes "
-                f"(limit {MAX_HEADER_BYTES}): truncated or not safetensors"
-            )
-        raw = handle.read(header_len)
+    (header_len,) = struct.unpack("<Q", data[:8])
+    if header_len > min(MAX_HEADER_BYTES, size - 8):
+        raise ModelLoadError(
+            f"model file {str(path)!r} declares a {header_len}-byte header but the file has {size} bytes "
+            f"(limit {MAX_HEADER_BYTES}): truncated or not safetensors"
+        )
     try:
-        header = json.loads(raw)
+        header = json.loads(data[8 : 8 + header_len])
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelLoadError(f"model file {str(path)!r} is not safetensors: bad JSON header ({exc})") from exc
     if not isinstance(header, dict):
         raise ModelLoadError(f"model file {str(path)!r} is not safetensors: header is not a JSON object")
-    return header
+    return header, data
 
 
 def _parse_config(path: Path, header: dict[str, Any]) -> CompatModelConfig:
@@ -103,7 +108,7 @@ def load_compat_model(path: str | os.PathLike[str]) -> tuple[CompatParams, Compa
         tinydancer.errors.ModelLoadError: model file not found: '/nonexistent.safetensors'
     """
     path = Path(path)
-    header = _read_header(path)
+    header, data = _read_file(path)
     config = _parse_config(path, header)
     expected = config.tensor_shapes()
     found = {k for k in header if k != "__metadata__"}
@@ -113,14 +118,20 @@ def load_compat_model(path: str | os.PathLike[str]) -> tuple[CompatParams, Compa
         )
     for name, shape in expected.items():
         entry = header[name]
-        if not isinstance(entry, dict) or entry.get("dtype") != "F32" or tuple(entry.get("shape", ())) != shape:
+        declared = entry.get("shape") if isinstance(entry, dict) else None
+        if (
+            not isinstance(entry, dict)
+            or entry.get("dtype") != "F32"
+            or not isinstance(declared, list)
+            or (tuple(declared) != shape)
+        ):
             got = (entry.get("dtype"), entry.get("shape")) if isinstance(entry, dict) else entry
             raise ModelLoadError(
                 f"model file {str(path)!r}: tensor {name!r} is {got}, expected F32 with shape {list(shape)}"
             )
     try:
-        with safe_open(str(path), framework="numpy") as handle:
-            tensors = {name: np.ascontiguousarray(handle.get_tensor(name), np.float32) for name in expected}
+        loaded = load_safetensors(data)  # offsets are checked against the bytes already read
+        tensors = {name: np.ascontiguousarray(loaded[name], np.float32) for name in expected}
     except Exception as exc:  # the safetensors library raises several untyped errors
         raise ModelLoadError(f"model file {str(path)!r} is not valid safetensors: {exc}") from exc
     for name, tensor in tensors.items():

@@ -37,12 +37,32 @@ class PackedRequest(NamedTuple):
     metadata_match: np.ndarray  # [N] float32
 
 
+#: Largest float32; host values beyond it would overflow when packed for the kernel.
+F32_MAX = float(np.finfo(np.float32).max)
+#: Largest squared L2 norm of an embedding: keeps the kernel's float32 norms and dot products finite.
+MAX_SQUARED_NORM = F32_MAX / 4
+#: Deepest nesting accepted in request and candidate metadata (deeper input would exhaust the stack).
+MAX_JSON_DEPTH = 64
+
+
 def _float_array(name: str, value: Any, dtype: type = np.float32) -> np.ndarray:
     try:
-        array: np.ndarray = np.asarray(value, dtype=dtype)
+        raw = np.asarray(value)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{name}: expected numbers, got {type(value).__name__} ({exc})") from exc
+    if raw.dtype.kind not in "biuf":  # strings, objects, complex: never coerced silently
+        raise InvalidInputError(f"{name}: expected numbers, got {type(value).__name__} of dtype {raw.dtype}")
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow becomes inf, rejected by the finiteness checks
+        array: np.ndarray = raw.astype(dtype, copy=False)
     return array
+
+
+def _too_large(rows: np.ndarray) -> np.ndarray:
+    """[..., D] finite float32 -> [...] bool: squared L2 norm above MAX_SQUARED_NORM (float64 check)."""
+    if rows.size == 0 or float(np.abs(rows).max()) ** 2 * rows.shape[-1] <= MAX_SQUARED_NORM:
+        return np.zeros(rows.shape[:-1], bool)  # the cheap bound already proves every norm is small
+    squared: np.ndarray = np.square(rows, dtype=np.float64).sum(axis=-1)
+    return squared > MAX_SQUARED_NORM
 
 
 def _first_bad(mask: np.ndarray, ids: tuple[str, ...]) -> str:
@@ -71,9 +91,23 @@ def validate_json_object(name: str, value: Any) -> dict[str, Any] | None:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInputError(f"{name}: not a JSON object ({type(exc).__name__}: {exc})") from exc
-    if not all(isinstance(k, str) for k in value):
-        raise InvalidInputError(f"{name}: JSON object keys must be strings")
+    _check_nesting(name, value)
     return dict(value)
+
+
+def _check_nesting(name: str, value: Mapping[str, Any]) -> None:
+    """Iteratively checks depth <= MAX_JSON_DEPTH and string keys at every level (value is acyclic)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidInputError(f"{name}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(node, Mapping):
+            if not all(isinstance(k, str) for k in node):
+                raise InvalidInputError(f"{name}: JSON object keys must be strings")
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend((v, depth + 1) for v in node)
 
 
 def json_equal(a: Any, b: Any) -> bool:
@@ -139,7 +173,15 @@ def _check_columns(columns: CandidateColumns, dim: int, now_s: float) -> tuple[n
         embeddings = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
     bad = ~np.isfinite(embeddings).all(axis=1)
     if bad.any():
-        raise InvalidInputError(f"{_first_bad(bad, ids)}: embedding holds NaN or infinite values")
+        raise InvalidInputError(
+            f"{_first_bad(bad, ids)}: embedding holds NaN or infinite values (or values beyond float32 range)"
+        )
+    bad = _too_large(embeddings)
+    if bad.any():
+        raise InvalidInputError(
+            f"{_first_bad(bad, ids)}: embedding too large: squared L2 norm above {MAX_SQUARED_NORM:.3g} "
+            "would overflow float32 in the cosine similarity"
+        )
     raw_created = columns.created_at
     if raw_created is None:
         raw_created = np.full(n, now_s)
@@ -166,6 +208,27 @@ def _check_columns(columns: CandidateColumns, dim: int, now_s: float) -> tuple[n
     return embeddings, created, access, success
 
 
+def floor_unix_seconds(value: Any) -> float:
+    """``now`` of a route call as whole Unix seconds (the original's resolution), validated.
+
+    Raises:
+        InvalidInputError: not a finite real number.
+
+    Examples:
+        >>> floor_unix_seconds(1_700_000_000.7)
+        1700000000.0
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidInputError(f"now: expected finite Unix seconds (a real number), got {type(value).__name__}")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise InvalidInputError(f"now: expected finite Unix seconds, got {value!r}")
+    return float(math.floor(seconds))
+
+
 def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
     """Validate a request and pack it into arrays for the route kernel.
 
@@ -185,7 +248,12 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
     if query.ndim != 1 or query.size == 0:
         raise InvalidInputError(f"query_embedding: expected a non-empty 1-D vector, got shape {query.shape}")
     if not np.isfinite(query).all():
-        raise InvalidInputError("query_embedding holds NaN or infinite values")
+        raise InvalidInputError("query_embedding holds NaN or infinite values (or values beyond float32 range)")
+    if _too_large(query).any():
+        raise InvalidInputError(
+            f"query_embedding too large: squared L2 norm above {MAX_SQUARED_NORM:.3g} would overflow float32"
+        )
+    now_s = floor_unix_seconds(now_s) if not isinstance(now_s, float) else now_s
     if not math.isfinite(now_s):
         raise InvalidInputError(f"now: expected finite Unix seconds, got {now_s}")
     query_meta = validate_json_object("request metadata", request.metadata)
@@ -197,12 +265,14 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
         for i, meta in enumerate(columns.metadata):
             cand_meta = validate_json_object(f"candidate {columns.ids[i]!r} metadata", meta)
             match[i] = metadata_match(query_meta, cand_meta)
+    with np.errstate(over="ignore"):  # ages beyond float32 give recency 0 (or 1 for the future) either way
+        age_s = np.clip(now_s - created, -F32_MAX, F32_MAX).astype(np.float32)
     return PackedRequest(
         ids=columns.ids,
         query=query,
         embeddings=embeddings,
-        age_s=(now_s - created).astype(np.float32),
-        access_count=access.astype(np.float32),
+        age_s=age_s,
+        access_count=np.minimum(access, F32_MAX).astype(np.float32),  # beyond it frequency() saturates anyway
         success_rate=success.astype(np.float32),
         metadata_match=match,
     )

@@ -56,7 +56,7 @@ from tinydancer.logs import (
 from tinydancer.metrics import RouterMetrics
 from tinydancer.metrics_server import MetricsServer, WsgiApp
 from tinydancer.modelio import load_compat_model
-from tinydancer.packing import PackedRequest, pack_request
+from tinydancer.packing import PackedRequest, floor_unix_seconds, pack_request
 from tinydancer.routing_spans import CANDIDATE_SPANS_DROPPED, emit_candidate_spans
 from tinydancer.trace_context import TraceContext
 from tinydancer.tracing import TracingSystem, active_tracing_system, get_tracer
@@ -274,7 +274,7 @@ class Router:
         else:
             ticket = self._breaker.admit()
         try:
-            now_s = float(np.floor(self._clock() if now is None else now))
+            now_s = floor_unix_seconds(self._clock() if now is None else now)
             if recording:
                 with self._tracer.start_as_current_span("feature_engineering", attributes={"batch_size": 0}) as fe:
                     packed = pack_request(request, now_s)

@@ -13,11 +13,13 @@ Examples:
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from tinydancer.errors import InvalidInputError
 
 JsonObject = Mapping[str, Any]
 
@@ -77,6 +79,8 @@ class RoutingRequest:
     ) -> None:
         self.query_embedding = query_embedding
         self.metadata = metadata
+        if not isinstance(candidates, Sequence) and isinstance(candidates, Iterable):
+            candidates = tuple(candidates)  # a generator is read once, here
         self._candidates: Sequence[Candidate] | None = candidates
         self._columns: CandidateColumns | None = None
 
@@ -130,13 +134,18 @@ class RoutingRequest:
     @property
     def candidates(self) -> Sequence[Candidate]:
         """The candidates as objects."""
-        if self._candidates is None:
-            assert self._columns is not None
+        if self._candidates is None and self._columns is not None:
             self._candidates = _materialise(self._columns)
+        if not isinstance(self._candidates, Sequence):
+            raise InvalidInputError(
+                f"candidates: expected a sequence of Candidate, got {type(self._candidates).__name__}"
+            )
         return self._candidates
 
     def __len__(self) -> int:
-        return len(self._columns) if self._columns is not None else len(self.candidates)
+        if self._columns is not None:
+            return len(self._columns)
+        return len(self._candidates) if isinstance(self._candidates, Sequence) else 0
 
     def __repr__(self) -> str:
         return f"RoutingRequest(<{len(self)} candidates>, metadata={self.metadata!r})"
@@ -146,6 +155,9 @@ class RoutingRequest:
         if self._columns is not None:
             return self._columns
         cands = self.candidates
+        for i, cand in enumerate(cands):
+            if not isinstance(cand, Candidate):
+                raise InvalidInputError(f"candidates[{i}]: expected a Candidate, got {type(cand).__name__}")
         return CandidateColumns(
             ids=tuple(c.id for c in cands),
             embeddings=[c.embedding for c in cands],
