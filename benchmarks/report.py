@@ -92,24 +92,25 @@ def goals(result: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
 
 
 def plot_latency(result: dict[str, Any], path: Path) -> None:
-    """Median route() latency vs candidate count, log-log, both routers (p95 as a shaded band)."""
+    """Median route() latency vs candidate count, log-log, both routers (p95 dotted for the two headline rows)."""
     counts = result["config"]["counts"]
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for name, rows in result["route"]["tinydancer"].items():
         med = [rows[_key(rows, n)]["median_us"] for n in counts]
         p95 = [rows[_key(rows, n)]["p95_us"] for n in counts]
         (line,) = ax.plot(counts, med, marker="o", label=SETTING_LABELS.get(name, name))
-        ax.fill_between(counts, med, p95, color=line.get_color(), alpha=0.08)
+        if name == "metrics_logs":
+            ax.plot(counts, p95, linestyle=":", color=line.get_color(), label="  p95 of metrics + logs")
     original = result["route"]["original"]
     if original:
         med = [original[_key(original, n)]["median_us"] for n in counts]
         p95 = [original[_key(original, n)]["p95_us"] for n in counts]
         ax.plot(counts, med, marker="s", color="black", linewidth=2.5, label="original (node, @ruvector 0.1.22)")
-        ax.fill_between(counts, med, p95, color="black", alpha=0.08)
+        ax.plot(counts, p95, linestyle=":", color="black", label="  p95 of the original")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("candidates per request (embedding dim 384)")
-    ax.set_ylabel("route() latency per call, microseconds (median; band to p95)")
+    ax.set_ylabel("route() latency per call, microseconds (median)")
     load = result["machine"]["loadavg"]
     ax.set_title(f"route() latency vs candidates ({result['machine']['nproc']} shared cores, load {load[0]:.1f})")
     ax.grid(True, which="both", alpha=0.3)

@@ -151,9 +151,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short budgets and smaller batches (minutes)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--from-json", type=Path, help="only re-render the Markdown and plot of a saved result")
     args = parser.parse_args()
     mode = "quick" if args.quick else "full"
-    result = run(args.quick)
+    if args.from_json is not None:
+        result = json.loads(args.from_json.read_text())
+        mode = "quick" if result["config"]["quick"] else "full"
+    else:
+        result = run(args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
     plot_name = f"route_latency_{mode}.png"
     plot_latency(result, args.out / plot_name)

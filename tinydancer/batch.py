@@ -23,12 +23,14 @@ Examples:
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tinydancer.compat import CompatParams
-from tinydancer.engine import DeviceModel
+from tinydancer.compat import CompatModelConfig, CompatParams
+from tinydancer.engine import DeviceModel, unflatten_params
 from tinydancer.errors import InvalidInputError
 from tinydancer.features import candidate_features
 
@@ -65,15 +67,17 @@ def _unrolled_forward(params: CompatParams, columns: list[jax.Array], nu: jax.Ar
     return jax.nn.sigmoid(logit)
 
 
-@jax.jit
-def _features_chunk(params: CompatParams, nu: jax.Array, zeta: jax.Array, x: jax.Array) -> jax.Array:
+@partial(jax.jit, static_argnames=("config",))
+def _features_chunk(flat: jax.Array, x: jax.Array, config: CompatModelConfig) -> jax.Array:
+    params, nu, zeta = unflatten_params(flat, config)
     return _unrolled_forward(params, [x[:, i] for i in range(x.shape[1])], nu, zeta)
 
 
-@jax.jit
+@partial(jax.jit, static_argnames=("config",))
 def _embeddings_chunk(
-    params: CompatParams, nu: jax.Array, zeta: jax.Array, query: jax.Array, embeddings: jax.Array, columns: jax.Array
+    flat: jax.Array, query: jax.Array, embeddings: jax.Array, columns: jax.Array, config: CompatModelConfig
 ) -> jax.Array:
+    params, nu, zeta = unflatten_params(flat, config)
     x = candidate_features(query, embeddings, columns[:, 0], columns[:, 1], columns[:, 2], columns[:, 3])
     return _unrolled_forward(params, [x[:, i] for i in range(x.shape[1])], nu, zeta)
 
@@ -124,7 +128,7 @@ def score_features(model: DeviceModel, features: np.ndarray, chunk_size: int = D
     out = np.empty(n, np.float32)
     for start in range(0, n, rows):
         block = _padded(x[start : start + rows], rows)
-        out[start : start + rows] = np.asarray(_features_chunk(model.params, model.nu, model.zeta, block))[: n - start]
+        out[start : start + rows] = np.asarray(_features_chunk(model.flat, block, model.config))[: n - start]
     return out
 
 
@@ -177,6 +181,6 @@ def score_embeddings(
     for start in range(0, n, rows):
         emb = _padded(e[start : start + rows], rows)
         col = _padded(cols[start : start + rows], rows)
-        scores = _embeddings_chunk(model.params, model.nu, model.zeta, q, emb, col)
+        scores = _embeddings_chunk(model.flat, q, emb, col, model.config)
         out[start : start + rows] = np.asarray(scores)[: n - start]
     return out
