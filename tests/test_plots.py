@@ -180,7 +180,8 @@ def test_span_waterfall_of_a_real_route(tmp_path: Path) -> None:
         ax = plot_span_waterfall(router.collector.spans(), ax=Figure().subplots())
         labels = [t.get_text() for t in ax.get_yticklabels()]
         assert labels[0] == "routing_request" and len(labels) == 1 + 1 + 1 + 1 + 3 * 2
-        assert "  model_inference" in labels and "    uncertainty_estimation" in labels
+        assert labels[1:4] == ["· circuit_breaker_check", "· feature_engineering", "· model_inference"]
+        assert sorted(labels[4:]) == ["· · model_inference"] * 3 + ["· · uncertainty_estimation"] * 3
         assert len(ax.patches) == len(labels)
     finally:
         system.shutdown()

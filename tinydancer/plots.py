@@ -235,7 +235,7 @@ def plot_span_waterfall(spans: pd.DataFrame, trace_id: str | None = None, ax: Ax
         ax: axes to draw on (default: a new figure).
 
     Returns:
-        The axes; y labels are span names indented by depth, x is µs since the trace started.
+        The axes; y labels are span names, one "· " per level of depth; x is µs since the trace started.
 
     Examples:
         >>> import pandas as pd
@@ -246,7 +246,7 @@ def plot_span_waterfall(spans: pd.DataFrame, trace_id: str | None = None, ax: Ax
         ...                       "start": [t0, t0 + pd.Timedelta(5, "us")], "end": [t0 + pd.Timedelta(50, "us")] * 2})
         >>> ax = plot_span_waterfall(frame, ax=Figure().subplots())
         >>> [t.get_text() for t in ax.get_yticklabels()]
-        ['routing_request', '  model_inference']
+        ['routing_request', '· model_inference']
     """
     ax = _axes(ax)
     if trace_id is None:
@@ -256,21 +256,25 @@ def plot_span_waterfall(spans: pd.DataFrame, trace_id: str | None = None, ax: Ax
     if own.empty:
         ax.text(0.5, 0.5, "no spans", ha="center", va="center", transform=ax.transAxes)
         return ax
-    parents = dict(zip(own.span_id, own.parent_span_id, strict=True))
-
-    def depth(span_id: str) -> int:
-        d, parent = 0, parents.get(span_id)
-        while parent in parents:
-            d, parent = d + 1, parents[parent]
-        return d
-
+    # Depth-first: each span directly above its children (siblings by start time).
+    children: dict[Any, list[int]] = {}
+    for i, parent in enumerate(own.parent_span_id):
+        children.setdefault(parent if parent in set(own.span_id) else None, []).append(i)
+    order: list[tuple[int, int]] = []
+    stack = [(i, 0) for i in reversed(children.get(None, []))]
+    while stack:
+        i, depth = stack.pop()
+        order.append((i, depth))
+        stack.extend((j, depth + 1) for j in reversed(children.get(own.span_id.iloc[i], [])))
+    own = own.iloc[[i for i, _ in order]]
+    depths = [d for _, d in order]
     t0 = own.start.min()
     starts = (own.start - t0).dt.total_seconds().to_numpy() * 1e6
     widths = (own.end - own.start).dt.total_seconds().to_numpy() * 1e6
     rows = np.arange(len(own))
     colors = ["#0072B2" if name == "routing_request" else "#56B4E9" for name in own.name]
     ax.barh(rows, np.maximum(widths, widths.max() * 0.002), left=starts, color=colors)
-    ax.set_yticks(rows, ["  " * depth(s) + n for s, n in zip(own.span_id, own.name, strict=True)])
+    ax.set_yticks(rows, ["· " * d + name for d, name in zip(depths, own.name, strict=True)])
     ax.invert_yaxis()
     ax.set_xlabel("µs since the request started")
     ax.set_title(f"Spans of trace {str(trace_id)[:8]}… ({len(own)} spans)")
