@@ -45,10 +45,11 @@ unit: $(STAMP)
 	$(PY) -m pytest -p no:nbval tests
 
 # The notebooks CI re-runs with nbval, explicitly listed.
-NOTEBOOKS := notebooks/01_explore_routing.ipynb
+NOTEBOOKS := notebooks/01_explore_routing.ipynb notebooks/04_observability_report.ipynb
 
 test: $(STAMP) system-deps oracle lint typecheck
-	CI=$${CI:-1} $(PY) -m pytest --doctest-modules tinydancer tests --nbval $(NOTEBOOKS)
+	CI=$${CI:-1} $(PY) -m pytest --doctest-modules tinydancer tests --nbval $(NOTEBOOKS) \
+	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
 clean:
 	rm -rf $(VENV) .cache reports
