@@ -70,6 +70,7 @@ def main() -> None:
         )
     rng = np.random.default_rng(0)
     pool = [small_request(rng, n, dim) for _ in range(64)]
+    print(f"soak: {routes:,} routes x {n} candidates, sampling {args.sampling}, capacities {router.collector.capacity}")
     init_logs = router.collector.stored["logs"]  # start-up records (initialisation, model warning)
     quarters = {routes // 4: "25%", routes // 2: "middle", 3 * routes // 4: "75%"}
     marks: list[tuple[str, int, float, float]] = [("start", 0, rss_mib(), 0.0)]
