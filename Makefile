@@ -8,7 +8,7 @@ ORACLE_DIR := .cache/oracle
 ORACLE := $(ORACLE_DIR)/node_modules/@ruvector/tiny-dancer/package.json
 export TINYDANCER_ORACLE_DIR := $(CURDIR)/$(ORACLE_DIR)
 
-.PHONY: demo test lint typecheck unit system-deps oracle bench report lab clean
+.PHONY: demo test lint typecheck unit system-deps oracle bench bench-quick report lab monitoring parity clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,12 +44,35 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -p no:nbval tests
 
+ALL_NOTEBOOKS = $(sort $(wildcard notebooks/*.ipynb))
 # The notebooks CI re-runs with nbval, explicitly listed.
 NOTEBOOKS := notebooks/01_explore_routing.ipynb notebooks/04_observability_report.ipynb
 
 test: $(STAMP) system-deps oracle lint typecheck
 	CI=$${CI:-1} $(PY) -m pytest --doctest-modules tinydancer tests --nbval $(NOTEBOOKS) \
 	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+
+# Execute every notebook at full size and write HTML reports (with plots) to reports/.
+report: $(STAMP) system-deps
+	mkdir -p reports
+	cd notebooks && ../$(VENV)/bin/jupyter nbconvert --to html --execute --output-dir ../reports \
+	  --ExecutePreprocessor.timeout=1800 $(notdir $(ALL_NOTEBOOKS))
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks
+
+# Prometheus config, the guide's alert rules with promtool tests, the Grafana dashboard.
+monitoring: $(STAMP)
+	$(PY) -m tinydancer assets --out monitoring
+
+parity: $(STAMP) oracle
+	$(PY) -m pytest -p no:nbval -s tests/test_parity_original.py
+
+bench: $(STAMP) oracle
+	$(PY) -m benchmarks.run
+
+bench-quick: $(STAMP) oracle
+	$(PY) -m benchmarks.run --quick
 
 clean:
 	rm -rf $(VENV) .cache reports
