@@ -3,6 +3,7 @@
 from tinydancer.collector import Collector, DecisionBatch, LogRecord, RequestRecord
 from tinydancer.compat import CompatModelConfig, CompatParams, compat_forward, init_compat_params
 from tinydancer.config import RouterConfig
+from tinydancer.deploy import read_asset, write_assets
 from tinydancer.errors import (
     CircuitOpenError,
     ConfigError,
@@ -14,14 +15,15 @@ from tinydancer.errors import (
     TinyDancerError,
     TrainingError,
 )
-from tinydancer.logs import LogConfig, LogEvent, configure_logging
-from tinydancer.metrics import RouterMetrics
+from tinydancer.logs import LogConfig, LogEvent, configure_logging, make_router_logger
+from tinydancer.metrics import MetricSample, RouterMetrics
+from tinydancer.metrics_server import MetricsServer
 from tinydancer.modelio import load_compat_model, save_compat_model
 from tinydancer.plots import plot_confidence, plot_latency, plot_overview, plot_uncertainty
 from tinydancer.router import Router
 from tinydancer.routing_spans import RoutingSpan
 from tinydancer.trace_context import TraceContext
-from tinydancer.tracing import TracingConfig, TracingSystem
+from tinydancer.tracing import ExporterStats, TracingConfig, TracingSystem, active_tracing_system
 from tinydancer.types import Candidate, RoutingDecision, RoutingRequest, RoutingResponse
 
 __version__ = "0.1.0"
@@ -35,12 +37,15 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DecisionBatch",
+    "ExporterStats",
     "InferenceError",
     "InferenceTimeoutError",
     "InvalidInputError",
     "LogConfig",
     "LogEvent",
     "LogRecord",
+    "MetricSample",
+    "MetricsServer",
     "ModelLoadError",
     "RequestRecord",
     "Router",
@@ -56,13 +61,17 @@ __all__ = [
     "TracingSystem",
     "TrainingError",
     "__version__",
+    "active_tracing_system",
     "compat_forward",
     "configure_logging",
     "init_compat_params",
     "load_compat_model",
+    "make_router_logger",
     "plot_confidence",
     "plot_latency",
     "plot_overview",
     "plot_uncertainty",
+    "read_asset",
     "save_compat_model",
+    "write_assets",
 ]
