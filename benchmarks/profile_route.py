@@ -35,7 +35,6 @@ PARTS: dict[str, tuple[str, str]] = {
     "span end (SpanProcessor.on_end)": ("opentelemetry/sdk/trace/__init__.py", "end"),
     "emit_candidate_spans": ("tinydancer/routing_spans.py", "emit_candidate_spans"),
     "breaker admit": ("tinydancer/breaker.py", "admit"),
-    "RoutingResponse build (argsort, reorder)": ("tinydancer/types.py", "__init__"),
 }
 
 
