@@ -22,8 +22,9 @@ from tinydancer.modelio import load_compat_model, save_compat_model
 from tinydancer.plots import plot_confidence, plot_latency, plot_overview, plot_uncertainty
 from tinydancer.router import Router
 from tinydancer.routing_spans import RoutingSpan
+from tinydancer.span_export import ExporterStats
 from tinydancer.trace_context import TraceContext
-from tinydancer.tracing import ExporterStats, TracingConfig, TracingSystem, active_tracing_system
+from tinydancer.tracing import TracingConfig, TracingSystem, active_tracing_system
 from tinydancer.types import Candidate, RoutingDecision, RoutingRequest, RoutingResponse
 
 __version__ = "0.1.0"
