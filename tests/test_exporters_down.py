@@ -17,16 +17,19 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from test_router import NOW, strong_model
 
 from tinydancer import Router, RouterConfig, RoutingRequest
 from tinydancer.logs import LogConfig
+from tinydancer.span_export import CountingBatchProcessor
 from tinydancer.tracing import TracingConfig, TracingSystem
 
 ROUTES = 120
@@ -172,11 +175,6 @@ def test_routing_keeps_working_and_counts_with_exporter_down(
     assert len(export_logs) < ROUTES / 2, [r.getMessage() for r in export_logs[:3]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="span_export logs one WARNING per failed export batch and nothing when the queue drops spans; "
-    "the contract (issue 7) is one log line per outage and per drop episode. See RELIABILITY.md.",
-)
 def test_export_failures_and_drops_are_logged_once(
     model_path: str, silent: SilentServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -194,6 +192,50 @@ def test_export_failures_and_drops_are_logged_once(
     failed = [r for r in export_logs if "fail" in r.getMessage()]
     dropped = [r for r in export_logs if "drop" in r.getMessage()]
     assert len(failed) == 1 and len(dropped) == 1, [r.getMessage() for r in export_logs]
+
+
+class FlakyExporter(SpanExporter):
+    """Fails while ``down`` is set, succeeds otherwise; counts batches."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.batches = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.batches += 1
+        if self.down:
+            raise ConnectionRefusedError("collector down")
+        return SpanExportResult.SUCCESS
+
+
+def test_an_outage_is_logged_once_and_the_recovery_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="tinydancer.span_export")
+    exporter = FlakyExporter()
+    processor = CountingBatchProcessor("flaky", exporter, queue_size=8)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+
+    def burst(n: int) -> None:
+        for _ in range(n):
+            with tracer.start_as_current_span("s"):
+                pass
+        assert processor.force_flush(10_000)
+
+    for _ in range(5):  # five failed batches, each preceded by a queue overflow
+        burst(12)
+    exporter.down = False
+    burst(4)
+    burst(4)
+    provider.shutdown()
+    stats = processor.stats()
+    assert stats.enqueued + stats.dropped == 5 * 12 + 8 and stats.exported == 8 and stats.dropped > 0
+    assert stats.failed == stats.enqueued - 8 and exporter.batches - 2 >= 5  # at least one failed batch per burst
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert sum("export failed" in m for _, m in messages) == 1, messages  # not once per failed batch
+    assert [lvl for lvl, m in messages if "recovered" in m] == ["INFO"], messages
+    # the overflows of one outage are one line, never one per dropped span or per burst
+    assert sum("dropping spans" in m for _, m in messages) == 1, messages
 
 
 def test_prometheus_never_scraping_and_a_stuck_scraper_do_not_block(model_path: str, tmp_path: Path) -> None:

@@ -64,6 +64,8 @@ class CountingBatchProcessor(SpanProcessor):
         self._limit = queue_size
         self._lock = threading.Lock()
         self._enqueued = self._dropped = self._exported = self._failed = self._max_in_flight = 0
+        # Logged once per episode, not per span or batch: a dead collector must not flood the logs.
+        self._dropping = self._failing = False
         self._inner = BatchSpanProcessor(
             _FinishCounter(self),
             max_queue_size=queue_size,
@@ -77,19 +79,43 @@ class CountingBatchProcessor(SpanProcessor):
             return
         with self._lock:
             in_flight = self._enqueued - self._exported - self._failed
-            if in_flight >= self._limit:
+            accepted = in_flight < self._limit
+            first_drop = not accepted and not self._dropping
+            if accepted:
+                self._enqueued += 1
+                self._max_in_flight = max(self._max_in_flight, in_flight + 1)
+            else:
                 self._dropped += 1
-                return
-            self._enqueued += 1
-            self._max_in_flight = max(self._max_in_flight, in_flight + 1)
-        self._inner.on_end(span)
+                self._dropping = True
+        if accepted:
+            self._inner.on_end(span)
+        elif first_drop:
+            _logger.warning(
+                "%s span export queue is full (%d spans): dropping spans; further drops are counted in "
+                "exporter_stats() and not logged until the queue drains",
+                self._name,
+                self._limit,
+            )
 
-    def finished(self, count: int, ok: bool) -> None:
+    def finished(self, count: int, ok: bool, error: BaseException | None = None) -> None:
+        """Counts a finished export batch; logs the first failure of an outage and the recovery."""
         with self._lock:
             if ok:
                 self._exported += count
             else:
                 self._failed += count
+            if ok and self._enqueued == self._exported + self._failed:
+                self._dropping = False  # drained by a working exporter: a later overflow is a new episode
+            was_failing, self._failing = self._failing, not ok
+        if self._failing and not was_failing:
+            _logger.warning(
+                "%s span export failed (%s); further failures are counted in exporter_stats() and not "
+                "logged until an export succeeds",
+                self._name,
+                error if error is not None else "exporter returned FAILURE",
+            )
+        elif was_failing and not self._failing:
+            _logger.info("%s span export recovered", self._name)
 
     def stats(self) -> ExporterStats:
         with self._lock:
@@ -111,12 +137,12 @@ class _FinishCounter(SpanExporter):
         self._owner = owner
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        error: BaseException | None = None
         try:
             result = self._owner._exporter.export(spans)
         except Exception as exc:  # a dead collector must not kill the worker thread
-            _logger.warning("%s span export failed: %s", self._owner._name, exc)
-            result = SpanExportResult.FAILURE
-        self._owner.finished(len(spans), result is SpanExportResult.SUCCESS)
+            error, result = exc, SpanExportResult.FAILURE
+        self._owner.finished(len(spans), result is SpanExportResult.SUCCESS, error)
         return result
 
     def shutdown(self) -> None:
