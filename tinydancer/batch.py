@@ -97,6 +97,14 @@ def _padded(block: np.ndarray, rows: int) -> np.ndarray:
     return out
 
 
+def _compat_config(model: DeviceModel) -> CompatModelConfig:
+    if not isinstance(model.config, CompatModelConfig):
+        raise InvalidInputError(
+            "batch scoring unrolls the original's model; for a FastGRNN use tinydancer.fastgrnn.fastgrnn_predict"
+        )
+    return model.config
+
+
 def score_features(model: DeviceModel, features: np.ndarray, chunk_size: int = DEFAULT_CHUNK) -> np.ndarray:
     """Confidence of every precomputed feature row.
 
@@ -120,15 +128,16 @@ def score_features(model: DeviceModel, features: np.ndarray, chunk_size: int = D
         >>> bool(np.allclose(score_features(model, x, chunk_size=4), compat_forward(params, x, 1.0, 1.0), atol=1e-6))
         True
     """
+    config = _compat_config(model)
     x = np.ascontiguousarray(features, np.float32)
-    if x.ndim != 2 or x.shape[1] != model.config.input_dim:
-        raise InvalidInputError(f"features: expected shape [N, {model.config.input_dim}], got {x.shape}")
+    if x.ndim != 2 or x.shape[1] != config.input_dim:
+        raise InvalidInputError(f"features: expected shape [N, {config.input_dim}], got {x.shape}")
     n = x.shape[0]
     rows = _rows_per_call(n, chunk_size)
     out = np.empty(n, np.float32)
     for start in range(0, n, rows):
         block = _padded(x[start : start + rows], rows)
-        out[start : start + rows] = np.asarray(_features_chunk(model.flat, block, model.config))[: n - start]
+        out[start : start + rows] = np.asarray(_features_chunk(model.flat, block, config))[: n - start]
     return out
 
 
@@ -167,6 +176,7 @@ def score_embeddings(
         >>> bool(np.allclose(score_embeddings(model, q, e, chunk_size=4), ref, atol=1e-6))
         True
     """
+    config = _compat_config(model)
     q = np.asarray(query, np.float32)
     e = np.asarray(embeddings, np.float32)
     if q.ndim != 1 or e.ndim != 2 or e.shape[1] != q.shape[0]:
@@ -181,6 +191,6 @@ def score_embeddings(
     for start in range(0, n, rows):
         emb = _padded(e[start : start + rows], rows)
         col = _padded(cols[start : start + rows], rows)
-        scores = _embeddings_chunk(model.flat, q, emb, col, model.config)
+        scores = _embeddings_chunk(model.flat, q, emb, col, config)
         out[start : start + rows] = np.asarray(scores)[: n - start]
     return out

@@ -25,7 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from tinydancer.compat import CompatModelConfig, CompatParams, compat_forward
+from tinydancer.fastgrnn import FastGRNNParams
 from tinydancer.features import candidate_features
+from tinydancer.served_fastgrnn import LoadedFastGRNN, ServedFastGRNN, served_confidence
 
 # A route kernel is ~10-60 us of work. With XLA's default asynchronous CPU dispatch every call is
 # handed to a worker thread and the caller waits for it: on a busy 2-core machine that hand-off cost
@@ -77,16 +79,18 @@ def decide(confidence: jax.Array, uncertainty: jax.Array, threshold: jax.Array, 
 
 
 class DeviceModel(NamedTuple):
-    """A loaded model: device-resident params plus its config. Swapped whole on reload (atomic).
+    """A loaded model: device-resident params plus its static config. Swapped whole on reload (atomic).
 
-    ``flat`` holds every tensor, then nu and zeta, in one device vector: the route kernel takes the
-    model as that one argument, because each argument of a jitted call costs microseconds to pass.
+    ``flat`` holds every tensor (then nu and zeta for the compat model) in one device vector: the route
+    kernel takes the model as that one argument, because each argument of a jitted call costs
+    microseconds to pass. ``config`` is a :class:`CompatModelConfig` (the original's model) or a
+    :class:`~tinydancer.served_fastgrnn.ServedFastGRNN` (a trained FastGRNN on the same features).
     """
 
-    params: CompatParams
+    params: CompatParams | FastGRNNParams
     nu: jax.Array
     zeta: jax.Array
-    config: CompatModelConfig
+    config: CompatModelConfig | ServedFastGRNN
     flat: jax.Array
 
     @classmethod
@@ -96,6 +100,25 @@ class DeviceModel(NamedTuple):
         nu, zeta = jnp.float32(config.nu), jnp.float32(config.zeta)
         flat = np.concatenate([np.asarray(t, np.float32).ravel() for t in params] + [np.array([nu, zeta], np.float32)])
         return cls(device_params, jnp.asarray(nu), jnp.asarray(zeta), config, jnp.asarray(flat))
+
+    @classmethod
+    def from_fastgrnn(cls, loaded: LoadedFastGRNN) -> DeviceModel:
+        """Put a FastGRNN loaded for serving on the default device (nu, zeta: its learned gate scales)."""
+        nu, zeta = jax.nn.sigmoid(loaded.params.nu_raw), jax.nn.sigmoid(loaded.params.zeta_raw)
+        return cls(loaded.params, jnp.asarray(nu), jnp.asarray(zeta), loaded.spec, jnp.asarray(loaded.flat))
+
+    @property
+    def kind(self) -> str:
+        """'compat' (the original's model) or 'fastgrnn'."""
+        return "compat" if isinstance(self.config, CompatModelConfig) else "fastgrnn"
+
+
+def model_confidence(flat: jax.Array, x: jax.Array, config: CompatModelConfig | ServedFastGRNN) -> jax.Array:
+    """Confidence of either model kind for feature rows x [B, 5] -> [B] (config static)."""
+    if isinstance(config, CompatModelConfig):
+        params, nu, zeta = unflatten_params(flat, config)
+        return compat_forward(params, x, nu, zeta)
+    return served_confidence(flat, config, x)
 
 
 def unflatten_params(flat: jax.Array, config: CompatModelConfig) -> tuple[CompatParams, jax.Array, jax.Array]:
@@ -119,7 +142,7 @@ def unflatten_params(flat: jax.Array, config: CompatModelConfig) -> tuple[Compat
 
 @partial(jax.jit, static_argnames=("config",))
 def route_kernel(
-    flat_params: jax.Array, embeddings: jax.Array, small: jax.Array, config: CompatModelConfig
+    flat_params: jax.Array, embeddings: jax.Array, small: jax.Array, config: CompatModelConfig | ServedFastGRNN
 ) -> jax.Array:
     """Confidence, uncertainty and decision of every (padded) candidate, fused.
 
@@ -136,11 +159,10 @@ def route_kernel(
     Returns:
         shape [3, B]: confidence, uncertainty, and use_lightweight as 0.0 / 1.0.
     """
-    params, nu, zeta = unflatten_params(flat_params, config)
     size, dim = embeddings.shape
     query, columns = small[:dim], small[dim + 2 :].reshape(size, 4)
     x = candidate_features(query, embeddings, columns[:, 0], columns[:, 1], columns[:, 2], columns[:, 3])
-    confidence = compat_forward(params, x, nu, zeta)
+    confidence = model_confidence(flat_params, x, config)
     uncertainty = uncertainty_of(confidence)
     light = decide(confidence, uncertainty, small[dim], small[dim + 1])
     return jnp.stack([confidence, uncertainty, light.astype(jnp.float32)])

@@ -72,6 +72,24 @@ def _read_file(path: Path) -> tuple[dict[str, Any], bytes]:
     return header, data
 
 
+def model_format(path: str | os.PathLike[str]) -> str | None:
+    """The ``format`` tag in a safetensors file's ``__metadata__`` (None when absent); bounds-checked.
+
+    Raises:
+        ModelLoadError: missing, truncated or not safetensors.
+
+    Examples:
+        >>> import tempfile, os
+        >>> from tinydancer.compat import CompatModelConfig, init_compat_params
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.safetensors")
+        >>> save_compat_model(path, init_compat_params(CompatModelConfig(), 0), CompatModelConfig())
+        >>> model_format(path)
+        'ruvector-tiny-dancer-fastgrnn-v1'
+    """
+    metadata = _read_file(Path(path))[0].get("__metadata__")
+    return metadata.get("format") if isinstance(metadata, dict) else None
+
+
 def _parse_config(path: Path, header: dict[str, Any]) -> CompatModelConfig:
     metadata = header.get("__metadata__")
     if not isinstance(metadata, dict):

@@ -42,6 +42,7 @@ from tinydancer.compat import CompatModelConfig, init_compat_params
 from tinydancer.config import RouterConfig
 from tinydancer.engine import DeviceModel, run_route_kernel
 from tinydancer.errors import CircuitOpenError, InferenceError, InferenceTimeoutError, ModelLoadError
+from tinydancer.fastgrnn_io import FORMAT as FASTGRNN_FORMAT
 from tinydancer.logs import (
     LogConfig,
     LogEvent,
@@ -55,9 +56,10 @@ from tinydancer.logs import (
 )
 from tinydancer.metrics import RouterMetrics
 from tinydancer.metrics_server import MetricsServer, WsgiApp
-from tinydancer.modelio import load_compat_model
+from tinydancer.modelio import load_compat_model, model_format
 from tinydancer.packing import PackedRequest, floor_unix_seconds, pack_request
 from tinydancer.routing_spans import CANDIDATE_SPANS_DROPPED, emit_candidate_spans
+from tinydancer.served_fastgrnn import load_served_fastgrnn
 from tinydancer.trace_context import TraceContext
 from tinydancer.tracing import TracingSystem, active_tracing_system, get_tracer
 from tinydancer.types import RoutingRequest, RoutingResponse
@@ -111,6 +113,9 @@ def _checked_outputs(outputs: object, n: int) -> tuple[np.ndarray, np.ndarray, n
 
 
 def _load_device_model(path: Path) -> DeviceModel:
+    """The original's model file, or a trained FastGRNN checkpoint on the same five features."""
+    if model_format(path) == FASTGRNN_FORMAT:
+        return DeviceModel.from_fastgrnn(load_served_fastgrnn(path))
     params, config = load_compat_model(path)
     if config.input_dim != 5:
         raise ModelLoadError(f"model file {str(path)!r} has input_dim {config.input_dim}; the router's features need 5")
