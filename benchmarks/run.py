@@ -42,8 +42,18 @@ COUNTS = [1, 10, 100, 1000]
 DIM = 384
 
 
+def python_reference_us(calls: int = 2000) -> float:
+    """Median us of ``sum(range(1000))``: a load gauge (~10-15 us on an idle core of this kind)."""
+    samples = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        sum(range(1000))
+        samples.append(time.perf_counter() - t0)
+    return float(np.median(samples)) * 1e6
+
+
 def machine_facts() -> dict[str, Any]:
-    """nproc, CPU model, load average, versions."""
+    """nproc, CPU model, load average, a Python speed gauge, versions."""
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -56,6 +66,7 @@ def machine_facts() -> dict[str, Any]:
         "nproc": os.cpu_count(),
         "cpu_model": cpu,
         "loadavg": list(os.getloadavg()),
+        "python_reference_us": python_reference_us(),
         "python": platform.python_version(),
         "jax": jax.__version__,
         "numpy": np.__version__,
@@ -96,6 +107,7 @@ def run(quick: bool) -> dict[str, Any]:
     result["fastgrnn"] = measure_fastgrnn(reps=50 if quick else 300)
     result["training"] = {"measured": False, "why": "not measured in this runner yet (see BENCHMARKS.md)"}
     result["machine"]["loadavg_end"] = list(os.getloadavg())
+    result["machine"]["python_reference_us_end"] = python_reference_us()
     result["wall_s"] = time.time() - started
     return result
 
@@ -103,12 +115,14 @@ def run(quick: bool) -> dict[str, Any]:
 def markdown(result: dict[str, Any], plot_name: str) -> str:
     """The result as Markdown: machine, command, tables, goal verdicts."""
     m = result["machine"]
+    ref_start, ref_end = m.get("python_reference_us", float("nan")), m.get("python_reference_us_end", float("nan"))
     fe = result["feature_extraction"]
     lines = [
         f"Run {result['date_utc']}: `{result['command']}` ({result['wall_s']:.0f} s)",
         "",
         f"Machine: {m['nproc']} cores ({m['cpu_model']}), load average {m['loadavg'][0]:.2f} at start, "
-        f"{m['loadavg_end'][0]:.2f} at end; Python {m['python']}, JAX {m['jax']}, numpy {m['numpy']}.",
+        f"{m['loadavg_end'][0]:.2f} at end; sum(range(1000)) took {ref_start:.1f} us at start and {ref_end:.1f} us "
+        f"at end (idle: ~10-15 us); Python {m['python']}, JAX {m['jax']}, numpy {m['numpy']}.",
         "",
         "### route() latency per call",
         "",
