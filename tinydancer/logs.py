@@ -113,11 +113,15 @@ class LogConfig:
 
     def __post_init__(self) -> None:
         level = self.level.upper() if isinstance(self.level, str) else self.level
-        if level not in LEVELS:
+        if not isinstance(level, str) or level not in LEVELS:
             raise ConfigError(f"level: expected one of {list(LEVELS)}, got {self.level!r}")
         object.__setattr__(self, "level", level)
         if self.renderer not in ("console", "json", "none"):
             raise ConfigError(f"renderer: expected 'console', 'json' or 'none', got {self.renderer!r}")
+        if self.stream is not None and not callable(getattr(self.stream, "write", None)):
+            raise ConfigError(f"stream: expected a text stream with a write() method, got {self.stream!r}")
+        if not isinstance(self.include_embeddings, bool):  # "no" would silently mean True
+            raise ConfigError(f"include_embeddings: expected True or False, got {self.include_embeddings!r}")
 
 
 class _ProcessDefaults:

@@ -41,6 +41,9 @@ from tinydancer.errors import ConfigError
 from tinydancer.span_export import BoundedSpanBuffer, CountingBatchProcessor, ExporterStats
 from tinydancer.trace_switch import TracerSwitch
 
+#: Largest in-memory buffer or export queue accepted (spans); beyond it a deque cannot even be sized.
+MAX_BUFFER_SPANS = 2**31 - 1
+
 #: Instrumentation scope name of every tinydancer span (and the logger name of the guide's logs).
 INSTRUMENTATION_NAME = "tiny_dancer_router"
 
@@ -101,12 +104,14 @@ class TracingConfig:
         ratio = self.sampling_ratio
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0.0 <= ratio <= 1.0:
             raise ConfigError(f"sampling_ratio: expected a number in [0, 1], got {ratio!r}")
-        if self.otlp_endpoint is not None and not self.otlp_endpoint.startswith(("http://", "https://")):
+        if self.otlp_endpoint is not None and (
+            not isinstance(self.otlp_endpoint, str) or not self.otlp_endpoint.startswith(("http://", "https://"))
+        ):
             raise ConfigError(f"otlp_endpoint: expected an http(s):// URL, got {self.otlp_endpoint!r}")
         for name in ("in_memory_capacity", "export_queue_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}: expected an integer >= 1, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BUFFER_SPANS:
+                raise ConfigError(f"{name}: expected an integer in [1, {MAX_BUFFER_SPANS}], got {value!r}")
         if not isinstance(self.export_timeout_s, int | float) or not self.export_timeout_s > 0:
             raise ConfigError(f"export_timeout_s: expected a number > 0, got {self.export_timeout_s!r}")
 
@@ -127,6 +132,8 @@ def parse_host_port(endpoint: str) -> tuple[str, int]:
         >>> parse_host_port("localhost:6831")
         ('localhost', 6831)
     """
+    if not isinstance(endpoint, str):
+        raise ConfigError(f'jaeger_agent_endpoint: expected "host:port", got {endpoint!r}')
     host, sep, port = endpoint.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f'jaeger_agent_endpoint: expected "host:port", got {endpoint!r}')
