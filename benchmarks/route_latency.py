@@ -109,7 +109,8 @@ def measure_routes(counts: list[int], dim: int, budget_s: float, rounds: int = 4
     hit both routers alike.
 
     Returns:
-        {"tinydancer": {setting: {n: summary}}, "original": {n: summary} | None, "original_info": {...}}
+        {"tinydancer": {setting: {n: summary}}, "original": {n: summary} | None, "original_info": {...},
+        "timed_loop_compile_cache": route_kernel cache size after the warm-up and after the timed rounds}
     """
     routers, systems = make_routers()
     requests = {n: make_request(n, dim, seed=n) for n in counts}
@@ -119,6 +120,7 @@ def measure_routes(counts: list[int], dim: int, budget_s: float, rounds: int = 4
             time_calls(lambda r=router, q=request: r.route(q, now=NOW_S), 10)
         probe = float(np.median(time_calls(lambda q=request: routers["off"].route(q, now=NOW_S), 5)))
         blocks[n] = max(3, int(budget_s / rounds / len(routers) / (probe * 1e-6)))
+    cache_before = route_kernel._cache_size()  # after the warm-up: the timed loop must not compile
     ours: dict[str, dict[int, list[float]]] = {name: {n: [] for n in counts} for name in routers}
     theirs: dict[int, list[float]] = {n: [] for n in counts}
     info: dict[str, Any] | None = None
@@ -133,12 +135,13 @@ def measure_routes(counts: list[int], dim: int, budget_s: float, rounds: int = 4
             info = run_original(node, root, counts, dim, budget_s / rounds / 2)
             for n in counts:
                 theirs[n] += info["rows"][n]["samples_us"]
+    cache = {"route_kernel_cache_before": cache_before, "route_kernel_cache_after": route_kernel._cache_size()}
     for system in systems:
         system.shutdown()
     tinydancer = {name: {n: Timing(s).summary() for n, s in rows.items()} for name, rows in ours.items()}
     original = {n: Timing(s).summary() for n, s in theirs.items()} if info is not None else None
     meta = None if info is None else {k: v for k, v in info.items() if k != "rows"}
-    return {"tinydancer": tinydancer, "original": original, "original_info": meta}
+    return {"tinydancer": tinydancer, "original": original, "original_info": meta, "timed_loop_compile_cache": cache}
 
 
 def compile_check(counts: list[int], dim: int, calls: int = 50) -> dict[str, int]:
