@@ -21,6 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="fit a router on bundled synthetic data, route traffic, report")
     demo.add_argument("--out", default="models", help="folder for the fitted model")
     demo.add_argument("--requests", type=int, default=200)
+    demo.add_argument("--reports", default="reports", help="folder for the report")
     assets = sub.add_parser("assets", help="write the Prometheus config, alert rules and Grafana dashboard")
     assets.add_argument("--out", default="deploy")
     for name in LEARNING_COMMANDS:
@@ -29,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.command == "demo":
         from tinydancer.demo import run_demo
 
-        return run_demo(ns.out, n_requests=ns.requests)
+        return run_demo(ns.out, n_requests=ns.requests, report_dir=ns.reports)
     from tinydancer.deploy import write_assets
 
     for path in write_assets(ns.out):

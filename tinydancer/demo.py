@@ -80,24 +80,103 @@ def traffic_features(traffic: ExampleTraffic) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(traffic.lightweight_ok).astype(np.float32)
 
 
-def run_demo(out_dir: str | Path = "models", n_requests: int = 200, seed: int = 0) -> int:
-    """Fit, save, route and report; returns a process exit code."""
+#: Weak-error level and confidence of the demo's guaranteed threshold.
+DEMO_ALPHA, DEMO_DELTA = 0.3, 0.1
+
+
+def _learned_router(n_rows: int, model_path: Path, seed: int) -> dict[str, object]:
+    """Train, calibrate and evaluate a FastGRNN on query text (seeded synthetic outcomes); returns the report."""
+    from tinydancer.calibration import fit_calibrator
+    from tinydancer.data import make_synthetic_outcomes
+    from tinydancer.experiment import evaluation_rows, labels, report, score_frame, train_router
+    from tinydancer.featurize import FeaturizerConfig
+    from tinydancer.train import TrainConfig
+
+    frame = make_synthetic_outcomes(n_rows, seed).rename(columns={"weak": "weak_correct", "strong": "strong_correct"})
+    _, result, info = train_router(
+        frame, model_path, seed=seed, featurizer=FeaturizerConfig(kind="wordllama_tokens", dim=64, max_tokens=24),
+        model={"hidden_dim": 16}, train=TrainConfig(epochs=40, patience=8, seed=seed, progress=False),
+    )  # fmt: skip
+    scores, meta = score_frame(model_path, frame)
+    rows = evaluation_rows(frame, meta, "test")
+    calibrator = fit_calibrator("temperature", scores[rows["cal"]], labels(frame)[rows["cal"]])
+    figures = report(scores, frame, rows, calibrator, alpha=DEMO_ALPHA, delta=DEMO_DELTA)
+    figures["weak_accuracy"] = float(frame["weak_correct"].mean())
+    figures["size_bytes_float32"], figures["size_bytes_int8"] = info["size_bytes_float32"], info["size_bytes_int8"]
+    figures["epochs_run"] = len(result.history)
+    return figures
+
+
+def run_demo(
+    out_dir: str | Path = "models", n_requests: int = 200, seed: int = 0, report_dir: str | Path = "reports"
+) -> int:
+    """The main job end to end on bundled defaults; returns a process exit code.
+
+    1. Train, calibrate and evaluate a FastGRNN on query text (bundled synthetic RouteLLM-format outcomes),
+       tuning thresholds for the three targets (strong-call share, quality share, guaranteed weak error).
+    2. Fit the router's candidate model on example traffic (the original's model family and file format).
+    3. Route a traffic sample with full observability (metrics, 10 % sampled spans, logs, collectors).
+    4. Print a summary and write a report folder: plots, Prometheus text, monitoring assets, summary JSON.
+    """
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
     import pandas as pd
 
+    from tinydancer.deploy import write_assets
+    from tinydancer.logs import LogConfig
+    from tinydancer.plots import plot_overview
+    from tinydancer.tracing import TracingConfig, TracingSystem
+
+    out, reports = Path(out_dir), Path(report_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+    print("1. Learned router: FastGRNN on query text (2,000 seeded synthetic RouteLLM-format outcomes)")
+    learned = _learned_router(2000, out / "demo-fastgrnn.safetensors", seed)
+    t = learned["thresholds"]
+    assert isinstance(t, dict)
+    learned_rows = [
+        ("APGR (random ~0.5)", learned["apgr"]),
+        ("CPT(50%)", learned["cpt50"]),
+        ("CPT(80%)", learned["cpt80"]),
+        ("AUROC", learned["auroc"]),
+        ("ECE after temperature scaling", learned["ece"]),
+        (f"conformal coverage (nominal {1 - DEMO_ALPHA:.2f})", learned["coverage"]),
+        ("threshold for 50% strong calls", t["strong_share_0.5"]["threshold"]),
+        ("threshold for 95% of strong quality", t["quality_share_0.95"]["threshold"]),
+        ("weak model accuracy (all rows)", learned["weak_accuracy"]),
+        (
+            f"guaranteed threshold (weak error <= {DEMO_ALPHA}, {1 - DEMO_DELTA:.0%})",
+            t["weak_error"]["threshold"] if np.isfinite(t["weak_error"]["threshold"]) else "none certified: all strong",
+        ),
+        ("  share kept on the weak model (test)", t["weak_error"]["test_weak_share"]),
+        ("  weak error among them (test)", t["weak_error"]["test_weak_error"]),
+        ("model size float32 / int8 (bytes)", f"{learned['size_bytes_float32']} / {learned['size_bytes_int8']}"),
+    ]
+    table = pd.DataFrame(learned_rows, columns=["figure (test rows)", "value"])
+    print(table.to_string(index=False, formatters={"value": lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)}))
+
+    print("\n2. Candidate router: the original's model family fitted on example traffic")
     train = example_traffic(n_requests=n_requests, seed=seed)
     test = example_traffic(n_requests=max(10, n_requests // 4), seed=seed + 1)
     x, y = traffic_features(train)
     params, model_config = fit_compat_model(x, y, steps=600, seed=seed)
     xt, yt = traffic_features(test)
-    model_path = Path(out_dir) / "demo-router.safetensors"
+    model_path = out / "demo-router.safetensors"
     save_compat_model(model_path, params, model_config)
-    print(f"Fitted the compat router on {len(y)} candidates ({y.mean():.0%} lightweight-suitable)")
-    print(f"  held-out accuracy {compat_accuracy(params, model_config, xt, yt):.3f}; model saved to {model_path}")
+    print(f"   {len(y)} training candidates; held-out accuracy {compat_accuracy(params, model_config, xt, yt):.3f}")
 
-    router = Router(RouterConfig(model_path=str(model_path), confidence_threshold=0.7, max_uncertainty=0.6))
+    print("\n3. Routing a traffic sample with full observability (spans sampled at 10 %)")
+    tracing = TracingSystem(TracingConfig(service_name="tinydancer-demo", sampling_ratio=0.1))
+    router = Router(
+        RouterConfig(model_path=str(model_path), confidence_threshold=0.7, max_uncertainty=0.6),
+        tracing=tracing, log_config=LogConfig(level="INFO", renderer="none"),
+    )  # fmt: skip
     responses = [router.route(request, now=NOW) for request in test.requests]
+    tracing.shutdown()
     first = responses[0]
-    table = pd.DataFrame(
+    decisions_table = pd.DataFrame(
         {
             "candidate": first.candidate_ids,
             "confidence": first.confidence.round(4),
@@ -105,23 +184,36 @@ def run_demo(out_dir: str | Path = "models", n_requests: int = 200, seed: int = 
             "route": np.where(first.use_lightweight, "lightweight", "powerful"),
         }
     )
-    print("\nDecisions for the first request (best first):")
-    print(table.to_string(index=False))
-    light = sum(r.lightweight_routes for r in responses)
-    total = sum(r.candidates_processed for r in responses)
+    print("   Decisions for the first request (best first):")
+    print(decisions_table.to_string(index=False))
+    requests, decisions = router.collector.requests(), router.collector.decisions()
     truth = {
         cid: ok
-        for req, t in zip(test.requests, test.lightweight_ok, strict=True)
-        for cid, ok in zip(req.columns().ids, t, strict=True)
+        for req, oks in zip(test.requests, test.lightweight_ok, strict=True)
+        for cid, ok in zip(req.columns().ids, oks, strict=True)
     }
-    wrong_light = sum(
-        1
-        for r in responses
-        for cid, lw in zip(r.candidate_ids, r.use_lightweight, strict=True)
-        if lw and not truth[cid]
-    )
-    latency = np.array([r.inference_time_us for r in responses])
-    print(f"\nRouted {len(responses)} requests, {total} candidates: {light} lightweight ({light / total:.0%}),")
-    print(f"  {total - light} powerful; lightweight routes the ground truth calls unsuitable: {wrong_light}")
-    print(f"  route() latency median {np.median(latency):.0f} us, p95 {np.percentile(latency, 95):.0f} us")
+    unsuitable_light = int((decisions.use_lightweight & ~decisions.candidate_id.map(truth).astype(bool)).sum())
+    latency = requests.latency_us.to_numpy()
+    summary = {
+        "requests": len(requests),
+        "candidates": len(decisions),
+        "lightweight_share": float(decisions.use_lightweight.mean()),
+        "lightweight_routes_judged_unsuitable": unsuitable_light,
+        "latency_us_p50": float(np.percentile(latency, 50)),
+        "latency_us_p95": float(np.percentile(latency, 95)),
+        "spans_recorded": len(router.collector.spans()),
+        "log_records": len(router.collector.logs()),
+        "errors": int((requests.outcome != "success").sum()),
+        "learned_router": {k: v for k, v in learned.items() if k != "thresholds"} | {"thresholds": t},
+    }
+    print(pd.Series({k: v for k, v in summary.items() if k != "learned_router"}).to_string())
+
+    print(f"\n4. Report written to {reports}/")
+    fig = plot_overview(router.collector, threshold=0.7, max_uncertainty=0.6)
+    fig.savefig(reports / "demo-overview.png", dpi=110)
+    (reports / "demo-metrics.prom").write_text(router.export_metrics(), encoding="utf-8")
+    (reports / "demo-summary.json").write_text(json.dumps(summary, indent=2, default=float), encoding="utf-8")
+    written = write_assets(reports / "monitoring")
+    for path in [reports / "demo-overview.png", reports / "demo-metrics.prom", reports / "demo-summary.json", *written]:
+        print(f"   {path}")
     return 0
