@@ -108,7 +108,11 @@ def _learned_router(n_rows: int, model_path: Path, seed: int) -> dict[str, objec
 
 
 def run_demo(
-    out_dir: str | Path = "models", n_requests: int = 200, seed: int = 0, report_dir: str | Path = "reports"
+    out_dir: str | Path = "models",
+    n_requests: int = 200,
+    seed: int = 0,
+    report_dir: str | Path = "reports",
+    learned_rows: int = 2000,
 ) -> int:
     """The main job end to end on bundled defaults; returns a process exit code.
 
@@ -132,11 +136,11 @@ def run_demo(
 
     out, reports = Path(out_dir), Path(report_dir)
     reports.mkdir(parents=True, exist_ok=True)
-    print("1. Learned router: FastGRNN on query text (2,000 seeded synthetic RouteLLM-format outcomes)")
-    learned = _learned_router(2000, out / "demo-fastgrnn.safetensors", seed)
+    print(f"1. Learned router: FastGRNN on query text ({learned_rows:,} seeded synthetic RouteLLM-format outcomes)")
+    learned = _learned_router(learned_rows, out / "demo-fastgrnn.safetensors", seed)
     t = learned["thresholds"]
     assert isinstance(t, dict)
-    learned_rows = [
+    figure_rows = [
         ("APGR (random ~0.5)", learned["apgr"]),
         ("CPT(50%)", learned["cpt50"]),
         ("CPT(80%)", learned["cpt80"]),
@@ -154,7 +158,7 @@ def run_demo(
         ("  weak error among them (test)", t["weak_error"]["test_weak_error"]),
         ("model size float32 / int8 (bytes)", f"{learned['size_bytes_float32']} / {learned['size_bytes_int8']}"),
     ]
-    table = pd.DataFrame(learned_rows, columns=["figure (test rows)", "value"])
+    table = pd.DataFrame(figure_rows, columns=["figure (test rows)", "value"])
     print(table.to_string(index=False, formatters={"value": lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)}))
 
     print("\n2. Candidate router: the original's model family fitted on example traffic")
