@@ -31,7 +31,8 @@ from sklearn.linear_model import LogisticRegression
 from tinydancer.calibration import Calibrator, fit_calibrator
 from tinydancer.compression import model_size_bytes, quantize_params
 from tinydancer.data import load_routellm_outcomes
-from tinydancer.evaluation import apgr, oracle_curve
+from tinydancer.ensemble import ensemble_predict, stack_params
+from tinydancer.evaluation import apgr, bootstrap_ci, oracle_curve, routing_curve
 from tinydancer.experiment import SPLITS, labels, report, split_rows
 from tinydancer.fastgrnn import FastGRNNConfig, fastgrnn_predict
 from tinydancer.featurize import FeaturizerConfig, TextFeaturizer, apply_norm, fit_norm_stats
@@ -64,6 +65,8 @@ def _predict(params: Any, cfg: FastGRNNConfig, x: np.ndarray, mask: np.ndarray) 
     return np.concatenate(out).astype(np.float64)
 
 
+#: Variants also evaluated as a deep ensemble of this many seeds (mean probability).
+ENSEMBLED = {"fastgrnn_mean256_h32": 5}
 KEEP = ("apgr", "cpt50", "cpt80", "auroc")
 #: Weak-error levels for the Learn-then-Test guaranteed threshold (delta = 0.1).
 LTT_ALPHAS = (0.1, 0.15, 0.2, 0.25)
@@ -109,6 +112,7 @@ def main() -> None:
         tfidf_scores = lr.predict_proba(vec.transform(frame["prompt"].to_numpy()))[:, 1]
         entry["tfidf_lr"] = _with_calibration(tfidf_scores, frame, rows, y)
         entry["tfidf_lr"]["train_seconds"] = time.perf_counter() - started
+        entry["tfidf_lr"]["apgr_ci95"] = _apgr_ci(tfidf_scores, frame, test)
         mean_feat = FeaturizerConfig("wordllama_mean", dim=256)
         if mean_feat in features:
             with tempfile.TemporaryDirectory() as tmp:
@@ -139,16 +143,41 @@ def main() -> None:
                 "best_epoch": result.best_epoch,
                 "size_bytes_float32": model_size_bytes(result.params),
                 "size_bytes_int8": model_size_bytes(q),
-                "int8": {
-                    k: v for k, v in _with_calibration(q_scores, frame, rows, y).items() if k in ("apgr", "auroc")
-                },
+                "int8": {k: v for k, v in report(q_scores, frame, rows, Calibrator("none")).items() if k in KEEP},
+                "apgr_ci95": _apgr_ci(scores, frame, test),
             }
+            if name in ENSEMBLED:
+                members = [result.params]
+                for seed in range(ns.seed + 1, ns.seed + ENSEMBLED[name]):
+                    train_data = RoutingData(x[tr], mask[tr], y[tr].astype(np.float32))
+                    val_data = RoutingData(x[va], mask[va], y[va].astype(np.float32))
+                    tcfg = TrainConfig(seed=seed, progress=False, **train_kw)
+                    members.append(train_fastgrnn(cfg, train_data, val_data, tcfg).params)
+                stacked = stack_params(members)
+                chunks = [
+                    np.asarray(ensemble_predict(stacked, cfg, x[i : i + 2048], mask[i : i + 2048]).mean)
+                    for i in range(0, len(x), 2048)
+                ]
+                ens = np.concatenate(chunks).astype(np.float64)
+                key = f"{name}_ens{len(members)}"
+                entry[key] = _with_calibration(ens, frame, rows, y)
+                entry[key] |= {
+                    "size_bytes_float32": len(members) * model_size_bytes(result.params),
+                    "size_bytes_int8": len(members) * model_size_bytes(q),
+                    "apgr_ci95": _apgr_ci(ens, frame, test),
+                }
         results[split] = entry
     results["full_data_timing"] = _full_data_timing(frame, y, features, ns.seed)
     out = Path(ns.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(_finite(results), indent=2, allow_nan=False))
     print(_markdown(results))
+
+
+def _apgr_ci(scores: np.ndarray, frame: Any, test: np.ndarray) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the 10-quantile APGR over the test rows (200 resamples)."""
+    weak, strong = frame["weak_correct"].to_numpy()[test], frame["strong_correct"].to_numpy()[test]
+    return bootstrap_ci(lambda s, w, g: apgr(routing_curve(s, w, g)), (scores[test], weak, strong), n_boot=200)
 
 
 def _npm_router(
@@ -219,13 +248,15 @@ def _markdown(results: dict[str, dict[str, Any]]) -> str:
                 continue
             ltt = r["ltt"]["0.2"] if "ltt" in r else r["thresholds"]["weak_error"]
             size = ""
+            ci = f" [{r['apgr_ci95'][0]:.3f}, {r['apgr_ci95'][1]:.3f}]" if "apgr_ci95" in r else ""
             if "size_bytes_int8" in r:
-                size = f"{r['size_bytes_float32']} B f32, {r['size_bytes_int8']} B int8 ({r['int8']['apgr']:.3f})"
+                size = f"{r['size_bytes_float32']} B f32, {r['size_bytes_int8']} B int8"
+                size += f" ({r['int8']['apgr']:.3f})" if "int8" in r else ""
             ece_txt = f"{r['ece']:.3f}"
             if r["calibrator"] != "none":
                 ece_txt = f"{r['ece_raw']:.3f} -> {r['ece']:.3f}"
             lines.append(
-                f"| {split} | {name} | {r['apgr']:.3f} | {r['cpt50']:.3f} | {r['cpt80']:.3f} | {r['auroc']:.3f} | "
+                f"| {split} | {name} | {r['apgr']:.3f}{ci} | {r['cpt50']:.3f} | {r['cpt80']:.3f} | {r['auroc']:.3f} | "
                 f"{ece_txt} | {r['coverage']:.3f} | {ltt['test_weak_share']:.3f} / {ltt['test_weak_error']:.3f} "
                 f"| {size} |"
             )
