@@ -13,8 +13,10 @@ from hypothesis.extra.numpy import arrays
 from tinydancer.data import make_synthetic_routing
 from tinydancer.errors import DataError, InvalidInputError
 from tinydancer.evaluation import (
+    aiq,
     apgr,
     bootstrap_ci,
+    cost_curve,
     cpt,
     dense_thresholds,
     oracle_curve,
@@ -144,3 +146,26 @@ def test_bootstrap_ci_brackets_the_estimate() -> None:
     assert lo < point < hi and hi - lo < 0.2
     again = bootstrap_ci(lambda s, w, g: apgr(routing_curve(s, w, g)), (truth, weak, strong), n_boot=100)
     assert again == (lo, hi)
+
+
+def test_aiq_by_hand() -> None:
+    # Hull (1, .5) -> (2, .9), flat to 3: area 0.7 + 0.9 over a cost range of 2.
+    assert aiq(np.array([1.0, 2.0, 3.0]), np.array([0.5, 0.9, 0.8])) == pytest.approx(0.8)
+    # A point under the chord changes nothing; one above it lifts the hull.
+    assert aiq(np.array([1.0, 2.0, 3.0, 1.5]), np.array([0.5, 0.9, 0.8, 0.6])) == pytest.approx(0.8)
+    assert aiq(np.array([1.0, 2.0, 3.0, 1.5]), np.array([0.5, 0.9, 0.8, 0.8])) == pytest.approx(0.825)
+    with pytest.raises(InvalidInputError, match="two distinct costs"):
+        aiq(np.array([1.0, 1.0]), np.array([0.5, 0.6]))
+
+
+def test_aiq_orders_routers_like_apgr_with_dollar_costs() -> None:
+    truth, weak, strong = _data(2000, 7)
+    rng = np.random.default_rng(8)
+    cost_weak, cost_strong = 0.0006, rng.uniform(0.01, 0.03, truth.size)  # per-query dollars
+    good = aiq(*cost_curve(truth, weak, strong, cost_weak, cost_strong))
+    rand = aiq(*cost_curve(rng.random(truth.size), weak, strong, cost_weak, cost_strong))
+    oracle = aiq(*cost_curve(strong - weak, weak, strong, cost_weak, cost_strong))
+    assert rand < good < oracle
+    cost, quality = cost_curve(truth, weak, strong, cost_weak, cost_strong)
+    assert cost[0] == pytest.approx(cost_weak) and cost[-1] == pytest.approx(cost_strong.mean())
+    assert quality[0] == pytest.approx(weak.mean()) and quality[-1] == pytest.approx(strong.mean())

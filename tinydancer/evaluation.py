@@ -259,3 +259,81 @@ def tune_threshold(
         t = ltt_threshold(s, 1.0 - w, value, delta).threshold
     use = s >= t
     return TunedThreshold(t, float(use.mean()), float(np.where(use, g, w).mean()), target)
+
+
+def cost_curve(
+    scores: np.ndarray,
+    weak: np.ndarray,
+    strong: np.ndarray,
+    weak_cost: np.ndarray | float,
+    strong_cost: np.ndarray | float,
+    thresholds: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean dollar cost and quality per threshold (strong when ``score >= threshold``).
+
+    Args:
+        scores: [N] router scores.
+        weak: [N] weak correctness.
+        strong: [N] strong correctness.
+        weak_cost: Dollars per query of the weak model ([N] or a scalar).
+        strong_cost: Dollars per query of the strong model ([N] or a scalar).
+        thresholds: Default: every distinct score.
+
+    Returns:
+        ``(cost [K], quality [K])``, all-weak and all-strong included.
+
+    Examples:
+        >>> c, q = cost_curve(np.array([0.9, 0.1]), np.array([0, 1]), np.array([1, 1]), 1.0, 10.0)
+        >>> c.tolist(), q.tolist()
+        ([1.0, 5.5, 10.0], [0.5, 1.0, 1.0])
+    """
+    s, w, g = _outcomes(scores, weak, strong)
+    cw = np.broadcast_to(np.asarray(weak_cost, np.float64), s.shape)
+    cs = np.broadcast_to(np.asarray(strong_cost, np.float64), s.shape)
+    ts = np.r_[math.inf, dense_thresholds(s) if thresholds is None else np.asarray(thresholds, np.float64)]
+    use = s[None, :] >= np.r_[ts, -math.inf][:, None]
+    cost = np.where(use, cs[None, :], cw[None, :]).mean(axis=1)
+    quality = np.where(use, g[None, :], w[None, :]).mean(axis=1)
+    points = np.unique(np.stack([cost, quality], axis=1), axis=0)  # sorted by cost, duplicates dropped
+    return points[:, 0], points[:, 1]
+
+
+def aiq(cost: np.ndarray, quality: np.ndarray) -> float:
+    """RouterBench's AIQ: mean height of the non-decreasing upper convex hull of (cost, quality) points.
+
+    The hull is extended flat from its best point to the largest cost; the area is divided by the
+    cost range (max - min), so AIQ is a quality in [0, 1] for 0/1 outcomes.
+
+    Args:
+        cost: [K] dollar costs (at least two distinct values).
+        quality: [K] qualities.
+
+    Returns:
+        The AIQ.
+
+    Raises:
+        InvalidInputError: Fewer than two distinct costs or non-finite values.
+
+    Examples:
+        >>> aiq(np.array([1.0, 2.0, 3.0, 1.5]), np.array([0.5, 0.9, 0.8, 0.6]))
+        0.8
+    """
+    c, q = np.asarray(cost, np.float64), np.asarray(quality, np.float64)
+    if c.shape != q.shape or not (np.all(np.isfinite(c)) and np.all(np.isfinite(q))) or np.ptp(c) <= 0:
+        raise InvalidInputError("aiq: expected finite [K] costs and qualities with at least two distinct costs")
+    order = np.lexsort((-q, c))
+    hull: list[tuple[float, float]] = []
+    for x, y in zip(c[order], q[order], strict=True):
+        if hull and x == hull[-1][0]:
+            continue  # same cost: the best quality came first
+        while len(hull) >= 2:
+            (x1, y1), (x2, y2) = hull[-2], hull[-1]
+            if (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1) >= 0:  # middle point on or below the chord
+                hull.pop()
+            else:
+                break
+        hull.append((float(x), float(y)))
+    best = int(np.argmax([y for _, y in hull]))
+    xs = np.array([x for x, _ in hull[: best + 1]] + [float(c.max())])
+    ys = np.array([y for _, y in hull[: best + 1]] + [hull[best][1]])
+    return float(np.trapezoid(ys, xs) / (c.max() - c.min()))
