@@ -2,6 +2,7 @@
 
 from tinydancer.collector import Collector, DecisionBatch, LogRecord, RequestRecord
 from tinydancer.compat import CompatModelConfig, CompatParams, compat_forward, init_compat_params
+from tinydancer.compression import quantize_params
 from tinydancer.config import RouterConfig
 from tinydancer.deploy import read_asset, write_assets
 from tinydancer.errors import (
@@ -15,6 +16,8 @@ from tinydancer.errors import (
     TinyDancerError,
     TrainingError,
 )
+from tinydancer.fastgrnn import FastGRNNConfig, FastGRNNParams, fastgrnn_predict, init_fastgrnn_params
+from tinydancer.fastgrnn_io import load_fastgrnn, save_fastgrnn
 from tinydancer.logs import LogConfig, LogEvent, configure_logging, make_router_logger
 from tinydancer.metrics import MetricSample, RouterMetrics
 from tinydancer.metrics_server import MetricsServer
@@ -39,6 +42,8 @@ __all__ = [
     "DataError",
     "DecisionBatch",
     "ExporterStats",
+    "FastGRNNConfig",
+    "FastGRNNParams",
     "InferenceError",
     "InferenceTimeoutError",
     "InvalidInputError",
@@ -65,14 +70,19 @@ __all__ = [
     "active_tracing_system",
     "compat_forward",
     "configure_logging",
+    "fastgrnn_predict",
     "init_compat_params",
+    "init_fastgrnn_params",
     "load_compat_model",
+    "load_fastgrnn",
     "make_router_logger",
     "plot_confidence",
     "plot_latency",
     "plot_overview",
     "plot_uncertainty",
+    "quantize_params",
     "read_asset",
     "save_compat_model",
+    "save_fastgrnn",
     "write_assets",
 ]
