@@ -8,7 +8,7 @@ ORACLE_DIR := .cache/oracle
 ORACLE := $(ORACLE_DIR)/node_modules/@ruvector/tiny-dancer/package.json
 export TINYDANCER_ORACLE_DIR := $(CURDIR)/$(ORACLE_DIR)
 
-.PHONY: demo test lint typecheck unit system-deps oracle bench bench-quick report lab monitoring parity clean
+.PHONY: demo test lint typecheck unit system-deps oracle bench bench-quick report lab monitoring parity evaluate-mmlu soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,13 @@ bench: $(STAMP) oracle
 
 bench-quick: $(STAMP) oracle
 	$(PY) -m benchmarks.run --quick
+
+# The EVALUATION.md table: FastGRNN vs TF-IDF + LR vs the original's trainRouter on the MMLU outcomes.
+evaluate-mmlu: $(STAMP) oracle
+	$(PY) benchmarks/evaluate_mmlu.py --data ../shared/datasets/routellm-mmlu --out benchmarks/results/mmlu_eval.json
+
+soak: $(STAMP)
+	$(PY) benchmarks/soak.py --quick
 
 clean:
 	rm -rf $(VENV) .cache reports
