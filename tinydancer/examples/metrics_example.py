@@ -1,0 +1,28 @@
+"""Guide example 1, "Metrics Only": route requests, then export the Prometheus metrics.
+
+Run: ``python -m tinydancer.examples.metrics_example``
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+from tinydancer.config import RouterConfig
+from tinydancer.examples._traffic import NOW, example_requests
+from tinydancer.router import Router
+
+
+def main() -> int:
+    """Create a router (metrics are collected automatically), route, print the exposition."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no model file: a seeded random model
+        router = Router(RouterConfig(model_path="./models/fastgrnn.safetensors"))
+    for request in example_requests():
+        router.route(request, now=NOW)
+    print(router.export_metrics())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
