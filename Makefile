@@ -46,7 +46,7 @@ unit: $(STAMP)
 
 ALL_NOTEBOOKS = $(sort $(wildcard notebooks/*.ipynb))
 # The notebooks CI re-runs with nbval, explicitly listed.
-NOTEBOOKS := notebooks/01_explore_routing.ipynb notebooks/04_observability_report.ipynb
+NOTEBOOKS := notebooks/01_explore_routing.ipynb notebooks/02_tune_thresholds.ipynb notebooks/03_retrain_calibrate.ipynb notebooks/04_observability_report.ipynb
 
 test: $(STAMP) system-deps oracle lint typecheck
 	CI=$${CI:-1} $(PY) -m pytest --doctest-modules tinydancer tests --nbval $(NOTEBOOKS) \
