@@ -102,3 +102,16 @@ def test_metadata_round_trip() -> None:
     np.testing.assert_array_equal(back_stats.std, stats.std)
     with pytest.raises(ModelLoadError, match="featurizer"):
         featurizer_from_metadata({"featurizer": '{"kind": "bert"}'})
+
+
+def test_loading_wordllama_leaves_root_logging_alone() -> None:
+    import logging
+    import subprocess
+    import sys
+
+    code = (
+        "import logging; from tinydancer.featurize import load_wordllama; load_wordllama(64); "
+        "root = logging.getLogger(); print(root.level, len(root.handlers))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(logging.WARNING), "0"]

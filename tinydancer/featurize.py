@@ -12,6 +12,7 @@ The featuriser's choice (:class:`FeaturizerConfig`) and the per-dimension normal
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -137,10 +138,17 @@ def load_wordllama(dim: int = 256, cache_dir: str | Path | None = None) -> Any:
         >>> load_wordllama(64).embedding.shape[1]
         64
     """
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
     try:
         import wordllama
     except ImportError as exc:  # pragma: no cover - dependency is pinned
         raise ModelLoadError("wordllama is not installed; `pip install wordllama==0.4.0.post1`") from exc
+    finally:  # wordllama calls logging.basicConfig(level=INFO) on import: undo that process-wide change
+        root.setLevel(level)
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
     bundled = Path(wordllama.__file__).parent / "tokenizers" / _TOKENIZER_FILE
     if not bundled.is_file():
         raise ModelLoadError(f"wordllama's bundled tokenizer is missing: expected {bundled}")
