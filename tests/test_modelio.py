@@ -159,3 +159,10 @@ def test_save_refuses_bad_tensors(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="NaN or infinite"):
         save_compat_model(tmp_path / "x.safetensors", params, CFG)
     assert not list(tmp_path.iterdir())  # nothing half-written left behind
+
+
+def test_config_numbers_too_large_for_a_float(tmp_path: Path) -> None:
+    bad = json.dumps({"input_dim": 5, "hidden_dim": 8, "output_dim": 1, "nu": 10**400, "zeta": 1.0, "rank": 4})
+    path = write_raw(tmp_path / "big.safetensors", good_tensors(CFG), {"config": bad, "format": COMPAT_FORMAT})
+    with pytest.raises(ModelLoadError, match="invalid config"):
+        load_compat_model(path)

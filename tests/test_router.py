@@ -334,3 +334,10 @@ def test_slow_inference_is_a_failure(tmp_path: Path) -> None:
     assert r.circuit_breaker_state == "open"
     with pytest.raises(ConfigError):
         RouterConfig(inference_timeout_s=0)
+
+
+@pytest.mark.parametrize("name", ["confidence_threshold", "max_uncertainty", "circuit_breaker_reset_timeout_s",
+                                  "inference_timeout_s"])  # fmt: skip
+def test_config_rejects_numbers_too_large_for_a_float(name: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        RouterConfig(**{name: 10**400})

@@ -14,7 +14,6 @@ Examples:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -22,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tinydancer.config import finite_number
 from tinydancer.errors import ConfigError
 
 Array = jax.Array | np.ndarray
@@ -45,7 +45,7 @@ class CompatModelConfig:
                 raise ConfigError(f"{name} must be an integer in [1, 65536], got {value!r}")
         for name in ("nu", "zeta"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            if not finite_number(value):
                 raise ConfigError(f"{name} must be a finite number, got {value!r}")
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:

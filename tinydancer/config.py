@@ -18,8 +18,23 @@ from dataclasses import dataclass
 from tinydancer.errors import ConfigError
 
 
+def finite_number(value: object) -> bool:
+    """A real, finite number (bool excluded); huge ints that overflow float are not finite.
+
+    Examples:
+        >>> finite_number(0.5), finite_number(10**400), finite_number(True), finite_number(float("nan"))
+        (True, False, False, False)
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _check_unit_interval(name: str, value: float) -> None:
-    if not isinstance(value, int | float) or not math.isfinite(value) or not 0.0 <= value <= 1.0:
+    if not finite_number(value) or not 0.0 <= value <= 1.0:
         raise ConfigError(f"{name} must be a finite number in [0, 1], got {value!r}")
 
 
@@ -67,7 +82,7 @@ class RouterConfig:
         _check_positive_int("circuit_breaker_threshold", self.circuit_breaker_threshold)
         _check_positive_int("circuit_breaker_half_open_probes", self.circuit_breaker_half_open_probes)
         timeout = self.circuit_breaker_reset_timeout_s
-        if not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout < 0:
+        if not finite_number(timeout) or timeout < 0:
             raise ConfigError(f"circuit_breaker_reset_timeout_s must be a finite number >= 0, got {timeout!r}")
         if not isinstance(self.model_path, str) or not self.model_path or "\x00" in self.model_path:
             raise ConfigError(f"model_path must be a non-empty string without NUL bytes, got {self.model_path!r}")
@@ -81,7 +96,7 @@ class RouterConfig:
         if isinstance(self.max_candidate_spans, bool) or not isinstance(self.max_candidate_spans, int):
             raise ConfigError(f"max_candidate_spans must be an integer >= 0, got {self.max_candidate_spans!r}")
         limit = self.inference_timeout_s
-        if limit is not None and (not isinstance(limit, int | float) or not math.isfinite(limit) or limit <= 0):
+        if limit is not None and (not finite_number(limit) or limit <= 0):
             raise ConfigError(f"inference_timeout_s must be None or a finite number > 0, got {limit!r}")
         if self.max_candidate_spans < 0:
             raise ConfigError(f"max_candidate_spans must be an integer >= 0, got {self.max_candidate_spans!r}")
