@@ -31,6 +31,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -258,7 +259,7 @@ class Router:
             "routing_request", context=parent, kind=trace.SpanKind.SERVER, attributes={"candidate_count": count}
         ) as span:
             try:
-                response = self._route(request, now, start, span)
+                response = self._route(request, count, now, start, span)
             except Exception as exc:  # recorded inside the span, so error logs carry its trace id
                 self._record_failure(exc, request_id, started_at, count, start, span)
                 raise
@@ -268,45 +269,46 @@ class Router:
             self._record_success(response, request_id, started_at, span)
         return response
 
-    def _route(self, request: RoutingRequest, now: float | None, start: float, span: trace.Span) -> RoutingResponse:
-        recording = span.is_recording()
-        log_request_started(self._log, len(request) if isinstance(request, RoutingRequest) else 0)
-        model = self._model  # one read: the whole request sees one model
+    def _child_span(
+        self, recording: bool, name: str, attributes: dict[str, str | int] | None = None
+    ) -> AbstractContextManager[trace.Span]:
+        """A child span of the request's span, or nothing at all when the request is not sampled."""
         if recording:
-            with self._tracer.start_as_current_span("circuit_breaker_check") as check:
+            return self._tracer.start_as_current_span(name, attributes=attributes)
+        return nullcontext(trace.INVALID_SPAN)
+
+    def _route(
+        self, request: RoutingRequest, count: int, now: float | None, start: float, span: trace.Span
+    ) -> RoutingResponse:
+        recording = span.is_recording()
+        log_request_started(self._log, count)
+        model = self._model  # one read: the whole request sees one model
+        with self._child_span(recording, "circuit_breaker_check") as check:
+            if recording:
                 check.set_attribute("circuit_breaker.state", self._breaker.state)
-                ticket = self._breaker.admit()
-        else:
             ticket = self._breaker.admit()
         try:
             now_s = floor_unix_seconds(self._clock() if now is None else now)
-            if recording:
-                with self._tracer.start_as_current_span("feature_engineering", attributes={"batch_size": 0}) as fe:
-                    packed = pack_request(request, now_s)
-                    fe.set_attribute("batch_size", len(packed.ids))
-            else:
+            with self._child_span(recording, "feature_engineering") as fe:
                 packed = pack_request(request, now_s)
+                fe.set_attribute("batch_size", len(packed.ids))
             self._log.debug(LogEvent.FEATURES, batch_size=len(packed.ids))
         except BaseException:
             self._breaker.release(ticket)
             raise
         feature_done = time.perf_counter()
-        if recording:
-            wall_start = time.time_ns()
-            with self._tracer.start_as_current_span(
-                "model_inference", attributes={"batch_size": len(packed.ids), "model_type": MODEL_TYPE}
-            ) as inference_span:
-                confidence, uncertainty, light = self._infer(model, packed, ticket)
-                order = np.argsort(-confidence, kind="stable")
+        wall_start = time.time_ns() if recording else 0
+        attributes: dict[str, str | int] = {"batch_size": len(packed.ids), "model_type": MODEL_TYPE}
+        with self._child_span(recording, "model_inference", attributes) as inference_span:
+            confidence, uncertainty, light = self._infer(model, packed, ticket)
+            order = np.argsort(-confidence, kind="stable")
+            if recording:
                 dropped = emit_candidate_spans(
                     self._tracer, inference_span, packed.ids, confidence, uncertainty, light,
                     wall_start, time.time_ns(), self.config.max_candidate_spans,
                 )  # fmt: skip
                 if dropped:
                     inference_span.set_attribute(CANDIDATE_SPANS_DROPPED, dropped)
-        else:
-            confidence, uncertainty, light = self._infer(model, packed, ticket)
-            order = np.argsort(-confidence, kind="stable")
         inference_done = time.perf_counter()
         self.metrics.record_features(len(packed.ids), feature_done - start)
         self.metrics.record_inference(inference_done - feature_done)
