@@ -50,6 +50,8 @@ def _float_array(name: str, value: Any, dtype: type = np.float32) -> np.ndarray:
         raw = np.asarray(value)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{name}: expected numbers, got {type(value).__name__} ({exc})") from exc
+    if raw.dtype == dtype:
+        return raw
     if raw.dtype.kind not in "biuf":  # strings, objects, complex: never coerced silently
         raise InvalidInputError(f"{name}: expected numbers, got {type(value).__name__} of dtype {raw.dtype}")
     with np.errstate(over="ignore", invalid="ignore"):  # overflow becomes inf, rejected by the finiteness checks
@@ -171,8 +173,8 @@ def _check_columns(columns: CandidateColumns, dim: int, now_s: float) -> tuple[n
                 raise InvalidInputError(f"Vector dimension mismatch: query has {dim}, candidate {cid!r} has {got}")
             rows.append(row)
         embeddings = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
-    bad = ~np.isfinite(embeddings).all(axis=1)
-    if bad.any():
+    bad = None if np.isfinite(embeddings).all() else ~np.isfinite(embeddings).all(axis=1)
+    if bad is not None:
         raise InvalidInputError(
             f"{_first_bad(bad, ids)}: embedding holds NaN or infinite values (or values beyond float32 range)"
         )
@@ -194,6 +196,11 @@ def _check_columns(columns: CandidateColumns, dim: int, now_s: float) -> tuple[n
     for name, col in (("created_at", created), ("access_count", access), ("success_rate", success)):
         if col.shape != (n,):
             raise InvalidInputError(f"{name}: expected shape ({n},), got {col.shape}")
+    with np.errstate(invalid="ignore"):  # one combined pass; the detailed search below runs only on failure
+        valid = np.isfinite(created).all() and ((access >= 0) & (access == np.floor(access))).all()
+        if valid and ((success >= 0) & (success <= 1)).all():
+            return embeddings, created, access, success
+    for name, col in (("created_at", created), ("access_count", access), ("success_rate", success)):
         bad = ~np.isfinite(col)
         if bad.any():
             raise InvalidInputError(f"{_first_bad(bad, ids)}: {name} must be finite, got {col[bad][0]}")

@@ -93,6 +93,16 @@ def _checked_outputs(outputs: object, n: int) -> tuple[np.ndarray, np.ndarray, n
     A broken model (or an injected fault) must fail the request as an inference error that counts
     towards the breaker, never reach the response, the metrics or the collectors.
     """
+    if isinstance(outputs, tuple) and len(outputs) == 3:  # the kernel output: four reductions
+        confidence, uncertainty, light = outputs
+        if (
+            isinstance(confidence, np.ndarray) and isinstance(uncertainty, np.ndarray) and isinstance(light, np.ndarray)
+            and confidence.dtype == uncertainty.dtype == np.float32 and light.dtype == np.bool_
+            and confidence.shape == uncertainty.shape == light.shape == (n,)
+            and (n == 0 or (confidence.min() >= 0 and uncertainty.min() >= 0))  # numpy min/max propagate NaN
+            and (n == 0 or (confidence.max() <= 1 and uncertainty.max() <= 1))
+        ):  # fmt: skip
+            return confidence, uncertainty, light  # NaN fails the comparisons and takes the full path below
     try:
         confidence, uncertainty, light = (np.asarray(a) for a in outputs)  # type: ignore[attr-defined]
     except (TypeError, ValueError) as exc:
