@@ -14,7 +14,7 @@ from tinydancer.compression import quantize_params
 from tinydancer.engine import uncertainty_of
 from tinydancer.fastgrnn import FastGRNNConfig, FastGRNNParams, fastgrnn_predict, init_fastgrnn_params
 from tinydancer.fastgrnn_io import save_fastgrnn
-from tinydancer.features import candidate_features
+from tinydancer.features import request_features
 from tinydancer.logs import LogConfig
 from tinydancer.packing import pack_request
 
@@ -29,10 +29,8 @@ def trained_like(config: FastGRNNConfig, seed: int = 3) -> FastGRNNParams:
 
 
 def expected(params: object, config: FastGRNNConfig, req: object, strong: bool = False) -> np.ndarray:
-    packed = pack_request(req, NOW)  # type: ignore[arg-type]
-    x = candidate_features(packed.query, packed.embeddings, packed.age_s, packed.access_count, packed.success_rate,
-                           packed.metadata_match)  # fmt: skip
-    p = np.asarray(fastgrnn_predict(params, config, np.asarray(x)))
+    x = request_features(pack_request(req, NOW))  # type: ignore[arg-type]
+    p = np.asarray(fastgrnn_predict(params, config, x))
     return 1 - p if strong else p
 
 

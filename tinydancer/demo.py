@@ -12,8 +12,9 @@ import numpy as np
 
 from tinydancer.compat_train import compat_accuracy, fit_compat_model
 from tinydancer.config import RouterConfig
-from tinydancer.features import candidate_features
+from tinydancer.features import request_features
 from tinydancer.modelio import save_compat_model
+from tinydancer.packing import pack_request
 from tinydancer.router import Router
 from tinydancer.types import RoutingRequest
 
@@ -64,20 +65,9 @@ def example_traffic(n_requests: int = 50, n_candidates: int = 8, dim: int = 64, 
 
 
 def traffic_features(traffic: ExampleTraffic) -> tuple[np.ndarray, np.ndarray]:
-    """Model inputs [N, 5] and labels [N] of every candidate in the traffic."""
-    xs = []
-    for request in traffic.requests:
-        cols = request.columns()
-        x = candidate_features(
-            np.asarray(request.query_embedding, np.float32),
-            np.asarray(cols.embeddings, np.float32),
-            (NOW - np.asarray(cols.created_at)).astype(np.float32),
-            np.asarray(cols.access_count, np.float32),
-            np.asarray(cols.success_rate, np.float32),
-            np.zeros(len(cols), np.float32),
-        )
-        xs.append(np.asarray(x))
-    return np.concatenate(xs), np.concatenate(traffic.lightweight_ok).astype(np.float32)
+    """Model inputs [N, 5] and labels [N] of every candidate in the traffic (as the router computes them)."""
+    x = np.concatenate([request_features(pack_request(request, NOW)) for request in traffic.requests])
+    return x, np.concatenate(traffic.lightweight_ok).astype(np.float32)
 
 
 #: Weak-error level and confidence of the demo's guaranteed threshold.

@@ -100,11 +100,4 @@ def served_confidence(flat: jax.Array, spec: ServedFastGRNN, x: jax.Array) -> ja
     return 1.0 - p if spec.confidence_of_strong else p
 
 
-def is_fastgrnn_checkpoint(header_metadata: dict[str, str]) -> bool:
-    """Whether a safetensors ``__metadata__`` names the FastGRNN format."""
-    from tinydancer.fastgrnn_io import FORMAT
-
-    return header_metadata.get("format") == FORMAT
-
-
 __all__ = ["LoadedFastGRNN", "ServedFastGRNN", "load_served_fastgrnn", "served_confidence"]

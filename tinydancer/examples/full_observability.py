@@ -11,7 +11,7 @@ import urllib.request
 import warnings
 
 from tinydancer.config import RouterConfig
-from tinydancer.examples._traffic import NOW, example_requests
+from tinydancer.demo import NOW, example_traffic
 from tinydancer.logs import configure_logging
 from tinydancer.router import Router
 from tinydancer.tracing import TracingConfig, TracingSystem
@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         router = Router(RouterConfig(model_path="./models/fastgrnn.safetensors"))  # 3. router
-    for request in example_requests(ns.requests):  # 4. routing: all observability automatic
+    for request in example_traffic(
+        n_requests=ns.requests, n_candidates=5
+    ).requests:  # 4. routing: all observability automatic
         router.route(request, now=NOW)
     server = router.serve_metrics(port=ns.port)  # 5. metrics over HTTP
     try:

@@ -9,7 +9,7 @@ import sys
 import warnings
 
 from tinydancer.config import RouterConfig
-from tinydancer.examples._traffic import NOW, example_requests
+from tinydancer.demo import NOW, example_traffic
 from tinydancer.router import Router
 
 
@@ -18,7 +18,7 @@ def main() -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # no model file: a seeded random model
         router = Router(RouterConfig(model_path="./models/fastgrnn.safetensors"))
-    for request in example_requests():
+    for request in example_traffic(n_requests=20, n_candidates=5).requests:
         router.route(request, now=NOW)
     print(router.export_metrics())
     return 0

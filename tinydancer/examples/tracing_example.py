@@ -11,7 +11,7 @@ import warnings
 from collections import Counter
 
 from tinydancer.config import RouterConfig
-from tinydancer.examples._traffic import NOW, example_requests
+from tinydancer.demo import NOW, example_traffic
 from tinydancer.router import Router
 from tinydancer.trace_context import TraceContext
 from tinydancer.tracing import TracingConfig, TracingSystem
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("ignore", RuntimeWarning)
         router = Router(RouterConfig(model_path="./models/fastgrnn.safetensors"))
     incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    for i, request in enumerate(example_requests(5)):
+    for i, request in enumerate(example_traffic(n_requests=5, n_candidates=5).requests):
         router.route(request, now=NOW, traceparent=incoming if i == 0 else None)
     with tracing.tracer.start_as_current_span("caller"):
         context = TraceContext.from_current()
