@@ -23,7 +23,6 @@ import numpy as np
 from opentelemetry import trace
 
 from tinydancer.config import RouterConfig
-from tinydancer.engine import route_kernel
 from tinydancer.logs import LogConfig
 from tinydancer.router import Router
 from tinydancer.tracing import TracingConfig, TracingSystem
@@ -120,7 +119,8 @@ def measure_routes(counts: list[int], dim: int, budget_s: float, rounds: int = 4
             time_calls(lambda r=router, q=request: r.route(q, now=NOW_S), 10)
         probe = float(np.median(time_calls(lambda q=request: routers["off"].route(q, now=NOW_S), 5)))
         blocks[n] = max(3, int(budget_s / rounds / len(routers) / (probe * 1e-6)))
-    cache_before = route_kernel._cache_size()  # after the warm-up: the timed loop must not compile
+    kernel = routers["off"].model.kernel  # every router here serves the same default config
+    cache_before = kernel._cache_size()  # after the warm-up: the timed loop must not compile
     ours: dict[str, dict[int, list[float]]] = {name: {n: [] for n in counts} for name in routers}
     theirs: dict[int, list[float]] = {n: [] for n in counts}
     info: dict[str, Any] | None = None
@@ -135,7 +135,7 @@ def measure_routes(counts: list[int], dim: int, budget_s: float, rounds: int = 4
             info = run_original(node, root, counts, dim, budget_s / rounds / 2)
             for n in counts:
                 theirs[n] += info["rows"][n]["samples_us"]
-    cache = {"route_kernel_cache_before": cache_before, "route_kernel_cache_after": route_kernel._cache_size()}
+    cache = {"route_kernel_cache_before": cache_before, "route_kernel_cache_after": kernel._cache_size()}
     for system in systems:
         system.shutdown()
     tinydancer = {name: {n: Timing(s).summary() for n, s in rows.items()} for name, rows in ours.items()}
@@ -151,11 +151,11 @@ def compile_check(counts: list[int], dim: int, calls: int = 50) -> dict[str, int
     requests = [make_request(n, dim, seed=n) for n in counts]
     for request in requests:
         router.route(request, now=NOW_S)
-    before = route_kernel._cache_size()
+    before = router.model.kernel._cache_size()
     for _ in range(calls):
         for request in requests:
             router.route(request, now=NOW_S)
-    after = route_kernel._cache_size()
+    after = router.model.kernel._cache_size()
     for system in systems:
         system.shutdown()
     return {"route_kernel_cache_before": before, "route_kernel_cache_after": after, "calls": calls * len(counts)}

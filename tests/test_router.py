@@ -24,7 +24,7 @@ from tinydancer import (
     init_compat_params,
     save_compat_model,
 )
-from tinydancer.engine import bucket_size, route_kernel
+from tinydancer.engine import bucket_size
 from tinydancer.router import default_inference
 
 NOW = 1_700_000_000
@@ -304,14 +304,15 @@ def test_reload_is_atomic_under_concurrent_routing(tmp_path: Path) -> None:
 def test_compiles_once_per_bucket(router: Router) -> None:
     dim = 24  # a dimension no other test uses, so the cache starts empty for it
     sizes = [1, 1, 2, 5, 8, 9, 30, 32, 33, 100, 128, 7, 31]
-    before = route_kernel._cache_size()
+    kernel = router.model.kernel
+    before = kernel._cache_size()
     for n in sizes:
         router.route(request(n, dim=dim), now=NOW)
     buckets = {bucket_size(n) for n in sizes}
-    assert route_kernel._cache_size() - before == len(buckets) == 6
+    assert kernel._cache_size() - before == len(buckets) == 6
     for n in sizes:  # steady state: nothing recompiles
         router.route(request(n, dim=dim), now=NOW)
-    assert route_kernel._cache_size() - before == len(buckets)
+    assert kernel._cache_size() - before == len(buckets)
 
 
 def test_slow_inference_is_a_failure(tmp_path: Path) -> None:

@@ -16,8 +16,9 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import os
-from functools import partial
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -25,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tinydancer.compat import CompatModelConfig, CompatParams, compat_forward
+from tinydancer.errors import InferenceError
 from tinydancer.fastgrnn import FastGRNNParams
 from tinydancer.features import candidate_features
 from tinydancer.served_fastgrnn import LoadedFastGRNN, ServedFastGRNN, served_confidence
@@ -93,6 +95,11 @@ class DeviceModel(NamedTuple):
     config: CompatModelConfig | ServedFastGRNN
     flat: jax.Array
 
+    @property
+    def kernel(self) -> Callable[..., jax.Array]:
+        """The route kernel jitted for this model's config (shared by every model of the same shapes)."""
+        return jitted_route_kernel(self.config)
+
     @classmethod
     def from_params(cls, params: CompatParams, config: CompatModelConfig) -> DeviceModel:
         """Put numpy params on the default device."""
@@ -140,7 +147,6 @@ def unflatten_params(flat: jax.Array, config: CompatModelConfig) -> tuple[Compat
     return CompatParams(*tensors), flat[offset], flat[offset + 1]
 
 
-@partial(jax.jit, static_argnames=("config",))
 def route_kernel(
     flat_params: jax.Array, embeddings: jax.Array, small: jax.Array, config: CompatModelConfig | ServedFastGRNN
 ) -> jax.Array:
@@ -168,12 +174,39 @@ def route_kernel(
     return jnp.stack([confidence, uncertainty, light.astype(jnp.float32)])
 
 
+@functools.cache
+def jitted_route_kernel(
+    config: CompatModelConfig | ServedFastGRNN,
+) -> Callable[..., jax.Array]:
+    """:func:`route_kernel` jitted with ``config`` bound: ``kernel(flat_params, embeddings, small)``.
+
+    Binding the static config ahead of time keeps every call on jit's C++ fast path; passing it as a
+    static keyword argument cost ~25 us more per call (measured, BENCHMARKS.md). One jitted function
+    per config, so reloading a model of the same shapes compiles nothing; ``._cache_size()`` counts
+    its compiled buckets.
+
+    Examples:
+        >>> cfg = CompatModelConfig()
+        >>> jitted_route_kernel(cfg) is jitted_route_kernel(CompatModelConfig())
+        True
+    """
+    return jax.jit(functools.partial(route_kernel, config=config))
+
+
 def _pad_rows(array: np.ndarray, size: int) -> np.ndarray:
     if array.shape[0] == size and array.dtype == np.float32 and array.flags.c_contiguous:
         return array
     padded = np.zeros((size, *array.shape[1:]), np.float32)
     padded[: array.shape[0]] = array
     return padded
+
+
+class KernelOutputs(NamedTuple):
+    """What :func:`run_route_kernel` returns, already checked: every score finite and in [0, 1]."""
+
+    confidence: np.ndarray  # [N] float32
+    uncertainty: np.ndarray  # [N] float32
+    use_lightweight: np.ndarray  # [N] bool
 
 
 def run_route_kernel(
@@ -186,7 +219,7 @@ def run_route_kernel(
     metadata_match: np.ndarray,
     threshold: float,
     max_uncertainty: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> KernelOutputs:
     """Pad to the bucket, pack the small inputs into one vector, run the jitted kernel, return the real N.
 
     Args:
@@ -199,6 +232,9 @@ def run_route_kernel(
 
     Returns:
         (confidence [N] float32, uncertainty [N] float32, use_lightweight [N] bool).
+
+    Raises:
+        InferenceError: a score is NaN, infinite or outside [0, 1] (a broken model).
     """
     n, dim = embeddings.shape
     size = bucket_size(n)
@@ -208,5 +244,9 @@ def run_route_kernel(
     small[dim + 1] = max_uncertainty
     columns = small[dim + 2 :].reshape(size, 4)
     columns[:n, 0], columns[:n, 1], columns[:n, 2], columns[:n, 3] = age_s, access_count, success_rate, metadata_match
-    out = np.asarray(route_kernel(model.flat, _pad_rows(embeddings, size), small, model.config))
-    return out[0, :n], out[1, :n], out[2, :n] > 0.5
+    out = np.asarray(model.kernel(model.flat, _pad_rows(embeddings, size), small))
+    scores = out[:2, :n]
+    # Two C-level reductions check every score (NaN fails both comparisons); callers trust KernelOutputs.
+    if n and not (np.minimum.reduce(scores, axis=None) >= 0 and np.maximum.reduce(scores, axis=None) <= 1):
+        raise InferenceError("model produced NaN, infinite or out-of-range confidences or uncertainties")
+    return KernelOutputs(out[0, :n], out[1, :n], out[2, :n] > 0.5)

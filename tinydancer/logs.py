@@ -2,10 +2,11 @@
 
 Each Router gets its own logger from :func:`make_router_logger` (``structlog.wrap_logger``, never
 the global ``structlog.configure``), so two routers with different levels or renderers coexist.
-Processors, in order: drop embeddings unless ``include_embeddings``; add ``level``, an ISO-8601 UTC
-``timestamp``, ``logger="tiny_dancer_router"`` and, inside a valid OpenTelemetry span, ``trace_id``
-/ ``span_id``; hand a copy to the ``sink`` (the router's in-memory collector, so it receives every
-record at or above the level); render (console line, JSON line, or nothing). Records below the level
+One processor drops embeddings unless ``include_embeddings``, adds ``level``, ``timestamp`` (Unix
+seconds), ``logger="tiny_dancer_router"`` and, inside a valid OpenTelemetry span, ``trace_id`` /
+``span_id``, and hands a copy to the ``sink`` (the router's in-memory collector, so it receives every
+record at or above the level); then the record is rendered (console or JSON line with an ISO-8601 UTC
+timestamp), or not at all. Records below the level
 never reach the processors: ``make_filtering_bound_logger`` turns those methods into no-ops.
 
 The guide's events (``LogEvent`` holds the exact messages):
@@ -41,7 +42,9 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, MutableMapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 import numpy as np
@@ -179,35 +182,55 @@ def default_log_config() -> LogConfig:
     return _PROCESS_DEFAULTS.get()
 
 
-def _add_logger_name(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> Any:
-    event_dict["logger"] = LOGGER_NAME
-    return event_dict
+class _Enrich:
+    """The one enrichment processor: drops embeddings, adds ``level``, ``timestamp`` (Unix seconds),
+    ``logger`` and, inside a valid OpenTelemetry span, ``trace_id`` / ``span_id``; hands a copy to the sink.
 
+    One processor instead of five keeps a record to ~one Python call of work (two records per route).
+    """
 
-def _add_trace_ids(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> Any:
-    context = trace.get_current_span().get_span_context()
-    if context.is_valid:
-        event_dict["trace_id"] = trace.format_trace_id(context.trace_id)
-        event_dict["span_id"] = trace.format_span_id(context.span_id)
-    return event_dict
+    def __init__(self, drop_embeddings: bool, sink: Sink | None) -> None:
+        self._drop_embeddings = drop_embeddings
+        self._sink = sink
 
-
-def _drop_embeddings(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> Any:
-    for key in EMBEDDING_KEYS.intersection(event_dict):
-        del event_dict[key]
-    return event_dict
-
-
-def _to_sink(sink: Sink) -> Processor:
-    def processor(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> Any:
-        sink(dict(event_dict))
+    def __call__(self, _: WrappedLogger, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        if self._drop_embeddings and not EMBEDDING_KEYS.isdisjoint(event_dict):
+            for key in EMBEDDING_KEYS.intersection(event_dict):
+                del event_dict[key]
+        event_dict["level"] = _METHOD_LEVELS.get(method_name, method_name)
+        event_dict["timestamp"] = time.time()
+        event_dict["logger"] = LOGGER_NAME
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            event_dict["trace_id"] = trace.format_trace_id(context.trace_id)
+            event_dict["span_id"] = trace.format_span_id(context.span_id)
+        if self._sink is not None:
+            self._sink(dict(event_dict))
         return event_dict
 
-    return processor
+
+#: structlog method names that are not level names.
+_METHOD_LEVELS = {"warn": "warning", "exception": "error", "fatal": "critical"}
 
 
-def _drop(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> Any:
-    raise structlog.DropEvent
+def _iso_timestamp(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """Unix seconds -> ISO 8601 UTC (``...Z``), for rendered lines only."""
+    stamp = datetime.fromtimestamp(event_dict["timestamp"], UTC).isoformat()
+    event_dict["timestamp"] = stamp.replace("+00:00", "Z")
+    return event_dict
+
+
+class _Silent:
+    """The wrapped logger of renderer "none": every method takes the record and writes nothing."""
+
+    def msg(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+def _render_nothing(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> str:
+    return ""
 
 
 def _json_default(value: object) -> object:
@@ -265,26 +288,17 @@ def make_router_logger(config: LogConfig | None = None, sink: Sink | None = None
         [('info', 'Processing routing request', 3)]
     """
     config = config if config is not None else default_log_config()
-    processors: list[Processor] = []
-    if not config.include_embeddings:
-        processors.append(_drop_embeddings)
-    processors += [
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _add_logger_name,
-        _add_trace_ids,
-    ]
-    if sink is not None:
-        processors.append(_to_sink(sink))
-    if config.renderer == "json":
-        processors.append(structlog.processors.JSONRenderer(default=_json_default))
-    elif config.renderer == "console":
-        processors.append(render_console)
+    processors: list[Processor] = [_Enrich(not config.include_embeddings, sink)]
+    if config.renderer == "none":
+        processors.append(_render_nothing)
+        wrapped: WrappedLogger = _Silent()  # nothing printed, and no DropEvent exception per record
     else:
-        processors.append(_drop)
-    stream = config.stream if config.stream is not None else sys.stderr
+        json_renderer = structlog.processors.JSONRenderer(default=_json_default)
+        renderer = render_console if config.renderer == "console" else json_renderer
+        processors += [_iso_timestamp, renderer]
+        wrapped = structlog.PrintLogger(file=config.stream if config.stream is not None else sys.stderr)
     proxy = structlog.wrap_logger(
-        structlog.PrintLogger(file=stream),
+        wrapped,
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[config.level]),
         context_class=dict,

@@ -52,17 +52,24 @@ def _float_array(name: str, value: Any, dtype: type = np.float32) -> np.ndarray:
         raise InvalidInputError(f"{name}: expected numbers, got {type(value).__name__} ({exc})") from exc
     if raw.dtype == dtype:
         return raw
-    if raw.dtype.kind not in "biuf":  # strings, objects, complex: never coerced silently
+    kind = raw.dtype.kind
+    if kind not in "biuf":  # strings, objects, complex: never coerced silently
         raise InvalidInputError(f"{name}: expected numbers, got {type(value).__name__} of dtype {raw.dtype}")
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow becomes inf, rejected by the finiteness checks
-        array: np.ndarray = raw.astype(dtype, copy=False)
-    return array
+    return raw.astype(dtype)  # overflow becomes inf (pack_request silences the warning), rejected later
+
+
+def _squared_norm_ok(values: np.ndarray) -> bool:
+    """One float32 BLAS pass: True proves every value finite and every row's squared norm <= MAX_SQUARED_NORM.
+
+    NaN, infinities and overflow all fail the single comparison; False only means "look closer"
+    (the total of many moderate rows can exceed the bound too).
+    """
+    flat = values.reshape(-1)
+    return bool(np.dot(flat, flat) <= MAX_SQUARED_NORM)
 
 
 def _too_large(rows: np.ndarray) -> np.ndarray:
     """[..., D] finite float32 -> [...] bool: squared L2 norm above MAX_SQUARED_NORM (float64 check)."""
-    if rows.size == 0 or float(np.abs(rows).max()) ** 2 * rows.shape[-1] <= MAX_SQUARED_NORM:
-        return np.zeros(rows.shape[:-1], bool)  # the cheap bound already proves every norm is small
     squared: np.ndarray = np.square(rows, dtype=np.float64).sum(axis=-1)
     return squared > MAX_SQUARED_NORM
 
@@ -173,17 +180,18 @@ def _check_columns(columns: CandidateColumns, dim: int, now_s: float) -> tuple[n
                 raise InvalidInputError(f"Vector dimension mismatch: query has {dim}, candidate {cid!r} has {got}")
             rows.append(row)
         embeddings = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
-    bad = None if np.isfinite(embeddings).all() else ~np.isfinite(embeddings).all(axis=1)
-    if bad is not None:
-        raise InvalidInputError(
-            f"{_first_bad(bad, ids)}: embedding holds NaN or infinite values (or values beyond float32 range)"
-        )
-    bad = _too_large(embeddings)
-    if bad.any():
-        raise InvalidInputError(
-            f"{_first_bad(bad, ids)}: embedding too large: squared L2 norm above {MAX_SQUARED_NORM:.3g} "
-            "would overflow float32 in the cosine similarity"
-        )
+    if not _squared_norm_ok(embeddings):
+        bad = ~np.isfinite(embeddings).all(axis=1)
+        if bad.any():
+            raise InvalidInputError(
+                f"{_first_bad(bad, ids)}: embedding holds NaN or infinite values (or values beyond float32 range)"
+            )
+        bad = _too_large(embeddings)
+        if bad.any():
+            raise InvalidInputError(
+                f"{_first_bad(bad, ids)}: embedding too large: squared L2 norm above {MAX_SQUARED_NORM:.3g} "
+                "would overflow float32 in the cosine similarity"
+            )
     raw_created = columns.created_at
     if raw_created is None:
         raw_created = np.full(n, now_s)
@@ -196,10 +204,8 @@ def _check_columns(columns: CandidateColumns, dim: int, now_s: float) -> tuple[n
     for name, col in (("created_at", created), ("access_count", access), ("success_rate", success)):
         if col.shape != (n,):
             raise InvalidInputError(f"{name}: expected shape ({n},), got {col.shape}")
-    with np.errstate(invalid="ignore"):  # one combined pass; the detailed search below runs only on failure
-        valid = np.isfinite(created).all() and ((access >= 0) & (access == np.floor(access))).all()
-        if valid and ((success >= 0) & (success <= 1)).all():
-            return embeddings, created, access, success
+    if n == 0 or _columns_ok(created, access, success):
+        return embeddings, created, access, success
     for name, col in (("created_at", created), ("access_count", access), ("success_rate", success)):
         bad = ~np.isfinite(col)
         if bad.any():
@@ -213,6 +219,24 @@ def _check_columns(columns: CandidateColumns, dim: int, now_s: float) -> tuple[n
     if bad.any():
         raise InvalidInputError(f"{_first_bad(bad, ids)}: success_rate must be in [0, 1], got {success[bad][0]}")
     return embeddings, created, access, success
+
+
+def _columns_ok(created: np.ndarray, access: np.ndarray, success: np.ndarray) -> bool:
+    """[N] float64 columns, N >= 1: True proves them valid (finite, counts non-negative integers, rates in [0, 1]).
+
+    Ufunc methods on one [3, N] table, no Python-level numpy wrappers: a handful of C calls for any N.
+    False means the detailed search must find (and name) the offending value.
+    """
+    table = np.array((created, access, success))
+    (lo_created, lo_access, lo_success), (hi_created, hi_access, hi_success) = (
+        np.minimum.reduce(table, axis=1).tolist(),
+        np.maximum.reduce(table, axis=1).tolist(),
+    )  # NaN propagates into both, and fails every comparison below
+    return bool(
+        -math.inf < lo_created and hi_created < math.inf
+        and lo_access >= 0 and hi_access < math.inf and np.logical_and.reduce(np.floor(access) == access)
+        and lo_success >= 0 and hi_success <= 1
+    )  # fmt: skip
 
 
 def floor_unix_seconds(value: Any) -> float:
@@ -251,15 +275,21 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
     """
     if not isinstance(request, RoutingRequest):
         raise InvalidInputError(f"expected a RoutingRequest, got {type(request).__name__}")
+    with np.errstate(over="ignore", invalid="ignore"):  # one context for every check: overflow -> inf, rejected
+        return _pack(request, now_s)
+
+
+def _pack(request: RoutingRequest, now_s: float) -> PackedRequest:
     query = _float_array("query_embedding", request.query_embedding)
     if query.ndim != 1 or query.size == 0:
         raise InvalidInputError(f"query_embedding: expected a non-empty 1-D vector, got shape {query.shape}")
-    if not np.isfinite(query).all():
-        raise InvalidInputError("query_embedding holds NaN or infinite values (or values beyond float32 range)")
-    if _too_large(query).any():
-        raise InvalidInputError(
-            f"query_embedding too large: squared L2 norm above {MAX_SQUARED_NORM:.3g} would overflow float32"
-        )
+    if not _squared_norm_ok(query):
+        if not np.isfinite(query).all():
+            raise InvalidInputError("query_embedding holds NaN or infinite values (or values beyond float32 range)")
+        if _too_large(query):
+            raise InvalidInputError(
+                f"query_embedding too large: squared L2 norm above {MAX_SQUARED_NORM:.3g} would overflow float32"
+            )
     now_s = floor_unix_seconds(now_s) if not isinstance(now_s, float) else now_s
     if not math.isfinite(now_s):
         raise InvalidInputError(f"now: expected finite Unix seconds, got {now_s}")
@@ -272,8 +302,8 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
         for i, meta in enumerate(columns.metadata):
             cand_meta = validate_json_object(f"candidate {columns.ids[i]!r} metadata", meta)
             match[i] = metadata_match(query_meta, cand_meta)
-    with np.errstate(over="ignore"):  # ages beyond float32 give recency 0 (or 1 for the future) either way
-        age_s = np.clip(now_s - created, -F32_MAX, F32_MAX).astype(np.float32)
+    # Ages beyond float32 give recency 0 (or 1 for the future) either way; clamped so the cast cannot overflow.
+    age_s = np.maximum(np.minimum(now_s - created, F32_MAX), -F32_MAX).astype(np.float32)
     return PackedRequest(
         ids=columns.ids,
         query=query,

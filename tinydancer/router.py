@@ -35,13 +35,15 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
+from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 
 from tinydancer.breaker import STATE_VALUES, BreakerPolicy, CircuitBreaker, Ticket
 from tinydancer.collector import Collector, DecisionBatch, RequestRecord
 from tinydancer.compat import CompatModelConfig, init_compat_params
 from tinydancer.config import RouterConfig
-from tinydancer.engine import DeviceModel, run_route_kernel
+from tinydancer.engine import DeviceModel, KernelOutputs, run_route_kernel
 from tinydancer.errors import CircuitOpenError, InferenceError, InferenceTimeoutError, ModelLoadError
 from tinydancer.fastgrnn_io import FORMAT as FASTGRNN_FORMAT
 from tinydancer.logs import (
@@ -93,16 +95,8 @@ def _checked_outputs(outputs: object, n: int) -> tuple[np.ndarray, np.ndarray, n
     A broken model (or an injected fault) must fail the request as an inference error that counts
     towards the breaker, never reach the response, the metrics or the collectors.
     """
-    if isinstance(outputs, tuple) and len(outputs) == 3:  # the kernel output: four reductions
-        confidence, uncertainty, light = outputs
-        if (
-            isinstance(confidence, np.ndarray) and isinstance(uncertainty, np.ndarray) and isinstance(light, np.ndarray)
-            and confidence.dtype == uncertainty.dtype == np.float32 and light.dtype == np.bool_
-            and confidence.shape == uncertainty.shape == light.shape == (n,)
-            and (n == 0 or (confidence.min() >= 0 and uncertainty.min() >= 0))  # numpy min/max propagate NaN
-            and (n == 0 or (confidence.max() <= 1 and uncertainty.max() <= 1))
-        ):  # fmt: skip
-            return confidence, uncertainty, light  # NaN fails the comparisons and takes the full path below
+    if type(outputs) is KernelOutputs and outputs.confidence.shape == (n,):
+        return outputs  # checked by run_route_kernel
     try:
         confidence, uncertainty, light = (np.asarray(a) for a in outputs)  # type: ignore[attr-defined]
     except (TypeError, ValueError) as exc:
@@ -265,18 +259,25 @@ class Router:
         except Exception as exc:
             self._record_failure(exc, request_id, started_at, count, start, None)
             raise
-        with self._tracer.start_as_current_span(
-            "routing_request", context=parent, kind=trace.SpanKind.SERVER, attributes={"candidate_count": count}
-        ) as span:
-            try:
-                response = self._route(request, count, now, start, span)
-            except Exception as exc:  # recorded inside the span, so error logs carry its trace id
-                self._record_failure(exc, request_id, started_at, count, start, span)
-                raise
+        # start_span + attach instead of start_as_current_span: the same span and context, without two
+        # generator-based context managers per request (most requests are not sampled).
+        span = self._tracer.start_span("routing_request", parent, trace.SpanKind.SERVER, {"candidate_count": count})
+        token = otel_context.attach(trace.set_span_in_context(span))  # logs and child spans see the request's span
+        try:
+            response = self._route(request, count, now, start, span)
             span.set_attribute("outcome", "success")
             span.set_attribute("lightweight_routes", response.lightweight_routes)
             span.set_attribute("powerful_routes", response.powerful_routes)
             self._record_success(response, request_id, started_at, span)
+        except Exception as exc:  # recorded inside the span, so error logs carry its trace id
+            self._record_failure(exc, request_id, started_at, count, start, span)
+            if span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
         return response
 
     def _child_span(
@@ -311,7 +312,7 @@ class Router:
         attributes: dict[str, str | int] = {"batch_size": len(packed.ids), "model_type": MODEL_TYPE}
         with self._child_span(recording, "model_inference", attributes) as inference_span:
             confidence, uncertainty, light = self._infer(model, packed, ticket)
-            order = np.argsort(-confidence, kind="stable")
+            order = (-confidence).argsort(kind="stable")
             if recording:
                 dropped = emit_candidate_spans(
                     self._tracer, inference_span, packed.ids, confidence, uncertainty, light,
@@ -323,7 +324,7 @@ class Router:
         self.metrics.record_features(len(packed.ids), feature_done - start)
         self.metrics.record_inference(inference_done - feature_done)
         return RoutingResponse(
-            candidate_ids=tuple(packed.ids[i] for i in order),
+            candidate_ids=tuple(map(packed.ids.__getitem__, order.tolist())),
             confidence=confidence[order],
             uncertainty=uncertainty[order],
             use_lightweight=light[order],
@@ -352,9 +353,12 @@ class Router:
         self._breaker.success(ticket)
         return confidence, uncertainty, light
 
-    def _trace_ids(self, span: trace.Span | None) -> tuple[str | None, str | None]:
-        ctx = TraceContext.from_span_context(span.get_span_context()) if span is not None else None
-        return (ctx.trace_id, ctx.span_id) if ctx is not None else (None, None)
+    @staticmethod
+    def _trace_ids(span: trace.Span | None) -> tuple[str | None, str | None]:
+        ctx = span.get_span_context() if span is not None else None
+        if ctx is None or not ctx.is_valid:
+            return None, None
+        return trace.format_trace_id(ctx.trace_id), trace.format_span_id(ctx.span_id)
 
     def _record_success(
         self, response: RoutingResponse, request_id: int, timestamp: float, span: trace.Span | None

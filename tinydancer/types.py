@@ -228,7 +228,7 @@ class RoutingResponse:
             )
         ]
 
-    @property
+    @functools.cached_property
     def lightweight_routes(self) -> int:
         """Number of candidates routed to the lightweight model."""
         return int(np.count_nonzero(self.use_lightweight))
