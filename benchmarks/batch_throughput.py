@@ -14,7 +14,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from tinydancer.batch import DEFAULT_CHUNK, _embeddings_chunk, _features_chunk, score_embeddings, score_features
+from tinydancer.batch import (
+    DEFAULT_CHUNK,
+    aligned_empty,
+    embedding_chunk_rows,
+    embeddings_kernel,
+    features_kernel,
+    score_embeddings,
+    score_features,
+)
 from tinydancer.compat import CompatModelConfig, CompatParams, init_compat_params
 from tinydancer.engine import DeviceModel
 from tinydancer.features import FEATURE_WEIGHTS, FREQUENCY_NORMALISER, RECENCY_DECAY_PER_S, candidate_features
@@ -78,8 +86,10 @@ def make_batch(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.
 def measure_batch(sizes: list[int], embedding_sizes: list[int], dim: int, reps: int) -> dict[str, Any]:
     """Candidates/s from feature rows and from embeddings, tinydancer vs numpy, plus agreement."""
     model, params = make_model()
-    rows: dict[str, Any] = {"features": {}, "embeddings": {}}
+    rows: dict[str, Any] = {"features": {}, "embeddings": {}, "embeddings_aligned": {}}
     query, embeddings, columns = make_batch(max(embedding_sizes), dim, seed=7)
+    aligned = aligned_empty(embeddings.shape)  # the same values, on a 64-byte boundary: read in place
+    aligned[...] = embeddings
     feats = numpy_features(query, embeddings[: max(sizes)], columns[: max(sizes)])
     if feats.shape[0] < max(sizes):
         feats = np.resize(feats, (max(sizes), 5))
@@ -89,19 +99,21 @@ def measure_batch(sizes: list[int], embedding_sizes: list[int], dim: int, reps: 
         ref = repeat(lambda x=x: numpy_forward(params, x), reps)
         err = float(np.abs(score_features(model, x) - numpy_forward(params, x)).max())
         rows["features"][n] = {"tinydancer": _rate(n, td), "numpy": _rate(n, ref), "max_abs_diff": err}
-    for n in embedding_sizes:
-        e, c = embeddings[:n], columns[:n]
-        td = repeat(lambda e=e, c=c: score_embeddings(model, query, e, c), reps)
-        ref = repeat(lambda e=e, c=c: numpy_forward(params, numpy_features(query, e, c)), reps)
-        err = float(
-            np.abs(score_embeddings(model, query, e, c) - numpy_forward(params, numpy_features(query, e, c))).max()
-        )
-        rows["embeddings"][n] = {"tinydancer": _rate(n, td), "numpy": _rate(n, ref), "max_abs_diff": err}
+    for kind, source in (("embeddings", embeddings), ("embeddings_aligned", aligned)):
+        for n in embedding_sizes:
+            e, c = source[:n], columns[:n]
+            td = repeat(lambda e=e, c=c: score_embeddings(model, query, e, c), reps)
+            ref = repeat(lambda e=e, c=c: numpy_forward(params, numpy_features(query, e, c)), reps)
+            reference = numpy_forward(params, numpy_features(query, e, c))
+            err = float(np.abs(score_embeddings(model, query, e, c) - reference).max())
+            rows[kind][n] = {"tinydancer": _rate(n, td), "numpy": _rate(n, ref), "max_abs_diff": err}
     rows["compile_cache"] = {
-        "features_chunk": _features_chunk._cache_size(),
-        "embeddings_chunk": _embeddings_chunk._cache_size(),
+        "features_chunk": features_kernel(model.config)._cache_size(),
+        "embeddings_chunk": embeddings_kernel(model.config)._cache_size(),
     }
     rows["chunk_size"] = DEFAULT_CHUNK
+    rows["embedding_chunk_rows"] = embedding_chunk_rows(dim)
+    rows["embeddings_alignment_bytes"] = {"embeddings": embeddings.ctypes.data % 64, "embeddings_aligned": 0}
     return rows
 
 

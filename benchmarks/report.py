@@ -41,14 +41,18 @@ def route_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: Input kinds of the batch benchmark: feature rows, embeddings as numpy allocates them, 64-byte aligned embeddings.
+BATCH_KINDS = ("features", "embeddings", "embeddings_aligned")
+
+
 def batch_table(result: dict[str, Any]) -> list[str]:
     """Markdown rows of batch throughput, M candidates/s (median, best)."""
     lines = [
         "| input | N | tinydancer M/s median (best) | numpy M/s median (best) | tinydancer / numpy | max abs diff |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for kind in ("features", "embeddings"):
-        for n, row in result["batch"][kind].items():
+    for kind in BATCH_KINDS:
+        for n, row in result["batch"].get(kind, {}).items():
             td, ref = row["tinydancer"], row["numpy"]
             lines.append(
                 f"| {kind} | {int(n):,} | {td['median_per_s'] / 1e6:.2f} ({td['best_per_s'] / 1e6:.2f}) | "
@@ -73,14 +77,22 @@ def goals(result: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
     else:
         out.append(("route() vs original", None, "original not measured (no node/npm)"))
     batch = result["batch"]
-    emb = max(batch["embeddings"].items(), key=lambda kv: int(kv[0]))
+    for kind, how in (
+        ("embeddings", "numpy's own arrays, staged"),
+        ("embeddings_aligned", "64-byte aligned, in place"),
+    ):
+        if kind in batch:
+            emb = max(batch[kind].items(), key=lambda kv: int(kv[0]))
+            rate = emb[1]["tinydancer"]["median_per_s"]
+            out.append(
+                (f"batch from 384-d embeddings >= 5 M/s ({how})", rate >= 5e6, f"{rate / 1e6:.2f} M/s at N={emb[0]}")
+            )
     feat = max(batch["features"].items(), key=lambda kv: int(kv[0]))
-    emb_rate, feat_rate = emb[1]["tinydancer"]["median_per_s"], feat[1]["tinydancer"]["median_per_s"]
-    out.append(("batch from 384-d embeddings >= 5 M/s", emb_rate >= 5e6, f"{emb_rate / 1e6:.2f} M/s at N={emb[0]}"))
+    feat_rate = feat[1]["tinydancer"]["median_per_s"]
     out.append(("batch from feature rows >= 50 M/s", feat_rate >= 50e6, f"{feat_rate / 1e6:.2f} M/s at N={feat[0]}"))
     ahead = []
-    for kind in ("features", "embeddings"):
-        for n, row in batch[kind].items():
+    for kind in BATCH_KINDS:
+        for n, row in batch.get(kind, {}).items():
             if int(n) >= 1000:
                 ahead.append((kind, int(n), row["tinydancer"]["median_per_s"] / row["numpy"]["median_per_s"]))
     text = ", ".join(f"{k} N={n}: {r:.1f}x" for k, n, r in ahead)

@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinydancer.batch import (
-    _embeddings_chunk,
-    _features_chunk,
+    aligned_empty,
     embedding_chunk_rows,
+    embeddings_kernel,
+    features_kernel,
     score_embeddings,
     score_features,
 )
@@ -73,22 +74,40 @@ def test_default_columns_are_zero_and_last_partial_chunk_is_right() -> None:
 def test_compiles_once_per_call_shape() -> None:
     x = np.random.default_rng(1).uniform(size=(300, 5)).astype(np.float32)
     score_features(MODEL, x, chunk_size=128)
-    before = _features_chunk._cache_size()
+    before = features_kernel(MODEL.config)._cache_size()
     for n in (300, 257, 129, 200):  # all run in 128-row calls
         score_features(MODEL, x[:n], chunk_size=128)
-    assert _features_chunk._cache_size() == before
+    assert features_kernel(MODEL.config)._cache_size() == before
     e = np.ones((70, 8), np.float32)
     score_embeddings(MODEL, np.ones(8, np.float32), e, chunk_size=32)
-    before = _embeddings_chunk._cache_size()
+    before = embeddings_kernel(MODEL.config)._cache_size()
     score_embeddings(MODEL, np.ones(8, np.float32), e[:65], chunk_size=32)
-    assert _embeddings_chunk._cache_size() == before
+    assert embeddings_kernel(MODEL.config)._cache_size() == before
 
 
-def test_embedding_chunk_rows_is_a_power_of_two_of_about_two_mib() -> None:
+@pytest.mark.parametrize("n", [64, 100])
+def test_aligned_and_numpy_embeddings_score_the_same(n: int) -> None:
+    """64-byte aligned input is read in place, numpy's own (16-byte aligned) is staged: same scores."""
+    rng = np.random.default_rng(n)
+    query = rng.normal(size=16).astype(np.float32)
+    plain = aligned_empty((n * 16 + 4,))[4:].reshape(n, 16)  # 16 bytes off, like numpy's own arrays
+    plain[...] = rng.normal(size=(n, 16))
+    aligned = aligned_empty(plain.shape)
+    aligned[...] = plain
+    assert aligned.ctypes.data % 64 == 0 and plain.ctypes.data % 64 != 0
+    columns = rng.uniform(size=(n, 4)).astype(np.float32)
+    expected = run_route_kernel(MODEL, query, plain, *columns.T, 0.85, 0.15)[0]
+    for embeddings in (plain, aligned):
+        np.testing.assert_allclose(
+            score_embeddings(MODEL, query, embeddings, columns, chunk_size=32), expected, atol=1e-6
+        )
+
+
+def test_embedding_chunk_rows_is_a_power_of_two_of_about_twelve_mib() -> None:
     for dim in (1, 8, 384, 1000, 4096, 100_000):
         rows = embedding_chunk_rows(dim)
         assert rows >= 64 and rows & (rows - 1) == 0
-        assert rows == 64 or rows * dim * 4 <= 2 * 1024 * 1024 < 2 * rows * dim * 4
+        assert rows == 64 or rows * dim * 4 <= 12 * 1024 * 1024 < 2 * rows * dim * 4
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ def fake_result(ours_us: dict[int, float], theirs_us: dict[int, float], feat_rat
         "batch": {
             "features": {"1000000": {"tinydancer": rate, "numpy": slow, "max_abs_diff": 1e-7}},
             "embeddings": {"1000": {"tinydancer": slow, "numpy": rate, "max_abs_diff": 1e-7}},
+            "embeddings_aligned": {"1000": {"tinydancer": rate, "numpy": slow, "max_abs_diff": 1e-7}},
         },
         "compile_check": {"route_kernel_cache_before": 4, "route_kernel_cache_after": 4, "calls": 40},
     }
@@ -44,7 +45,8 @@ def test_goals_follow_the_thresholds_of_issue_6() -> None:
     by_name = {g: ok for g, ok, _ in met}
     assert by_name["route() metrics_logs: < 1.0x original at N >= 10, <= 1.5x at N = 1"] is True
     assert by_name["batch from feature rows >= 50 M/s"] is True
-    assert by_name["batch from 384-d embeddings >= 5 M/s"] is False
+    assert by_name["batch from 384-d embeddings >= 5 M/s (numpy's own arrays, staged)"] is False
+    assert by_name["batch from 384-d embeddings >= 5 M/s (64-byte aligned, in place)"] is True
     assert by_name["ahead of numpy at batch >= 1000"] is False  # embeddings at 1000 are behind numpy
     assert by_name["no recompiles in steady state"] is True
     missed = goals(fake_result({1: 160.0, 10: 90.0}, {1: 100.0, 10: 100.0}, 60e6))  # 1.6x at one candidate

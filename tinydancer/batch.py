@@ -23,7 +23,8 @@ Examples:
 
 from __future__ import annotations
 
-from functools import partial
+import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -36,17 +37,42 @@ from tinydancer.features import candidate_features
 
 #: Feature rows per jitted call: large enough to amortise dispatch (~10 us); 1.3 MB of input.
 DEFAULT_CHUNK = 65536
-#: Embedding bytes per jitted call. The similarity reads a chunk twice (dot, then norms); a chunk
-#: that fits in cache makes the second read cheap: 1024 rows of 384-d ran 6x faster than 16384 here.
-EMBEDDING_CHUNK_BYTES = 2 * 1024 * 1024
+#: Embedding bytes per jitted call. The similarity reads a chunk twice (dot product, then norms); a
+#: chunk that stays in the last-level cache makes the second read cheap, and a large one amortises
+#: the dispatch: 8192 rows of 384-d (12 MiB) were fastest here (benchmarks/batch_throughput.py).
+EMBEDDING_CHUNK_BYTES = 12 * 1024 * 1024
+#: XLA's CPU client reads a host array in place, without a copy, when it starts on this boundary.
+ALIGNMENT_BYTES = 64
+
+
+def aligned_empty(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised C-contiguous float32 array starting on a 64-byte boundary.
+
+    Embeddings kept in such an array are scored in place by :func:`score_embeddings` (numpy's own
+    arrays usually start 16 bytes off, and each chunk is then copied once more).
+
+    Examples:
+        >>> a = aligned_empty((3, 384))
+        >>> a.shape, a.ctypes.data % ALIGNMENT_BYTES, a.flags.c_contiguous
+        ((3, 384), 0, True)
+    """
+    size = int(np.prod(shape)) * 4
+    raw = np.empty(size + ALIGNMENT_BYTES, np.uint8)
+    offset = -raw.ctypes.data % ALIGNMENT_BYTES
+    return raw[offset : offset + size].view(np.float32).reshape(shape)
+
+
+def _in_place(block: np.ndarray) -> bool:
+    """Whether XLA can read ``block`` without copying it."""
+    return block.dtype == np.float32 and block.flags.c_contiguous and block.ctypes.data % ALIGNMENT_BYTES == 0
 
 
 def embedding_chunk_rows(dim: int) -> int:
-    """Default rows per jitted call for ``dim``-wide embeddings: a power of two of ~2 MiB, 64 at least.
+    """Default rows per jitted call for ``dim``-wide embeddings: a power of two of ~12 MiB, 64 at least.
 
     Examples:
         >>> embedding_chunk_rows(384), embedding_chunk_rows(4096)
-        (1024, 128)
+        (8192, 512)
     """
     rows = max(1, EMBEDDING_CHUNK_BYTES // (4 * max(dim, 1)))
     return max(64, 1 << (rows.bit_length() - 1))
@@ -67,19 +93,34 @@ def _unrolled_forward(params: CompatParams, columns: list[jax.Array], nu: jax.Ar
     return jax.nn.sigmoid(logit)
 
 
-@partial(jax.jit, static_argnames=("config",))
 def _features_chunk(flat: jax.Array, x: jax.Array, config: CompatModelConfig) -> jax.Array:
     params, nu, zeta = unflatten_params(flat, config)
     return _unrolled_forward(params, [x[:, i] for i in range(x.shape[1])], nu, zeta)
 
 
-@partial(jax.jit, static_argnames=("config",))
 def _embeddings_chunk(
     flat: jax.Array, query: jax.Array, embeddings: jax.Array, columns: jax.Array, config: CompatModelConfig
 ) -> jax.Array:
     params, nu, zeta = unflatten_params(flat, config)
     x = candidate_features(query, embeddings, columns[:, 0], columns[:, 1], columns[:, 2], columns[:, 3])
     return _unrolled_forward(params, [x[:, i] for i in range(x.shape[1])], nu, zeta)
+
+
+@functools.cache
+def features_kernel(config: CompatModelConfig) -> Callable[..., jax.Array]:
+    """The jitted chunk scorer from feature rows, ``config`` bound (keeps jit's C++ fast path per call).
+
+    Examples:
+        >>> features_kernel(CompatModelConfig()) is features_kernel(CompatModelConfig())
+        True
+    """
+    return jax.jit(functools.partial(_features_chunk, config=config))
+
+
+@functools.cache
+def embeddings_kernel(config: CompatModelConfig) -> Callable[..., jax.Array]:
+    """The jitted chunk scorer from embeddings (features computed inside), ``config`` bound."""
+    return jax.jit(functools.partial(_embeddings_chunk, config=config))
 
 
 def _rows_per_call(n: int, chunk_size: int) -> int:
@@ -89,11 +130,14 @@ def _rows_per_call(n: int, chunk_size: int) -> int:
     return min(chunk_size, 1 << max(n - 1, 0).bit_length())
 
 
-def _padded(block: np.ndarray, rows: int) -> np.ndarray:
-    if block.shape[0] == rows:
+def _padded(block: np.ndarray, rows: int, staging: np.ndarray | None = None) -> np.ndarray:
+    """``block`` as ``rows`` rows: itself when XLA can read it in place, else copied into ``staging``
+    (an aligned [rows, ...] buffer reused across chunks) with zero rows after the data."""
+    if block.shape[0] == rows and (staging is None or _in_place(block)):
         return block
-    out = np.zeros((rows, *block.shape[1:]), np.float32)
+    out = aligned_empty((rows, *block.shape[1:])) if staging is None else staging
     out[: block.shape[0]] = block
+    out[block.shape[0] :] = 0
     return out
 
 
@@ -135,9 +179,10 @@ def score_features(model: DeviceModel, features: np.ndarray, chunk_size: int = D
     n = x.shape[0]
     rows = _rows_per_call(n, chunk_size)
     out = np.empty(n, np.float32)
+    kernel = features_kernel(config)
     for start in range(0, n, rows):
         block = _padded(x[start : start + rows], rows)
-        out[start : start + rows] = np.asarray(_features_chunk(model.flat, block, config))[: n - start]
+        out[start : start + rows] = np.asarray(kernel(model.flat, block))[: n - start]
     return out
 
 
@@ -188,9 +233,10 @@ def score_embeddings(
     chunk_size = embedding_chunk_rows(q.shape[0]) if chunk_size is None else chunk_size
     rows = _rows_per_call(n, chunk_size)
     out = np.empty(n, np.float32)
+    kernel, device_query = embeddings_kernel(config), jnp.asarray(q)
+    staging = None if _in_place(e) and n % rows == 0 else aligned_empty((rows, q.shape[0]))
     for start in range(0, n, rows):
-        emb = _padded(e[start : start + rows], rows)
+        emb = _padded(e[start : start + rows], rows, staging)
         col = _padded(cols[start : start + rows], rows)
-        scores = _embeddings_chunk(model.flat, q, emb, col, config)
-        out[start : start + rows] = np.asarray(scores)[: n - start]
+        out[start : start + rows] = np.asarray(kernel(model.flat, device_query, emb, col))[: n - start]
     return out
