@@ -24,6 +24,7 @@ Examples:
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 import jax
@@ -56,15 +57,20 @@ def aligned_empty(shape: tuple[int, ...]) -> np.ndarray:
         >>> a.shape, a.ctypes.data % ALIGNMENT_BYTES, a.flags.c_contiguous
         ((3, 384), 0, True)
     """
-    size = int(np.prod(shape)) * 4
+    size = math.prod(shape) * 4
     raw = np.empty(size + ALIGNMENT_BYTES, np.uint8)
-    offset = -raw.ctypes.data % ALIGNMENT_BYTES
+    offset = -_address(raw) % ALIGNMENT_BYTES
     return raw[offset : offset + size].view(np.float32).reshape(shape)
+
+
+def _address(array: np.ndarray) -> int:
+    address: int = array.__array_interface__["data"][0]  # cheaper than .ctypes.data
+    return address
 
 
 def _in_place(block: np.ndarray) -> bool:
     """Whether XLA can read ``block`` without copying it."""
-    return block.dtype == np.float32 and block.flags.c_contiguous and block.ctypes.data % ALIGNMENT_BYTES == 0
+    return block.dtype == np.float32 and block.flags.c_contiguous and _address(block) % ALIGNMENT_BYTES == 0
 
 
 def embedding_chunk_rows(dim: int) -> int:
@@ -135,10 +141,13 @@ def _padded(block: np.ndarray, rows: int, staging: np.ndarray | None = None) -> 
     (an aligned [rows, ...] buffer reused across chunks) with zero rows after the data."""
     if block.shape[0] == rows and (staging is None or _in_place(block)):
         return block
-    out = aligned_empty((rows, *block.shape[1:])) if staging is None else staging
-    out[: block.shape[0]] = block
-    out[block.shape[0] :] = 0
-    return out
+    if staging is None:  # small blocks: a copy is cheaper for XLA than aliasing fresh memory
+        out = np.zeros((rows, *block.shape[1:]), np.float32)
+        out[: block.shape[0]] = block
+        return out
+    staging[: block.shape[0]] = block
+    staging[block.shape[0] :] = 0
+    return staging
 
 
 def _compat_config(model: DeviceModel) -> CompatModelConfig:
