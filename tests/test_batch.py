@@ -52,7 +52,7 @@ def test_score_embeddings_equals_the_route_kernel(n: int, chunk: int | None) -> 
     columns = np.stack(
         [rng.uniform(-100, 5000, n), rng.integers(0, 20000, n), rng.uniform(0, 1, n), rng.uniform(0, 1, n)], 1
     ).astype(np.float32)
-    expected = run_route_kernel(MODEL, query, embeddings, *columns.T, 0.85, 0.15)[0]
+    expected = run_route_kernel(MODEL, query, embeddings, columns, 0.85, 0.15)[0]
     got = score_embeddings(MODEL, query, embeddings, columns, chunk_size=chunk)
     np.testing.assert_allclose(got, expected, atol=1e-6)
     x = np.asarray(candidate_features(query, embeddings, *columns.T), np.float64)
@@ -96,7 +96,7 @@ def test_aligned_and_numpy_embeddings_score_the_same(n: int) -> None:
     aligned[...] = plain
     assert aligned.ctypes.data % 64 == 0 and plain.ctypes.data % 64 != 0
     columns = rng.uniform(size=(n, 4)).astype(np.float32)
-    expected = run_route_kernel(MODEL, query, plain, *columns.T, 0.85, 0.15)[0]
+    expected = run_route_kernel(MODEL, query, plain, columns, 0.85, 0.15)[0]
     for embeddings in (plain, aligned):
         np.testing.assert_allclose(
             score_embeddings(MODEL, query, embeddings, columns, chunk_size=32), expected, atol=1e-6

@@ -225,8 +225,8 @@ def score_embeddings(
         >>> model = DeviceModel.from_params(init_compat_params(CompatModelConfig(), 2), CompatModelConfig())
         >>> rng = np.random.default_rng(0)
         >>> q, e = rng.normal(size=8).astype(np.float32), rng.normal(size=(6, 8)).astype(np.float32)
-        >>> z = np.zeros(6, np.float32)
-        >>> ref = run_route_kernel(model, q, e, z, z, z, z, 0.85, 0.15)[0]
+        >>> columns = np.zeros((6, 4), np.float32)
+        >>> ref = run_route_kernel(model, q, e, columns, 0.85, 0.15)[0]
         >>> bool(np.allclose(score_embeddings(model, q, e, chunk_size=4), ref, atol=1e-6))
         True
     """

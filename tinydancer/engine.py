@@ -7,9 +7,9 @@ Examples:
     >>> import numpy as np
     >>> from tinydancer.compat import CompatModelConfig, init_compat_params
     >>> model = DeviceModel.from_params(init_compat_params(CompatModelConfig(), 0), CompatModelConfig())
-    >>> x = np.zeros(3, np.float32)
+    >>> columns = np.zeros((3, 4), np.float32)  # age, access count, success rate, metadata match
     >>> conf, unc, light = run_route_kernel(model, np.ones(4, np.float32), np.ones((3, 4), np.float32),
-    ...                                     x, x, x, x, 0.85, 0.15)
+    ...                                     columns, 0.85, 0.15)
     >>> conf.shape, bool(light.any())
     ((3,), False)
 """
@@ -213,10 +213,7 @@ def run_route_kernel(
     model: DeviceModel,
     query: np.ndarray,
     embeddings: np.ndarray,
-    age_s: np.ndarray,
-    access_count: np.ndarray,
-    success_rate: np.ndarray,
-    metadata_match: np.ndarray,
+    columns: np.ndarray,
     threshold: float,
     max_uncertainty: float,
 ) -> KernelOutputs:
@@ -226,7 +223,7 @@ def run_route_kernel(
         model: the device model.
         query: shape [D], float32.
         embeddings: shape [N, D], float32.
-        age_s, access_count, success_rate, metadata_match: shape [N], float32.
+        columns: shape [N, 4]: age_s, access_count, success_rate, metadata_match per candidate.
         threshold: confidence threshold.
         max_uncertainty: uncertainty limit.
 
@@ -240,10 +237,8 @@ def run_route_kernel(
     size = bucket_size(n)
     small = np.zeros(dim + 2 + 4 * size, np.float32)
     small[:dim] = query
-    small[dim] = threshold
-    small[dim + 1] = max_uncertainty
-    columns = small[dim + 2 :].reshape(size, 4)
-    columns[:n, 0], columns[:n, 1], columns[:n, 2], columns[:n, 3] = age_s, access_count, success_rate, metadata_match
+    small[dim : dim + 2] = threshold, max_uncertainty
+    small[dim + 2 : dim + 2 + 4 * n] = columns.reshape(-1)
     out = np.asarray(model.kernel(model.flat, _pad_rows(embeddings, size), small))
     scores = out[:2, :n]
     # Two C-level reductions check every score (NaN fails both comparisons); callers trust KernelOutputs.

@@ -31,10 +31,27 @@ class PackedRequest(NamedTuple):
     ids: tuple[str, ...]
     query: np.ndarray  # [D] float32
     embeddings: np.ndarray  # [N, D] float32
-    age_s: np.ndarray  # [N] float32, now - created_at (negative = future)
-    access_count: np.ndarray  # [N] float32
-    success_rate: np.ndarray  # [N] float32
-    metadata_match: np.ndarray  # [N] float32
+    columns: np.ndarray  # [N, 4] float32: age_s, access_count, success_rate, metadata_match per row
+
+    @property
+    def age_s(self) -> np.ndarray:
+        """[N] float32, now - created_at (negative = future)."""
+        return self.columns[:, 0]
+
+    @property
+    def access_count(self) -> np.ndarray:
+        """[N] float32."""
+        return self.columns[:, 1]
+
+    @property
+    def success_rate(self) -> np.ndarray:
+        """[N] float32."""
+        return self.columns[:, 2]
+
+    @property
+    def metadata_match(self) -> np.ndarray:
+        """[N] float32, share of the request's metadata keys the candidate matches."""
+        return self.columns[:, 3]
 
 
 #: Largest float32; host values beyond it would overflow when packed for the kernel.
@@ -55,17 +72,20 @@ def _float_array(name: str, value: Any, dtype: type = np.float32) -> np.ndarray:
     kind = raw.dtype.kind
     if kind not in "biuf":  # strings, objects, complex: never coerced silently
         raise InvalidInputError(f"{name}: expected numbers, got {type(value).__name__} of dtype {raw.dtype}")
-    return raw.astype(dtype)  # overflow becomes inf (pack_request silences the warning), rejected later
+    if kind == "f" and raw.dtype.itemsize > np.dtype(dtype).itemsize:
+        with np.errstate(over="ignore"):  # overflow becomes inf, rejected by the checks that follow
+            return raw.astype(dtype)
+    return raw.astype(dtype)  # integers and wider targets cannot overflow
 
 
 def _squared_norm_ok(values: np.ndarray) -> bool:
-    """One float32 BLAS pass: True proves every value finite and every row's squared norm <= MAX_SQUARED_NORM.
+    """[..., D] float32 -> True proves every value finite and every row's squared norm <= MAX_SQUARED_NORM.
 
-    NaN, infinities and overflow all fail the single comparison; False only means "look closer"
-    (the total of many moderate rows can exceed the bound too).
+    Two C-level calls and no floating-point warnings: D * max|x|^2 bounds every squared norm, and
+    NaN or infinity fail the one comparison. False only means "look closer" (detailed checks follow).
     """
-    flat = values.reshape(-1)
-    return bool(np.dot(flat, flat) <= MAX_SQUARED_NORM)
+    peak = float(np.maximum.reduce(np.abs(values), axis=None, initial=0.0))
+    return bool(peak * peak * values.shape[-1] <= MAX_SQUARED_NORM)
 
 
 def _too_large(rows: np.ndarray) -> np.ndarray:
@@ -275,11 +295,6 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
     """
     if not isinstance(request, RoutingRequest):
         raise InvalidInputError(f"expected a RoutingRequest, got {type(request).__name__}")
-    with np.errstate(over="ignore", invalid="ignore"):  # one context for every check: overflow -> inf, rejected
-        return _pack(request, now_s)
-
-
-def _pack(request: RoutingRequest, now_s: float) -> PackedRequest:
     query = _float_array("query_embedding", request.query_embedding)
     if query.ndim != 1 or query.size == 0:
         raise InvalidInputError(f"query_embedding: expected a non-empty 1-D vector, got shape {query.shape}")
@@ -297,19 +312,14 @@ def _pack(request: RoutingRequest, now_s: float) -> PackedRequest:
     columns = request.columns()
     embeddings, created, access, success = _check_columns(columns, query.shape[0], now_s)
     n = len(columns)
-    match = np.zeros(n, np.float32)
+    table = np.empty((n, 4), np.float32)
+    # Ages beyond float32 give recency 0 (or 1 for the future) either way; clamped so the cast cannot overflow.
+    table[:, 0] = np.maximum(np.minimum(now_s - created, F32_MAX), -F32_MAX)
+    table[:, 1] = np.minimum(access, F32_MAX)  # beyond it frequency() saturates anyway
+    table[:, 2] = success
+    table[:, 3] = 0.0
     if columns.metadata is not None:
         for i, meta in enumerate(columns.metadata):
             cand_meta = validate_json_object(f"candidate {columns.ids[i]!r} metadata", meta)
-            match[i] = metadata_match(query_meta, cand_meta)
-    # Ages beyond float32 give recency 0 (or 1 for the future) either way; clamped so the cast cannot overflow.
-    age_s = np.maximum(np.minimum(now_s - created, F32_MAX), -F32_MAX).astype(np.float32)
-    return PackedRequest(
-        ids=columns.ids,
-        query=query,
-        embeddings=embeddings,
-        age_s=age_s,
-        access_count=np.minimum(access, F32_MAX).astype(np.float32),  # beyond it frequency() saturates anyway
-        success_rate=success.astype(np.float32),
-        metadata_match=match,
-    )
+            table[i, 3] = metadata_match(query_meta, cand_meta)
+    return PackedRequest(ids=columns.ids, query=query, embeddings=embeddings, columns=table)

@@ -76,17 +76,7 @@ def default_inference(
     model: DeviceModel, packed: PackedRequest, threshold: float, max_uncertainty: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the jitted route kernel on a packed request."""
-    return run_route_kernel(
-        model,
-        packed.query,
-        packed.embeddings,
-        packed.age_s,
-        packed.access_count,
-        packed.success_rate,
-        packed.metadata_match,
-        threshold,
-        max_uncertainty,
-    )
+    return run_route_kernel(model, packed.query, packed.embeddings, packed.columns, threshold, max_uncertainty)
 
 
 def _checked_outputs(outputs: object, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
