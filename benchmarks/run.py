@@ -8,7 +8,9 @@ Measures, in this order and in one process (the original in node, interleaved wi
 2. the route kernel's compile cache before and after a steady-state loop (must not grow);
 3. batch scoring throughput from feature rows and from 384-d embeddings vs plain numpy;
 4. feature extraction ns per candidate at dim 384;
-5. FastGRNN dense / sparse / int8 model size and latency (when tinydancer.fastgrnn works).
+5. FastGRNN dense / sparse / int8 model size and latency;
+6. training: FastGRNN vs the original's ``trainRouter`` on the MMLU outcomes (``benchmarks/training.py``;
+   skipped, with the reason, when the dataset or node is absent).
 
 Writes ``benchmarks/results/<mode>.json`` (with the machine, load average, versions, date and the
 command), ``benchmarks/results/<mode>.md`` (tables and goal verdicts) and
@@ -34,8 +36,11 @@ import numpy as np
 
 from benchmarks.batch_throughput import measure_batch, measure_feature_extraction
 from benchmarks.model_rows import measure_fastgrnn
-from benchmarks.report import batch_table, goals, plot_latency, route_table
+from benchmarks.report import batch_table, goals, plot_latency, route_table, training_table
 from benchmarks.route_latency import SETTINGS, compile_check, measure_routes
+from benchmarks.training import DEFAULT_DATA
+from benchmarks.training import measure as measure_training
+from tinydancer.errors import DataError
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COUNTS = [1, 10, 100, 1000]
@@ -106,7 +111,11 @@ def run(quick: bool) -> dict[str, Any]:
     result["feature_extraction"] = measure_feature_extraction(10_000 if quick else 100_000, DIM, config["batch_reps"])
     print("fastgrnn model rows ...", flush=True)
     result["fastgrnn"] = measure_fastgrnn(reps=50 if quick else 300)
-    result["training"] = {"measured": False, "why": "not measured in this runner yet (see BENCHMARKS.md)"}
+    print("training vs trainRouter ...", flush=True)
+    try:
+        result["training"] = measure_training(DEFAULT_DATA)
+    except (DataError, FileNotFoundError) as exc:  # no MMLU outcomes here, or no node/npm
+        result["training"] = {"measured": False, "why": str(exc)}
     result["machine"]["loadavg_end"] = list(os.getloadavg())
     result["machine"]["python_reference_us_end"] = python_reference_us()
     result["wall_s"] = time.time() - started
@@ -155,6 +164,7 @@ def markdown(result: dict[str, Any], plot_name: str) -> str:
             lines.append(f"| {name} | {row['size_bytes']:,} | {row['batch1_us']:.1f} | {row['batch1000_us']:.1f} |")
     else:
         lines.append(f"Not measured: {fg.get('why')}")
+    lines += ["", "### Training vs `trainRouter` (`benchmarks/training.py`)", "", *training_table(result)]
     lines += ["", "### Goals", "", "| goal | met | numbers |", "|---|---|---|"]
     for goal, ok, text in goals(result):
         verdict = "n/a" if ok is None else ("yes" if ok else "**no**")

@@ -2,7 +2,7 @@
 // a JSON file and score the other rows with its `score()`; used by benchmarks/evaluate_mmlu.py.
 // Usage: node benchmarks/train_router_npm.js IN.json OUT.json   (TINYDANCER_ORACLE_DIR: `make oracle`)
 // IN: {train: [{embedding, scores: {weak, strong}}], score: [[...embedding]], epochs, out_model}
-// OUT: {seconds, result, scores: [P(cheap model good enough)]}
+// OUT: {seconds, result, scores: [P(cheap model good enough)], max_rss_kb: the node process's peak RSS}
 const path = require("path");
 const fs = require("fs");
 const dir = process.env.TINYDANCER_ORACLE_DIR || path.join(__dirname, "..", ".cache", "oracle");
@@ -18,6 +18,6 @@ async function main() {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const scores = [];
   for (const e of spec.score) scores.push(await td.score(spec.out_model, e));
-  fs.writeFileSync(output, JSON.stringify({ seconds, result, scores }));
+  fs.writeFileSync(output, JSON.stringify({ seconds, result, scores, max_rss_kb: process.resourceUsage().maxRSS }));
 }
 main().catch((e) => { console.error(e); process.exit(1); });

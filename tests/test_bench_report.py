@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from _oracle import require_oracle
 
-from benchmarks.report import batch_table, goals, plot_latency, route_table
+from benchmarks.report import batch_table, goals, plot_latency, route_table, training_table
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -51,6 +51,23 @@ def test_goals_follow_the_thresholds_of_issue_6() -> None:
     assert by_name["no recompiles in steady state"] is True
     missed = goals(fake_result({1: 160.0, 10: 90.0}, {1: 100.0, 10: 100.0}, 60e6))  # 1.6x at one candidate
     assert not dict((g, ok) for g, ok, _ in missed)["route() spans_1pct: < 1.0x original at N >= 10, <= 1.5x at N = 1"]
+
+
+def test_training_goal_needs_the_target_reached_in_less_time() -> None:
+    run = {"seconds": 2.0, "epochs_run": 1, "seconds_per_epoch_after_first": None, "val_accuracy": 0.8,
+           "val_auroc": 0.6, "peak_rss_growth_mib": 10.0, "first_epoch_seconds": 1.5, "reached_target": True}  # fmt: skip
+    original = {"seconds": 3.0, "epochsRun": 40, "val_accuracy": 0.7, "val_auroc": 0.55, "max_rss_mib": 400.0}
+    training = {"measured": True, "rows": {"train": 10, "val": 5}, "majority_val_accuracy": 0.8,
+                "original_trainRouter": original, "tinydancer_fastgrnn_to_target": run,
+                "tinydancer_fastgrnn_full_run": run, "speedup_to_target": 1.5, "speedup_full_runs": 1.5}  # fmt: skip
+    result = fake_result({1: 100.0}, {1: 100.0}, 60e6) | {"training": training}
+    name = "training faster than trainRouter to the same validation accuracy"
+    assert dict((g, ok) for g, ok, _ in goals(result))[name] is True
+    assert any("| 2.00 | 1 | - | 0.800 | 0.600 |" in line for line in training_table(result))
+    slow = result | {"training": training | {"tinydancer_fastgrnn_to_target": run | {"seconds": 4.0}}}
+    assert dict((g, ok) for g, ok, _ in goals(slow))[name] is False
+    missing = fake_result({1: 100.0}, {1: 100.0}, 60e6) | {"training": {"measured": False, "why": "no data"}}
+    assert dict((g, ok) for g, ok, _ in goals(missing))["training faster than trainRouter"] is None
 
 
 def test_tables_show_ratios_and_rates() -> None:

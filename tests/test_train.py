@@ -80,6 +80,20 @@ def test_early_stopping_stops_after_patience() -> None:
     assert len(r.history) - r.best_epoch == 2
 
 
+def test_stop_at_accuracy_stops_at_the_first_epoch_that_reaches_it() -> None:
+    tr, va, _ = _split(0)
+    full = train_fastgrnn(MODEL, tr, va, FAST)
+    accuracy = full.history["val_accuracy"].to_numpy()
+    target = float(accuracy[2])  # reached by epoch 3 at the latest
+    first = int(np.argmax(accuracy >= target))
+    stopped = train_fastgrnn(MODEL, tr, va, dataclasses.replace(FAST, stop_at_accuracy=target))
+    assert len(stopped.history) == stopped.best_epoch == first + 1  # that epoch's weights, not the best loss's
+    assert evaluate_loss(stopped.params, MODEL, va)[1] >= target
+    for bad in (0.0, 1.5, "0.8", True):
+        with pytest.raises(ConfigError, match="stop_at_accuracy"):
+            TrainConfig(stop_at_accuracy=bad)  # type: ignore[arg-type]
+
+
 def test_distillation_target_is_the_teacher_probability() -> None:
     # At logits = logit(teacher) the pure distillation loss is minimal: gradient zero. Squashing the
     # teacher twice (the original's bug) would move the optimum to sigmoid(teacher).

@@ -218,7 +218,7 @@ def support_mask(params: FastGRNNParams, fraction: float) -> FastGRNNParams:
         elif name in SPARSE_FIELDS:
             fields[name] = _top_fraction_mask(field, fraction)
         else:
-            fields[name] = jnp.ones(jnp.shape(field), bool)
+            fields[name] = jnp.asarray(np.ones(np.shape(field), bool))  # built on the host: no compile
     return FastGRNNParams(**fields)  # type: ignore[arg-type]
 
 

@@ -135,7 +135,7 @@ def init_fastgrnn_params(config: FastGRNNConfig, seed: int = 0) -> FastGRNNParam
     rng = np.random.default_rng(seed)
 
     def normal(*shape: int) -> jax.Array:
-        return jnp.asarray(0.1 * rng.standard_normal(shape), jnp.float32)
+        return jnp.asarray((0.1 * rng.standard_normal(shape)).astype(np.float32))  # cast on the host: no compile
 
     w1, w2 = (normal(i, h), None) if config.w_rank is None else (normal(i, config.w_rank), normal(h, config.w_rank))
     u1, u2 = (normal(h, h), None) if config.u_rank is None else (normal(h, config.u_rank), normal(h, config.u_rank))
@@ -144,12 +144,12 @@ def init_fastgrnn_params(config: FastGRNNConfig, seed: int = 0) -> FastGRNNParam
         w2=w2,
         u1=u1,
         u2=u2,
-        b_z=jnp.ones((h,), jnp.float32),
-        b_h=jnp.ones((h,), jnp.float32),
-        zeta_raw=jnp.asarray(config.zeta_init, jnp.float32),
-        nu_raw=jnp.asarray(config.nu_init, jnp.float32),
-        head_w=jnp.zeros((h,), jnp.float32),
-        head_b=jnp.zeros((), jnp.float32),
+        b_z=jnp.asarray(np.ones(h, np.float32)),
+        b_h=jnp.asarray(np.ones(h, np.float32)),
+        zeta_raw=jnp.asarray(np.float32(config.zeta_init)),
+        nu_raw=jnp.asarray(np.float32(config.nu_init)),
+        head_w=jnp.asarray(np.zeros(h, np.float32)),
+        head_b=jnp.asarray(np.float32(0.0)),
     )
 
 

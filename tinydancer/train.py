@@ -12,6 +12,7 @@ The jitted update is pure; the loop around it (shuffling, progress bar, history)
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -51,6 +52,8 @@ class TrainConfig:
         iht_every: Batches between IHT projections in stage two.
         seed: Seed of initialisation and shuffling (same seed, same data: same weights).
         progress: Show a tqdm progress bar.
+        stop_at_accuracy: Stop after the first (final-stage) epoch whose validation accuracy reaches
+            this value, keeping that epoch's weights; None trains on (early stopping still applies).
 
     Raises:
         ConfigError: Any value out of range.
@@ -74,6 +77,7 @@ class TrainConfig:
     iht_every: int = 15
     seed: int = 0
     progress: bool = True
+    stop_at_accuracy: float | None = None
 
     def __post_init__(self) -> None:
         positive_ints = ("epochs", "batch_size", "step_epochs", "patience", "iht_every")
@@ -93,6 +97,11 @@ class TrainConfig:
             raise ConfigError(f"sparsity: expected a share in (0, 1], got {self.sparsity!r}")
         if self.sparsity < 1.0 and self.epochs < 3:
             raise ConfigError(f"epochs: the three-stage sparse schedule needs >= 3 epochs, got {self.epochs}")
+        target = self.stop_at_accuracy
+        if target is not None and (
+            isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target <= 1
+        ):
+            raise ConfigError(f"stop_at_accuracy: expected None or a share in (0, 1], got {self.stop_at_accuracy!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule: expected one of {SCHEDULES}, got {self.schedule!r}")
 
@@ -238,6 +247,19 @@ def _update(
     return params, opt_state, loss
 
 
+@partial(jax.jit, static_argnames=("spec",))
+def _init_opt_state(params: FastGRNNParams, *, spec: _OptSpec) -> optax.OptState:
+    return _optimizer(spec).init(params)  # one compile instead of one per leaf and op
+
+
+@partial(jax.jit, static_argnames=("config",))
+def _val_metrics(
+    params: FastGRNNParams, x: jax.Array, mask: jax.Array, y: jax.Array, *, config: FastGRNNConfig
+) -> tuple[jax.Array, jax.Array]:
+    logits = fastgrnn_logits(params, config, x, mask)
+    return jnp.mean(_bce(logits, y)), jnp.mean((logits >= 0) == (y >= 0.5))
+
+
 def evaluate_loss(params: FastGRNNParams, config: FastGRNNConfig, data: RoutingData) -> tuple[float, float]:
     """Validation BCE and accuracy (threshold 0.5) on hard labels.
 
@@ -248,10 +270,8 @@ def evaluate_loss(params: FastGRNNParams, config: FastGRNNConfig, data: RoutingD
         0.6931
     """
     d = _as_data(data, "data")
-    logits = fastgrnn_logits(params, config, d.x, d.mask)
-    loss = float(jnp.mean(_bce(logits, jnp.asarray(d.y))))
-    acc = float(jnp.mean((logits >= 0) == (jnp.asarray(d.y) >= 0.5)))
-    return loss, acc
+    loss, acc = _val_metrics(params, d.x, d.mask, d.y, config=config)
+    return float(loss), float(acc)
 
 
 def _stage_of(epoch: int, cfg: TrainConfig) -> int:
@@ -304,7 +324,7 @@ def train_fastgrnn(
         cfg.learning_rate, cfg.schedule, cfg.step_epochs, cfg.clip_norm, cfg.weight_decay, cfg.epochs, steps
     )
     params = init_fastgrnn_params(model_config, cfg.seed)
-    opt_state = _optimizer(spec).init(params)
+    opt_state = _init_opt_state(params, spec=spec)
     support = support_mask(params, 1.0)
     teacher = tr.teacher if tr.teacher is not None else np.full(n, 0.5, np.float32)
     rng = np.random.default_rng(cfg.seed)
@@ -327,25 +347,26 @@ def train_fastgrnn(
             params, opt_state, loss = _update(
                 params,
                 opt_state,
-                tuple(jnp.asarray(a) for a in batch),
+                batch,
                 support,
                 config=model_config,
                 spec=spec,
-                distill_weight=jnp.asarray(cfg.distill_weight, jnp.float32),
-                temp=jnp.asarray(cfg.kd_temperature, jnp.float32),
+                distill_weight=np.float32(cfg.distill_weight),
+                temp=np.float32(cfg.kd_temperature),
             )
             losses.append(loss)
             if stage == 2 and (b + 1) % cfg.iht_every == 0:
                 params = iht_project(params, cfg.sparsity)
         train_loss = float(np.mean(jax.device_get(losses)))
-        finite = all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(params))
+        host_params = jax.device_get(params)  # the diagnostics below run in numpy: no per-op compiles
+        finite = all(bool(np.isfinite(leaf).all()) for leaf in jax.tree.leaves(host_params))
         if not (np.isfinite(train_loss) and finite):
             raise TrainingError(
                 f"training diverged at epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss}; "
                 "lower learning_rate or clip_norm (no weights were kept from this epoch)"
             )
         val_loss, val_acc = evaluate_loss(params, model_config, va)
-        density = float(np.mean([np.mean(np.asarray(getattr(params, f)) != 0) for f in ("w1", "u1")]))
+        density = float(np.mean([np.mean(getattr(host_params, f) != 0) for f in ("w1", "u1")]))
         lr = _current_lr(cfg, steps, (epoch + 1) * steps)
         rows.append(
             {
@@ -360,6 +381,9 @@ def train_fastgrnn(
             }
         )
         bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+        if stage == 3 and cfg.stop_at_accuracy is not None and val_acc >= cfg.stop_at_accuracy:
+            best = (val_loss, epoch + 1, params)
+            break
         if stage == 3 and (best is None or val_loss < best[0]):
             best = (val_loss, epoch + 1, params)
         elif stage == 3 and best is not None and epoch + 1 - best[1] >= cfg.patience:
@@ -370,8 +394,10 @@ def train_fastgrnn(
 
 
 def _current_lr(cfg: TrainConfig, steps_per_epoch: int, step: int) -> float:
-    if cfg.schedule == "cosine":
-        return float(optax.cosine_decay_schedule(cfg.learning_rate, cfg.epochs * steps_per_epoch, 0.01)(step))
+    if cfg.schedule == "cosine":  # optax.cosine_decay_schedule(lr, total, alpha=0.01), in host floats
+        total = cfg.epochs * steps_per_epoch
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+        return cfg.learning_rate * (0.99 * cosine + 0.01)
     if cfg.schedule == "step":
         return cfg.learning_rate * 0.5 ** (step // (cfg.step_epochs * steps_per_epoch))
     return cfg.learning_rate
