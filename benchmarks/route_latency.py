@@ -37,7 +37,7 @@ SETTINGS: dict[str, str] = {
     "off": "logs filtered out (level CRITICAL, renderer none), no tracing; metrics + collector stay on",
     "metrics_logs": "metrics + INFO logs captured into the collector (renderer none), no tracing",
     "spans_1pct": "metrics + logs + TracingSystem sampling 1% (in-memory exporter)",
-    "spans_100pct": "metrics + logs + TracingSystem sampling 100% (in-memory exporter, <=10 candidate spans: the default cap)",
+    "spans_100pct": "metrics + logs + TracingSystem sampling 100% (in-memory exporter, <= 10 candidate spans)",
 }
 
 
