@@ -242,10 +242,10 @@ def score_embeddings(
     chunk_size = embedding_chunk_rows(q.shape[0]) if chunk_size is None else chunk_size
     rows = _rows_per_call(n, chunk_size)
     out = np.empty(n, np.float32)
-    kernel, device_query = embeddings_kernel(config), jnp.asarray(q)
+    kernel = embeddings_kernel(config)
     staging = None if _in_place(e) and n % rows == 0 else aligned_empty((rows, q.shape[0]))
     for start in range(0, n, rows):
         emb = _padded(e[start : start + rows], rows, staging)
         col = _padded(cols[start : start + rows], rows)
-        out[start : start + rows] = np.asarray(kernel(model.flat, device_query, emb, col))[: n - start]
+        out[start : start + rows] = np.asarray(kernel(model.flat, q, emb, col))[: n - start]
     return out
