@@ -62,21 +62,26 @@ def repeat(fn: Callable[[], object], reps: int) -> list[float]:
     return out
 
 
-def repeat_pair(ours: Callable[[], object], theirs: Callable[[], object], n: int, reps: int) -> tuple[list, list]:
-    """Wall seconds of both, called alternately (drift in the machine's load hits both alike).
+def repeat_pair(
+    ours: Callable[[], object], theirs: Callable[[], object], n: int, reps: int, rounds: int = 3
+) -> tuple[list[float], list[float]]:
+    """Wall seconds of both, in alternating blocks of back-to-back calls (``rounds`` blocks each).
 
-    Small batches get more calls (about 2 * 10^6 candidates' worth, at most 500), so a median of
-    ~100 us calls is not five samples of scheduler noise.
+    Alternating blocks let drift in the machine's load hit both sides alike while each side still
+    runs back to back, as a batch job would. Small batches get more calls (about 2 * 10^6
+    candidates' worth, at most 500), so a median of ~100 us calls is not a handful of samples.
     """
     calls = max(reps, min(500, 2_000_000 // max(n, 1)))
+    per_block = max(1, -(-calls // rounds))
     ours(), theirs()
     a: list[float] = []
     b: list[float] = []
-    for _ in range(calls):
+    for _ in range(rounds):
         for fn, out in ((ours, a), (theirs, b)):
-            t0 = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t0)
+            for _ in range(per_block):
+                t0 = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - t0)
     return a, b
 
 
