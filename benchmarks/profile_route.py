@@ -31,7 +31,7 @@ PARTS: dict[str, tuple[str, str]] = {
     "metrics.record_features + record_inference": ("tinydancer/metrics.py", "record_features"),
     "structlog processing (all records)": ("structlog/_base.py", "_process_event"),
     "  collector.record_log (log sink)": ("tinydancer/collector.py", "record_log"),
-    "span start (start_as_current_span)": ("opentelemetry/sdk/trace/__init__.py", "start_span"),
+    "span start (Tracer.start_span)": ("opentelemetry/sdk/trace/__init__.py", "start_span"),
     "span end (SpanProcessor.on_end)": ("opentelemetry/sdk/trace/__init__.py", "end"),
     "emit_candidate_spans": ("tinydancer/routing_spans.py", "emit_candidate_spans"),
     "breaker admit": ("tinydancer/breaker.py", "admit"),
