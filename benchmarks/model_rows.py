@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import jax
 import numpy as np
+
+from benchmarks.batch_throughput import repeat
 
 CONFIG = {"input_dim": 64, "hidden_dim": 32, "w_rank": 16, "u_rank": 16}
 SPARSE_FRACTION = 0.25
 
 
 def _median_us(fn: Any, reps: int) -> float:
-    for _ in range(5):
-        fn()
-    samples = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return float(np.median(samples)) * 1e6
+    return float(np.median(repeat(fn, reps))) * 1e6
 
 
 def measure_fastgrnn(reps: int) -> dict[str, Any]:

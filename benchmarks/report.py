@@ -76,11 +76,11 @@ def training_table(result: dict[str, Any]) -> list[str]:
         f"{t['rows']['train']:,} training rows, {t['rows']['val']:,} validation rows; the majority class alone is "
         f"{t['majority_val_accuracy']:.3f} accurate on them.",
         "",
-        "| run | wall s | epochs | first epoch s | s / later epoch | val accuracy | val AUROC | peak memory |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| run | wall s | epochs | 1st epoch s | s / later epoch | val acc. | val AUROC | peak memory | XLA compiles |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|",
         f"| original `trainRouter` (node, its defaults) | {orig['seconds']:.2f} | {orig['epochsRun']} | - | "
         f"{orig['seconds'] / orig['epochsRun']:.3f} (mean) | {orig['val_accuracy']:.3f} | {orig['val_auroc']:.3f} | "
-        f"node peak RSS {orig['max_rss_mib']:.0f} MiB |",
+        f"node peak RSS {orig['max_rss_mib']:.0f} MiB | - |",
     ]
     for name, run in (("to trainRouter's val accuracy", target), ("full run (early stopping)", full)):
         per_epoch = run["seconds_per_epoch_after_first"]
@@ -88,7 +88,8 @@ def training_table(result: dict[str, Any]) -> list[str]:
         lines.append(
             f"| tinydancer FastGRNN, {name}, cold process | {run['seconds']:.2f} | {run['epochs_run']} | "
             f"{run['first_epoch_seconds']:.2f} | {epoch_text} | {run['val_accuracy']:.3f} | {run['val_auroc']:.3f} | "
-            f"Python peak RSS {run['peak_rss_mib']:.0f} MiB (+{run['peak_rss_growth_mib']:.0f} MiB while training) |"
+            f"Python peak RSS {run['peak_rss_mib']:.0f} MiB (+{run['peak_rss_growth_mib']:.0f} MiB while training) | "
+            f"{run.get('xla_compiles', '-')} ({run.get('xla_compile_seconds', float('nan')):.2f} s) |"
         )
     return lines
 

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from benchmarks.route_latency import REPO, ensure_oracle
@@ -43,6 +44,8 @@ from tinydancer.fastgrnn import FastGRNNConfig, fastgrnn_predict
 from tinydancer.featurize import FeaturizerConfig, TextFeaturizer, apply_norm, fit_norm_stats
 from tinydancer.train import RoutingData, TrainConfig, train_fastgrnn
 
+#: jax.monitoring event recorded once per XLA backend compilation.
+BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 #: trainRouter's label tolerance: the cheap model is good enough within this of the best score.
 TOLERANCE = 0.05
 DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "routellm-mmlu"
@@ -112,6 +115,10 @@ def run_tinydancer(x: np.ndarray, y: np.ndarray, rows: dict[str, np.ndarray], ta
     tr, va = rows["train"], rows["val"]
     ones = np.ones((len(x), 1), bool)
     cfg = FastGRNNConfig(input_dim=x.shape[1], **MODEL)
+    compiles: list[float] = []  # XLA backend compilations during training (seconds each)
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, seconds, **_: compiles.append(seconds) if event == BACKEND_COMPILE else None
+    )
     rss_before = _status_kib("VmRSS")
     started = time.perf_counter()
     result = train_fastgrnn(
@@ -131,6 +138,8 @@ def run_tinydancer(x: np.ndarray, y: np.ndarray, rows: dict[str, np.ndarray], ta
         "val_auroc": auroc(p_strong, 1.0 - y[va]),
         "first_epoch_seconds": float(epochs[0]),
         "seconds_per_epoch_after_first": float(np.median(epochs[1:])) if len(epochs) > 1 else None,
+        "xla_compiles": len(compiles),
+        "xla_compile_seconds": float(sum(compiles)),
         "peak_rss_mib": peak / 1024,  # the whole Python process: interpreter, JAX, data, training
         "peak_rss_growth_mib": (peak - rss_before) / 1024,
         "reached_target": target is None or bool(result.history["val_accuracy"].iloc[-1] >= target),

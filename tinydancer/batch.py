@@ -114,7 +114,7 @@ def _embeddings_chunk(
 
 @functools.cache
 def features_kernel(config: CompatModelConfig) -> Callable[..., jax.Array]:
-    """The jitted chunk scorer from feature rows, ``config`` bound (keeps jit's C++ fast path per call).
+    """The jitted chunk scorer from feature rows, ``config`` bound (one compile cache per model config).
 
     Examples:
         >>> features_kernel(CompatModelConfig()) is features_kernel(CompatModelConfig())
