@@ -24,6 +24,7 @@ during training), and the majority-class accuracy for scale.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -61,11 +62,13 @@ def cheap_is_enough(frame: Any) -> np.ndarray:
 
 
 def mean_embeddings(frame: Any) -> np.ndarray:
-    """[N, 256] WordLlama mean embeddings of the prompts, cached by row count in .cache/bench."""
-    cache = REPO / ".cache" / "bench" / f"mmlu_{FEATURIZER.kind}{FEATURIZER.dim}_{len(frame)}.npy"
+    """[N, 256] WordLlama mean embeddings of the prompts, cached in .cache/bench by a hash of the prompts."""
+    prompts = frame["prompt"].astype(str).tolist()
+    digest = hashlib.sha256("\x00".join(prompts).encode()).hexdigest()[:16]
+    cache = REPO / ".cache" / "bench" / f"prompts_{FEATURIZER.kind}{FEATURIZER.dim}_{digest}.npy"
     if cache.is_file():
         return np.load(cache)
-    x, _ = TextFeaturizer(FEATURIZER)(frame["prompt"].astype(str).tolist())
+    x, _ = TextFeaturizer(FEATURIZER)(prompts)
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.save(cache, x[:, 0, :])
     return x[:, 0, :]

@@ -1,11 +1,16 @@
-"""Shared test set-up: strict JAX dtype promotion (equinox habit), one hypothesis profile."""
+"""Shared test set-up: strict JAX dtype promotion (equinox habit), one hypothesis profile, headless plots."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import jax
+import matplotlib
+import pytest
 from hypothesis import HealthCheck, settings
+
+matplotlib.use("Agg")  # no display here; set before any test imports pyplot
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
@@ -14,3 +19,13 @@ settings.register_profile(
 )
 settings.register_profile("thorough", deadline=None, max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "tinydancer"))
+
+
+@pytest.fixture
+def close_figures() -> Iterator[None]:
+    """Each plotting test starts and ends with no open figure."""
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    yield
+    plt.close("all")

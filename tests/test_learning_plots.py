@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -16,12 +10,7 @@ from tinydancer.calibration import ece, reliability_bins
 from tinydancer.evaluation import apgr, oracle_curve, random_curve, routing_curve
 from tinydancer.learning_plots import plot_reliability, plot_routing_curves
 
-
-@pytest.fixture(autouse=True)
-def close_figures() -> Iterator[None]:
-    plt.close("all")
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 def _data(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -22,12 +17,7 @@ from matplotlib.patches import Rectangle
 from tinydancer.collector import Collector, DecisionBatch, RequestRecord
 from tinydancer.plots import plot_confidence, plot_latency, plot_overview, plot_uncertainty
 
-
-@pytest.fixture(autouse=True)
-def close_figures() -> Iterator[None]:
-    plt.close("all")
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 def filled_collector(n_requests: int = 60, seed: int = 0) -> Collector:
