@@ -1,6 +1,7 @@
 """External tools a test needs: skip when absent on a developer machine, fail under CI.
 
-CI (env ``CI`` set) must run every test, so a missing tool there is an error, never a silent skip.
+``make test`` (which sets ``TINYDANCER_REQUIRE_ALL=1``) and CI (``CI`` set) must run every test, so a missing
+tool there is an error, never a silent skip.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ import pytest
 
 
 def missing(what: str, fix: str) -> NoReturn:
-    """Skip (no CI) or fail (CI) because ``what`` is unavailable; ``fix`` says how to get it.
+    """Skip (a developer's ad-hoc run) or fail (make test, CI) because ``what`` is unavailable; ``fix`` says how to get it.
 
     Args:
         what: the missing tool or package.
         fix: the command that installs it.
     """
     message = f"{what} is not available; install it with `{fix}`"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message} (CI is set, so this test may not be skipped)")
+    if os.environ.get("TINYDANCER_REQUIRE_ALL") or os.environ.get("CI"):
+        pytest.fail(f"{message} (TINYDANCER_REQUIRE_ALL or CI is set, so this test may not be skipped)")
     pytest.skip(message)
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests._requires import missing
+from tinydancer import datasets
 from tinydancer.data import (
     DEFAULT_STRONG,
     DEFAULT_WEAK,
@@ -21,7 +22,6 @@ from tinydancer.data import (
 from tinydancer.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
-MMLU = Path(os.environ.get("TINYDANCER_ROUTELLM_DIR", REPO.parent / "shared" / "datasets" / "routellm-mmlu"))
 
 
 def _write_subject(folder: Path, subject: str, rows: list[tuple[str, bool, bool]]) -> None:
@@ -132,11 +132,54 @@ def test_synthetic_routing_is_seeded_and_calibrated() -> None:
         make_synthetic_routing(0, 6, seed=0)
 
 
-def test_real_routellm_mmlu_folder() -> None:
-    if not MMLU.is_dir():
-        missing(f"the RouteLLM MMLU outcomes at {MMLU}", "set TINYDANCER_ROUTELLM_DIR to the folder")
-    df = load_routellm_outcomes(MMLU)
+def test_bundled_routellm_mmlu() -> None:
+    raw = pd.read_parquet(datasets.dataset_path("routellm-mmlu"))
+    assert len(raw) == 14042 and int(raw["contaminated"].sum()) == 5
+    assert list(raw.columns) == ["prompt", "subject", DEFAULT_WEAK, DEFAULT_STRONG, "contaminated"]
+    df = datasets.load("routellm-mmlu")
     assert len(df) == 14042 - 5
+    assert not set(raw.loc[raw["contaminated"], "prompt"]) & set(df["prompt"])
     assert df["subject"].nunique() == 57 and "abstract_algebra" in set(df["subject"])
     assert round(df["weak_correct"].mean(), 3) == 0.681
     assert round(df["strong_correct"].mean(), 3) == 0.806
+    # The same frame through the generic loader, and through the path the README documents.
+    pd.testing.assert_frame_equal(df, load_routellm_outcomes(REPO / "datasets" / "routellm-mmlu.parquet"))
+
+
+def test_bundled_synthetic_loads_with_defaults() -> None:
+    df = datasets.load("synthetic")
+    assert len(df) == 400 and list(df.columns)[:4] == ["prompt", "subject", "weak_correct", "strong_correct"]
+
+
+def test_dataset_errors_name_what_was_expected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(DataError, match="expected one of .*routellm-mmlu"):
+        datasets.dataset_path("mmlu")
+    monkeypatch.setenv(datasets.DATASETS_DIR_VARIABLE, str(tmp_path))
+    with pytest.raises(DataError, match="TINYDANCER_DATASETS_DIR"):
+        datasets.load("routellm-mmlu")
+
+
+def test_missing_outcome_columns_name_the_cli_flags(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    pd.DataFrame({"prompt": ["a"], "small": [True], "big": [False]}).to_csv(path, index=False)
+    with pytest.raises(DataError, match="--weak COLUMN --strong COLUMN"):
+        load_routellm_outcomes(path)
+
+
+def test_readme_provenance_matches_the_shipped_file() -> None:
+    readme = (REPO / "datasets" / "README.md").read_text()
+    digest = hashlib.sha256(datasets.dataset_path("routellm-mmlu").read_bytes()).hexdigest()
+    assert digest in readme and "0b64fdafe049e596a3f5657c219329f24af24198" in readme
+    assert (REPO / "datasets" / "LICENSE-routellm-mmlu").read_text().lstrip().startswith("Apache License")
+
+
+def test_no_tracked_file_refers_to_the_shared_folder() -> None:
+    # A user's clone has nothing beside it: the project must never read ../shared.
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    needle = "../" + "shared"
+    offenders = [
+        name
+        for name in files.decode().split("\0")
+        if name and (REPO / name).is_file() and needle in (REPO / name).read_text(errors="ignore")
+    ]
+    assert offenders == []

@@ -25,18 +25,24 @@ CONTAMINATED_FILE = "contaminated_prompts.jsonl"
 #: Outcome column names of the synthetic RouteLLM-format data (and the bundled fixture).
 SYNTHETIC_WEAK = "weak"
 SYNTHETIC_STRONG = "strong"
+#: Column pairs recognised when the caller names none: RouteLLM's MMLU pair, then the synthetic one.
+KNOWN_OUTCOME_PAIRS: tuple[tuple[str, str], ...] = ((DEFAULT_WEAK, DEFAULT_STRONG), (SYNTHETIC_WEAK, SYNTHETIC_STRONG))
+#: Optional boolean column marking rows to drop (RouteLLM's contaminated prompts, in the bundled Parquet).
+CONTAMINATED_COLUMN = "contaminated"
 OUTCOME_COLUMNS: tuple[str, ...] = ("prompt", "subject", "weak_correct", "strong_correct")
 
 
 def _read_table(path: Path) -> pd.DataFrame:
     try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
         if path.suffix == ".csv":
             return pd.read_csv(path)
         if path.suffix in (".jsonl", ".json"):
             return pd.read_json(path, lines=path.suffix == ".jsonl")
     except (ValueError, OSError) as exc:
         raise DataError(f"{path}: could not be parsed as {path.suffix[1:].upper()}: {exc}") from exc
-    raise DataError(f"{path}: expected a .csv, .jsonl or .json file, got suffix {path.suffix!r}")
+    raise DataError(f"{path}: expected a .parquet, .csv, .jsonl or .json file, got suffix {path.suffix!r}")
 
 
 def _outcome(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
@@ -59,13 +65,28 @@ def _outcome(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     return numeric
 
 
-def _normalise(frame: pd.DataFrame, path: Path, subject: str, weak: str, strong: str) -> pd.DataFrame:
-    missing = [c for c in ("prompt", weak, strong) if c not in frame.columns]
+def _outcome_columns(columns: pd.Index, path: Path, weak: str | None, strong: str | None) -> tuple[str, str]:
+    if weak is None and strong is None:
+        for pair in KNOWN_OUTCOME_PAIRS:
+            if all(c in columns for c in pair):
+                return pair
+    weak = weak or DEFAULT_WEAK
+    strong = strong or DEFAULT_STRONG
+    missing = [c for c in ("prompt", weak, strong) if c not in columns]
     if missing:
         raise DataError(
-            f"{path}: missing column(s) {missing}; found {list(frame.columns)}. "
-            "Pass weak=/strong= with the names of the two models' outcome columns."
+            f"{path}: missing column(s) {missing}; found {list(columns)}. Name the two models' outcome "
+            "columns: --weak COLUMN --strong COLUMN on the command line, weak=/strong= in Python."
         )
+    return weak, strong
+
+
+def _normalise(
+    frame: pd.DataFrame, path: Path, subject: str, weak: str | None, strong: str | None
+) -> pd.DataFrame:
+    weak, strong = _outcome_columns(frame.columns, path, weak, strong)
+    if CONTAMINATED_COLUMN in frame.columns:
+        frame = frame[~frame[CONTAMINATED_COLUMN].astype(bool).to_numpy()]
     out = pd.DataFrame(
         {
             "prompt": frame["prompt"].astype(str).to_numpy(),
@@ -91,17 +112,22 @@ def _contaminated(folder: Path) -> set[str]:
 
 
 def load_routellm_outcomes(
-    path_or_dir: str | Path, *, weak: str = DEFAULT_WEAK, strong: str = DEFAULT_STRONG
+    path_or_dir: str | Path, *, weak: str | None = None, strong: str | None = None
 ) -> pd.DataFrame:
     """Load RouteLLM-format routing outcomes from a file or a folder of subject CSVs.
 
     A folder is read as every ``*.csv`` in it (or in its ``responses/`` subfolder); the subject is the
     file stem without a leading ``mmlu_``. A ``contaminated_prompts.jsonl`` beside the CSVs (or one
-    level up) removes its ``eval_prompt`` rows, as RouteLLM's evaluation does.
+    level up) removes its ``eval_prompt`` rows, as RouteLLM's evaluation does; so does a boolean
+    ``contaminated`` column (the bundled Parquet file). For a bundled dataset by name, use
+    :func:`tinydancer.datasets.load`.
 
     Args:
-        path_or_dir: A ``.csv`` / ``.jsonl`` / ``.json`` file or a folder.
-        weak: Column with the weak (cheap) model's outcome: booleans or scores in [0, 1].
+        path_or_dir: A ``.parquet`` / ``.csv`` / ``.jsonl`` / ``.json`` file or a folder.
+        weak: Column with the weak (cheap) model's outcome: booleans or scores in [0, 1]. With neither
+            ``weak`` nor ``strong`` given, the first known pair present is used: RouteLLM's MMLU
+            columns (``mistralai/Mixtral-8x7B-Instruct-v0.1``, ``gpt-4-1106-preview``), then ``weak`` /
+            ``strong`` (the synthetic fixture).
         strong: Column with the strong (expensive) model's outcome.
 
     Returns:
@@ -116,7 +142,7 @@ def load_routellm_outcomes(
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> make_synthetic_outcomes(20, seed=0).drop(columns="subject").to_csv(folder / "mmlu_toy.csv", index=False)
-        >>> df = load_routellm_outcomes(folder, weak="weak", strong="strong")
+        >>> df = load_routellm_outcomes(folder)
         >>> list(df.columns), df["subject"].iloc[0], len(df)
         (['prompt', 'subject', 'weak_correct', 'strong_correct', 'cost'], 'toy', 20)
     """
