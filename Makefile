@@ -8,13 +8,26 @@ ORACLE_DIR := .cache/oracle
 ORACLE := $(ORACLE_DIR)/node_modules/@ruvector/tiny-dancer/package.json
 export TINYDANCER_ORACLE_DIR := $(CURDIR)/$(ORACLE_DIR)
 
-.PHONY: demo test lint typecheck unit system-deps oracle bench bench-quick report lab monitoring parity evaluate-mmlu soak clean
+# Benchmarks write here unless asked (git-ignored): `make bench BENCH_OUT=benchmarks/results` refreshes the docs' results.
+BENCH_OUT ?= .cache/bench/results
+# Notebook size for `make report`: full (the default here) or small (the size whose outputs are stored).
+NOTEBOOK_SIZE ?= full
 
-$(STAMP): pyproject.toml
+.PHONY: demo test lint typecheck unit system-deps oracle bench bench-quick report lab monitoring parity evaluate-mmlu soak constraints clean
+
+# The library declares compatible ranges (pyproject.toml); make and CI install the exact tested set (constraints.txt).
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# Re-resolve the newest versions the ranges allow into a scratch venv and write them to constraints.txt.
+constraints:
+	rm -rf .cache/lockvenv && $(PYTHON) -m venv .cache/lockvenv
+	.cache/lockvenv/bin/pip install -q --upgrade pip && .cache/lockvenv/bin/pip install -q '.[dev]'
+	{ head -n 2 constraints.txt; .cache/lockvenv/bin/pip freeze --exclude-editable | grep -v '^tinydancer'; } > constraints.new
+	mv constraints.new constraints.txt
 
 # Prometheus (promtool and a real server for the scrape test) and Node.js (the original router, as an oracle).
 system-deps:
@@ -48,18 +61,20 @@ ALL_NOTEBOOKS = $(sort $(wildcard notebooks/*.ipynb))
 # The notebooks CI re-runs with nbval, explicitly listed.
 NOTEBOOKS := notebooks/01_explore_routing.ipynb notebooks/02_tune_thresholds.ipynb notebooks/03_retrain_calibrate.ipynb notebooks/04_observability_report.ipynb
 
+# TINYDANCER_REQUIRE_ALL: a missing tool fails its test instead of skipping it.
 test: $(STAMP) system-deps oracle lint typecheck
-	CI=$${CI:-1} $(PY) -m pytest --doctest-modules tinydancer tests --nbval $(NOTEBOOKS) \
+	TINYDANCER_REQUIRE_ALL=1 $(PY) -m pytest --doctest-modules tinydancer tests --nbval $(NOTEBOOKS) \
 	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
-# Execute every notebook at full size and write HTML reports (with plots) to reports/.
+# Execute every notebook at full size on the bundled real data and write HTML reports (with plots) to reports/.
 report: $(STAMP) system-deps
 	mkdir -p reports
-	cd notebooks && ../$(VENV)/bin/jupyter nbconvert --to html --execute --output-dir ../reports \
+	cd notebooks && TINYDANCER_NOTEBOOK_SIZE=$(NOTEBOOK_SIZE) ../$(VENV)/bin/jupyter nbconvert --to html --execute --output-dir ../reports \
 	  --ExecutePreprocessor.timeout=1800 $(notdir $(ALL_NOTEBOOKS))
 
+# Containers and many lab machines run as root, where Jupyter refuses to start without --allow-root.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks
+	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --no-browser --notebook-dir notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # Prometheus config, the guide's alert rules with promtool tests, the Grafana dashboard.
 monitoring: $(STAMP)
@@ -69,14 +84,14 @@ parity: $(STAMP) oracle
 	$(PY) -m pytest -p no:nbval -s tests/test_parity_original.py
 
 bench: $(STAMP) oracle
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.run --out $(BENCH_OUT)
 
 bench-quick: $(STAMP) oracle
-	$(PY) -m benchmarks.run --quick
+	$(PY) -m benchmarks.run --quick --out $(BENCH_OUT)
 
 # The EVALUATION.md table: FastGRNN vs TF-IDF + LR vs the original's trainRouter on the MMLU outcomes.
 evaluate-mmlu: $(STAMP) oracle
-	$(PY) benchmarks/evaluate_mmlu.py --data ../shared/datasets/routellm-mmlu --out benchmarks/results/mmlu_eval.json
+	$(PY) -m benchmarks.evaluate_mmlu --data routellm-mmlu --out $(BENCH_OUT)/mmlu_eval.json
 
 soak: $(STAMP)
 	$(PY) benchmarks/soak.py --quick

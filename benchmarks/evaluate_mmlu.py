@@ -2,8 +2,9 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/evaluate_mmlu.py --data ../shared/datasets/routellm-mmlu \
-        --out benchmarks/results/mmlu_eval.json
+    .venv/bin/python -m benchmarks.evaluate_mmlu [--data routellm-mmlu] [--out benchmarks/results/mmlu_eval.json]
+
+(``make evaluate-mmlu``; without ``--out`` the JSON goes to the git-ignored ``.cache/bench/results``.)
 
 For a random split and a split by subject (seed 0; test 40%, calibration 10%, validation 10%, train
 40% of rows, see ``tinydancer.experiment.split_rows``): label = "weak model wrong"; RouteLLM's
@@ -28,9 +29,10 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from benchmarks.training import DEFAULT_DATA, SCRATCH_RESULTS
 from tinydancer.calibration import Calibrator, fit_calibrator
 from tinydancer.compression import model_size_bytes, quantize_params
-from tinydancer.data import load_routellm_outcomes
+from tinydancer.datasets import load as load_outcomes
 from tinydancer.ensemble import ensemble_predict, stack_params
 from tinydancer.evaluation import apgr, bootstrap_ci, oracle_curve, routing_curve
 from tinydancer.experiment import SPLITS, labels, report, split_rows
@@ -85,11 +87,13 @@ def _with_calibration(scores: np.ndarray, frame: Any, rows: dict[str, np.ndarray
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default="../shared/datasets/routellm-mmlu")
-    parser.add_argument("--out", default="benchmarks/results/mmlu_eval.json")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", default=DEFAULT_DATA, help="bundled dataset name or path (default: %(default)s)")
+    parser.add_argument(
+        "--out", default=str(SCRATCH_RESULTS / "mmlu_eval.json"), help="JSON file (default: %(default)s)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
     ns = parser.parse_args()
-    frame = load_routellm_outcomes(ns.data)
+    frame = load_outcomes(ns.data)
     y = labels(frame).astype(np.float64)
     features: dict[FeaturizerConfig, tuple[np.ndarray, np.ndarray]] = {}
     for feat, _, _ in VARIANTS.values():

@@ -12,11 +12,12 @@ Measures, in this order and in one process (the original in node, interleaved wi
 6. training: FastGRNN vs the original's ``trainRouter`` on the MMLU outcomes (``benchmarks/training.py``;
    skipped, with the reason, when the dataset or node is absent).
 
-Writes ``benchmarks/results/<mode>.json`` (with the machine, load average, versions, date and the
-command), ``benchmarks/results/<mode>.md`` (tables and goal verdicts) and
-``benchmarks/results/route_latency_<mode>.png``.
+Writes ``<out>/<mode>.json`` (with the machine, load average, versions, date and the command),
+``<out>/<mode>.md`` (tables and goal verdicts) and ``<out>/route_latency_<mode>.png``. ``<out>`` is the
+git-ignored ``.cache/bench/results`` unless asked: ``--out benchmarks/results`` (``make bench
+BENCH_OUT=benchmarks/results``) refreshes the results committed with the docs.
 
-Usage: ``.venv/bin/python -m benchmarks.run [--quick]``  (``make bench`` / ``make bench-quick``)
+Usage: ``.venv/bin/python -m benchmarks.run [--quick] [--out DIR]``  (``make bench`` / ``make bench-quick``)
 """
 
 from __future__ import annotations
@@ -38,11 +39,10 @@ from benchmarks.batch_throughput import measure_batch, measure_feature_extractio
 from benchmarks.model_rows import measure_fastgrnn
 from benchmarks.report import batch_table, goals, plot_latency, route_table, training_table
 from benchmarks.route_latency import SETTINGS, compile_check, measure_routes
-from benchmarks.training import DEFAULT_DATA
+from benchmarks.training import DEFAULT_DATA, SCRATCH_RESULTS
 from benchmarks.training import measure as measure_training
 from tinydancer.errors import DataError
 
-RESULTS = Path(__file__).resolve().parent / "results"
 COUNTS = [1, 10, 100, 1000]
 DIM = 384
 
@@ -175,7 +175,9 @@ def markdown(result: dict[str, Any], plot_name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short budgets and smaller batches (minutes)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument(
+        "--out", type=Path, default=SCRATCH_RESULTS, help="results folder (default: %(default)s, git-ignored)"
+    )
     parser.add_argument("--from-json", type=Path, help="only re-render the Markdown and plot of a saved result")
     args = parser.parse_args()
     mode = "quick" if args.quick else "full"

@@ -2,7 +2,7 @@
 
 Usage (from the repository root; needs the MMLU outcomes and ``make oracle``)::
 
-    .venv/bin/python -m benchmarks.training [--data ../shared/datasets/routellm-mmlu] [--out DIR]
+    .venv/bin/python -m benchmarks.training [--data routellm-mmlu] [--out FILE]
 
 Same rows, same inputs, same label for both routers: the RouteLLM MMLU outcomes, random split seed 0
 (:func:`tinydancer.experiment.split_rows`: training rows 40%, validation rows 10%), 256-d WordLlama mean
@@ -39,7 +39,7 @@ import numpy as np
 
 from benchmarks.route_latency import REPO, ensure_oracle
 from tinydancer.calibration import auroc
-from tinydancer.data import load_routellm_outcomes
+from tinydancer.datasets import load as load_outcomes
 from tinydancer.experiment import split_rows
 from tinydancer.fastgrnn import FastGRNNConfig, fastgrnn_predict
 from tinydancer.featurize import FeaturizerConfig, TextFeaturizer, apply_norm, fit_norm_stats
@@ -49,7 +49,10 @@ from tinydancer.train import RoutingData, TrainConfig, train_fastgrnn
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 #: trainRouter's label tolerance: the cheap model is good enough within this of the best score.
 TOLERANCE = 0.05
-DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "routellm-mmlu"
+#: Bundled dataset name (or a path) of the MMLU outcomes.
+DEFAULT_DATA = "routellm-mmlu"
+#: Where benchmark runs write unless asked otherwise: git-ignored, so a run never dirties the tree.
+SCRATCH_RESULTS = REPO / ".cache" / "bench" / "results"
 FEATURIZER = FeaturizerConfig("wordllama_mean", dim=256)
 MODEL = {"hidden_dim": 32}
 TRAIN = {"epochs": 30, "learning_rate": 3e-3}
@@ -164,7 +167,7 @@ def cold_run(x: np.ndarray, y: np.ndarray, rows: dict[str, np.ndarray], target: 
 
 def measure(data: str | Path) -> dict[str, Any]:
     """The whole comparison (see the module docstring); JSON-able."""
-    frame = load_routellm_outcomes(data)
+    frame = load_outcomes(data)
     rows = split_rows(frame, "random", 0)
     raw = mean_embeddings(frame)
     y = cheap_is_enough(frame)
@@ -189,8 +192,10 @@ def measure(data: str | Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(DEFAULT_DATA))
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "training.json"))
+    parser.add_argument("--data", default=DEFAULT_DATA, help="bundled dataset name or path (default: %(default)s)")
+    parser.add_argument(
+        "--out", default=str(SCRATCH_RESULTS / "training.json"), help="JSON file (default: %(default)s)"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # inputs .npz: run one training, write --worker-out
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
     parser.add_argument("--target", type=float, default=None, help=argparse.SUPPRESS)

@@ -25,7 +25,11 @@ from tinydancer.logs import LogConfig
 from tinydancer.tracing import TracingConfig, TracingSystem
 
 THREADS = 8
-PER_THREAD = int(os.environ.get("TINYDANCER_LOAD_ROUTES", "10000" if os.environ.get("CI") else "250"))
+PER_THREAD = int(
+    os.environ.get(
+        "TINYDANCER_LOAD_ROUTES", "10000" if os.environ.get("TINYDANCER_REQUIRE_ALL") or os.environ.get("CI") else "250"
+    )
+)
 CANDIDATES = 3
 SPANS_PER_ROUTE = 4 + 2 * CANDIDATES
 

@@ -1,5 +1,6 @@
 """tinydancer: neural LLM routing research toolkit (JAX FastGRNN router with full observability)."""
 
+from tinydancer import datasets
 from tinydancer.collector import Collector, DecisionBatch, LogRecord, RequestRecord
 from tinydancer.compat import CompatModelConfig, CompatParams, compat_forward, init_compat_params
 from tinydancer.compression import quantize_params
@@ -22,7 +23,7 @@ from tinydancer.logs import LogConfig, LogEvent, configure_logging, make_router_
 from tinydancer.metrics import MetricSample, RouterMetrics
 from tinydancer.metrics_server import MetricsServer
 from tinydancer.modelio import load_compat_model, save_compat_model
-from tinydancer.plots import plot_confidence, plot_latency, plot_overview, plot_uncertainty
+from tinydancer.plots import plot_confidence, plot_latency, plot_overview, plot_span_waterfall, plot_uncertainty
 from tinydancer.router import Router
 from tinydancer.routing_spans import RoutingSpan
 from tinydancer.span_export import ExporterStats
@@ -70,6 +71,7 @@ __all__ = [
     "active_tracing_system",
     "compat_forward",
     "configure_logging",
+    "datasets",
     "fastgrnn_predict",
     "init_compat_params",
     "init_fastgrnn_params",
@@ -79,6 +81,7 @@ __all__ = [
     "plot_confidence",
     "plot_latency",
     "plot_overview",
+    "plot_span_waterfall",
     "plot_uncertainty",
     "quantize_params",
     "read_asset",
