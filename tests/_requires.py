@@ -14,7 +14,7 @@ import pytest
 
 
 def missing(what: str, fix: str) -> NoReturn:
-    """Skip (a developer's ad-hoc run) or fail (make test, CI) because ``what`` is unavailable; ``fix`` says how to get it.
+    """Skip (an ad-hoc run) or fail (make test, CI) because ``what`` is unavailable; ``fix`` says how to get it.
 
     Args:
         what: the missing tool or package.

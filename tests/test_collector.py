@@ -10,7 +10,7 @@ import pytest
 import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -50,6 +50,17 @@ def batch(rid: int, n: int, model_type: str = "fastgrnn") -> DecisionBatch:
     )
 
 
+def ended_spans(*names: str) -> list[ReadableSpan]:
+    """Finished SDK spans of a throwaway provider (no processor: only the collector holds them)."""
+    tracer = TracerProvider().get_tracer("test")
+    spans = []
+    for name in names:
+        span = tracer.start_span(name)
+        span.end()
+        spans.append(span)
+    return spans  # type: ignore[return-value]  # SDK spans are ReadableSpans
+
+
 def test_eight_writer_threads_lose_nothing_and_ids_are_unique() -> None:
     c = Collector()
     per_thread, threads_n = 300, 8
@@ -72,8 +83,8 @@ def test_eight_writer_threads_lose_nothing_and_ids_are_unique() -> None:
     for t in threads:
         t.join()
     total = threads_n * per_thread
-    assert c.stored == {"requests": total, "decisions": threads_n * sum(sizes), "logs": total}
-    assert c.dropped == {"requests": 0, "decisions": 0, "logs": 0}
+    assert c.stored == {"requests": total, "decisions": threads_n * sum(sizes), "logs": total, "spans": 0}
+    assert c.dropped == {"requests": 0, "decisions": 0, "logs": 0, "spans": 0}
     assert sorted(c.requests().request_id) == list(range(total))
     decisions = c.decisions()
     assert len(decisions) == threads_n * sum(sizes)
@@ -143,21 +154,22 @@ def test_request_and_log_capacity_drop_the_oldest() -> None:
     for i in range(5):
         c.record_request(request(i))
         c.record_log({"event": f"e{i}"})
-    assert c.dropped == {"requests": 2, "decisions": 0, "logs": 3}
+    assert c.dropped == {"requests": 2, "decisions": 0, "logs": 3, "spans": 0}
     assert c.requests().request_id.tolist() == [2, 3, 4]
     assert c.logs().event.tolist() == ["e3", "e4"]
 
 
 def test_zero_capacity_keeps_nothing_and_counts_everything() -> None:
-    c = Collector(capacity_requests=0, capacity_decisions=0, capacity_logs=0)
+    c = Collector(capacity_requests=0, capacity_decisions=0, capacity_logs=0, capacity_spans=0)
     c.record_request(request(0))
     c.record_decisions(batch(0, 4))
     c.record_log({"event": "x"})
-    assert c.stored == {"requests": 0, "decisions": 0, "logs": 0}
-    assert c.dropped == {"requests": 1, "decisions": 4, "logs": 1}
+    c.record_spans(ended_spans("a", "b"))
+    assert c.stored == {"requests": 0, "decisions": 0, "logs": 0, "spans": 0}
+    assert c.dropped == {"requests": 1, "decisions": 4, "logs": 1, "spans": 2}
 
 
-@pytest.mark.parametrize("kwargs", [{"capacity_requests": -1}, {"capacity_decisions": 1.5}])
+@pytest.mark.parametrize("kwargs", [{"capacity_requests": -1}, {"capacity_decisions": 1.5}, {"capacity_spans": -1}])
 def test_bad_capacity_is_a_config_error(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match="expected an int >= 0"):
         Collector(**kwargs)  # type: ignore[arg-type]
@@ -231,10 +243,12 @@ def test_clear_forgets_records_and_drops_but_ids_keep_increasing() -> None:
         c.record_request(request(c.next_request_id()))
     c.record_decisions(batch(0, 2))
     c.record_log({"event": "x"})
+    c.record_spans(ended_spans("s"))
     assert c.dropped["requests"] == 2
     c.clear()
-    assert c.stored == {"requests": 0, "decisions": 0, "logs": 0}
-    assert c.dropped == {"requests": 0, "decisions": 0, "logs": 0}
+    assert c.stored == {"requests": 0, "decisions": 0, "logs": 0, "spans": 0}
+    assert c.dropped == {"requests": 0, "decisions": 0, "logs": 0, "spans": 0}
+    assert c.finished_spans() == ()
     assert len(c.requests()) == len(c.decisions()) == len(c.logs()) == 0
     assert c.next_request_id() == 3
 
@@ -315,6 +329,52 @@ def test_spans_are_filtered_to_this_collectors_traces() -> None:
     assert set(c.spans(only_own_traces=False).trace_id) == set(trace_ids)
     c.clear()
     assert len(c.spans()) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=12), max_size=30),
+    capacity=st.integers(min_value=0, max_value=40),
+)
+def test_span_capacity_keeps_the_newest_whole_batches(sizes: list[int], capacity: int) -> None:
+    """Recorded spans are bounded like decisions: newest whole batches, every dropped span counted."""
+    c = Collector(capacity_spans=capacity)
+    for rid, n in enumerate(sizes):
+        c.record_spans(ended_spans(*(f"r{rid}-s{i}" for i in range(n))))
+    kept, dropped = c.stored["spans"], c.dropped["spans"]
+    assert kept + dropped == sum(sizes)
+    assert kept <= capacity
+    names = [s.name for s in c.finished_spans()]
+    assert len(names) == kept
+    kept_rids = sorted({int(name[1:].split("-")[0]) for name in names})
+    nonempty = [rid for rid, n in enumerate(sizes) if n]  # empty batches store nothing
+    assert kept_rids == nonempty[len(nonempty) - len(kept_rids) :]  # the newest batches
+    assert names == [f"r{rid}-s{i}" for rid in kept_rids for i in range(sizes[rid])]  # whole, oldest first
+    if len(kept_rids) < len(nonempty):  # greedy from the newest: the next older batch would not have fitted
+        assert kept + sizes[nonempty[len(nonempty) - len(kept_rids) - 1]] > capacity
+
+
+def test_recorded_spans_outlive_their_source_and_merge_with_span_source() -> None:
+    """record_spans keeps its own references; span_source is read live and de-duplicated against them."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("kept") as kept:
+        pass
+    with tracer.start_as_current_span("live"):
+        pass
+    c = Collector(span_source=exporter.get_finished_spans)
+    trace_ids = {f"{s.context.trace_id:032x}" for s in exporter.get_finished_spans() if s.context is not None}
+    for rid, trace_id in enumerate(sorted(trace_ids)):
+        c.record_request(request(rid, trace_id=trace_id))
+    c.record_spans([kept])  # type: ignore[list-item]  # an SDK span is a ReadableSpan
+    assert c.spans().name.tolist() == ["kept", "live"]  # recorded first; "kept" not repeated from the source
+    exporter.clear()
+    provider.shutdown()
+    assert c.spans().name.tolist() == ["kept"]
+    c.clear()
+    assert len(c.spans()) == 0 and c.stored["spans"] == 0
 
 
 def test_metrics_frame_from_a_real_registry() -> None:

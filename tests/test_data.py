@@ -107,13 +107,34 @@ def test_bad_cost_is_rejected(tmp_path: Path) -> None:
 
 
 def test_bundled_fixture_is_what_its_readme_command_regenerates() -> None:
+    from tinydancer.calibration import auroc
+
     path = REPO / "datasets" / "synthetic_routing.csv"
-    regenerated = make_synthetic_outcomes(400, seed=0)
+    readme = (REPO / "datasets" / "README.md").read_text(encoding="utf-8")
+    assert "make_synthetic_outcomes(2000, seed=0).to_csv('datasets/synthetic_routing.csv', index=False)" in readme
+    regenerated = make_synthetic_outcomes(2000, seed=0)
     on_disk = pd.read_csv(path)
     pd.testing.assert_frame_equal(on_disk, regenerated, check_dtype=False)
+    assert path.stat().st_size < 300_000
     df = load_routellm_outcomes(path, weak="weak", strong="strong")
-    assert len(df) == 400 and set(df["subject"]) == {"geography", "literature", "physics", "mathematics"}
+    assert len(df) == 2000 and set(df["subject"]) == {"geography", "literature", "physics", "mathematics"}
     assert 0.3 < df["weak_correct"].mean() < 0.8 and df["strong_correct"].mean() > df["weak_correct"].mean()
+    # The truth spans most of [0, 1] and separates the outcomes well (a router has something to learn).
+    truth = on_disk["p_weak_wrong"].to_numpy()
+    assert truth.min() < 0.1 and truth.max() > 0.9
+    assert auroc(truth, 1.0 - df["weak_correct"].to_numpy()) > 0.8
+
+
+def test_synthetic_prompts_fit_the_default_featurizer_window() -> None:
+    """Every word of every fixture prompt survives the default ``max_tokens`` (32): nothing is cut off."""
+    from tinydancer.featurize import FeaturizerConfig, TextFeaturizer
+
+    prompts = pd.read_csv(REPO / "datasets" / "synthetic_routing.csv")["prompt"].tolist()
+    window = FeaturizerConfig().max_tokens
+    featurizer = TextFeaturizer(FeaturizerConfig(max_tokens=window + 16))
+    _, mask = featurizer.token_ids(prompts)
+    lengths = mask.sum(axis=1)
+    assert lengths.max() <= window and lengths.min() >= 10, (lengths.min(), lengths.max())
 
 
 def test_synthetic_routing_is_seeded_and_calibrated() -> None:
@@ -148,11 +169,11 @@ def test_bundled_routellm_mmlu() -> None:
 
 def test_bundled_synthetic_loads_with_defaults() -> None:
     df = datasets.load("synthetic")
-    assert len(df) == 400 and list(df.columns)[:4] == ["prompt", "subject", "weak_correct", "strong_correct"]
+    assert len(df) == 2000 and list(df.columns)[:4] == ["prompt", "subject", "weak_correct", "strong_correct"]
 
 
 def test_dataset_errors_name_what_was_expected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(DataError, match="expected one of .*routellm-mmlu"):
+    with pytest.raises(DataError, match=r"expected one of .*routellm-mmlu"):
         datasets.dataset_path("mmlu")
     monkeypatch.setenv(datasets.DATASETS_DIR_VARIABLE, str(tmp_path))
     with pytest.raises(DataError, match="TINYDANCER_DATASETS_DIR"):
@@ -174,7 +195,7 @@ def test_readme_provenance_matches_the_shipped_file() -> None:
 
 
 def test_no_tracked_file_refers_to_the_shared_folder() -> None:
-    # A user's clone has nothing beside it: the project must never read ../shared.
+    # A user's clone has nothing beside it: the project must never read the shared folder beside it.
     files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
     needle = "../" + "shared"
     offenders = [

@@ -49,8 +49,16 @@ JUNK = st.one_of(
     st.just(object()), st.just(np.float32(0.5)), st.just(10**400), st.dictionaries(st.text(max_size=3), st.integers()),
 )  # fmt: skip
 JSON_LEAF = st.none() | st.booleans() | st.integers() | FLOATS | st.text(max_size=10)
+#: Numpy scalars as pandas hands them out: most are JSON values, NaN / infinity / complex are not.
+NUMPY_LEAF = st.sampled_from([np.int64(7), np.uint64(2**64 - 1), np.bool_(True), np.str_("en"), np.float32(1.0),
+                              np.float64(0.5), np.float32("nan"), np.float64("-inf"), np.complex64(1)])  # fmt: skip
 JSONISH = st.recursive(
-    JSON_LEAF | st.binary(max_size=4) | st.just({1, 2}) | st.just(np.float32(1.0)),
+    JSON_LEAF
+    | NUMPY_LEAF
+    | st.binary(max_size=4)
+    | st.just({1, 2})
+    | st.tuples(JSON_LEAF)
+    | st.sampled_from([10**400, -(2**1024)]),  # beyond float64: serde_json's "number out of range"
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4) | st.integers(0, 3), inner, max_size=3)
     ),

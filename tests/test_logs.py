@@ -200,7 +200,80 @@ def test_log_config_validation(kwargs: dict[str, Any]) -> None:
 
 
 def test_unconfigured_process_renders_nothing_but_collects() -> None:
-    """Routers made before configure_logging() stay quiet; their records still reach the sink."""
+    """Until configure_logging() is first called nothing is rendered; records still reach the sink."""
     from tinydancer.logs import _ProcessDefaults
 
     assert _ProcessDefaults().get().renderer == "none"
+
+
+def _quiet_router(**kwargs: Any) -> Any:
+    """A router with no model file (a seeded random model), made without printing its start-up records."""
+    from tinydancer.config import RouterConfig
+    from tinydancer.router import Router
+
+    with pytest.warns(RuntimeWarning, match="not found"):
+        return Router(RouterConfig(model_path="/nonexistent/model.safetensors"), **kwargs)
+
+
+def _request() -> Any:
+    from tinydancer.types import RoutingRequest
+
+    return RoutingRequest.from_arrays(np.ones(4), np.eye(4)[:3], ids=["a", "b", "c"])
+
+
+def test_configure_logging_applies_to_routers_made_before_it() -> None:
+    configure_logging(renderer="none")
+    follows = _quiet_router()  # log_config=None: follows the process default
+    own = _quiet_router(log_config=LogConfig(renderer="none"))  # its own config: unaffected
+    stream = io.StringIO()
+    for router in (follows, own):
+        router.route(_request(), now=1_700_000_000)
+    assert stream.getvalue() == ""
+    collected = len(follows.collector.logs())
+
+    configure_logging(level="INFO", renderer="json", stream=stream)
+    for router in (follows, own):
+        router.route(_request(), now=1_700_000_000)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [r["event"] for r in lines] == [LogEvent.REQUEST_STARTED, LogEvent.REQUEST_COMPLETED]
+    assert all(r["logger"] == "tiny_dancer_router" and r["level"] == "info" for r in lines)
+    assert lines[1]["lightweight_routes"] + lines[1]["powerful_routes"] == 3
+    # The new logger still feeds the router's own collector.
+    assert len(follows.collector.logs()) == collected + 2
+
+    configure_logging(level="DEBUG", renderer="json", stream=stream)
+    follows.route(_request(), now=1_700_000_000)
+    debug = [json.loads(line) for line in stream.getvalue().splitlines()[2:]]
+    assert [r["event"] for r in debug].count(LogEvent.DECISION) == 3  # per-candidate DEBUG records now on
+
+    configure_logging(renderer="none")
+    before = stream.getvalue()
+    follows.route(_request(), now=1_700_000_000)
+    assert stream.getvalue() == before
+
+
+def test_route_reads_no_process_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Following the default costs route() nothing: the logger is swapped in by configure_logging()."""
+    from tinydancer import logs
+
+    configure_logging(renderer="none")
+    router = _quiet_router()
+
+    def forbidden() -> LogConfig:
+        raise AssertionError("route() looked up the process default")
+
+    monkeypatch.setattr(logs._PROCESS_DEFAULTS, "get", forbidden)
+    response = router.route(_request(), now=1_700_000_000)
+    assert response.candidates_processed == 3
+
+
+def test_following_the_default_keeps_no_router_alive() -> None:
+    import gc
+    import weakref
+
+    router = _quiet_router()
+    ref = weakref.ref(router)
+    del router
+    gc.collect()
+    assert ref() is None
+    configure_logging(renderer="json", stream=io.StringIO())  # a listener that is gone is skipped

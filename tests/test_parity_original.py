@@ -133,11 +133,31 @@ def _candidates(rng: np.random.Generator, query: np.ndarray, t0: int) -> list[di
     return cands
 
 
+def _json_text(meta: dict[str, Any] | None) -> str | None:
+    """Metadata as the JSON text the original gets; numpy scalars written as the numbers/booleans they hold."""
+    if meta is None:
+        return None
+    return json.dumps(meta, ensure_ascii=False, default=_numpy_item)
+
+
+def _numpy_item(value: Any) -> Any:
+    if isinstance(value, np.bool_ | np.integer | np.floating):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def _to_node(cands: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        dict(c, metadata=None if c["metadata"] is None else json.dumps(c["metadata"], ensure_ascii=False))
-        for c in cands
-    ]
+    return [dict(c, metadata=_json_text(c["metadata"])) for c in cands]
+
+
+def _numpy_valued(value: Any) -> Any:
+    """The same JSON as numpy scalars (what a pandas row gives), arrays as tuples: the JSON text is unchanged."""
+    if isinstance(value, dict):
+        return {np.str_(k): _numpy_valued(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_numpy_valued(v) for v in value)
+    converters = ((bool, np.bool_), (int, np.int64), (float, np.float64), (str, np.str_))
+    return next((to(value) for kind, to in converters if isinstance(value, kind)), value)
 
 
 def _to_tinydancer(query: np.ndarray, cands: list[dict[str, Any]], meta: dict[str, Any] | None) -> RoutingRequest:
@@ -173,7 +193,7 @@ def _compare(
             "model_path": str(model_path),
             "config": js_config,
             "query": [float(v) for v in query],
-            "metadata": None if meta is None else json.dumps(meta, ensure_ascii=False),
+            "metadata": _json_text(meta),
             "candidates": _to_node(cands),
         }
     )
@@ -260,6 +280,24 @@ def test_route_matches_original(tmp_path: Path) -> None:
     assert np.sum((conf > 0.5) & (conf < 0.9)) >= 20 and np.sum((conf > 0.9) & (conf < 0.95)) >= 20
     for run in runs[:2]:
         assert 0 < run["n_lightweight"] < run["n"]
+
+
+def test_numpy_valued_metadata_matches_original(tmp_path: Path) -> None:
+    """Metadata built from numpy scalars (np.str_, np.int64, np.bool_, np.float64; pandas' types) routes
+    as its JSON text does in the original, JSON-type traps (2 vs 2.0, true vs 1) included."""
+    oracle = require_oracle()
+    model_path = tmp_path / "fastgrnn.safetensors"
+    _model(model_path)
+    rng = np.random.default_rng(7)
+    query = rng.normal(0.0, 1.0, DIM).astype(np.float32)
+    cands = [dict(c, metadata=_numpy_valued(c["metadata"])) for c in _candidates(rng, query, t0=int(time.time()))]
+    meta = _numpy_valued(QUERY_METADATA)
+    assert isinstance(meta["tier"], np.int64) and isinstance(meta["flag"], np.bool_)
+    run = _compare(oracle, model_path, query, cands, meta, *CONFIGS[0])
+    print(f"\nparity [numpy-valued metadata]: max |confidence diff| = {run['max_conf_diff']:.3g}")
+    # Against the same request with the metadata feature at 0 everywhere: the feature is really in play.
+    blind = _compare(oracle, model_path, query, cands, None, *CONFIGS[0])
+    assert np.abs(run["confidences"] - blind["confidences"]).max() > 1e-3
 
 
 def _draco_rows(rng: np.random.Generator, n: int, dim: int) -> list[dict[str, Any]]:

@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pandas.testing import assert_frame_equal
 from test_router import NOW, strong_model
 
 from tinydancer import CircuitOpenError, InvalidInputError, Router, RouterConfig, RoutingRequest
+from tinydancer.collector import Collector
 from tinydancer.logs import LogConfig
 from tinydancer.router import default_inference
 from tinydancer.tracing import TracingConfig, TracingSystem
@@ -179,6 +181,64 @@ def test_unsampled_requests_create_no_child_spans(tmp_path: Path) -> None:
         assert {s.name for s in system.finished_spans()} >= {"routing_request", "model_inference"}
     finally:
         system.shutdown()
+
+
+@pytest.mark.parametrize("wiring", ["global", "provider", "system"])
+def test_collector_keeps_its_spans_through_shutdown_and_reinit(tmp_path: Path, wiring: str) -> None:
+    """What the collector recorded stays until its clear(), whatever happens to the tracing system."""
+    system = TracingSystem(TracingConfig(service_name="first", sampling_ratio=1.0))
+    later = TracingSystem(TracingConfig(service_name="later", sampling_ratio=1.0))
+    try:
+        if wiring != "system":
+            system.init()  # the process-wide provider: the router follows it (or is handed it)
+        tracing = {"global": None, "provider": system.provider, "system": system}[wiring]
+        router = make_router(tmp_path, tracing=tracing, max_candidate_spans=3)
+        sizes = (1, 2, 5)
+        for n in sizes:
+            router.route(request(n), now=NOW)
+        # routing_request, circuit_breaker_check, feature_engineering, model_inference, 2 per candidate (<= 3)
+        expected = sum(4 + 2 * min(n, 3) for n in sizes)
+        before = router.collector.spans()
+        assert len(before) == expected
+        assert before.trace_id.nunique() == len(sizes) and set(before.trace_id) == set(
+            router.collector.requests().trace_id
+        )
+
+        system.shutdown()  # flushes and closes the exporters; a global one turns tracing off
+        assert_frame_equal(router.collector.spans(), before)
+        later.init()  # a re-init with a new config
+        assert_frame_equal(router.collector.spans(), before)
+        assert router.collector.stored["spans"] == expected and router.collector.dropped["spans"] == 0
+        if wiring == "global":  # the router follows the new system; the old spans stay
+            router.route(request(2), now=NOW)
+            spans = router.collector.spans()
+            assert len(spans) == expected + 8
+            assert_frame_equal(spans.iloc[:expected], before)
+            assert [s.resource.attributes["service.name"] for s in router.collector.finished_spans()[expected:]] == [
+                "later"
+            ] * 8
+
+        router.collector.clear()
+        assert len(router.collector.spans()) == 0 and router.collector.stored["spans"] == 0
+    finally:
+        later.shutdown()
+        system.shutdown()
+
+
+def test_collector_span_capacity_drops_whole_requests_and_counts_them(tmp_path: Path, tracing: TracingSystem) -> None:
+    router = Router(
+        RouterConfig(model_path=str(strong_model(tmp_path / "m.safetensors")), max_candidate_spans=3),
+        tracing=tracing,
+        log_config=LogConfig(renderer="none"),
+        collector=Collector(capacity_spans=20),
+    )
+    for n in (1, 2, 5, 1):  # 6, 8, 10, 6 spans
+        router.route(request(n), now=NOW)
+    tracing.shutdown()
+    assert router.collector.stored["spans"] == 10 + 6 and router.collector.dropped["spans"] == 6 + 8
+    spans = router.collector.spans()
+    kept_traces = list(router.collector.requests().trace_id)[2:]
+    assert Counter(spans.trace_id) == {kept_traces[0]: 10, kept_traces[1]: 6}
 
 
 def test_bad_traceparent_is_invalid_input(tmp_path: Path) -> None:

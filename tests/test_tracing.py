@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -19,6 +20,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from tinydancer import __version__
 from tinydancer.errors import ConfigError, InferenceError, InvalidInputError
 from tinydancer.routing_spans import CANDIDATE_SPANS_DROPPED, RoutingSpan, emit_candidate_spans
+from tinydancer.span_export import begin_span_capture, end_span_capture
 from tinydancer.trace_context import TraceContext
 from tinydancer.trace_switch import TracerSwitch
 from tinydancer.tracing import TracingConfig, TracingSystem, active_tracing_system, get_tracer
@@ -181,6 +183,25 @@ def test_init_is_rerunnable_with_a_new_config(make_system: MakeSystem, caplog: p
     assert active_tracing_system() is None
     with cached.start_as_current_span("after-shutdown") as span:
         assert not span.is_recording()
+
+
+def test_span_capture_takes_the_spans_ending_in_its_own_context(make_system: MakeSystem) -> None:
+    """A TracingSystem hands each span to the capture open where it ends (how a Router's collector gets its spans)."""
+    system = make_system()
+    tracer = system.tracer
+    outer = begin_span_capture()
+    with tracer.start_as_current_span("outer-a"):
+        pass
+    inner = begin_span_capture()  # captures nest
+    elsewhere = threading.Thread(target=lambda: tracer.start_span("other-thread").end())
+    elsewhere.start()
+    elsewhere.join()
+    tracer.start_span("inner").end()
+    assert [s.name for s in end_span_capture(inner)] == ["inner"]
+    tracer.start_span("outer-b").end()
+    system.shutdown()
+    assert [s.name for s in end_span_capture(outer)] == ["outer-a", "outer-b"]
+    assert [s.name for s in system.finished_spans()] == ["outer-a", "other-thread", "inner", "outer-b"]
 
 
 def test_shutdown_of_inactive_system_keeps_the_active_one(make_system: MakeSystem) -> None:

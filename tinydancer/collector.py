@@ -4,8 +4,10 @@ A :class:`Collector` keeps the most recent records of each kind in bounded deque
 hands out immutable tuple snapshots (the habit of OpenTelemetry's ``InMemorySpanExporter``). Decisions
 are stored columnar, one :class:`DecisionBatch` per route call, so a 1000-candidate request costs a
 single append; they are expanded to one row per candidate only when :meth:`Collector.decisions` runs.
-Spans and metrics are not copied: they are read on demand from the tracing system's in-memory
-exporter and the Router's Prometheus registry. pandas is imported here only, and lazily.
+Spans are stored the same way, one tuple per sampled route call (:meth:`Collector.record_spans`), so
+they outlive the tracing system that produced them (its shutdown, a re-init with a new config).
+Metrics are not copied: they are read on demand from the Router's Prometheus registry. pandas is
+imported here only, and lazily.
 
 Frames (fixed columns and dtypes; an empty frame has the same ones; missing strings are NaN):
 
@@ -136,7 +138,11 @@ class Collector:
             request's decisions are either all present or all absent (a batch larger than the
             capacity is dropped at once).
         capacity_logs: log records kept.
-        span_source: returns the finished spans, e.g. an ``InMemorySpanExporter.get_finished_spans``.
+        capacity_spans: spans kept; the oldest whole batches (one per route call) are dropped beyond it,
+            so a request's spans are either all present or all absent.
+        span_source: an extra, live source of finished spans, e.g. an
+            ``InMemorySpanExporter.get_finished_spans``; read on every :meth:`spans` call and not kept
+            (what it stops returning is gone). A Router records its spans with :meth:`record_spans`.
         metric_source: returns the Prometheus ``CollectorRegistry`` to read samples from.
         clock: Unix-seconds clock, used to stamp log events that carry no timestamp.
 
@@ -157,12 +163,18 @@ class Collector:
         capacity_requests: int = 100_000,
         capacity_decisions: int = 1_000_000,
         capacity_logs: int = 100_000,
+        capacity_spans: int = 10_000,
         *,
         span_source: Callable[[], Sequence[ReadableSpan]] | None = None,
         metric_source: Callable[[], _Registry] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        capacities = {"requests": capacity_requests, "decisions": capacity_decisions, "logs": capacity_logs}
+        capacities = {
+            "requests": capacity_requests,
+            "decisions": capacity_decisions,
+            "logs": capacity_logs,
+            "spans": capacity_spans,
+        }
         for kind, cap in capacities.items():
             if not isinstance(cap, int) or cap < 0:
                 raise ConfigError(f"capacity_{kind}: expected an int >= 0, got {cap!r}")
@@ -175,7 +187,9 @@ class Collector:
         self._requests: deque[RequestRecord] = deque(maxlen=capacity_requests)
         self._batches: deque[DecisionBatch] = deque()
         self._logs: deque[tuple[dict[str, Any], float | None]] = deque(maxlen=capacity_logs)
+        self._span_batches: deque[tuple[ReadableSpan, ...]] = deque()
         self._rows = 0
+        self._span_count = 0
         self._dropped = dict.fromkeys(capacities, 0)
 
     # -- writers ---------------------------------------------------------------------------------
@@ -236,6 +250,34 @@ class Collector:
                 self._dropped["logs"] += 1
             self._logs.append(entry)
 
+    def record_spans(self, spans: Iterable[ReadableSpan]) -> None:
+        """Stores the finished spans of one route call in one append (nothing for an empty batch).
+
+        Beyond ``capacity_spans`` the oldest whole batches are dropped and counted (in spans), like
+        decisions: a request's spans are complete or absent. The collector keeps references only.
+
+        Examples:
+            >>> from opentelemetry.sdk.trace import TracerProvider
+            >>> tracer = TracerProvider().get_tracer("doc")
+            >>> c = Collector(capacity_spans=2)
+            >>> for name in ("a", "b", "c"):
+            ...     span = tracer.start_span(name)
+            ...     span.end()
+            ...     c.record_spans([span])
+            >>> [s.name for s in c.finished_spans()], c.dropped["spans"]
+            (['b', 'c'], 1)
+        """
+        batch = tuple(spans)
+        if not batch:
+            return
+        with self._lock:
+            self._span_batches.append(batch)
+            self._span_count += len(batch)
+            while self._span_count > self.capacity["spans"]:
+                old = self._span_batches.popleft()
+                self._span_count -= len(old)
+                self._dropped["spans"] += len(old)
+
     def structlog_processor(self, logger: Any, method_name: str, event_dict: Any) -> Any:
         """A structlog processor: records the event (level defaults to the method name), passes it on.
 
@@ -258,7 +300,9 @@ class Collector:
             self._requests.clear()
             self._batches.clear()
             self._logs.clear()
+            self._span_batches.clear()
             self._rows = 0
+            self._span_count = 0
             self._dropped = dict.fromkeys(self._dropped, 0)
 
     def __repr__(self) -> str:
@@ -267,15 +311,20 @@ class Collector:
     # -- snapshots -------------------------------------------------------------------------------
     @property
     def dropped(self) -> dict[str, int]:
-        """Records dropped since the last clear, per kind (decisions in candidate rows)."""
+        """Records dropped since the last clear, per kind (decisions in candidate rows, spans in spans)."""
         with self._lock:
             return dict(self._dropped)
 
     @property
     def stored(self) -> dict[str, int]:
-        """Records currently kept, per kind (decisions in candidate rows)."""
+        """Records currently kept, per kind (decisions in candidate rows, spans in spans)."""
         with self._lock:
-            return {"requests": len(self._requests), "decisions": self._rows, "logs": len(self._logs)}
+            return {
+                "requests": len(self._requests),
+                "decisions": self._rows,
+                "logs": len(self._logs),
+                "spans": self._span_count,
+            }
 
     def request_records(self) -> tuple[RequestRecord, ...]:
         """An immutable snapshot of the kept request records, oldest first."""
@@ -286,6 +335,12 @@ class Collector:
         """An immutable snapshot of the kept decision batches, oldest first."""
         with self._lock:
             return tuple(self._batches)
+
+    def finished_spans(self) -> tuple[ReadableSpan, ...]:
+        """An immutable snapshot of the recorded spans, oldest batch first (``span_source`` not included)."""
+        with self._lock:
+            batches = tuple(self._span_batches)
+        return tuple(itertools.chain.from_iterable(batches))
 
     def log_records(self) -> tuple[LogRecord, ...]:
         """An immutable snapshot of the kept log records, oldest first."""
@@ -362,7 +417,11 @@ class Collector:
         return _expand(frame, "fields") if expand_fields else frame
 
     def spans(self, only_own_traces: bool = True) -> pd.DataFrame:
-        """Finished spans from ``span_source``, by default only those of this collector's requests.
+        """The recorded spans, then those of ``span_source``; by default only those of this collector's requests.
+
+        A Router records the spans that end inside its ``route()`` calls (when sampled); they stay
+        until :meth:`clear` or ``capacity_spans``, whatever happens to the tracing system meanwhile.
+        ``only_own_traces`` keeps the spans whose trace id is that of a kept request record.
 
         Examples:
             >>> Collector().spans().columns.tolist()[:4]
@@ -370,7 +429,10 @@ class Collector:
         """
         import pandas as pd
 
-        spans = list(self.span_source()) if self.span_source is not None else []
+        spans = list(self.finished_spans())
+        if self.span_source is not None:  # a span both recorded and still in the source is listed once
+            recorded = {_span_key(s) for s in spans}
+            spans.extend(s for s in self.span_source() if _span_key(s) not in recorded)
         if only_own_traces:
             own = {r.trace_id for r in self.request_records() if r.trace_id is not None}
             spans = [s for s in spans if s.context is not None and f"{s.context.trace_id:032x}" in own]
@@ -411,6 +473,12 @@ class Collector:
             }
         )
         return _expand(frame, "labels") if expand_labels else frame
+
+
+def _span_key(span: ReadableSpan) -> tuple[int, int] | int:
+    """(trace id, span id) of a span; its object id when it has no context."""
+    context = span.context
+    return (context.trace_id, context.span_id) if context is not None else id(span)
 
 
 def _to_utc(seconds: Sequence[float] | np.ndarray) -> pd.Series:

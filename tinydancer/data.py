@@ -81,9 +81,7 @@ def _outcome_columns(columns: pd.Index, path: Path, weak: str | None, strong: st
     return weak, strong
 
 
-def _normalise(
-    frame: pd.DataFrame, path: Path, subject: str, weak: str | None, strong: str | None
-) -> pd.DataFrame:
+def _normalise(frame: pd.DataFrame, path: Path, subject: str, weak: str | None, strong: str | None) -> pd.DataFrame:
     weak, strong = _outcome_columns(frame.columns, path, weak, strong)
     if CONTAMINATED_COLUMN in frame.columns:
         frame = frame[~frame[CONTAMINATED_COLUMN].astype(bool).to_numpy()]
@@ -223,30 +221,47 @@ def make_synthetic_routing(n: int, dim: int, seed: int, *, seq_len: int = 4) -> 
     return SyntheticRouting(x, mask, p_weak_wrong, weak_correct, strong_correct)
 
 
+#: Single-token words (WordLlama's tokenizer), so every prompt stays within 20 tokens: the words that
+#: carry the signal survive the featuriser's ``max_tokens`` (default 32) whole.
 _EASY = ("capital", "colour", "animal", "river", "author", "planet", "season", "fruit")
-_HARD = ("integral", "eigenvalue", "theorem", "enthalpy", "jurisprudence", "isomorphism", "stochastic")
+_HARD = ("integral", "theorem", "isomorphism", "entropy", "tensor", "manifold", "lemma", "polynomial")
 _SUBJECTS = (("geography", 0.15), ("literature", 0.25), ("physics", 0.55), ("mathematics", 0.7))
+#: P(weak fails) = FLOOR + SPAN * sigmoid(STEEPNESS * (difficulty - 0.5)), difficulty in [0, 1].
+_P_FLOOR, _P_SPAN, _STEEPNESS = 0.03, 0.94, 8.0
+#: Share of the difficulty that comes from the subject's base rate (the rest: the prompt's hard words).
+_SUBJECT_WEIGHT = 0.25
 
 
 def make_synthetic_outcomes(n: int, seed: int) -> pd.DataFrame:
     """Synthetic RouteLLM-format outcomes with text prompts (for the bundled fixture and demo).
 
-    Each prompt mixes "easy" and "hard" words; P(weak fails) = 0.1 + 0.8 * (share of hard words),
-    blended with its subject's base rate, so a text router can learn it.
+    Each prompt (``Question <i> about <subject>: <3 to 10 words>?``) mixes "easy" and "hard" words.
+    Its difficulty is ``0.75 * (share of hard words) + 0.25 * (subject base rate)`` and
+    P(weak fails) = 0.03 + 0.94 * sigmoid(8 * (difficulty - 0.5)), so the truth spans most of [0, 1]
+    and a text router can learn it from a few hundred training rows. The strong model succeeds with
+    probability 0.95 where the weak one does and 0.55 where it does not.
 
     Args:
         n: Number of rows (>= 1).
         seed: Seed; equal arguments give identical frames.
 
     Returns:
-        Frame with ``prompt``, ``subject``, the outcome columns ``weak`` and ``strong`` (bool; load
-        with ``weak="weak", strong="strong"``), ``cost`` (dollars for the strong call) and
-        ``p_weak_wrong`` (the truth).
+        Frame with ``prompt``, ``subject``, the outcome columns ``weak`` and ``strong`` (bool; recognised
+        by :func:`load_routellm_outcomes` without naming them), ``cost`` (dollars for the strong call)
+        and ``p_weak_wrong`` (the truth).
+
+    Raises:
+        DataError: ``n`` < 1.
 
     Examples:
         >>> df = make_synthetic_outcomes(50, seed=1)
         >>> df.shape, df["weak"].dtype.name
         ((50, 6), 'bool')
+        >>> big = make_synthetic_outcomes(2000, seed=0)
+        >>> hard = big["prompt"].str.count("|".join(_HARD)) > big["prompt"].str.count("|".join(_EASY))
+        >>> weak_fails = ~big["weak"]  # observed: mostly-hard prompts fail far more often
+        >>> round(float(weak_fails[hard].mean()), 2), round(float(weak_fails[~hard].mean()), 2)
+        (0.75, 0.22)
     """
     if n < 1:
         raise DataError(f"n: expected >= 1, got {n}")
@@ -254,15 +269,16 @@ def make_synthetic_outcomes(n: int, seed: int) -> pd.DataFrame:
     rows = []
     for i in range(n):
         subject, base = _SUBJECTS[int(rng.integers(len(_SUBJECTS)))]
-        hard_share = float(np.clip(rng.beta(2, 2) * 0.6 + base * 0.4, 0, 1))
+        hard_share = float(np.clip(rng.beta(0.6, 0.6) * 0.7 + base * 0.3, 0, 1))
         words = [
             str(rng.choice(_HARD)) if rng.random() < hard_share else str(rng.choice(_EASY))
-            for _ in range(int(rng.integers(4, 12)))
+            for _ in range(int(rng.integers(3, 11)))
         ]
         true_hard = sum(w in _HARD for w in words) / len(words)
-        p = 0.1 + 0.8 * (0.7 * true_hard + 0.3 * base)
+        difficulty = (1 - _SUBJECT_WEIGHT) * true_hard + _SUBJECT_WEIGHT * base
+        p = _P_FLOOR + _P_SPAN / (1.0 + np.exp(-_STEEPNESS * (difficulty - 0.5)))
         weak = bool(rng.random() >= p)
         strong = bool(rng.random() < (0.95 if weak else 0.55))
         prompt = f"Question {i} about {subject}: " + " ".join(words) + "?"
-        rows.append((prompt, subject, weak, strong, round(0.0005 * len(words), 6), round(p, 6)))
+        rows.append((prompt, subject, weak, strong, round(0.0005 * len(words), 6), round(float(p), 6)))
     return pd.DataFrame(rows, columns=["prompt", "subject", SYNTHETIC_WEAK, SYNTHETIC_STRONG, "cost", "p_weak_wrong"])

@@ -5,7 +5,7 @@ The files live in the repository's ``datasets/`` folder (licences and provenance
 * ``routellm-mmlu``: RouteLLM's cached MMLU outcomes (Apache-2.0), 14,042 questions from 57 subjects with
   whether Mixtral-8x7B (weak) and GPT-4-1106 (strong) answered correctly; the 5 prompts RouteLLM marks as
   contaminated are dropped on load, leaving 14,037 rows.
-* ``synthetic``: 400 generated prompts with known ground truth (``tinydancer.data.make_synthetic_outcomes``).
+* ``synthetic``: 2,000 generated prompts with known ground truth (``tinydancer.data.make_synthetic_outcomes``).
 
 ``TINYDANCER_DATASETS_DIR`` points the loader at another copy of that folder (for example when tinydancer
 is installed from a wheel rather than used from its clone).

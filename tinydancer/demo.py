@@ -1,6 +1,8 @@
-"""The end-to-end demo on bundled defaults: fit a router, route example traffic, print what happened.
+"""The end-to-end demo: fit routers on generated data, route example traffic, print what happened.
 
-Everything is generated from a seed, so two runs print the same decisions.
+Nothing is read from disk: the learned router's outcomes (:func:`tinydancer.data.make_synthetic_outcomes`,
+the generator behind the bundled ``datasets/synthetic_routing.csv``) and the candidate router's traffic
+(:func:`example_traffic`) are generated from a seed, so two runs print the same decisions.
 """
 
 from __future__ import annotations
@@ -72,6 +74,67 @@ def traffic_features(traffic: ExampleTraffic) -> tuple[np.ndarray, np.ndarray]:
 
 #: Weak-error level and confidence of the demo's guaranteed threshold.
 DEMO_ALPHA, DEMO_DELTA = 0.3, 0.1
+#: The demo router's decision thresholds: lightweight when confidence >= 0.7 and uncertainty <= 0.6
+#: (looser than RouterConfig's defaults, the guide's 0.85 / 0.15); the demo prints them.
+DEMO_CONFIDENCE_THRESHOLD, DEMO_MAX_UNCERTAINTY = 0.7, 0.6
+
+
+class CandidateRouterFit(NamedTuple):
+    """What :func:`fit_candidate_router` fitted and where it saved it.
+
+    Attributes:
+        path: The model file written.
+        training_candidates: Candidates (rows) it was fitted on.
+        held_out_accuracy: Accuracy on a held-out traffic sample (seed + 1).
+    """
+
+    path: Path
+    training_candidates: int
+    held_out_accuracy: float
+
+
+def fit_candidate_router(model_path: str | Path, n_requests: int = 200, seed: int = 0) -> CandidateRouterFit:
+    """Fit the router's candidate model (the original's model family) on example traffic and save it.
+
+    The model the demo routes with, and the one the guide's examples fit when their model file is absent.
+
+    Args:
+        model_path: Where to write the safetensors file (parent folders are created).
+        n_requests: Requests of training traffic (8 candidates each); a quarter as many (at least 10),
+            from seed + 1, measure held-out accuracy.
+        seed: Seed of the traffic and of the fit.
+
+    Returns:
+        A :class:`CandidateRouterFit`.
+
+    Examples:
+        >>> import tempfile
+        >>> fit = fit_candidate_router(Path(tempfile.mkdtemp()) / "router.safetensors", n_requests=40)
+        >>> fit.path.is_file(), fit.training_candidates, fit.held_out_accuracy > 0.8
+        (True, 320, True)
+    """
+    x, y = traffic_features(example_traffic(n_requests=n_requests, seed=seed))
+    params, model_config = fit_compat_model(x, y, steps=600, seed=seed)
+    xt, yt = traffic_features(example_traffic(n_requests=max(10, n_requests // 4), seed=seed + 1))
+    path = Path(model_path)
+    save_compat_model(path, params, model_config)
+    return CandidateRouterFit(path, len(y), compat_accuracy(params, model_config, xt, yt))
+
+
+def _format_value(value: object) -> str:
+    """Counts as integers, other numbers to three decimals, anything else as text.
+
+    Examples:
+        >>> _format_value(50), _format_value(np.int64(8)), _format_value(0.123456), _format_value("none")
+        ('50', '8', '0.123', 'none')
+    """
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.3f}"
+    return str(value)
 
 
 def _learned_router(n_rows: int, model_path: Path, seed: int) -> dict[str, object]:
@@ -104,12 +167,14 @@ def run_demo(
     report_dir: str | Path = "reports",
     learned_rows: int = 2000,
 ) -> int:
-    """The main job end to end on bundled defaults; returns a process exit code.
+    """The main job end to end on generated data; returns a process exit code.
 
-    1. Train, calibrate and evaluate a FastGRNN on query text (bundled synthetic RouteLLM-format outcomes),
-       tuning thresholds for the three targets (strong-call share, quality share, guaranteed weak error).
-    2. Fit the router's candidate model on example traffic (the original's model family and file format).
-    3. Route a traffic sample with full observability (metrics, 10 % sampled spans, logs, collectors).
+    1. Train, calibrate and evaluate a FastGRNN on query text (``learned_rows`` generated RouteLLM-format
+       outcomes, as the bundled synthetic dataset), tuning thresholds for the three targets (strong-call
+       share, quality share, guaranteed weak error).
+    2. Fit the router's candidate model on generated example traffic (:func:`fit_candidate_router`).
+    3. Route a traffic sample with full observability (metrics, 10 % sampled spans, logs, collectors),
+       with the thresholds ``DEMO_CONFIDENCE_THRESHOLD`` / ``DEMO_MAX_UNCERTAINTY`` (printed).
     4. Print a summary and write a report folder: plots, Prometheus text, monitoring assets, summary JSON.
     """
     import json
@@ -126,7 +191,7 @@ def run_demo(
 
     out, reports = Path(out_dir), Path(report_dir)
     reports.mkdir(parents=True, exist_ok=True)
-    print(f"1. Learned router: FastGRNN on query text ({learned_rows:,} seeded synthetic RouteLLM-format outcomes)")
+    print(f"1. Learned router: FastGRNN on query text ({learned_rows:,} generated RouteLLM-format outcomes)")
     learned = _learned_router(learned_rows, out / "demo-fastgrnn.safetensors", seed)
     t = learned["thresholds"]
     assert isinstance(t, dict)
@@ -149,22 +214,22 @@ def run_demo(
         ("model size float32 / int8 (bytes)", f"{learned['size_bytes_float32']} / {learned['size_bytes_int8']}"),
     ]
     table = pd.DataFrame(figure_rows, columns=["figure (test rows)", "value"])
-    print(table.to_string(index=False, formatters={"value": lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)}))
+    print(table.to_string(index=False, formatters={"value": _format_value}))
 
-    print("\n2. Candidate router: the original's model family fitted on example traffic")
-    train = example_traffic(n_requests=n_requests, seed=seed)
+    print("\n2. Candidate router: the original's model family fitted on generated example traffic")
+    fit = fit_candidate_router(out / "demo-router.safetensors", n_requests=n_requests, seed=seed)
+    print(f"   {fit.training_candidates} training candidates; held-out accuracy {fit.held_out_accuracy:.3f}")
     test = example_traffic(n_requests=max(10, n_requests // 4), seed=seed + 1)
-    x, y = traffic_features(train)
-    params, model_config = fit_compat_model(x, y, steps=600, seed=seed)
-    xt, yt = traffic_features(test)
-    model_path = out / "demo-router.safetensors"
-    save_compat_model(model_path, params, model_config)
-    print(f"   {len(y)} training candidates; held-out accuracy {compat_accuracy(params, model_config, xt, yt):.3f}")
 
-    print("\n3. Routing a traffic sample with full observability (spans sampled at 10 %)")
+    threshold, max_uncertainty = DEMO_CONFIDENCE_THRESHOLD, DEMO_MAX_UNCERTAINTY
+    print(
+        f"\n3. Routing a traffic sample with full observability (spans sampled at 10 %): lightweight when "
+        f"confidence >= {threshold} and uncertainty <= {max_uncertainty} (RouterConfig's defaults: "
+        f"{RouterConfig().confidence_threshold} and {RouterConfig().max_uncertainty})"
+    )
     tracing = TracingSystem(TracingConfig(service_name="tinydancer-demo", sampling_ratio=0.1))
     router = Router(
-        RouterConfig(model_path=str(model_path), confidence_threshold=0.7, max_uncertainty=0.6),
+        RouterConfig(model_path=str(fit.path), confidence_threshold=threshold, max_uncertainty=max_uncertainty),
         tracing=tracing, log_config=LogConfig(level="INFO", renderer="none"),
     )  # fmt: skip
     responses = [router.route(request, now=NOW) for request in test.requests]
@@ -189,6 +254,8 @@ def run_demo(
     unsuitable_light = int((decisions.use_lightweight & ~decisions.candidate_id.map(truth).astype(bool)).sum())
     latency = requests.latency_us.to_numpy()
     summary = {
+        "confidence_threshold": threshold,
+        "max_uncertainty": max_uncertainty,
         "requests": len(requests),
         "candidates": len(decisions),
         "lightweight_share": float(decisions.use_lightweight.mean()),
@@ -200,10 +267,13 @@ def run_demo(
         "errors": int((requests.outcome != "success").sum()),
         "learned_router": {k: v for k, v in learned.items() if k != "thresholds"} | {"thresholds": t},
     }
-    print(pd.Series({k: v for k, v in summary.items() if k != "learned_router"}).to_string())
+    shown = {k: v for k, v in summary.items() if k != "learned_router"}
+    width = max(map(len, shown))
+    for key, value in shown.items():
+        print(f"{key:<{width}}  {_format_value(value)}")
 
     print(f"\n4. Report written to {reports}/")
-    fig = plot_overview(router.collector, threshold=0.7, max_uncertainty=0.6)
+    fig = plot_overview(router.collector, threshold=threshold, max_uncertainty=max_uncertainty)
     fig.savefig(reports / "demo-overview.png", dpi=110)
     (reports / "demo-metrics.prom").write_text(router.export_metrics(), encoding="utf-8")
     (reports / "demo-summary.json").write_text(json.dumps(summary, indent=2, default=float), encoding="utf-8")

@@ -32,17 +32,22 @@ ERROR     Model reload failed, keeping the previous   error_type, error
 ========  ==========================================  =================================================
 
 The one deliberate process-wide switch here is :func:`configure_logging`: it replaces the default
-:class:`LogConfig` used by routers created without one (held in ``_PROCESS_DEFAULTS``).
+:class:`LogConfig` (held in ``_PROCESS_DEFAULTS``) of routers created without one, those already made
+included. Such a router registers with :func:`follow_default_log_config`, and ``configure_logging``
+swaps in a new logger for it (one attribute assignment), so ``route()`` reads its logger exactly as
+before: no lookup of the process default per call.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
@@ -127,14 +132,22 @@ class LogConfig:
             raise ConfigError(f"include_embeddings: expected True or False, got {self.include_embeddings!r}")
 
 
+ConfigListener = Callable[[LogConfig], None]
+
+
 class _ProcessDefaults:
-    """Holder of the process-wide default LogConfig (the deliberate switch, see module docstring)."""
+    """Holder of the process-wide default LogConfig (the deliberate switch, see module docstring)
+    and of the listeners that follow it (routers created without a LogConfig)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: a listener may read the default while set() is telling it about the new one.
+        self._lock = threading.RLock()
         # Until configure_logging() is called nothing is rendered (records still reach the collector),
         # like a Rust program without a tracing subscriber: a notebook routing 10^4 requests stays quiet.
         self._config = LogConfig(renderer="none")
+        # Bound methods are held weakly (a router that is gone is dropped); plain callables strongly.
+        self._listeners: list[Callable[[], ConfigListener | None]] = []
+        self._prune_at = 64  # dead listeners are dropped when the list reaches this size (amortised O(1))
 
     def get(self) -> LogConfig:
         with self._lock:
@@ -143,6 +156,23 @@ class _ProcessDefaults:
     def set(self, config: LogConfig) -> None:
         with self._lock:
             self._config = config
+            for listener in self._live_listeners():
+                listener(config)
+
+    def follow(self, listener: ConfigListener) -> None:
+        with self._lock:  # registered and told the current default atomically: no set() slips between
+            ref: Callable[[], ConfigListener | None]
+            ref = weakref.WeakMethod(listener) if inspect.ismethod(listener) else (lambda: listener)
+            if len(self._listeners) >= self._prune_at:  # the list does not grow with every router ever made
+                self._live_listeners()
+                self._prune_at = 2 * len(self._listeners) + 64
+            self._listeners.append(ref)
+            listener(self._config)
+
+    def _live_listeners(self) -> list[ConfigListener]:
+        live = [(ref, ref()) for ref in self._listeners]
+        self._listeners = [ref for ref, listener in live if listener is not None]
+        return [listener for _, listener in live if listener is not None]
 
 
 _PROCESS_DEFAULTS = _ProcessDefaults()
@@ -154,10 +184,13 @@ def configure_logging(
     stream: TextIO | None = None,
     include_embeddings: bool = False,
 ) -> LogConfig:
-    """Sets the default :class:`LogConfig` of routers created without one; returns it.
+    """Sets the default :class:`LogConfig` of routers created without one, existing ones included; returns it.
 
-    Loggers already made keep their config. Before the first call, routers render nothing (their
-    records still reach the collector); ``configure_logging()`` turns on the guide's console lines at INFO.
+    Every router made with ``log_config=None`` (before or after this call) logs with the new config from
+    its next record on; routers given a ``LogConfig`` keep theirs, and so do loggers made directly with
+    :func:`make_router_logger` (a snapshot). Before the first call, routers render nothing (their records
+    still reach the collector); ``configure_logging()`` turns on the guide's console lines at INFO.
+    ``stream=None`` means ``sys.stderr`` as it is at this call.
 
     Examples:
         >>> configure_logging("DEBUG", "json").renderer
@@ -170,6 +203,33 @@ def configure_logging(
     config = LogConfig(level, renderer, stream, include_embeddings)
     _PROCESS_DEFAULTS.set(config)
     return config
+
+
+def follow_default_log_config(listener: ConfigListener) -> None:
+    """Call ``listener`` with the process default now and with each new one :func:`configure_logging` sets.
+
+    How a router created without a :class:`LogConfig` follows the default: its listener builds a new
+    logger (:func:`make_router_logger`) and swaps it in. A bound method is held weakly, so following
+    keeps no router alive; any other callable is held for the life of the process.
+
+    Args:
+        listener: Called with the current default (at once, before this returns) and with every new one,
+            while the default's lock is held (so in the order the defaults were set).
+
+    Examples:
+        >>> class Follower:  # a router's listener rebuilds its logger; this one notes the renderer
+        ...     def __init__(self) -> None:
+        ...         self.renderers: list[str] = []
+        ...     def use(self, config: LogConfig) -> None:
+        ...         self.renderers.append(config.renderer)
+        >>> follower = Follower()
+        >>> follow_default_log_config(follower.use)  # told the current default at once
+        >>> _ = configure_logging(renderer="json")
+        >>> _ = configure_logging()
+        >>> follower.renderers[-2:]
+        ['json', 'console']
+    """
+    _PROCESS_DEFAULTS.follow(listener)
 
 
 def default_log_config() -> LogConfig:
@@ -273,7 +333,8 @@ def make_router_logger(config: LogConfig | None = None, sink: Sink | None = None
     """A structlog logger for one router (independent of structlog's global configuration).
 
     Args:
-        config: log settings (default: :func:`default_log_config`).
+        config: log settings (default: :func:`default_log_config` as it is now; a later
+            :func:`configure_logging` does not change this logger, see :func:`follow_default_log_config`).
         sink: called with a copy of every emitted record (after enrichment, before rendering).
 
     Returns:

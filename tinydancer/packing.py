@@ -102,9 +102,17 @@ def _first_bad(mask: np.ndarray, ids: tuple[str, ...]) -> str:
 def validate_json_object(name: str, value: Any) -> dict[str, Any] | None:
     """Check that ``value`` is None or a JSON object (str keys, JSON values, finite numbers).
 
+    Values that serialise to JSON are taken as the JSON they give: numpy scalars (``np.str_``,
+    ``np.bool_``, ``np.integer``, ``np.floating``, what pandas hands out), subclasses of str, int and
+    float, tuples (JSON arrays) and dict subclasses. The result then holds only plain ``dict``, ``list``,
+    ``str``, ``int``, ``float``, ``bool`` and ``None``, so :func:`json_equal` compares it the way the
+    original compares the serialised JSON. Input that is plain already is not walked twice.
+
     Examples:
         >>> validate_json_object("metadata", {"lang": "en"})
         {'lang': 'en'}
+        >>> validate_json_object("metadata", {"lang": np.str_("en"), "n": np.int64(3), "ok": np.bool_(True)})
+        {'lang': 'en', 'n': 3, 'ok': True}
         >>> validate_json_object("metadata", [1, 2])
         Traceback (most recent call last):
         ...
@@ -117,49 +125,180 @@ def validate_json_object(name: str, value: Any) -> dict[str, Any] | None:
             f"{name}: expected a JSON object (dict with str keys) or None, got {type(value).__name__}"
         )
     try:
-        json.dumps(value, allow_nan=False)
+        # Rules out cycles, NaN / infinity (numpy ones too) and values with no JSON form.
+        json.dumps(value, allow_nan=False, default=_json_default)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInputError(f"{name}: not a JSON object ({type(exc).__name__}: {exc})") from exc
-    _check_nesting(name, value)
-    return dict(value)
+    if _check_nesting(name, value):
+        return dict(value)
+    plain: dict[str, Any] = _to_plain(value)
+    return plain
 
 
-def _check_nesting(name: str, value: Mapping[str, Any]) -> None:
-    """Iteratively checks depth <= MAX_JSON_DEPTH and string keys at every level (value is acyclic)."""
+#: Exact types of JSON leaves as :func:`json.loads` gives them; anything else is normalised first.
+_PLAIN_LEAVES = frozenset({str, int, float, bool, type(None)})
+#: The plain leaves Python's ``==`` compares exactly as serde_json does (int needs its range rule).
+_PLAIN_SCALARS = _PLAIN_LEAVES - {int}
+#: Exact types :func:`json_equal` compares without normalising.
+_PLAIN_TYPES = _PLAIN_LEAVES | {dict, list}
+
+
+def _check_nesting(name: str, value: Mapping[str, Any]) -> bool:
+    """Iteratively checks depth <= MAX_JSON_DEPTH and string keys at every level (value is acyclic).
+
+    One pass over the nodes, containers only on the stack (plain leaves cost one set lookup).
+
+    Returns:
+        True when every container is a plain dict or list and every key and leaf has a plain JSON
+        type (see ``_PLAIN_LEAVES``); False when something must be normalised by ``_to_plain``.
+    """
+    plain = type(value) is dict
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         node, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise InvalidInputError(f"{name}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
         if isinstance(node, Mapping):
-            if not all(isinstance(k, str) for k in node):
-                raise InvalidInputError(f"{name}: JSON object keys must be strings")
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list | tuple):
-            stack.extend((v, depth + 1) for v in node)
+            if not all(type(k) is str for k in node):
+                if not all(isinstance(k, str) for k in node):
+                    raise InvalidInputError(f"{name}: JSON object keys must be strings")
+                plain = False
+            children = node.values()
+        else:
+            children = node
+        if depth >= MAX_JSON_DEPTH and len(children):  # the children would sit at depth + 1
+            raise InvalidInputError(f"{name}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        for child in children:
+            kind = type(child)
+            if kind in _PLAIN_SCALARS:
+                continue
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is int:
+                if not -(2**63) <= child < 2**64:
+                    _check_float_range(name, child)
+            elif isinstance(child, Mapping | list | tuple):
+                plain = False
+                stack.append((child, depth + 1))
+            else:
+                plain = False
+                if isinstance(child, int) and not -(2**63) <= child < 2**64:
+                    _check_float_range(name, child)
+    return plain
+
+
+def _check_float_range(name: str, value: int) -> None:
+    """serde_json reads an integer beyond i64/u64 as a float64 and rejects one beyond its range."""
+    try:
+        float(value)
+    except OverflowError:
+        raise InvalidInputError(
+            f"{name}: expected JSON numbers within float64 range (|x| < 1.8e308), "
+            f"got an integer of {value.bit_length()} bits"
+        ) from None
+
+
+def _json_leaf(value: Any) -> Any:
+    """A scalar as the plain Python value of the JSON it serialises to; anything else unchanged.
+
+    ``np.bool_`` -> bool, ``np.integer`` and int subclasses -> int, ``np.floating`` and float subclasses
+    -> float (NaN and infinity stay, for the caller to reject), ``np.str_`` and str subclasses -> str.
+    Subclasses convert through the base type, the way :mod:`json` serialises them (an overridden
+    ``__str__`` or ``__int__`` is not called).
+    """
+    if type(value) in _PLAIN_LEAVES:  # bool included: it is an int subclass, but JSON true/false
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, int):  # an int subclass (IntEnum, ...); bool is final and returned above
+        return int.__int__(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float):  # np.float64 included
+        return float.__float__(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    """``default`` hook of :func:`json.dumps`: numpy scalars with a JSON form, else the usual TypeError."""
+    if isinstance(value, np.bool_ | np.integer | np.floating):
+        return _json_leaf(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _to_plain(value: Any) -> Any:
+    """A validated JSON value (acyclic, depth <= MAX_JSON_DEPTH) rebuilt from plain dict/list/str/int/float/bool."""
+    if isinstance(value, Mapping):
+        return {str.__str__(k): _to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_plain(v) for v in value]
+    return _json_leaf(value)
 
 
 def json_equal(a: Any, b: Any) -> bool:
     """JSON value equality as the original (serde_json) sees it: 1 != 1.0 != true.
 
+    Numbers are compared as serde_json parses them (integers in [-2**63, 2**64) stay integers, larger
+    ones become floats). Values that serialise to the same JSON compare equal whatever their Python
+    type: numpy scalars, str/int/float subclasses, tuples against lists. Plain JSON values (what
+    :func:`validate_json_object` returns) take the fast path: no normalisation.
+
     Examples:
         >>> json_equal({"a": [1]}, {"a": [1]}), json_equal(1, 1.0), json_equal(True, 1), json_equal(2**64, 2.0**64)
         (True, False, False, True)
+        >>> json_equal(np.str_("en"), "en"), json_equal(np.int64(1), 1), json_equal(np.bool_(True), 1)
+        (True, True, False)
     """
+    kind, other = type(a), type(b)
+    if kind is other:
+        if kind in _PLAIN_SCALARS:
+            return bool(a == b)
+        if kind is dict:
+            return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+        if kind is list:
+            return len(a) == len(b) and all(map(json_equal, a, b))
+        if kind is int:
+            return a == b or _serde_numbers_equal(a, b)  # unequal integers: both beyond u64/i64 may still match
+    elif kind in _PLAIN_TYPES and other in _PLAIN_TYPES:
+        # Different plain types are different JSON, except an integer beyond u64/i64 against a float.
+        int_and_float = (kind is int and other is float) or (kind is float and other is int)
+        return int_and_float and _serde_numbers_equal(a, b)
+    return _json_equal_normalised(a, b)
+
+
+def _serde_numbers_equal(a: int | float, b: int | float) -> bool:
     a, b = _as_serde_number(a), _as_serde_number(b)
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
+    return type(a) is type(b) and a == b
+
+
+def _json_equal_normalised(a: Any, b: Any) -> bool:
+    """json_equal's slow path: a value that is not of a plain JSON type (numpy, subclasses, tuples)."""
+    a, b = _json_shallow(a), _json_shallow(b)
+    if type(a) in _PLAIN_TYPES and type(b) in _PLAIN_TYPES:
+        return json_equal(a, b)
+    return type(a) is type(b) and bool(a == b)  # no JSON form (a set, an object): Python equality, as before
+
+
+def _json_shallow(value: Any) -> Any:
+    """One level of ``_to_plain``: dict subclasses -> dict, tuples and list subclasses -> list, scalars -> plain."""
+    if type(value) in _PLAIN_TYPES:
+        return value
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list | tuple):
+        return list(value)
+    return _json_leaf(value)
 
 
 def _as_serde_number(value: Any) -> Any:
     # serde_json keeps integers in [-2**63, 2**64) as integers and parses larger ones as floats.
     if type(value) is int and not -(2**63) <= value < 2**64:
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # beyond float64: validation rejects these; compare them as integers
+            return value
     return value
 
 

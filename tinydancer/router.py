@@ -49,6 +49,7 @@ from tinydancer.fastgrnn_io import FORMAT as FASTGRNN_FORMAT
 from tinydancer.logs import (
     LogConfig,
     LogEvent,
+    follow_default_log_config,
     log_candidate_results,
     log_circuit_open,
     log_request_completed,
@@ -63,8 +64,9 @@ from tinydancer.modelio import load_compat_model, model_format
 from tinydancer.packing import PackedRequest, floor_unix_seconds, pack_request
 from tinydancer.routing_spans import CANDIDATE_SPANS_DROPPED, emit_candidate_spans
 from tinydancer.served_fastgrnn import load_served_fastgrnn
+from tinydancer.span_export import begin_span_capture, end_span_capture
 from tinydancer.trace_context import TraceContext
-from tinydancer.tracing import TracingSystem, active_tracing_system, get_tracer
+from tinydancer.tracing import TracingSystem, get_tracer
 from tinydancer.types import RoutingRequest, RoutingResponse
 
 #: Signature of the model-inference step; replaceable for fault injection.
@@ -125,7 +127,8 @@ class Router:
         clock: wall clock in Unix seconds (``now`` of a route call defaults to it; the breaker uses it).
         inference: the model-inference step (default: the jitted kernel); tests inject faults here.
         tracing: a TracingSystem or TracerProvider; None follows the process-wide ``TracingSystem.init()``.
-        log_config: logging settings; None uses the process default (``configure_logging``).
+        log_config: logging settings; None follows the process default (``configure_logging``, also
+            when it is called after this router was made).
         collector: the in-memory collector (default: one with default capacities).
     """
 
@@ -147,8 +150,10 @@ class Router:
         self.metrics = RouterMetrics(MODEL_TYPE)
         self.collector = collector or Collector(clock=clock)
         self.collector.metric_source = lambda: self.metrics.registry
-        self.collector.span_source = self._finished_spans
-        self._log = make_router_logger(log_config, sink=self.collector.record_log)
+        if log_config is None:  # the process default, now and after every later configure_logging()
+            follow_default_log_config(self._use_log_config)
+        else:
+            self._use_log_config(log_config)
         log_router_initialized(
             self._log, self.config.circuit_breaker_threshold if self.config.enable_circuit_breaker else None
         )
@@ -177,9 +182,9 @@ class Router:
             return DeviceModel.from_params(init_compat_params(config, self.config.seed), config)
         return _load_device_model(path)
 
-    def _finished_spans(self) -> tuple:  # type: ignore[type-arg]
-        system = self._tracing if isinstance(self._tracing, TracingSystem) else active_tracing_system()
-        return system.finished_spans() if system is not None else ()
+    def _use_log_config(self, config: LogConfig) -> None:
+        # One reference swap (atomic): each record goes through the old logger or the new one, whole.
+        self._log = make_router_logger(config, sink=self.collector.record_log)
 
     def _breaker_changed(self, old: str, new: str) -> None:
         level = self._log.warning if new != "closed" else self._log.info
@@ -253,6 +258,9 @@ class Router:
         # generator-based context managers per request (most requests are not sampled).
         span = self._tracer.start_span("routing_request", parent, trace.SpanKind.SERVER, {"candidate_count": count})
         token = otel_context.attach(trace.set_span_in_context(span))  # logs and child spans see the request's span
+        # A sampled request's spans (a TracingSystem's provider hands them over as they end) go to the
+        # collector, which keeps them whatever happens to the tracing system later.
+        capture = begin_span_capture() if span.is_recording() else None
         try:
             response = self._route(request, count, now, start, span)
             span.set_attribute("outcome", "success")
@@ -268,6 +276,8 @@ class Router:
         finally:
             otel_context.detach(token)
             span.end()
+            if capture is not None:
+                self.collector.record_spans(end_span_capture(capture))
         return response
 
     def _child_span(

@@ -4,6 +4,10 @@
 * :class:`CountingBatchProcessor`: a ``BatchSpanProcessor`` with a hard bound on spans in flight and
   exact counts (:class:`ExporterStats`), so a slow or dead Jaeger agent / OTLP collector costs the
   caller one lock and a deque append, never a wait.
+* :class:`SpanCapture`: hands every span that ends inside a capture (:func:`begin_span_capture` ...
+  :func:`end_span_capture`, in the same thread or task) to that capture. A Router opens one around each
+  sampled ``route()`` and stores what it caught in its own collector, so the collector keeps its spans
+  whatever later happens to the tracing system (shutdown, a re-init with a new config).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Sequence
+from contextvars import ContextVar, Token
 from typing import NamedTuple
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -196,3 +201,54 @@ class BoundedSpanBuffer(SpanExporter):
 
     def shutdown(self) -> None:
         """Keeps the spans readable after shutdown (nothing to release)."""
+
+
+#: The span list of the capture open in this thread / task, if any (context-local, not shared state).
+_CAPTURE: ContextVar[list[ReadableSpan] | None] = ContextVar("tinydancer_span_capture", default=None)
+
+
+class OpenCapture(NamedTuple):
+    """A capture opened by :func:`begin_span_capture`; pass it to :func:`end_span_capture`."""
+
+    spans: list[ReadableSpan]
+    token: Token[list[ReadableSpan] | None]
+
+
+class SpanCapture(SpanProcessor):
+    """Appends each finished span to the capture open in the ending thread's context, if any.
+
+    Stateless and synchronous (one context-variable read per span); every provider a
+    :class:`~tinydancer.tracing.TracingSystem` builds has one.
+
+    Examples:
+        >>> from opentelemetry.sdk.trace import TracerProvider
+        >>> provider = TracerProvider()
+        >>> provider.add_span_processor(SpanCapture())
+        >>> tracer = provider.get_tracer("doc")
+        >>> tracer.start_span("outside").end()
+        >>> capture = begin_span_capture()
+        >>> with tracer.start_as_current_span("parent"):
+        ...     tracer.start_span("child").end()
+        >>> [span.name for span in end_span_capture(capture)]
+        ['child', 'parent']
+    """
+
+    def on_end(self, span: ReadableSpan) -> None:
+        spans = _CAPTURE.get()
+        if spans is not None:
+            spans.append(span)
+
+
+def begin_span_capture() -> OpenCapture:
+    """Opens a capture in the current context: spans ending here from now on are kept for it.
+
+    Captures nest: an inner one takes the spans until it is ended, then the outer one resumes.
+    """
+    spans: list[ReadableSpan] = []
+    return OpenCapture(spans, _CAPTURE.set(spans))
+
+
+def end_span_capture(capture: OpenCapture) -> tuple[ReadableSpan, ...]:
+    """Closes a capture (in the context that opened it) and returns its spans in the order they ended."""
+    _CAPTURE.reset(capture.token)
+    return tuple(capture.spans)

@@ -5,6 +5,8 @@ A :class:`TracingSystem` owns one OpenTelemetry SDK ``TracerProvider`` with
 * a ``ParentBased(TraceIdRatioBased(sampling_ratio))`` sampler, so an incoming sampled
   ``traceparent`` is honoured even at ratio 0 and an unsampled one is never recorded;
 * a bounded in-memory span buffer (always on, synchronous; :meth:`TracingSystem.finished_spans`);
+* a :class:`~tinydancer.span_export.SpanCapture`, through which a Router's collector receives the
+  spans of its own requests as they end (and then keeps them past this system's shutdown);
 * optional Jaeger (thrift compact over UDP to an agent) and OTLP/HTTP exporters, each behind a
   ``BatchSpanProcessor`` whose queue is bounded: when an exporter is slow or down the caller never
   blocks, spans beyond the queue are dropped and counted (:meth:`TracingSystem.exporter_stats`);
@@ -38,7 +40,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from tinydancer.errors import ConfigError
-from tinydancer.span_export import BoundedSpanBuffer, CountingBatchProcessor, ExporterStats
+from tinydancer.span_export import BoundedSpanBuffer, CountingBatchProcessor, ExporterStats, SpanCapture
 from tinydancer.trace_switch import TracerSwitch
 
 #: Largest in-memory buffer or export queue accepted (spans); beyond it a deque cannot even be sized.
@@ -192,6 +194,7 @@ class TracingSystem:
             sampler=ParentBased(TraceIdRatioBased(float(config.sampling_ratio))), resource=resource
         )
         provider.add_span_processor(SimpleSpanProcessor(self._buffer))
+        provider.add_span_processor(SpanCapture())
         self._exporters = []
         if config.jaeger_agent_endpoint is not None:
             host, port = parse_host_port(config.jaeger_agent_endpoint)
@@ -233,6 +236,7 @@ class TracingSystem:
     def shutdown(self) -> None:
         """Flushes and closes the exporters; the in-memory spans stay readable.
 
+        A Router's collector keeps the spans it recorded too (until its ``clear()`` or capacity).
         A later ``provider``/``init()`` builds a fresh provider with the same config.
         """
         with self._lock:

@@ -1,6 +1,7 @@
 """Guide example 3, "Full Observability": logs, tracing and metrics together, with a /metrics endpoint.
 
-Run: ``python -m tinydancer.examples.full_observability [--port 9464]``
+Run: ``python -m tinydancer.examples.full_observability [--port 9464]`` (fits and saves
+``./models/fastgrnn.safetensors`` first when it is absent, see :func:`tinydancer.examples.ensure_model`).
 """
 
 from __future__ import annotations
@@ -8,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 import urllib.request
-import warnings
 
 from tinydancer.config import RouterConfig
 from tinydancer.demo import NOW, example_traffic
+from tinydancer.examples import decision_summary, ensure_model
 from tinydancer.logs import configure_logging
 from tinydancer.router import Router
 from tinydancer.tracing import TracingConfig, TracingSystem
@@ -26,9 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(level="INFO", renderer="console")  # 1. structured logging
     tracing = TracingSystem(TracingConfig(service_name="my-service", sampling_ratio=0.1))  # 2. tracing
     tracing.init()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        router = Router(RouterConfig(model_path="./models/fastgrnn.safetensors"))  # 3. router
+    router = Router(RouterConfig(model_path=ensure_model()))  # 3. router (fitted first if the file is absent)
     for request in example_traffic(
         n_requests=ns.requests, n_candidates=5
     ).requests:  # 4. routing: all observability automatic
@@ -43,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     requests = router.collector.requests()
     print(f"collector: {len(requests)} requests, {len(router.collector.decisions())} decisions, "
           f"{len(router.collector.logs())} log records, {len(router.collector.spans())} spans")  # fmt: skip
+    print(decision_summary(router.collector.decisions().use_lightweight))
     tracing.shutdown()  # 6. cleanup (flush)
     configure_logging(renderer="none")
     return 0
