@@ -14,7 +14,14 @@ from typing import Any
 import jax
 import numpy as np
 
-from tinydancer.batch import (
+from tinydancer.model.candidate_features import (
+    FEATURE_WEIGHTS,
+    FREQUENCY_NORMALISER,
+    RECENCY_DECAY_PER_S,
+    candidate_features,
+)
+from tinydancer.model.original import CompatModelConfig, CompatParams, init_compat_params
+from tinydancer.routing.batch import (
     DEFAULT_CHUNK,
     aligned_empty,
     embedding_chunk_rows,
@@ -23,9 +30,7 @@ from tinydancer.batch import (
     score_embeddings,
     score_features,
 )
-from tinydancer.compat import CompatModelConfig, CompatParams, init_compat_params
-from tinydancer.engine import DeviceModel
-from tinydancer.features import FEATURE_WEIGHTS, FREQUENCY_NORMALISER, RECENCY_DECAY_PER_S, candidate_features
+from tinydancer.routing.kernel import DeviceModel
 
 
 def numpy_features(query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ Usage (from the repository root)::
 (``make evaluate-mmlu``; without ``--out`` the JSON goes to the git-ignored ``.cache/bench/results``.)
 
 For a random split and a split by subject (seed 0; test 40%, calibration 10%, validation 10%, train
-40% of rows, see ``tinydancer.experiment.split_rows``): label = "weak model wrong"; RouteLLM's
+40% of rows, see ``tinydancer.learning.experiment.split_rows``): label = "weak model wrong"; RouteLLM's
 10-quantile protocol on the test rows; temperature scaling and conformal/LTT thresholds fitted on the
 calibration rows. TF-IDF (1-2 grams) + logistic regression trains on train+validation rows. Prints a
 markdown table and writes every figure as JSON.
@@ -30,15 +30,15 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks.training import DEFAULT_DATA, SCRATCH_RESULTS
-from tinydancer.calibration import Calibrator, fit_calibrator
-from tinydancer.compression import model_size_bytes, quantize_params
 from tinydancer.datasets import load as load_outcomes
-from tinydancer.ensemble import ensemble_predict, stack_params
-from tinydancer.evaluation import apgr, bootstrap_ci, oracle_curve, routing_curve
-from tinydancer.experiment import SPLITS, labels, report, split_rows
-from tinydancer.fastgrnn import FastGRNNConfig, fastgrnn_predict
-from tinydancer.featurize import FeaturizerConfig, TextFeaturizer, apply_norm, fit_norm_stats
-from tinydancer.train import RoutingData, TrainConfig, train_fastgrnn
+from tinydancer.learning.calibration import Calibrator, fit_calibrator
+from tinydancer.learning.ensemble import ensemble_predict, stack_params
+from tinydancer.learning.evaluation import apgr, bootstrap_ci, oracle_curve, routing_curve
+from tinydancer.learning.experiment import SPLITS, labels, report, split_rows
+from tinydancer.learning.train import RoutingData, TrainConfig, train_fastgrnn
+from tinydancer.model.compression import model_size_bytes, quantize_params
+from tinydancer.model.fastgrnn import FastGRNNConfig, fastgrnn_predict
+from tinydancer.model.text_features import FeaturizerConfig, TextFeaturizer, apply_norm, fit_norm_stats
 
 #: The FastGRNN variants evaluated: name -> (featuriser, model kwargs, training kwargs).
 VARIANTS: dict[str, tuple[FeaturizerConfig, dict[str, Any], dict[str, Any]]] = {

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-import tinydancer.decision_stats as ds
-import tinydancer.metrics as tm
+import tinydancer.observability.decision_histograms as ds
+import tinydancer.observability.metrics as tm
 
 
 def naive_recorder() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:

@@ -1,4 +1,4 @@
-"""FastGRNN dense / sparse (IHT) / int8 model size and latency, when tinydancer.fastgrnn works."""
+"""FastGRNN dense / sparse (IHT) / int8 model size and latency, when tinydancer.model.fastgrnn works."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def _median_us(fn: Any, reps: int) -> float:
 def measure_fastgrnn(reps: int) -> dict[str, Any]:
     """Size in bytes and predict() latency (batch 1 and 1000, one step) per variant, or why not."""
     try:
-        from tinydancer.compression import iht_project, model_size_bytes, quantize_params
-        from tinydancer.fastgrnn import FastGRNNConfig, fastgrnn_predict, init_fastgrnn_params
+        from tinydancer.model.compression import iht_project, model_size_bytes, quantize_params
+        from tinydancer.model.fastgrnn import FastGRNNConfig, fastgrnn_predict, init_fastgrnn_params
 
         config = FastGRNNConfig(**CONFIG)  # type: ignore[arg-type]
         dense = init_fastgrnn_params(config, seed=0)

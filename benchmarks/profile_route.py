@@ -20,21 +20,21 @@ from benchmarks.route_latency import NOW_S, make_request, make_routers
 
 #: part -> (file suffix, function name) whose cumulative time is the part's.
 PARTS: dict[str, tuple[str, str]] = {
-    "route() total": ("tinydancer/router.py", "route"),
-    "pack_request (validate + pack)": ("tinydancer/packing.py", "pack_request"),
-    "run_route_kernel (pad, jitted call, copy back)": ("tinydancer/engine.py", "run_route_kernel"),
-    "_record_success (metrics + collector + logs)": ("tinydancer/router.py", "_record_success"),
-    "  metrics.record_decisions": ("tinydancer/metrics.py", "record_decisions"),
-    "  metrics.record_request": ("tinydancer/metrics.py", "record_request"),
-    "  collector.record_decisions": ("tinydancer/collector.py", "record_decisions"),
-    "  collector.record_request": ("tinydancer/collector.py", "record_request"),
-    "metrics.record_features + record_inference": ("tinydancer/metrics.py", "record_features"),
+    "route() total": ("tinydancer/routing/router.py", "route"),
+    "pack_request (validate + pack)": ("tinydancer/routing/packing.py", "pack_request"),
+    "run_route_kernel (pad, jitted call, copy back)": ("tinydancer/routing/kernel.py", "run_route_kernel"),
+    "_record_success (metrics + collector + logs)": ("tinydancer/routing/router.py", "_record_success"),
+    "  metrics.record_decisions": ("tinydancer/observability/metrics.py", "record_decisions"),
+    "  metrics.record_request": ("tinydancer/observability/metrics.py", "record_request"),
+    "  collector.record_decisions": ("tinydancer/observability/collector.py", "record_decisions"),
+    "  collector.record_request": ("tinydancer/observability/collector.py", "record_request"),
+    "metrics.record_features + record_inference": ("tinydancer/observability/metrics.py", "record_features"),
     "structlog processing (all records)": ("structlog/_base.py", "_process_event"),
-    "  collector.record_log (log sink)": ("tinydancer/collector.py", "record_log"),
+    "  collector.record_log (log sink)": ("tinydancer/observability/collector.py", "record_log"),
     "span start (Tracer.start_span)": ("opentelemetry/sdk/trace/__init__.py", "start_span"),
     "span end (SpanProcessor.on_end)": ("opentelemetry/sdk/trace/__init__.py", "end"),
-    "emit_candidate_spans": ("tinydancer/routing_spans.py", "emit_candidate_spans"),
-    "breaker admit": ("tinydancer/breaker.py", "admit"),
+    "emit_candidate_spans": ("tinydancer/observability/route_spans.py", "emit_candidate_spans"),
+    "breaker admit": ("tinydancer/routing/breaker.py", "admit"),
 }
 
 

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 from opentelemetry import trace
 
-from tinydancer.config import RouterConfig
-from tinydancer.logs import LogConfig
-from tinydancer.router import Router
-from tinydancer.tracing import TracingConfig, TracingSystem
-from tinydancer.types import RoutingRequest
+from tinydancer.observability.logs import LogConfig
+from tinydancer.observability.tracing import TracingConfig, TracingSystem
+from tinydancer.routing.config import RouterConfig
+from tinydancer.routing.requests import RoutingRequest
+from tinydancer.routing.router import Router
 
 REPO = Path(__file__).resolve().parent.parent
 ORACLE_PACKAGE = "@ruvector/tiny-dancer@0.1.22"

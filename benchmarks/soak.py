@@ -27,8 +27,8 @@ import warnings
 import numpy as np
 
 from tinydancer import Router, RouterConfig, RoutingRequest
-from tinydancer.logs import LogConfig
-from tinydancer.tracing import TracingConfig, TracingSystem
+from tinydancer.observability.logs import LogConfig
+from tinydancer.observability.tracing import TracingConfig, TracingSystem
 
 
 def rss_mib() -> float:

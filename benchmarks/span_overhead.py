@@ -26,9 +26,9 @@ from collections.abc import Callable
 import numpy as np
 from opentelemetry import trace
 
-from tinydancer.logs import LogConfig, LogEvent, log_candidate_results, make_router_logger
-from tinydancer.routing_spans import CANDIDATE_SPANS_DROPPED, RoutingSpan, emit_candidate_spans
-from tinydancer.tracing import TracingConfig, TracingSystem
+from tinydancer.observability.logs import LogConfig, LogEvent, log_candidate_results, make_router_logger
+from tinydancer.observability.route_spans import CANDIDATE_SPANS_DROPPED, RoutingSpan, emit_candidate_spans
+from tinydancer.observability.tracing import TracingConfig, TracingSystem
 
 
 def route_tree(tracer: trace.Tracer, ids: list[str], conf: np.ndarray, limit: int) -> None:

@@ -5,7 +5,7 @@ Usage (from the repository root; needs the MMLU outcomes and ``make oracle``)::
     .venv/bin/python -m benchmarks.training [--data routellm-mmlu] [--out FILE]
 
 Same rows, same inputs, same label for both routers: the RouteLLM MMLU outcomes, random split seed 0
-(:func:`tinydancer.experiment.split_rows`: training rows 40%, validation rows 10%), 256-d WordLlama mean
+(:func:`tinydancer.learning.experiment.split_rows`: training rows 40%, validation rows 10%), 256-d WordLlama mean
 embeddings of the prompts (featurised once and cached in ``.cache/bench``; featurisation is excluded
 from every time), and trainRouter's own label: "the cheap model is good enough" (its score within 0.05
 of the best). ``trainRouter`` (npm 0.1.22, its defaults: hidden 12, 40 epochs, lr 0.05) trains on the
@@ -38,12 +38,12 @@ import jax
 import numpy as np
 
 from benchmarks.route_latency import REPO, ensure_oracle
-from tinydancer.calibration import auroc
 from tinydancer.datasets import load as load_outcomes
-from tinydancer.experiment import split_rows
-from tinydancer.fastgrnn import FastGRNNConfig, fastgrnn_predict
-from tinydancer.featurize import FeaturizerConfig, TextFeaturizer, apply_norm, fit_norm_stats
-from tinydancer.train import RoutingData, TrainConfig, train_fastgrnn
+from tinydancer.learning.calibration import auroc
+from tinydancer.learning.experiment import split_rows
+from tinydancer.learning.train import RoutingData, TrainConfig, train_fastgrnn
+from tinydancer.model.fastgrnn import FastGRNNConfig, fastgrnn_predict
+from tinydancer.model.text_features import FeaturizerConfig, TextFeaturizer, apply_norm, fit_norm_stats
 
 #: jax.monitoring event recorded once per XLA backend compilation.
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"

@@ -1,11 +1,6 @@
 """tinydancer: neural LLM routing research toolkit (JAX FastGRNN router with full observability)."""
 
 from tinydancer import datasets
-from tinydancer.collector import Collector, DecisionBatch, LogRecord, RequestRecord
-from tinydancer.compat import CompatModelConfig, CompatParams, compat_forward, init_compat_params
-from tinydancer.compression import quantize_params
-from tinydancer.config import RouterConfig
-from tinydancer.deploy import read_asset, write_assets
 from tinydancer.errors import (
     CircuitOpenError,
     ConfigError,
@@ -17,19 +12,24 @@ from tinydancer.errors import (
     TinyDancerError,
     TrainingError,
 )
-from tinydancer.fastgrnn import FastGRNNConfig, FastGRNNParams, fastgrnn_predict, init_fastgrnn_params
-from tinydancer.fastgrnn_io import load_fastgrnn, save_fastgrnn
-from tinydancer.logs import LogConfig, LogEvent, configure_logging, make_router_logger
-from tinydancer.metrics import MetricSample, RouterMetrics
-from tinydancer.metrics_server import MetricsServer
-from tinydancer.modelio import load_compat_model, save_compat_model
-from tinydancer.plots import plot_confidence, plot_latency, plot_overview, plot_span_waterfall, plot_uncertainty
-from tinydancer.router import Router
-from tinydancer.routing_spans import RoutingSpan
-from tinydancer.span_export import ExporterStats
-from tinydancer.trace_context import TraceContext
-from tinydancer.tracing import TracingConfig, TracingSystem, active_tracing_system
-from tinydancer.types import Candidate, RoutingDecision, RoutingRequest, RoutingResponse
+from tinydancer.model.compression import quantize_params
+from tinydancer.model.fastgrnn import FastGRNNConfig, FastGRNNParams, fastgrnn_predict, init_fastgrnn_params
+from tinydancer.model.fastgrnn_file import load_fastgrnn, save_fastgrnn
+from tinydancer.model.original import CompatModelConfig, CompatParams, compat_forward, init_compat_params
+from tinydancer.model.original_file import load_compat_model, save_compat_model
+from tinydancer.observability.collector import Collector, DecisionBatch, LogRecord, RequestRecord
+from tinydancer.observability.logs import LogConfig, LogEvent, configure_logging, make_router_logger
+from tinydancer.observability.metrics import MetricSample, RouterMetrics
+from tinydancer.observability.metrics_server import MetricsServer
+from tinydancer.observability.monitoring_assets import read_asset, write_assets
+from tinydancer.observability.route_spans import RoutingSpan
+from tinydancer.observability.span_export import ExporterStats
+from tinydancer.observability.trace_context import TraceContext
+from tinydancer.observability.tracing import TracingConfig, TracingSystem, active_tracing_system
+from tinydancer.plots.routing import plot_confidence, plot_latency, plot_overview, plot_span_waterfall, plot_uncertainty
+from tinydancer.routing.config import RouterConfig
+from tinydancer.routing.requests import Candidate, RoutingDecision, RoutingRequest, RoutingResponse
+from tinydancer.routing.router import Router
 
 __version__ = "0.1.0"
 

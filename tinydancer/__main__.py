@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in LEARNING_COMMANDS:
-        cli_learn = importlib.import_module("tinydancer.cli_learn")
+        cli_learn = importlib.import_module("tinydancer.cli.learn")
         return int(cli_learn.main(args))
     parser = argparse.ArgumentParser(prog="tinydancer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -51,10 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_parser(name, help=f"{name} a FastGRNN router (see `tinydancer {name} --help`)")
     ns = parser.parse_args(args)
     if ns.command == "demo":
-        from tinydancer.demo import run_demo
+        from tinydancer.cli.demo import run_demo
 
         return run_demo(ns.out, n_requests=ns.requests, report_dir=ns.reports)
-    from tinydancer.deploy import write_assets
+    from tinydancer.observability.monitoring_assets import write_assets
 
     for path in write_assets(ns.out):
         print(path)

@@ -6,7 +6,7 @@
 
 Each loads the guide's model file, ``./models/fastgrnn.safetensors`` (relative to the working folder).
 When it is absent, :func:`ensure_model` first fits the candidate router the way ``make demo`` does
-(:func:`tinydancer.demo.fit_candidate_router`, on generated example traffic), saves it there and says so
+(:func:`tinydancer.cli.demo.fit_candidate_router`, on generated example traffic), saves it there and says so
 on stdout, so the examples always route with a fitted model rather than a random one.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinydancer.demo import fit_candidate_router
+from tinydancer.cli.demo import fit_candidate_router
 
 #: The guide's model path (RouterConfig's default).
 MODEL_PATH = "./models/fastgrnn.safetensors"

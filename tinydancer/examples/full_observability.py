@@ -10,12 +10,12 @@ import argparse
 import sys
 import urllib.request
 
-from tinydancer.config import RouterConfig
-from tinydancer.demo import NOW, example_traffic
+from tinydancer.cli.demo import NOW, example_traffic
 from tinydancer.examples import decision_summary, ensure_model
-from tinydancer.logs import configure_logging
-from tinydancer.router import Router
-from tinydancer.tracing import TracingConfig, TracingSystem
+from tinydancer.observability.logs import configure_logging
+from tinydancer.observability.tracing import TracingConfig, TracingSystem
+from tinydancer.routing.config import RouterConfig
+from tinydancer.routing.router import Router
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import sys
 
-from tinydancer.config import RouterConfig
-from tinydancer.demo import NOW, example_traffic
+from tinydancer.cli.demo import NOW, example_traffic
 from tinydancer.examples import decision_summary, ensure_model
-from tinydancer.router import Router
+from tinydancer.routing.config import RouterConfig
+from tinydancer.routing.router import Router
 
 
 def main() -> int:

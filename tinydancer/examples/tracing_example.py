@@ -10,12 +10,12 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from tinydancer.config import RouterConfig
-from tinydancer.demo import NOW, example_traffic
+from tinydancer.cli.demo import NOW, example_traffic
 from tinydancer.examples import decision_summary, ensure_model
-from tinydancer.router import Router
-from tinydancer.trace_context import TraceContext
-from tinydancer.tracing import TracingConfig, TracingSystem
+from tinydancer.observability.trace_context import TraceContext
+from tinydancer.observability.tracing import TracingConfig, TracingSystem
+from tinydancer.routing.config import RouterConfig
+from tinydancer.routing.router import Router
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,211 @@
+"""``python -m tinydancer train|calibrate|evaluate``: train, calibrate and evaluate FastGRNN routers.
+
+``--data`` takes a bundled dataset name (``routellm-mmlu``, ``synthetic``; see ``datasets/README.md``)
+or a path to RouteLLM-format outcomes. Examples (from the repository root)::
+
+    python -m tinydancer train --data routellm-mmlu --out models/mmlu.safetensors
+    python -m tinydancer calibrate --model models/mmlu.safetensors --data routellm-mmlu
+    python -m tinydancer evaluate --model models/mmlu.safetensors --data routellm-mmlu --json
+    python -m tinydancer train --data datasets/synthetic_routing.csv --out models/synthetic.safetensors
+
+``evaluate`` on the training data scores the held-out test rows of the stored split; ``--rows all``
+scores every row (to train on one dataset and evaluate on another).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from tinydancer.datasets import BUNDLED, load
+from tinydancer.datasets.outcomes import KNOWN_OUTCOME_PAIRS
+from tinydancer.errors import DataError, TinyDancerError
+from tinydancer.learning.calibration import CALIBRATORS, apply_calibrator, ece, fit_calibrator
+from tinydancer.learning.experiment import (
+    SPLITS,
+    evaluation_rows,
+    labels,
+    report,
+    score_frame,
+    stored_calibrator,
+    train_router,
+)
+from tinydancer.learning.train import TrainConfig
+from tinydancer.model.fastgrnn_file import load_fastgrnn, save_fastgrnn
+from tinydancer.model.text_features import FEATURIZER_KINDS, FeaturizerConfig
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: ...)`` to every option's help, except where there is no default to show.
+
+    Required options and those defaulting to None (their help says what happens) or to False (flags)
+    keep their help as written.
+
+    Examples:
+        >>> parser = argparse.ArgumentParser(formatter_class=HelpFormatter)
+        >>> _ = parser.add_argument("--n", type=int, default=3, help="how many")
+        >>> _ = parser.add_argument("--json", action="store_true", help="print JSON")
+        >>> text = parser.format_help()
+        >>> "how many (default: 3)" in text, "print JSON (default" in text
+        (True, False)
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _recognised(side: int) -> str:
+    return ", else ".join(repr(pair[side]) for pair in KNOWN_OUTCOME_PAIRS)
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="NAME_OR_PATH",
+        help=f"bundled dataset name ({', '.join(sorted(BUNDLED))}) or a path: a RouteLLM-format "
+        ".parquet/.csv/.jsonl/.json file or a folder of subject CSVs",
+    )
+    for flag, side, model in (("--weak", 0, "weak"), ("--strong", 1, "strong")):
+        p.add_argument(
+            flag,
+            default=None,
+            metavar="COLUMN",
+            help=f"{model} model's outcome column (default: recognised automatically, {_recognised(side)})",
+        )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinydancer", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a FastGRNN router on routing outcomes", formatter_class=HelpFormatter)
+    _data_args(t)
+    t.add_argument("--out", required=True, help="checkpoint path to write (.safetensors)")
+    t.add_argument("--split", choices=SPLITS, default="random", help="random rows, or whole subjects held out for test")
+    t.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffling")
+    t.add_argument("--featurizer", choices=FEATURIZER_KINDS, default="wordllama_tokens", help="query text -> input")
+    t.add_argument("--dim", type=int, default=64, help="WordLlama token-vector size (64, 128 or 256)")
+    t.add_argument("--max-tokens", type=int, default=32, help="tokens kept per query (the first ones)")
+    t.add_argument("--hidden", type=int, default=16, help="FastGRNN hidden units")
+    t.add_argument("--w-rank", type=int, default=None, help="rank of the input matrix W (default: full rank)")
+    t.add_argument("--u-rank", type=int, default=None, help="rank of the recurrent matrix U (default: full rank)")
+    t.add_argument("--epochs", type=int, default=30, help="most epochs (early stopping on validation loss)")
+    t.add_argument("--batch-size", type=int, default=128, help="rows per update")
+    t.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (Adam, cosine decay)")
+    t.add_argument("--sparsity", type=float, default=1.0, help="share of recurrent weights kept (IHT)")
+    t.add_argument("--quantize", action="store_true", help="store the model as int8")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    c = sub.add_parser(
+        "calibrate", help="fit a calibrator on the stored split's calibration rows", formatter_class=HelpFormatter
+    )
+    _data_args(c)
+    c.add_argument("--model", required=True, help="checkpoint written by train")
+    c.add_argument("--method", choices=CALIBRATORS, default="temperature", help="calibration method")
+    c.add_argument("--out", default=None, help="checkpoint to write (default: overwrite --model)")
+    e = sub.add_parser(
+        "evaluate", help="RouteLLM-protocol metrics, calibration and guarantees", formatter_class=HelpFormatter
+    )
+    _data_args(e)
+    e.add_argument("--model", required=True, help="checkpoint written by train (and calibrate)")
+    e.add_argument("--rows", choices=("test", "all"), default="test", help="the stored split's test rows, or every row")
+    e.add_argument("--alpha", type=float, default=0.1, help="conformal miscoverage and guaranteed weak-error level")
+    e.add_argument("--delta", type=float, default=0.1, help="the weak-error guarantee fails with at most this chance")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def _load(ns: argparse.Namespace) -> pd.DataFrame:
+    if ns.data not in BUNDLED and not Path(ns.data).exists():
+        raise DataError(
+            f"--data: expected a bundled dataset name (one of {sorted(BUNDLED)}) or an existing file or folder, "
+            f"got {ns.data!r}"
+        )
+    return load(ns.data, weak=ns.weak, strong=ns.strong)
+
+
+def _train(ns: argparse.Namespace) -> int:
+    frame = _load(ns)
+    feat = FeaturizerConfig(kind=ns.featurizer, dim=ns.dim, max_tokens=ns.max_tokens)
+    model = {"hidden_dim": ns.hidden, "w_rank": ns.w_rank, "u_rank": ns.u_rank}
+    tcfg = TrainConfig(
+        epochs=ns.epochs,
+        batch_size=ns.batch_size,
+        learning_rate=ns.lr,
+        sparsity=ns.sparsity,
+        seed=ns.seed,
+        progress=not ns.no_progress,
+    )
+    path, result, info = train_router(
+        frame, ns.out, split=ns.split, seed=ns.seed, featurizer=feat, model=model, train=tcfg,
+        quantize=ns.quantize, data_tag=str(ns.data),
+    )  # fmt: skip
+    print(result.history.round(4).to_string(index=False))
+    print(json.dumps({"model": str(path), **info}))
+    return 0
+
+
+def _calibrate(ns: argparse.Namespace) -> int:
+    frame = _load(ns)
+    scores, meta = score_frame(ns.model, frame)
+    rows = evaluation_rows(frame, meta, "test")
+    y = labels(frame)
+    cal = fit_calibrator(ns.method, scores[rows["cal"]], y[rows["cal"]])
+    params, mcfg, extra = load_fastgrnn(ns.model)
+    extra["calibrator"] = json.dumps(cal._asdict())
+    out = save_fastgrnn(ns.out or ns.model, params, mcfg, extra)
+    before = ece(scores[rows["cal"]], y[rows["cal"]])
+    after = ece(apply_calibrator(cal, scores[rows["cal"]]), y[rows["cal"]])
+    print(json.dumps({"model": str(out), "calibrator": cal.kind, "ece_cal_before": before, "ece_cal_after": after}))
+    return 0
+
+
+def _evaluate(ns: argparse.Namespace) -> int:
+    frame = _load(ns)
+    scores, meta = score_frame(ns.model, frame)
+    rows = evaluation_rows(frame, meta, ns.rows)
+    result = report(scores, frame, rows, stored_calibrator(meta), ns.alpha, ns.delta)
+    result["model"] = str(ns.model)
+    if ns.json:
+        print(json.dumps(_finite(result), allow_nan=False))
+    else:
+        for key, value in result.items():
+            print(f"{key:>16}: {json.dumps(value) if isinstance(value, dict) else value}")
+    return 0
+
+
+def _finite(value: object) -> object:
+    # Strict JSON has no Infinity/NaN: an infinite threshold ("nothing certified") becomes null.
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one learning command; returns the exit code (2 with a one-line message on a typed error).
+
+    Args:
+        argv: Arguments starting with the command name (default: ``sys.argv[1:]``).
+
+    Examples:
+        >>> main(["evaluate", "--data", "/nonexistent", "--model", "m.safetensors"])
+        2
+    """
+    ns = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return {"train": _train, "calibrate": _calibrate, "evaluate": _evaluate}[ns.command](ns)
+    except TinyDancerError as exc:
+        print(f"tinydancer {ns.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+__all__ = ["HelpFormatter", "main"]

@@ -1,0 +1,403 @@
+"""Training FastGRNN routers with optax: BCE or distillation, Adam, clipping, schedules, early stopping.
+
+The loss on a batch is ``(1 - a) * BCE(logit, y) + a * T^2 * BCE(logit / T, sigmoid(logit(p_teacher) / T))``
+(Hinton et al. 2015 with a binary softmax; ``a`` = ``distill_weight``, ``T`` = ``kd_temperature``): the
+teacher's probabilities are turned into logits once and softened once, never squashed twice (the
+original router's distillation bug). With ``sparsity < 1`` training follows Kusupati et al.'s three
+stages: dense, then IHT (projection every ``iht_every`` batches), then the support is frozen and the
+model retrained; early stopping then only considers the sparse final stage.
+
+The jitted update is pure; the loop around it (shuffling, progress bar, history) is the shell.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pandas as pd
+from tqdm.auto import tqdm
+
+from tinydancer.errors import ConfigError, DataError, TrainingError
+from tinydancer.model.compression import apply_support, iht_project, support_mask
+from tinydancer.model.fastgrnn import FastGRNNConfig, FastGRNNParams, fastgrnn_logits, init_fastgrnn_params
+
+SCHEDULES: tuple[str, ...] = ("constant", "cosine", "step")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (hashable; validated).
+
+    Args:
+        epochs: Maximum number of passes over the training data.
+        batch_size: Rows per update (the last batch is padded with zero-weight rows: one compile).
+        learning_rate: Adam's peak step size.
+        schedule: ``"constant"``, ``"cosine"`` (decay to 1% over all steps) or ``"step"`` (x0.5 every
+            ``step_epochs`` epochs, as the original router).
+        step_epochs: Epochs between halvings for ``"step"``.
+        clip_norm: Global gradient-norm clip.
+        weight_decay: Decoupled weight decay (AdamW); 0 for plain Adam.
+        patience: Epochs without validation improvement before stopping (best weights restored).
+        distill_weight: Share ``a`` of the distillation term, in [0, 1] (needs teacher probabilities).
+        kd_temperature: Distillation temperature ``T`` > 0.
+        sparsity: Share of each recurrent matrix kept, in (0, 1]; < 1 runs the three-stage schedule.
+        iht_every: Batches between IHT projections in stage two.
+        seed: Seed of initialisation and shuffling (same seed, same data: same weights).
+        progress: Show a tqdm progress bar.
+        stop_at_accuracy: Stop after the first (final-stage) epoch whose validation accuracy reaches
+            this value, keeping that epoch's weights; None trains on (early stopping still applies).
+
+    Raises:
+        ConfigError: Any value out of range.
+
+    Examples:
+        >>> TrainConfig(epochs=3, schedule="cosine").epochs
+        3
+    """
+
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 1e-2
+    schedule: str = "cosine"
+    step_epochs: int = 20
+    clip_norm: float = 5.0
+    weight_decay: float = 0.0
+    patience: int = 5
+    distill_weight: float = 0.0
+    kd_temperature: float = 1.0
+    sparsity: float = 1.0
+    iht_every: int = 15
+    seed: int = 0
+    progress: bool = True
+    stop_at_accuracy: float | None = None
+
+    def __post_init__(self) -> None:
+        positive_ints = ("epochs", "batch_size", "step_epochs", "patience", "iht_every")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name}: expected a positive int, got {value!r}")
+        for name in ("learning_rate", "clip_norm", "kd_temperature"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value > 0):
+                raise ConfigError(f"{name}: expected a finite number > 0, got {value!r}")
+        if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"weight_decay: expected a finite number >= 0, got {self.weight_decay!r}")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ConfigError(f"distill_weight: expected a value in [0, 1], got {self.distill_weight!r}")
+        if not 0.0 < self.sparsity <= 1.0:
+            raise ConfigError(f"sparsity: expected a share in (0, 1], got {self.sparsity!r}")
+        if self.sparsity < 1.0 and self.epochs < 3:
+            raise ConfigError(f"epochs: the three-stage sparse schedule needs >= 3 epochs, got {self.epochs}")
+        target = self.stop_at_accuracy
+        if target is not None and (
+            isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target <= 1
+        ):
+            raise ConfigError(f"stop_at_accuracy: expected None or a share in (0, 1], got {self.stop_at_accuracy!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule: expected one of {SCHEDULES}, got {self.schedule!r}")
+
+
+class RoutingData(NamedTuple):
+    """One split of training data.
+
+    Attributes:
+        x: [N, T, I] (or [N, I]) float32 inputs.
+        mask: [N, T] bool, True on real steps.
+        y: [N] labels in [0, 1] (1 = route to the strong model, i.e. the weak model fails).
+        teacher: Optional [N] teacher probabilities in [0, 1] for distillation.
+    """
+
+    x: np.ndarray
+    mask: np.ndarray
+    y: np.ndarray
+    teacher: np.ndarray | None = None
+
+
+class TrainResult(NamedTuple):
+    """Outcome of :func:`train_fastgrnn`.
+
+    Attributes:
+        params: The best weights (lowest validation loss; in the final stage when sparse).
+        config: The architecture.
+        history: One row per epoch: epoch, stage, lr, train_loss, val_loss, val_accuracy, density, seconds.
+        best_epoch: The epoch whose weights were restored.
+    """
+
+    params: FastGRNNParams
+    config: FastGRNNConfig
+    history: pd.DataFrame
+    best_epoch: int
+
+
+def _as_data(data: RoutingData, name: str) -> RoutingData:
+    x = np.asarray(data.x, np.float32)
+    if x.ndim == 2:
+        x = x[:, None, :]
+    mask = np.ones(x.shape[:2], bool) if data.mask is None else np.asarray(data.mask, bool)
+    y = np.asarray(data.y, np.float32)
+    if x.ndim != 3 or mask.shape != x.shape[:2] or y.shape != (x.shape[0],):
+        raise DataError(f"{name}: expected x [N, T, I], mask [N, T], y [N]; got {x.shape}, {mask.shape}, {y.shape}")
+    if x.shape[0] == 0:
+        raise DataError(f"{name}: expected at least one row, got none")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise DataError(f"{name}: inputs or labels contain NaN or infinity")
+    if np.any((y < 0) | (y > 1)):
+        raise DataError(f"{name}: labels must lie in [0, 1]")
+    teacher = None
+    if data.teacher is not None:
+        teacher = np.asarray(data.teacher, np.float32)
+        if teacher.shape != y.shape or not np.all((teacher >= 0) & (teacher <= 1)):
+            raise DataError(f"{name}: teacher must be [N] probabilities in [0, 1], got shape {teacher.shape}")
+    return RoutingData(x, mask, y, teacher)
+
+
+def _bce(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    out: jax.Array = optax.sigmoid_binary_cross_entropy(logits, targets)
+    return out
+
+
+def routing_loss(
+    logits: jax.Array,
+    y: jax.Array,
+    teacher: jax.Array,
+    weight: jax.Array,
+    distill_weight: float | jax.Array,
+    temp: float | jax.Array,
+) -> jax.Array:
+    """Weighted mean of the BCE / distillation mix (see module docstring).
+
+    Args:
+        logits: [B] student logits.
+        y: [B] hard (or soft) labels.
+        teacher: [B] teacher probabilities (ignored when ``distill_weight`` is 0).
+        weight: [B] row weights (0 on padding rows).
+        distill_weight: ``a`` in [0, 1].
+        temp: Temperature ``T``.
+
+    Returns:
+        [] the loss.
+
+    Examples:
+        >>> z = jnp.array([0.0, 2.0])
+        >>> round(float(routing_loss(z, jnp.array([1.0, 1.0]), z, jnp.ones(2), 0.0, 1.0)), 4)
+        0.41
+    """
+    hard = _bce(logits, y)
+    t = jnp.clip(teacher, 1e-6, 1 - 1e-6)
+    soft_target = jax.nn.sigmoid((jnp.log(t) - jnp.log1p(-t)) / temp)
+    soft = _bce(logits / temp, soft_target) * temp**2
+    per_row = (1.0 - distill_weight) * hard + distill_weight * soft
+    return jnp.sum(per_row * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+
+
+class _OptSpec(NamedTuple):
+    # Only what shapes the optimiser: runs differing in seed or progress share one compilation.
+    learning_rate: float
+    schedule: str
+    step_epochs: int
+    clip_norm: float
+    weight_decay: float
+    epochs: int
+    steps_per_epoch: int
+
+
+def _optimizer(spec: _OptSpec) -> optax.GradientTransformation:
+    total = spec.epochs * spec.steps_per_epoch
+    lr: optax.ScalarOrSchedule = spec.learning_rate
+    if spec.schedule == "cosine":
+        lr = optax.cosine_decay_schedule(spec.learning_rate, total, alpha=0.01)
+    elif spec.schedule == "step":
+        lr = optax.exponential_decay(spec.learning_rate, spec.step_epochs * spec.steps_per_epoch, 0.5, staircase=True)
+    adam = optax.adamw(lr, weight_decay=spec.weight_decay) if spec.weight_decay > 0 else optax.adam(lr)
+    return optax.chain(optax.clip_by_global_norm(spec.clip_norm), adam)
+
+
+@partial(jax.jit, static_argnames=("config", "spec"))
+def _update(
+    params: FastGRNNParams,
+    opt_state: optax.OptState,
+    batch: tuple[jax.Array, ...],
+    support: FastGRNNParams,
+    *,
+    config: FastGRNNConfig,
+    spec: _OptSpec,
+    distill_weight: jax.Array,
+    temp: jax.Array,
+) -> tuple[FastGRNNParams, optax.OptState, jax.Array]:
+    x, mask, y, teacher, weight = batch
+
+    def loss_fn(p: FastGRNNParams) -> jax.Array:
+        return routing_loss(fastgrnn_logits(p, config, x, mask), y, teacher, weight, distill_weight, temp)
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    # optax's Adam bias correction computes `float ** int32 count`, which strict dtype promotion
+    # (tests, equinox habit) rejects; scope the standard rules to the optimiser only.
+    with jax.numpy_dtype_promotion("standard"):
+        updates, opt_state = _optimizer(spec).update(grads, opt_state, params)
+    params = apply_support(optax.apply_updates(params, updates), support)
+    return params, opt_state, loss
+
+
+@partial(jax.jit, static_argnames=("spec",))
+def _init_opt_state(params: FastGRNNParams, *, spec: _OptSpec) -> optax.OptState:
+    return _optimizer(spec).init(params)  # one compile instead of one per leaf and op
+
+
+@partial(jax.jit, static_argnames=("config",))
+def _val_metrics(
+    params: FastGRNNParams, x: jax.Array, mask: jax.Array, y: jax.Array, *, config: FastGRNNConfig
+) -> tuple[jax.Array, jax.Array]:
+    logits = fastgrnn_logits(params, config, x, mask)
+    return jnp.mean(_bce(logits, y)), jnp.mean((logits >= 0) == (y >= 0.5))
+
+
+def evaluate_loss(params: FastGRNNParams, config: FastGRNNConfig, data: RoutingData) -> tuple[float, float]:
+    """Validation BCE and accuracy (threshold 0.5) on hard labels.
+
+    Examples:
+        >>> cfg = FastGRNNConfig(input_dim=2, hidden_dim=4)
+        >>> d = RoutingData(np.ones((3, 2)), np.ones((3, 1), bool), np.array([1.0, 0.0, 1.0]))
+        >>> round(evaluate_loss(init_fastgrnn_params(cfg), cfg, d)[0], 4)
+        0.6931
+    """
+    d = _as_data(data, "data")
+    loss, acc = _val_metrics(params, d.x, d.mask, d.y, config=config)
+    return float(loss), float(acc)
+
+
+def _stage_of(epoch: int, cfg: TrainConfig) -> int:
+    if cfg.sparsity >= 1.0:
+        return 3
+    third = max(1, cfg.epochs // 3)
+    return 1 if epoch < third else 2 if epoch < 2 * third else 3
+
+
+def train_fastgrnn(
+    model_config: FastGRNNConfig,
+    train: RoutingData,
+    val: RoutingData,
+    config: TrainConfig | None = None,
+) -> TrainResult:
+    """Train a FastGRNN router; deterministic for a given seed.
+
+    Args:
+        model_config: The architecture (``input_dim`` must match the inputs' last axis).
+        train: Training split (``teacher`` required when ``distill_weight > 0``).
+        val: Validation split for early stopping.
+        config: Optimisation settings (defaults: :class:`TrainConfig`).
+
+    Returns:
+        A :class:`TrainResult` with the best weights restored.
+
+    Raises:
+        DataError: Malformed splits, a single-class training set, or a missing teacher.
+        TrainingError: The loss or weights became non-finite (the message names the epoch).
+
+    Examples:
+        >>> from tinydancer.datasets.outcomes import make_synthetic_routing
+        >>> s = make_synthetic_routing(64, 4, seed=0)
+        >>> d = RoutingData(s.x, s.mask, 1 - s.weak_correct)
+        >>> r = train_fastgrnn(FastGRNNConfig(4, 8), d, d, TrainConfig(epochs=2, batch_size=32, progress=False))
+        >>> list(r.history.columns)[:4], len(r.history)
+        (['epoch', 'stage', 'lr', 'train_loss'], 2)
+    """
+    cfg = config or TrainConfig()
+    tr, va = _as_data(train, "train"), _as_data(val, "val")
+    if tr.x.shape[-1] != model_config.input_dim or va.x.shape[-1] != model_config.input_dim:
+        raise DataError(f"inputs: expected last axis {model_config.input_dim}, got {tr.x.shape[-1]}")
+    if len(np.unique(np.round(tr.y))) < 2:
+        raise DataError("train: expected both classes among the labels, got a single class")
+    if cfg.distill_weight > 0 and tr.teacher is None:
+        raise DataError("train: distill_weight > 0 needs teacher probabilities (RoutingData.teacher)")
+    n, bs = tr.x.shape[0], min(cfg.batch_size, tr.x.shape[0])
+    steps = -(-n // bs)
+    spec = _OptSpec(
+        cfg.learning_rate, cfg.schedule, cfg.step_epochs, cfg.clip_norm, cfg.weight_decay, cfg.epochs, steps
+    )
+    params = init_fastgrnn_params(model_config, cfg.seed)
+    opt_state = _init_opt_state(params, spec=spec)
+    support = support_mask(params, 1.0)
+    teacher = tr.teacher if tr.teacher is not None else np.full(n, 0.5, np.float32)
+    rng = np.random.default_rng(cfg.seed)
+    rows: list[dict[str, float | int]] = []
+    best: tuple[float, int, FastGRNNParams] | None = None
+    bar = tqdm(range(cfg.epochs), desc="train", disable=not cfg.progress, leave=False)
+    for epoch in bar:
+        started = time.perf_counter()
+        stage = _stage_of(epoch, cfg)
+        if stage == 3 and cfg.sparsity < 1.0 and (epoch == 0 or _stage_of(epoch - 1, cfg) != 3):
+            params = iht_project(params, cfg.sparsity)
+            support = support_mask(params, cfg.sparsity)
+            best = None  # only the sparse final stage may be restored
+        order = np.concatenate([rng.permutation(n), np.zeros(steps * bs - n, np.int64)])
+        weight = np.concatenate([np.ones(n, np.float32), np.zeros(steps * bs - n, np.float32)])
+        losses = []
+        for b in range(steps):
+            idx, w = order[b * bs : (b + 1) * bs], weight[b * bs : (b + 1) * bs]
+            batch = (tr.x[idx], tr.mask[idx], tr.y[idx], teacher[idx], w)
+            params, opt_state, loss = _update(
+                params,
+                opt_state,
+                batch,
+                support,
+                config=model_config,
+                spec=spec,
+                distill_weight=np.float32(cfg.distill_weight),
+                temp=np.float32(cfg.kd_temperature),
+            )
+            losses.append(loss)
+            if stage == 2 and (b + 1) % cfg.iht_every == 0:
+                params = iht_project(params, cfg.sparsity)
+        train_loss = float(np.mean(jax.device_get(losses)))
+        host_params = jax.device_get(params)  # the diagnostics below run in numpy: no per-op compiles
+        finite = all(bool(np.isfinite(leaf).all()) for leaf in jax.tree.leaves(host_params))
+        if not (np.isfinite(train_loss) and finite):
+            raise TrainingError(
+                f"training diverged at epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss}; "
+                "lower learning_rate or clip_norm (no weights were kept from this epoch)"
+            )
+        val_loss, val_acc = evaluate_loss(params, model_config, va)
+        density = float(np.mean([np.mean(getattr(host_params, f) != 0) for f in ("w1", "u1")]))
+        lr = _current_lr(cfg, steps, (epoch + 1) * steps)
+        rows.append(
+            {
+                "epoch": epoch + 1,
+                "stage": stage,
+                "lr": lr,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_accuracy": val_acc,
+                "density": density,
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+        if stage == 3 and cfg.stop_at_accuracy is not None and val_acc >= cfg.stop_at_accuracy:
+            best = (val_loss, epoch + 1, params)
+            break
+        if stage == 3 and (best is None or val_loss < best[0]):
+            best = (val_loss, epoch + 1, params)
+        elif stage == 3 and best is not None and epoch + 1 - best[1] >= cfg.patience:
+            break
+    bar.close()
+    assert best is not None  # the last stage always runs at least one epoch
+    return TrainResult(best[2], model_config, pd.DataFrame(rows), best[1])
+
+
+def _current_lr(cfg: TrainConfig, steps_per_epoch: int, step: int) -> float:
+    if cfg.schedule == "cosine":  # optax.cosine_decay_schedule(lr, total, alpha=0.01), in host floats
+        total = cfg.epochs * steps_per_epoch
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+        return cfg.learning_rate * (0.99 * cosine + 0.01)
+    if cfg.schedule == "step":
+        return cfg.learning_rate * 0.5 ** (step // (cfg.step_epochs * steps_per_epoch))
+    return cfg.learning_rate

@@ -1,0 +1,246 @@
+"""The route kernel: features -> model -> uncertainty -> decision in ONE jitted function.
+
+Parameters stay on the device; candidate counts are padded to a few bucket sizes so the kernel
+compiles once per (bucket, embedding dimension) and never in steady state.
+
+Examples:
+    >>> import numpy as np
+    >>> from tinydancer.model.original import CompatModelConfig, init_compat_params
+    >>> model = DeviceModel.from_params(init_compat_params(CompatModelConfig(), 0), CompatModelConfig())
+    >>> columns = np.zeros((3, 4), np.float32)  # age, access count, success rate, metadata match
+    >>> conf, unc, light = run_route_kernel(model, np.ones(4, np.float32), np.ones((3, 4), np.float32),
+    ...                                     columns, 0.85, 0.15)
+    >>> conf.shape, bool(light.any())
+    ((3,), False)
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tinydancer.errors import InferenceError
+from tinydancer.model.candidate_features import candidate_features
+from tinydancer.model.fastgrnn import FastGRNNParams
+from tinydancer.model.original import CompatModelConfig, CompatParams, compat_forward
+from tinydancer.model.served_fastgrnn import LoadedFastGRNN, ServedFastGRNN, served_confidence
+
+# A route kernel is ~10-60 us of work. With XLA's default asynchronous CPU dispatch every call is
+# handed to a worker thread and the caller waits for it: on a busy 2-core machine that hand-off cost
+# 100-3000 us per route (measured, BENCHMARKS.md). Run on the calling thread instead. The setting is
+# process-wide and read when JAX's CPU backend starts, so it only takes effect when tinydancer is
+# imported before the first JAX computation; TINYDANCER_JAX_ASYNC_DISPATCH=1 keeps JAX's default.
+if os.environ.get("TINYDANCER_JAX_ASYNC_DISPATCH") != "1":
+    jax.config.update("jax_cpu_enable_async_dispatch", False)  # type: ignore[no-untyped-call]
+
+#: Candidate counts are padded up to the next of these; above the last, to a multiple of it.
+#: Powers of two waste at most half the work; below 8 one more compile is not worth a bucket.
+BUCKETS: tuple[int, ...] = (1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+
+
+def bucket_size(n: int) -> int:
+    """Padded candidate count for ``n`` candidates.
+
+    Examples:
+        >>> [bucket_size(n) for n in (0, 1, 2, 100, 1000, 8192, 8193)]
+        [1, 1, 8, 128, 1024, 8192, 16384]
+    """
+    for size in BUCKETS:
+        if n <= size:
+            return size
+    top = BUCKETS[-1]
+    return -(-n // top) * top
+
+
+def uncertainty_of(confidence: jax.Array) -> jax.Array:
+    """The original's uncertainty: clamp(1 - 2 |p - 0.5|, 0, 1).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> [round(float(v), 3) for v in uncertainty_of(jnp.array([0.5, 0.9, 0.0]))]
+        [1.0, 0.2, 0.0]
+    """
+    return jnp.clip(1.0 - 2.0 * jnp.abs(confidence - 0.5), 0.0, 1.0)
+
+
+def decide(confidence: jax.Array, uncertainty: jax.Array, threshold: jax.Array, max_unc: jax.Array) -> jax.Array:
+    """Lightweight when confidence >= threshold AND uncertainty <= max_uncertainty.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> decide(jnp.array([0.9, 0.95]), jnp.array([0.2, 0.1]), 0.85, 0.15).tolist()
+        [False, True]
+    """
+    return (confidence >= threshold) & (uncertainty <= max_unc)
+
+
+class DeviceModel(NamedTuple):
+    """A loaded model: device-resident params plus its static config. Swapped whole on reload (atomic).
+
+    ``flat`` holds every tensor (then nu and zeta for the compat model) in one device vector: the route
+    kernel takes the model as that one argument, because each argument of a jitted call costs
+    microseconds to pass. ``config`` is a :class:`CompatModelConfig` (the original's model) or a
+    :class:`~tinydancer.model.served_fastgrnn.ServedFastGRNN` (a trained FastGRNN on the same features).
+    """
+
+    params: CompatParams | FastGRNNParams
+    nu: jax.Array
+    zeta: jax.Array
+    config: CompatModelConfig | ServedFastGRNN
+    flat: jax.Array
+
+    @property
+    def kernel(self) -> Callable[..., jax.Array]:
+        """The route kernel jitted for this model's config (shared by every model of the same shapes)."""
+        return jitted_route_kernel(self.config)
+
+    @classmethod
+    def from_params(cls, params: CompatParams, config: CompatModelConfig) -> DeviceModel:
+        """Put numpy params on the default device."""
+        device_params = CompatParams(*(jnp.asarray(t, jnp.float32) for t in params))
+        nu, zeta = jnp.float32(config.nu), jnp.float32(config.zeta)
+        flat = np.concatenate([np.asarray(t, np.float32).ravel() for t in params] + [np.array([nu, zeta], np.float32)])
+        return cls(device_params, jnp.asarray(nu), jnp.asarray(zeta), config, jnp.asarray(flat))
+
+    @classmethod
+    def from_fastgrnn(cls, loaded: LoadedFastGRNN) -> DeviceModel:
+        """Put a FastGRNN loaded for serving on the default device (nu, zeta: its learned gate scales)."""
+        nu, zeta = jax.nn.sigmoid(loaded.params.nu_raw), jax.nn.sigmoid(loaded.params.zeta_raw)
+        return cls(loaded.params, jnp.asarray(nu), jnp.asarray(zeta), loaded.spec, jnp.asarray(loaded.flat))
+
+    @property
+    def kind(self) -> str:
+        """'compat' (the original's model) or 'fastgrnn'."""
+        return "compat" if isinstance(self.config, CompatModelConfig) else "fastgrnn"
+
+
+def model_confidence(flat: jax.Array, x: jax.Array, config: CompatModelConfig | ServedFastGRNN) -> jax.Array:
+    """Confidence of either model kind for feature rows x [B, 5] -> [B] (config static)."""
+    if isinstance(config, CompatModelConfig):
+        params, nu, zeta = unflatten_params(flat, config)
+        return compat_forward(params, x, nu, zeta)
+    return served_confidence(flat, config, x)
+
+
+def unflatten_params(flat: jax.Array, config: CompatModelConfig) -> tuple[CompatParams, jax.Array, jax.Array]:
+    """Inverse of ``DeviceModel.flat``: (params, nu, zeta), sliced with static offsets.
+
+    Examples:
+        >>> from tinydancer.model.original import init_compat_params
+        >>> cfg = CompatModelConfig(nu=2.0)
+        >>> model = DeviceModel.from_params(init_compat_params(cfg, 0), cfg)
+        >>> params, nu, zeta = unflatten_params(model.flat, cfg)
+        >>> params.w_output.shape, float(nu), bool((params.w_update == model.params.w_update).all())
+        ((1, 8), 2.0, True)
+    """
+    tensors, offset = [], 0
+    for shape in config.tensor_shapes().values():  # the CompatParams field order
+        size = int(np.prod(shape))
+        tensors.append(flat[offset : offset + size].reshape(shape))
+        offset += size
+    return CompatParams(*tensors), flat[offset], flat[offset + 1]
+
+
+def route_kernel(
+    flat_params: jax.Array, embeddings: jax.Array, small: jax.Array, config: CompatModelConfig | ServedFastGRNN
+) -> jax.Array:
+    """Confidence, uncertainty and decision of every (padded) candidate, fused.
+
+    Three arguments and one output keep the per-call dispatch and transfer cost low; the embeddings
+    travel alone and contiguous, so the similarity reads them in place.
+
+    Args:
+        flat_params: ``DeviceModel.flat``.
+        embeddings: shape [B, D].
+        small: shape [D + 2 + 4 B]: the query, confidence_threshold, max_uncertainty, then per
+            candidate age_s, access_count, success_rate, metadata_match (row-major [B, 4]).
+        config: the model's shapes (static).
+
+    Returns:
+        shape [3, B]: confidence, uncertainty, and use_lightweight as 0.0 / 1.0.
+    """
+    size, dim = embeddings.shape
+    query, columns = small[:dim], small[dim + 2 :].reshape(size, 4)
+    x = candidate_features(query, embeddings, columns[:, 0], columns[:, 1], columns[:, 2], columns[:, 3])
+    confidence = model_confidence(flat_params, x, config)
+    uncertainty = uncertainty_of(confidence)
+    light = decide(confidence, uncertainty, small[dim], small[dim + 1])
+    return jnp.stack([confidence, uncertainty, light.astype(jnp.float32)])
+
+
+@functools.cache
+def jitted_route_kernel(
+    config: CompatModelConfig | ServedFastGRNN,
+) -> Callable[..., jax.Array]:
+    """:func:`route_kernel` jitted with ``config`` bound: ``kernel(flat_params, embeddings, small)``.
+
+    One jitted function per config, shared by every model of those shapes, so reloading a model
+    compiles nothing; ``._cache_size()`` counts its compiled buckets. (Binding the config instead of
+    passing it as a static argument on every call made no measurable difference to the call itself.)
+
+    Examples:
+        >>> cfg = CompatModelConfig()
+        >>> jitted_route_kernel(cfg) is jitted_route_kernel(CompatModelConfig())
+        True
+    """
+    return jax.jit(functools.partial(route_kernel, config=config))
+
+
+def _pad_rows(array: np.ndarray, size: int) -> np.ndarray:
+    if array.shape[0] == size and array.dtype == np.float32 and array.flags.c_contiguous:
+        return array
+    padded = np.zeros((size, *array.shape[1:]), np.float32)
+    padded[: array.shape[0]] = array
+    return padded
+
+
+class KernelOutputs(NamedTuple):
+    """What :func:`run_route_kernel` returns, already checked: every score finite and in [0, 1]."""
+
+    confidence: np.ndarray  # [N] float32
+    uncertainty: np.ndarray  # [N] float32
+    use_lightweight: np.ndarray  # [N] bool
+
+
+def run_route_kernel(
+    model: DeviceModel,
+    query: np.ndarray,
+    embeddings: np.ndarray,
+    columns: np.ndarray,
+    threshold: float,
+    max_uncertainty: float,
+) -> KernelOutputs:
+    """Pad to the bucket, pack the small inputs into one vector, run the jitted kernel, return the real N.
+
+    Args:
+        model: the device model.
+        query: shape [D], float32.
+        embeddings: shape [N, D], float32.
+        columns: shape [N, 4]: age_s, access_count, success_rate, metadata_match per candidate.
+        threshold: confidence threshold.
+        max_uncertainty: uncertainty limit.
+
+    Returns:
+        (confidence [N] float32, uncertainty [N] float32, use_lightweight [N] bool).
+
+    Raises:
+        InferenceError: a score is NaN, infinite or outside [0, 1] (a broken model).
+    """
+    n, dim = embeddings.shape
+    size = bucket_size(n)
+    small = np.zeros(dim + 2 + 4 * size, np.float32)
+    small[:dim] = query
+    small[dim : dim + 2] = threshold, max_uncertainty
+    small[dim + 2 : dim + 2 + 4 * n] = columns.reshape(-1)
+    out = np.asarray(model.kernel(model.flat, _pad_rows(embeddings, size), small))
+    scores = out[:2, :n]
+    # Two C-level reductions check every score (NaN fails both comparisons); callers trust KernelOutputs.
+    if n and not (np.minimum.reduce(scores, axis=None) >= 0 and np.maximum.reduce(scores, axis=None) <= 1):
+        raise InferenceError("model produced NaN, infinite or out-of-range confidences or uncertainties")
+    return KernelOutputs(out[0, :n], out[1, :n], out[2, :n] > 0.5)

@@ -1,0 +1,464 @@
+"""Host-side request validation and packing into the arrays the jitted route kernel takes.
+
+Everything a request can get wrong is found here, with a typed error that says what was expected,
+before any model work; the work is vectorised over candidates except for metadata matching.
+
+Examples:
+    >>> import numpy as np
+    >>> from tinydancer.routing.requests import RoutingRequest
+    >>> req = RoutingRequest.from_arrays(np.ones(3), np.ones((2, 3)), created_at=[100, 250])
+    >>> packed = pack_request(req, now_s=200)
+    >>> packed.age_s.tolist(), packed.embeddings.dtype.name
+    ([100.0, -50.0], 'float32')
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from tinydancer.errors import InvalidInputError
+from tinydancer.routing.requests import CandidateColumns, RoutingRequest
+
+
+class PackedRequest(NamedTuple):
+    """A validated request as arrays. N candidates, D dimensions."""
+
+    ids: tuple[str, ...]
+    query: np.ndarray  # [D] float32
+    embeddings: np.ndarray  # [N, D] float32
+    columns: np.ndarray  # [N, 4] float32: age_s, access_count, success_rate, metadata_match per row
+
+    @property
+    def age_s(self) -> np.ndarray:
+        """[N] float32, now - created_at (negative = future)."""
+        return self.columns[:, 0]
+
+    @property
+    def access_count(self) -> np.ndarray:
+        """[N] float32."""
+        return self.columns[:, 1]
+
+    @property
+    def success_rate(self) -> np.ndarray:
+        """[N] float32."""
+        return self.columns[:, 2]
+
+    @property
+    def metadata_match(self) -> np.ndarray:
+        """[N] float32, share of the request's metadata keys the candidate matches."""
+        return self.columns[:, 3]
+
+
+#: Largest float32; host values beyond it would overflow when packed for the kernel.
+F32_MAX = float(np.finfo(np.float32).max)
+#: Largest squared L2 norm of an embedding: keeps the kernel's float32 norms and dot products finite.
+MAX_SQUARED_NORM = F32_MAX / 4
+#: Deepest nesting accepted in request and candidate metadata (deeper input would exhaust the stack).
+MAX_JSON_DEPTH = 64
+
+
+def _float_array(name: str, value: Any, dtype: type = np.float32) -> np.ndarray:
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name}: expected numbers, got {type(value).__name__} ({exc})") from exc
+    if raw.dtype == dtype:
+        return raw
+    kind = raw.dtype.kind
+    if kind not in "biuf":  # strings, objects, complex: never coerced silently
+        raise InvalidInputError(f"{name}: expected numbers, got {type(value).__name__} of dtype {raw.dtype}")
+    if kind == "f" and raw.dtype.itemsize > np.dtype(dtype).itemsize:
+        with np.errstate(over="ignore"):  # overflow becomes inf, rejected by the checks that follow
+            return raw.astype(dtype)
+    return raw.astype(dtype)  # integers and wider targets cannot overflow
+
+
+def _squared_norm_ok(values: np.ndarray) -> bool:
+    """[..., D] float32 -> True proves every value finite and every row's squared norm <= MAX_SQUARED_NORM.
+
+    Two C-level calls and no floating-point warnings: D * max|x|^2 bounds every squared norm, and
+    NaN or infinity fail the one comparison. False only means "look closer" (detailed checks follow).
+    """
+    peak = float(np.maximum.reduce(np.abs(values), axis=None, initial=0.0))
+    return bool(peak * peak * values.shape[-1] <= MAX_SQUARED_NORM)
+
+
+def _too_large(rows: np.ndarray) -> np.ndarray:
+    """[..., D] finite float32 -> [...] bool: squared L2 norm above MAX_SQUARED_NORM (float64 check)."""
+    squared: np.ndarray = np.square(rows, dtype=np.float64).sum(axis=-1)
+    return squared > MAX_SQUARED_NORM
+
+
+def _first_bad(mask: np.ndarray, ids: tuple[str, ...]) -> str:
+    index = int(np.flatnonzero(mask)[0])
+    return f"candidate {ids[index]!r} (index {index})"
+
+
+def validate_json_object(name: str, value: Any) -> dict[str, Any] | None:
+    """Check that ``value`` is None or a JSON object (str keys, JSON values, finite numbers).
+
+    Values that serialise to JSON are taken as the JSON they give: numpy scalars (``np.str_``,
+    ``np.bool_``, ``np.integer``, ``np.floating``, what pandas hands out), subclasses of str, int and
+    float, tuples (JSON arrays) and dict subclasses. The result then holds only plain ``dict``, ``list``,
+    ``str``, ``int``, ``float``, ``bool`` and ``None``, so :func:`json_equal` compares it the way the
+    original compares the serialised JSON. Input that is plain already is not walked twice.
+
+    Examples:
+        >>> validate_json_object("metadata", {"lang": "en"})
+        {'lang': 'en'}
+        >>> validate_json_object("metadata", {"lang": np.str_("en"), "n": np.int64(3), "ok": np.bool_(True)})
+        {'lang': 'en', 'n': 3, 'ok': True}
+        >>> validate_json_object("metadata", [1, 2])
+        Traceback (most recent call last):
+        ...
+        tinydancer.errors.InvalidInputError: metadata: expected a JSON object (dict with str keys) or None, got list
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(
+            f"{name}: expected a JSON object (dict with str keys) or None, got {type(value).__name__}"
+        )
+    try:
+        # Rules out cycles, NaN / infinity (numpy ones too) and values with no JSON form.
+        json.dumps(value, allow_nan=False, default=_json_default)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidInputError(f"{name}: not a JSON object ({type(exc).__name__}: {exc})") from exc
+    if _check_nesting(name, value):
+        return dict(value)
+    plain: dict[str, Any] = _to_plain(value)
+    return plain
+
+
+#: Exact types of JSON leaves as :func:`json.loads` gives them; anything else is normalised first.
+_PLAIN_LEAVES = frozenset({str, int, float, bool, type(None)})
+#: The plain leaves Python's ``==`` compares exactly as serde_json does (int needs its range rule).
+_PLAIN_SCALARS = _PLAIN_LEAVES - {int}
+#: Exact types :func:`json_equal` compares without normalising.
+_PLAIN_TYPES = _PLAIN_LEAVES | {dict, list}
+
+
+def _check_nesting(name: str, value: Mapping[str, Any]) -> bool:
+    """Iteratively checks depth <= MAX_JSON_DEPTH and string keys at every level (value is acyclic).
+
+    One pass over the nodes, containers only on the stack (plain leaves cost one set lookup).
+
+    Returns:
+        True when every container is a plain dict or list and every key and leaf has a plain JSON
+        type (see ``_PLAIN_LEAVES``); False when something must be normalised by ``_to_plain``.
+    """
+    plain = type(value) is dict
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Mapping):
+            if not all(type(k) is str for k in node):
+                if not all(isinstance(k, str) for k in node):
+                    raise InvalidInputError(f"{name}: JSON object keys must be strings")
+                plain = False
+            children = node.values()
+        else:
+            children = node
+        if depth >= MAX_JSON_DEPTH and len(children):  # the children would sit at depth + 1
+            raise InvalidInputError(f"{name}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        for child in children:
+            kind = type(child)
+            if kind in _PLAIN_SCALARS:
+                continue
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is int:
+                if not -(2**63) <= child < 2**64:
+                    _check_float_range(name, child)
+            elif isinstance(child, Mapping | list | tuple):
+                plain = False
+                stack.append((child, depth + 1))
+            else:
+                plain = False
+                if isinstance(child, int) and not -(2**63) <= child < 2**64:
+                    _check_float_range(name, child)
+    return plain
+
+
+def _check_float_range(name: str, value: int) -> None:
+    """serde_json reads an integer beyond i64/u64 as a float64 and rejects one beyond its range."""
+    try:
+        float(value)
+    except OverflowError:
+        raise InvalidInputError(
+            f"{name}: expected JSON numbers within float64 range (|x| < 1.8e308), "
+            f"got an integer of {value.bit_length()} bits"
+        ) from None
+
+
+def _json_leaf(value: Any) -> Any:
+    """A scalar as the plain Python value of the JSON it serialises to; anything else unchanged.
+
+    ``np.bool_`` -> bool, ``np.integer`` and int subclasses -> int, ``np.floating`` and float subclasses
+    -> float (NaN and infinity stay, for the caller to reject), ``np.str_`` and str subclasses -> str.
+    Subclasses convert through the base type, the way :mod:`json` serialises them (an overridden
+    ``__str__`` or ``__int__`` is not called).
+    """
+    if type(value) in _PLAIN_LEAVES:  # bool included: it is an int subclass, but JSON true/false
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, int):  # an int subclass (IntEnum, ...); bool is final and returned above
+        return int.__int__(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float):  # np.float64 included
+        return float.__float__(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    """``default`` hook of :func:`json.dumps`: numpy scalars with a JSON form, else the usual TypeError."""
+    if isinstance(value, np.bool_ | np.integer | np.floating):
+        return _json_leaf(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _to_plain(value: Any) -> Any:
+    """A validated JSON value (acyclic, depth <= MAX_JSON_DEPTH) rebuilt from plain dict/list/str/int/float/bool."""
+    if isinstance(value, Mapping):
+        return {str.__str__(k): _to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_plain(v) for v in value]
+    return _json_leaf(value)
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """JSON value equality as the original (serde_json) sees it: 1 != 1.0 != true.
+
+    Numbers are compared as serde_json parses them (integers in [-2**63, 2**64) stay integers, larger
+    ones become floats). Values that serialise to the same JSON compare equal whatever their Python
+    type: numpy scalars, str/int/float subclasses, tuples against lists. Plain JSON values (what
+    :func:`validate_json_object` returns) take the fast path: no normalisation.
+
+    Examples:
+        >>> json_equal({"a": [1]}, {"a": [1]}), json_equal(1, 1.0), json_equal(True, 1), json_equal(2**64, 2.0**64)
+        (True, False, False, True)
+        >>> json_equal(np.str_("en"), "en"), json_equal(np.int64(1), 1), json_equal(np.bool_(True), 1)
+        (True, True, False)
+    """
+    kind, other = type(a), type(b)
+    if kind is other:
+        if kind in _PLAIN_SCALARS:
+            return bool(a == b)
+        if kind is dict:
+            return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+        if kind is list:
+            return len(a) == len(b) and all(map(json_equal, a, b))
+        if kind is int:
+            return a == b or _serde_numbers_equal(a, b)  # unequal integers: both beyond u64/i64 may still match
+    elif kind in _PLAIN_TYPES and other in _PLAIN_TYPES:
+        # Different plain types are different JSON, except an integer beyond u64/i64 against a float.
+        int_and_float = (kind is int and other is float) or (kind is float and other is int)
+        return int_and_float and _serde_numbers_equal(a, b)
+    return _json_equal_normalised(a, b)
+
+
+def _serde_numbers_equal(a: int | float, b: int | float) -> bool:
+    a, b = _as_serde_number(a), _as_serde_number(b)
+    return type(a) is type(b) and a == b
+
+
+def _json_equal_normalised(a: Any, b: Any) -> bool:
+    """json_equal's slow path: a value that is not of a plain JSON type (numpy, subclasses, tuples)."""
+    a, b = _json_shallow(a), _json_shallow(b)
+    if type(a) in _PLAIN_TYPES and type(b) in _PLAIN_TYPES:
+        return json_equal(a, b)
+    return type(a) is type(b) and bool(a == b)  # no JSON form (a set, an object): Python equality, as before
+
+
+def _json_shallow(value: Any) -> Any:
+    """One level of ``_to_plain``: dict subclasses -> dict, tuples and list subclasses -> list, scalars -> plain."""
+    if type(value) in _PLAIN_TYPES:
+        return value
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list | tuple):
+        return list(value)
+    return _json_leaf(value)
+
+
+def _as_serde_number(value: Any) -> Any:
+    # serde_json keeps integers in [-2**63, 2**64) as integers and parses larger ones as floats.
+    if type(value) is int and not -(2**63) <= value < 2**64:
+        try:
+            return float(value)
+        except OverflowError:  # beyond float64: validation rejects these; compare them as integers
+            return value
+    return value
+
+
+def metadata_match(query_meta: dict[str, Any] | None, candidate_meta: dict[str, Any] | None) -> float:
+    """Share of the query's metadata keys whose value the candidate has too; 0 when either is empty.
+
+    Examples:
+        >>> metadata_match({"lang": "en", "tier": 1}, {"lang": "en", "tier": 2})
+        0.5
+    """
+    if not query_meta or not candidate_meta:
+        return 0.0
+    hits = sum(1 for k, v in query_meta.items() if k in candidate_meta and json_equal(v, candidate_meta[k]))
+    return hits / len(query_meta)
+
+
+def _check_columns(columns: CandidateColumns, dim: int, now_s: float) -> tuple[np.ndarray, ...]:
+    ids = columns.ids
+    n = len(ids)
+    for i, cid in enumerate(ids):
+        if not isinstance(cid, str):
+            raise InvalidInputError(f"candidate id at index {i}: expected str, got {type(cid).__name__}")
+    if len(set(ids)) != n:
+        seen: set[str] = set()
+        dup = next(c for c in ids if c in seen or seen.add(c))  # type: ignore[func-returns-value]
+        raise InvalidInputError(f"duplicate candidate id {dup!r}: ids must be unique within a request")
+    if isinstance(columns.embeddings, np.ndarray):
+        embeddings = _float_array("embeddings", columns.embeddings)
+        if embeddings.ndim != 2 or embeddings.shape[1] != dim:
+            got = embeddings.shape[1] if embeddings.ndim == 2 else f"shape {embeddings.shape}"
+            raise InvalidInputError(f"Vector dimension mismatch: query has {dim}, candidates have {got}")
+    else:
+        rows = []
+        for cid, emb in zip(ids, columns.embeddings, strict=True):
+            row = _float_array(f"candidate {cid!r} embedding", emb)
+            if row.ndim != 1 or row.shape[0] != dim:
+                got = row.shape[0] if row.ndim == 1 else f"shape {row.shape}"
+                raise InvalidInputError(f"Vector dimension mismatch: query has {dim}, candidate {cid!r} has {got}")
+            rows.append(row)
+        embeddings = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
+    if not _squared_norm_ok(embeddings):
+        bad = ~np.isfinite(embeddings).all(axis=1)
+        if bad.any():
+            raise InvalidInputError(
+                f"{_first_bad(bad, ids)}: embedding holds NaN or infinite values (or values beyond float32 range)"
+            )
+        bad = _too_large(embeddings)
+        if bad.any():
+            raise InvalidInputError(
+                f"{_first_bad(bad, ids)}: embedding too large: squared L2 norm above {MAX_SQUARED_NORM:.3g} "
+                "would overflow float32 in the cosine similarity"
+            )
+    raw_created = columns.created_at
+    if raw_created is None:
+        raw_created = np.full(n, now_s)
+    elif not isinstance(raw_created, np.ndarray):
+        raw_created = [now_s if v is None else v for v in raw_created]
+    # The original truncates timestamps to whole seconds (it reads them as integers).
+    created = np.trunc(_float_array("created_at", raw_created, np.float64))
+    access = _float_array("access_count", columns.access_count, np.float64)
+    success = _float_array("success_rate", columns.success_rate, np.float64)
+    for name, col in (("created_at", created), ("access_count", access), ("success_rate", success)):
+        if col.shape != (n,):
+            raise InvalidInputError(f"{name}: expected shape ({n},), got {col.shape}")
+    if n == 0 or _columns_ok(created, access, success):
+        return embeddings, created, access, success
+    for name, col in (("created_at", created), ("access_count", access), ("success_rate", success)):
+        bad = ~np.isfinite(col)
+        if bad.any():
+            raise InvalidInputError(f"{_first_bad(bad, ids)}: {name} must be finite, got {col[bad][0]}")
+    bad = (access < 0) | (access != np.floor(access))
+    if bad.any():
+        raise InvalidInputError(
+            f"{_first_bad(bad, ids)}: access_count must be a non-negative integer, got {access[bad][0]}"
+        )
+    bad = (success < 0) | (success > 1)
+    if bad.any():
+        raise InvalidInputError(f"{_first_bad(bad, ids)}: success_rate must be in [0, 1], got {success[bad][0]}")
+    return embeddings, created, access, success
+
+
+def _columns_ok(created: np.ndarray, access: np.ndarray, success: np.ndarray) -> bool:
+    """[N] float64 columns, N >= 1: True proves them valid (finite, counts non-negative integers, rates in [0, 1]).
+
+    Ufunc methods on one [3, N] table, no Python-level numpy wrappers: a handful of C calls for any N.
+    False means the detailed search must find (and name) the offending value.
+    """
+    table = np.array((created, access, success))
+    (lo_created, lo_access, lo_success), (hi_created, hi_access, hi_success) = (
+        np.minimum.reduce(table, axis=1).tolist(),
+        np.maximum.reduce(table, axis=1).tolist(),
+    )  # NaN propagates into both, and fails every comparison below
+    return bool(
+        -math.inf < lo_created and hi_created < math.inf
+        and lo_access >= 0 and hi_access < math.inf and np.logical_and.reduce(np.floor(access) == access)
+        and lo_success >= 0 and hi_success <= 1
+    )  # fmt: skip
+
+
+def floor_unix_seconds(value: Any) -> float:
+    """``now`` of a route call as whole Unix seconds (the original's resolution), validated.
+
+    Raises:
+        InvalidInputError: not a finite real number.
+
+    Examples:
+        >>> floor_unix_seconds(1_700_000_000.7)
+        1700000000.0
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidInputError(f"now: expected finite Unix seconds (a real number), got {type(value).__name__}")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise InvalidInputError(f"now: expected finite Unix seconds, got {value!r}")
+    return float(math.floor(seconds))
+
+
+def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
+    """Validate a request and pack it into arrays for the route kernel.
+
+    Args:
+        request: the routing request.
+        now_s: the current time in Unix seconds (ages are ``now_s - created_at``).
+
+    Returns:
+        The packed request.
+
+    Raises:
+        InvalidInputError: with the offending candidate and what was expected.
+    """
+    if not isinstance(request, RoutingRequest):
+        raise InvalidInputError(f"expected a RoutingRequest, got {type(request).__name__}")
+    query = _float_array("query_embedding", request.query_embedding)
+    if query.ndim != 1 or query.size == 0:
+        raise InvalidInputError(f"query_embedding: expected a non-empty 1-D vector, got shape {query.shape}")
+    if not _squared_norm_ok(query):
+        if not np.isfinite(query).all():
+            raise InvalidInputError("query_embedding holds NaN or infinite values (or values beyond float32 range)")
+        if _too_large(query):
+            raise InvalidInputError(
+                f"query_embedding too large: squared L2 norm above {MAX_SQUARED_NORM:.3g} would overflow float32"
+            )
+    now_s = floor_unix_seconds(now_s) if not isinstance(now_s, float) else now_s
+    if not math.isfinite(now_s):
+        raise InvalidInputError(f"now: expected finite Unix seconds, got {now_s}")
+    query_meta = validate_json_object("request metadata", request.metadata)
+    columns = request.columns()
+    embeddings, created, access, success = _check_columns(columns, query.shape[0], now_s)
+    n = len(columns)
+    table = np.empty((n, 4), np.float32)
+    # Ages beyond float32 give recency 0 (or 1 for the future) either way; clamped so the cast cannot overflow.
+    table[:, 0] = np.maximum(np.minimum(now_s - created, F32_MAX), -F32_MAX)
+    table[:, 1] = np.minimum(access, F32_MAX)  # beyond it frequency() saturates anyway
+    table[:, 2] = success
+    table[:, 3] = 0.0
+    if columns.metadata is not None:
+        for i, meta in enumerate(columns.metadata):
+            cand_meta = validate_json_object(f"candidate {columns.ids[i]!r} metadata", meta)
+            table[i, 3] = metadata_match(query_meta, cand_meta)
+    return PackedRequest(ids=columns.ids, query=query, embeddings=embeddings, columns=table)

@@ -1,0 +1,402 @@
+"""The Router: the stateful shell around the pure, jitted route kernel.
+
+It holds the device model (swapped atomically on reload), the circuit breaker, the clock and the
+observability objects: a private Prometheus registry (:class:`RouterMetrics`), a structlog logger, a
+tracer, and the in-memory :class:`Collector` that turns all of it into pandas DataFrames.
+
+Span tree of one route (children only when the request's span is recording, i.e. sampled)::
+
+    routing_request (SERVER) -> circuit_breaker_check, feature_engineering,
+                                model_inference -> per candidate: model_inference, uncertainty_estimation
+
+Examples:
+    >>> import numpy as np, warnings
+    >>> from tinydancer.observability.logs import LogConfig
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     router = Router(RouterConfig(model_path="/nonexistent/model.safetensors", seed=3),
+    ...                     log_config=LogConfig(renderer="none"))
+    >>> request = RoutingRequest.from_arrays(np.ones(8), np.eye(8)[:3], ids=["a", "b", "c"])
+    >>> response = router.route(request, now=1_700_000_000)
+    >>> response.candidates_processed, len(response.decisions), router.circuit_breaker_state
+    (3, 3, 'closed')
+    >>> len(router.collector.decisions()), 'tiny_dancer_routing_requests_total{status="success"} 1.0' in \
+router.export_metrics()
+    (3, True)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+import numpy as np
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from tinydancer.errors import CircuitOpenError, InferenceError, InferenceTimeoutError, ModelLoadError
+from tinydancer.model.fastgrnn_file import FORMAT as FASTGRNN_FORMAT
+from tinydancer.model.original import CompatModelConfig, init_compat_params
+from tinydancer.model.original_file import load_compat_model, model_format
+from tinydancer.model.served_fastgrnn import load_served_fastgrnn
+from tinydancer.observability.collector import Collector, DecisionBatch, RequestRecord
+from tinydancer.observability.logs import (
+    LogConfig,
+    LogEvent,
+    follow_default_log_config,
+    log_candidate_results,
+    log_circuit_open,
+    log_request_completed,
+    log_request_failed,
+    log_request_started,
+    log_router_initialized,
+    make_router_logger,
+)
+from tinydancer.observability.metrics import RouterMetrics
+from tinydancer.observability.metrics_server import MetricsServer, WsgiApp
+from tinydancer.observability.route_spans import CANDIDATE_SPANS_DROPPED, emit_candidate_spans
+from tinydancer.observability.span_export import begin_span_capture, end_span_capture
+from tinydancer.observability.trace_context import TraceContext
+from tinydancer.observability.tracing import TracingSystem, get_tracer
+from tinydancer.routing.breaker import STATE_VALUES, BreakerPolicy, CircuitBreaker, Ticket
+from tinydancer.routing.config import RouterConfig
+from tinydancer.routing.kernel import DeviceModel, KernelOutputs, run_route_kernel
+from tinydancer.routing.packing import PackedRequest, floor_unix_seconds, pack_request
+from tinydancer.routing.requests import RoutingRequest, RoutingResponse
+
+#: Signature of the model-inference step; replaceable for fault injection.
+InferenceFn = Callable[[DeviceModel, PackedRequest, float, float], tuple[np.ndarray, np.ndarray, np.ndarray]]
+MODEL_TYPE = "fastgrnn"
+
+
+def default_inference(
+    model: DeviceModel, packed: PackedRequest, threshold: float, max_uncertainty: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the jitted route kernel on a packed request."""
+    return run_route_kernel(model, packed.query, packed.embeddings, packed.columns, threshold, max_uncertainty)
+
+
+def _checked_outputs(outputs: object, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate what the inference step returned: three [n] arrays, scores finite and in [0, 1].
+
+    A broken model (or an injected fault) must fail the request as an inference error that counts
+    towards the breaker, never reach the response, the metrics or the collectors.
+    """
+    if type(outputs) is KernelOutputs and outputs.confidence.shape == (n,):
+        return outputs  # checked by run_route_kernel
+    try:
+        confidence, uncertainty, light = (np.asarray(a) for a in outputs)  # type: ignore[attr-defined]
+    except (TypeError, ValueError) as exc:
+        raise InferenceError(
+            f"model inference returned {type(outputs).__name__}, expected (confidence, uncertainty, use_lightweight)"
+        ) from exc
+    shapes = (confidence.shape, uncertainty.shape, light.shape)
+    if any(shape != (n,) for shape in shapes):
+        raise InferenceError(f"model inference returned shapes {shapes}, expected ({n},) each for {n} candidates")
+    try:
+        scores = np.stack([confidence, uncertainty]).astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InferenceError(f"model inference returned non-numeric scores ({exc})") from exc
+    if not np.isfinite(scores).all():
+        raise InferenceError("model produced NaN or infinite confidences or uncertainties")
+    if ((scores < 0) | (scores > 1)).any():
+        raise InferenceError("model produced confidences or uncertainties outside [0, 1]")
+    return confidence.astype(np.float32, copy=False), uncertainty.astype(np.float32, copy=False), light.astype(bool)
+
+
+def _load_device_model(path: Path) -> DeviceModel:
+    """The original's model file, or a trained FastGRNN checkpoint on the same five features."""
+    if model_format(path) == FASTGRNN_FORMAT:
+        return DeviceModel.from_fastgrnn(load_served_fastgrnn(path))
+    params, config = load_compat_model(path)
+    if config.input_dim != 5:
+        raise ModelLoadError(f"model file {str(path)!r} has input_dim {config.input_dim}; the router's features need 5")
+    return DeviceModel.from_params(params, config)
+
+
+class Router:
+    """Routes requests to a lightweight or a powerful model, with metrics, spans, logs and collectors.
+
+    Args:
+        config: router configuration.
+        clock: wall clock in Unix seconds (``now`` of a route call defaults to it; the breaker uses it).
+        inference: the model-inference step (default: the jitted kernel); tests inject faults here.
+        tracing: a TracingSystem or TracerProvider; None follows the process-wide ``TracingSystem.init()``.
+        log_config: logging settings; None follows the process default (``configure_logging``, also
+            when it is called after this router was made).
+        collector: the in-memory collector (default: one with default capacities).
+    """
+
+    def __init__(
+        self,
+        config: RouterConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        inference: InferenceFn = default_inference,
+        tracing: TracingSystem | trace.TracerProvider | None = None,
+        log_config: LogConfig | None = None,
+        collector: Collector | None = None,
+    ) -> None:
+        self.config = config or RouterConfig()
+        self._clock = clock
+        self._inference = inference
+        self._tracing = tracing
+        self._tracer = get_tracer(tracing)
+        self.metrics = RouterMetrics(MODEL_TYPE)
+        self.collector = collector or Collector(clock=clock)
+        self.collector.metric_source = lambda: self.metrics.registry
+        if log_config is None:  # the process default, now and after every later configure_logging()
+            follow_default_log_config(self._use_log_config)
+        else:
+            self._use_log_config(log_config)
+        log_router_initialized(
+            self._log, self.config.circuit_breaker_threshold if self.config.enable_circuit_breaker else None
+        )
+        self._reload_lock = threading.Lock()
+        self._model = self._initial_model()
+        policy = BreakerPolicy(
+            threshold=self.config.circuit_breaker_threshold,
+            reset_timeout_s=self.config.circuit_breaker_reset_timeout_s,
+            probes=self.config.circuit_breaker_half_open_probes,
+            enabled=self.config.enable_circuit_breaker,
+        )
+        self._breaker = CircuitBreaker(policy, clock=clock, on_transition=self._breaker_changed)
+        # The gauge reads the breaker at scrape time, so it follows the time-driven open -> half-open too.
+        self.metrics.bind_breaker_state(lambda: STATE_VALUES[self._breaker.state])
+
+    def _initial_model(self) -> DeviceModel:
+        path = Path(self.config.model_path)
+        if not path.exists():
+            self._log.warning(LogEvent.MODEL_PATH_NOT_FOUND, model_path=str(path), seed=self.config.seed)
+            warnings.warn(
+                f"model file {str(path)!r} not found: using a random model (seed {self.config.seed})",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            config = CompatModelConfig()
+            return DeviceModel.from_params(init_compat_params(config, self.config.seed), config)
+        return _load_device_model(path)
+
+    def _use_log_config(self, config: LogConfig) -> None:
+        # One reference swap (atomic): each record goes through the old logger or the new one, whole.
+        self._log = make_router_logger(config, sink=self.collector.record_log)
+
+    def _breaker_changed(self, old: str, new: str) -> None:
+        level = self._log.warning if new != "closed" else self._log.info
+        level(LogEvent.CIRCUIT_STATE_CHANGED, from_state=old, to_state=new)
+
+    @property
+    def model(self) -> DeviceModel:
+        """The model serving now."""
+        return self._model
+
+    @property
+    def circuit_breaker_state(self) -> str:
+        """'closed' | 'half_open' | 'open'; reading it has no side effects."""
+        return self._breaker.state
+
+    def reload_model(self) -> None:
+        """Hot-reload the model from ``config.model_path``; atomic, and a bad file keeps the old model.
+
+        Raises:
+            ModelLoadError: the file is missing or invalid; the old model keeps serving (and
+                ``errors_total{error_type="model_load_error"}`` counts it).
+        """
+        with self._reload_lock:
+            try:
+                self._model = _load_device_model(Path(self.config.model_path))  # one reference swap: atomic
+            except ModelLoadError as exc:
+                self.metrics.record_exception(exc)
+                self._log.error(LogEvent.MODEL_RELOAD_FAILED, error_type=exc.error_type, error=str(exc))
+                raise
+        self._log.info(LogEvent.MODEL_RELOADED, model_path=self.config.model_path)
+
+    def export_metrics(self) -> str:
+        """Every metric of this router in the Prometheus text exposition format."""
+        return self.metrics.export()
+
+    def serve_metrics(self, host: str = "127.0.0.1", port: int = 9090) -> MetricsServer:
+        """Serve ``/metrics`` over HTTP (loopback by default); ``.stop()`` on the handle ends it."""
+        return self.metrics.serve(host, port)
+
+    def metrics_wsgi_app(self) -> WsgiApp:
+        """A WSGI app serving this router's metrics, to mount in an existing server."""
+        return self.metrics.wsgi_app()
+
+    def route(
+        self, request: RoutingRequest, now: float | None = None, traceparent: str | None = None
+    ) -> RoutingResponse:
+        """Score every candidate and decide lightweight versus powerful.
+
+        Args:
+            request: the query and its candidates.
+            now: Unix seconds used for candidate ages; None reads the clock. Whole seconds, as the original.
+            traceparent: a W3C ``traceparent`` header; the request's span joins that trace.
+
+        Returns:
+            Decisions for every candidate, sorted by confidence descending.
+
+        Raises:
+            CircuitOpenError: the breaker is open (``retry_after`` says for how long).
+            InvalidInputError: the request (or the traceparent) is malformed.
+            InferenceError: the model failed (counts towards opening the breaker).
+        """
+        start = time.perf_counter()
+        request_id, started_at = self.collector.next_request_id(), self._clock()  # records stamp the start
+        count = len(request) if isinstance(request, RoutingRequest) else 0
+        try:
+            parent = None if traceparent is None else TraceContext.from_w3c_traceparent(traceparent).to_otel_context()
+        except Exception as exc:
+            self._record_failure(exc, request_id, started_at, count, start, None)
+            raise
+        # start_span + attach instead of start_as_current_span: the same span and context, without two
+        # generator-based context managers per request (most requests are not sampled).
+        span = self._tracer.start_span("routing_request", parent, trace.SpanKind.SERVER, {"candidate_count": count})
+        token = otel_context.attach(trace.set_span_in_context(span))  # logs and child spans see the request's span
+        # A sampled request's spans (a TracingSystem's provider hands them over as they end) go to the
+        # collector, which keeps them whatever happens to the tracing system later.
+        capture = begin_span_capture() if span.is_recording() else None
+        try:
+            response = self._route(request, count, now, start, span)
+            span.set_attribute("outcome", "success")
+            span.set_attribute("lightweight_routes", response.lightweight_routes)
+            span.set_attribute("powerful_routes", response.powerful_routes)
+            self._record_success(response, request_id, started_at, span)
+        except Exception as exc:  # recorded inside the span, so error logs carry its trace id
+            self._record_failure(exc, request_id, started_at, count, start, span)
+            if span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
+            if capture is not None:
+                self.collector.record_spans(end_span_capture(capture))
+        return response
+
+    def _child_span(
+        self, recording: bool, name: str, attributes: dict[str, str | int] | None = None
+    ) -> AbstractContextManager[trace.Span]:
+        """A child span of the request's span, or nothing at all when the request is not sampled."""
+        if recording:
+            return self._tracer.start_as_current_span(name, attributes=attributes)
+        return nullcontext(trace.INVALID_SPAN)
+
+    def _route(
+        self, request: RoutingRequest, count: int, now: float | None, start: float, span: trace.Span
+    ) -> RoutingResponse:
+        recording = span.is_recording()
+        log_request_started(self._log, count)
+        model = self._model  # one read: the whole request sees one model
+        with self._child_span(recording, "circuit_breaker_check") as check:
+            if recording:
+                check.set_attribute("circuit_breaker.state", self._breaker.state)
+            ticket = self._breaker.admit()
+        try:
+            now_s = floor_unix_seconds(self._clock() if now is None else now)
+            with self._child_span(recording, "feature_engineering") as fe:
+                packed = pack_request(request, now_s)
+                fe.set_attribute("batch_size", len(packed.ids))
+            self._log.debug(LogEvent.FEATURES, batch_size=len(packed.ids))
+        except BaseException:
+            self._breaker.release(ticket)
+            raise
+        feature_done = time.perf_counter()
+        wall_start = time.time_ns() if recording else 0
+        attributes: dict[str, str | int] = {"batch_size": len(packed.ids), "model_type": MODEL_TYPE}
+        with self._child_span(recording, "model_inference", attributes) as inference_span:
+            confidence, uncertainty, light = self._infer(model, packed, ticket)
+            order = (-confidence).argsort(kind="stable")
+            if recording:
+                dropped = emit_candidate_spans(
+                    self._tracer, inference_span, packed.ids, confidence, uncertainty, light,
+                    wall_start, time.time_ns(), self.config.max_candidate_spans,
+                )  # fmt: skip
+                if dropped:
+                    inference_span.set_attribute(CANDIDATE_SPANS_DROPPED, dropped)
+        inference_done = time.perf_counter()
+        self.metrics.record_features(len(packed.ids), feature_done - start)
+        self.metrics.record_inference(inference_done - feature_done)
+        return RoutingResponse(
+            candidate_ids=tuple(map(packed.ids.__getitem__, order.tolist())),
+            confidence=confidence[order],
+            uncertainty=uncertainty[order],
+            use_lightweight=light[order],
+            inference_time_us=(time.perf_counter() - start) * 1e6,
+            candidates_processed=len(packed.ids),
+            feature_time_us=(feature_done - start) * 1e6,
+        )
+
+    def _infer(
+        self, model: DeviceModel, packed: PackedRequest, ticket: Ticket
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        started = self._clock()
+        try:
+            confidence, uncertainty, light = _checked_outputs(
+                self._inference(model, packed, self.config.confidence_threshold, self.config.max_uncertainty),
+                len(packed.ids),
+            )
+            limit = self.config.inference_timeout_s
+            if limit is not None and (took := self._clock() - started) > limit:
+                raise InferenceTimeoutError(f"model inference took {took:.3f} s, more than inference_timeout_s={limit}")
+        except Exception as exc:
+            self._breaker.failure(ticket)
+            if isinstance(exc, InferenceError):
+                raise
+            raise InferenceError(f"model inference failed: {type(exc).__name__}: {exc}") from exc
+        self._breaker.success(ticket)
+        return confidence, uncertainty, light
+
+    @staticmethod
+    def _trace_ids(span: trace.Span | None) -> tuple[str | None, str | None]:
+        ctx = span.get_span_context() if span is not None else None
+        if ctx is None or not ctx.is_valid:
+            return None, None
+        return trace.format_trace_id(ctx.trace_id), trace.format_span_id(ctx.span_id)
+
+    def _record_success(
+        self, response: RoutingResponse, request_id: int, timestamp: float, span: trace.Span | None
+    ) -> None:
+        n, light = response.candidates_processed, response.lightweight_routes
+        latency_s = response.inference_time_us / 1e6
+        self.metrics.record_request(True, latency_s)
+        self.metrics.record_decisions(response.confidence, response.uncertainty, response.use_lightweight)
+        trace_id, span_id = self._trace_ids(span)
+        self.collector.record_request(
+            RequestRecord(request_id, timestamp, response.inference_time_us, response.feature_time_us, n,
+                          "success", None, trace_id, span_id, light, n - light)
+        )  # fmt: skip
+        self.collector.record_decisions(
+            DecisionBatch(request_id, timestamp, response.candidate_ids, response.confidence, response.uncertainty,
+                          response.use_lightweight, np.arange(n), MODEL_TYPE)
+        )  # fmt: skip
+        log_candidate_results(
+            self._log, response.candidate_ids, response.confidence, response.uncertainty, response.use_lightweight
+        )
+        log_request_completed(self._log, int(response.inference_time_us), light, n - light)
+
+    def _record_failure(
+        self, exc: Exception, request_id: int, timestamp: float, count: int, start: float, span: trace.Span | None
+    ) -> None:
+        latency_s = time.perf_counter() - start
+        self.metrics.record_request(False, latency_s)
+        error_type = self.metrics.record_exception(exc)
+        if isinstance(exc, CircuitOpenError):
+            log_circuit_open(self._log, exc.retry_after)
+            outcome = "rejected"
+        else:
+            log_request_failed(self._log, exc)
+            outcome = "failure"
+        if span is not None:
+            span.set_attribute("outcome", outcome)
+        trace_id, span_id = self._trace_ids(span)
+        self.collector.record_request(
+            RequestRecord(request_id, timestamp, latency_s * 1e6, 0.0, count, outcome, error_type,
+                          trace_id, span_id, 0, 0)
+        )  # fmt: skip
