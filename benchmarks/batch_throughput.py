@@ -14,13 +14,14 @@ from typing import Any
 import jax
 import numpy as np
 
+from tinydancer.model import CompatModelConfig, CompatParams, init_compat_params
 from tinydancer.model.candidate_features import (
     FEATURE_WEIGHTS,
     FREQUENCY_NORMALISER,
     RECENCY_DECAY_PER_S,
     candidate_features,
 )
-from tinydancer.model.original import CompatModelConfig, CompatParams, init_compat_params
+from tinydancer.routing import DeviceModel
 from tinydancer.routing.batch import (
     DEFAULT_CHUNK,
     aligned_empty,
@@ -30,7 +31,6 @@ from tinydancer.routing.batch import (
     score_embeddings,
     score_features,
 )
-from tinydancer.routing.kernel import DeviceModel
 
 
 def numpy_features(query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray) -> np.ndarray:

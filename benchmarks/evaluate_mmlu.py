@@ -30,15 +30,35 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks.training import DEFAULT_DATA, SCRATCH_RESULTS
+from tinydancer import configure_jax
 from tinydancer.datasets import load as load_outcomes
-from tinydancer.learning.calibration import Calibrator, fit_calibrator
-from tinydancer.learning.ensemble import ensemble_predict, stack_params
-from tinydancer.learning.evaluation import apgr, bootstrap_ci, oracle_curve, routing_curve
-from tinydancer.learning.experiment import SPLITS, labels, report, split_rows
-from tinydancer.learning.train import RoutingData, TrainConfig, train_fastgrnn
-from tinydancer.model.compression import model_size_bytes, quantize_params
-from tinydancer.model.fastgrnn import FastGRNNConfig, fastgrnn_predict
-from tinydancer.model.text_features import FeaturizerConfig, TextFeaturizer, apply_norm, fit_norm_stats
+from tinydancer.learning import (
+    SPLITS,
+    Calibrator,
+    RoutingData,
+    TrainConfig,
+    apgr,
+    bootstrap_ci,
+    ensemble_predict,
+    fit_calibrator,
+    labels,
+    oracle_curve,
+    report,
+    routing_curve,
+    split_rows,
+    stack_params,
+    train_fastgrnn,
+)
+from tinydancer.model import (
+    FastGRNNConfig,
+    FeaturizerConfig,
+    TextFeaturizer,
+    apply_norm,
+    fastgrnn_predict,
+    fit_norm_stats,
+    model_size_bytes,
+    quantize_params,
+)
 
 #: The FastGRNN variants evaluated: name -> (featuriser, model kwargs, training kwargs).
 VARIANTS: dict[str, tuple[FeaturizerConfig, dict[str, Any], dict[str, Any]]] = {
@@ -86,6 +106,7 @@ def _with_calibration(scores: np.ndarray, frame: Any, rows: dict[str, np.ndarray
 
 
 def main() -> None:
+    configure_jax()  # synchronous dispatch, as a serving process runs (BENCHMARKS.md)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=DEFAULT_DATA, help="bundled dataset name or path (default: %(default)s)")
     parser.add_argument(

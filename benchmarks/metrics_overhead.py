@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 import tinydancer.observability.decision_histograms as ds
 import tinydancer.observability.metrics as tm
+from tinydancer import configure_jax
 
 
 def naive_recorder() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
@@ -59,6 +60,7 @@ def batch(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def main() -> None:
+    configure_jax()  # synchronous dispatch, as a serving process runs (BENCHMARKS.md)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--paths", action="store_true", help="also time both record_decisions paths")
     args = parser.parse_args()

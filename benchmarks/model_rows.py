@@ -20,8 +20,14 @@ def _median_us(fn: Any, reps: int) -> float:
 def measure_fastgrnn(reps: int) -> dict[str, Any]:
     """Size in bytes and predict() latency (batch 1 and 1000, one step) per variant, or why not."""
     try:
-        from tinydancer.model.compression import iht_project, model_size_bytes, quantize_params
-        from tinydancer.model.fastgrnn import FastGRNNConfig, fastgrnn_predict, init_fastgrnn_params
+        from tinydancer.model import (
+            FastGRNNConfig,
+            fastgrnn_predict,
+            iht_project,
+            init_fastgrnn_params,
+            model_size_bytes,
+            quantize_params,
+        )
 
         config = FastGRNNConfig(**CONFIG)  # type: ignore[arg-type]
         dense = init_fastgrnn_params(config, seed=0)

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from benchmarks.route_latency import NOW_S, make_request, make_routers
+from tinydancer import configure_jax
 
 #: part -> (file suffix, function name) whose cumulative time is the part's.
 PARTS: dict[str, tuple[str, str]] = {
@@ -64,6 +65,7 @@ def profile(setting: str, n: int, calls: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    configure_jax()  # synchronous dispatch, as a serving process runs (BENCHMARKS.md)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

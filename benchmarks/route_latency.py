@@ -22,11 +22,8 @@ from typing import Any
 import numpy as np
 from opentelemetry import trace
 
-from tinydancer.observability.logs import LogConfig
-from tinydancer.observability.tracing import TracingConfig, TracingSystem
-from tinydancer.routing.config import RouterConfig
-from tinydancer.routing.requests import RoutingRequest
-from tinydancer.routing.router import Router
+from tinydancer.observability import LogConfig, TracingConfig, TracingSystem
+from tinydancer.routing import Router, RouterConfig, RoutingRequest
 
 REPO = Path(__file__).resolve().parent.parent
 ORACLE_PACKAGE = "@ruvector/tiny-dancer@0.1.22"

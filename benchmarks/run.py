@@ -41,7 +41,7 @@ from benchmarks.report import batch_table, goals, plot_latency, route_table, tra
 from benchmarks.route_latency import SETTINGS, compile_check, measure_routes
 from benchmarks.training import DEFAULT_DATA, SCRATCH_RESULTS
 from benchmarks.training import measure as measure_training
-from tinydancer.errors import DataError
+from tinydancer import DataError, configure_jax
 
 COUNTS = [1, 10, 100, 1000]
 DIM = 384
@@ -173,6 +173,7 @@ def markdown(result: dict[str, Any], plot_name: str) -> str:
 
 
 def main() -> None:
+    configure_jax()  # synchronous dispatch, as a serving process runs (BENCHMARKS.md)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short budgets and smaller batches (minutes)")
     parser.add_argument(

@@ -26,9 +26,8 @@ import warnings
 
 import numpy as np
 
-from tinydancer import Router, RouterConfig, RoutingRequest
-from tinydancer.observability.logs import LogConfig
-from tinydancer.observability.tracing import TracingConfig, TracingSystem
+from tinydancer import Router, RouterConfig, RoutingRequest, configure_jax
+from tinydancer.observability import LogConfig, TracingConfig, TracingSystem
 
 
 def rss_mib() -> float:
@@ -51,6 +50,7 @@ def small_request(rng: np.random.Generator, n: int, dim: int) -> RoutingRequest:
 
 
 def main() -> None:
+    configure_jax()  # synchronous dispatch, as a serving process runs (BENCHMARKS.md)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--routes", type=float, default=1e6, help="number of route calls (default 1e6)")
     parser.add_argument("--quick", action="store_true", help="100,000 routes")

@@ -26,9 +26,10 @@ from collections.abc import Callable
 import numpy as np
 from opentelemetry import trace
 
+from tinydancer import configure_jax
+from tinydancer.observability import TracingConfig, TracingSystem
 from tinydancer.observability.logs import LogConfig, LogEvent, log_candidate_results, make_router_logger
 from tinydancer.observability.route_spans import CANDIDATE_SPANS_DROPPED, RoutingSpan, emit_candidate_spans
-from tinydancer.observability.tracing import TracingConfig, TracingSystem
 
 
 def route_tree(tracer: trace.Tracer, ids: list[str], conf: np.ndarray, limit: int) -> None:
@@ -68,6 +69,7 @@ def median_per_call_us(fn: Callable[[], object], calls: int, budget_s: float) ->
 
 
 def main() -> None:
+    configure_jax()  # synchronous dispatch, as a serving process runs (BENCHMARKS.md)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short budgets (CI smoke run)")
     budget = 0.05 if parser.parse_args().quick else 0.5

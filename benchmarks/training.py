@@ -38,12 +38,17 @@ import jax
 import numpy as np
 
 from benchmarks.route_latency import REPO, ensure_oracle
+from tinydancer import configure_jax
 from tinydancer.datasets import load as load_outcomes
-from tinydancer.learning.calibration import auroc
-from tinydancer.learning.experiment import split_rows
-from tinydancer.learning.train import RoutingData, TrainConfig, train_fastgrnn
-from tinydancer.model.fastgrnn import FastGRNNConfig, fastgrnn_predict
-from tinydancer.model.text_features import FeaturizerConfig, TextFeaturizer, apply_norm, fit_norm_stats
+from tinydancer.learning import RoutingData, TrainConfig, auroc, split_rows, train_fastgrnn
+from tinydancer.model import (
+    FastGRNNConfig,
+    FeaturizerConfig,
+    TextFeaturizer,
+    apply_norm,
+    fastgrnn_predict,
+    fit_norm_stats,
+)
 
 #: jax.monitoring event recorded once per XLA backend compilation.
 BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
@@ -191,6 +196,7 @@ def measure(data: str | Path) -> dict[str, Any]:
 
 
 def main() -> None:
+    configure_jax()  # synchronous dispatch, as a serving process runs (BENCHMARKS.md)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=DEFAULT_DATA, help="bundled dataset name or path (default: %(default)s)")
     parser.add_argument(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _requires import missing, require_tool
+from tests._requires import missing, require_tool
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "tests" / "oracle"

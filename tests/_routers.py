@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tinydancer import CompatModelConfig, RoutingRequest, init_compat_params, save_compat_model
+from tinydancer import CompatModelConfig, RoutingRequest, save_compat_model
+from tinydancer.model import init_compat_params
 
 NOW = 1_700_000_000
 RNG = np.random.default_rng(0)

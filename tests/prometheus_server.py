@@ -27,7 +27,8 @@ from types import TracebackType
 from typing import Any
 
 import yaml
-from _requires import require_tool
+
+from tests._requires import require_tool
 
 __all__ = ["PrometheusServer", "free_port"]
 

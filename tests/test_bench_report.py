@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _oracle import require_oracle
 
 from benchmarks.report import batch_table, goals, plot_latency, route_table, training_table
+from tests._oracle import require_oracle
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tinydancer import __main__ as entry
+from tinydancer.cli import main as entry
 from tinydancer.cli.learn import main
 from tinydancer.datasets.outcomes import load_routellm_outcomes
 from tinydancer.learning.calibration import auroc

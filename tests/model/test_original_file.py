@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from tinydancer import CompatModelConfig, ModelLoadError, init_compat_params, load_compat_model, save_compat_model
+from tinydancer import CompatModelConfig, ModelLoadError, load_compat_model, save_compat_model
+from tinydancer.model import init_compat_params
 from tinydancer.model.original_file import COMPAT_FORMAT
 
 

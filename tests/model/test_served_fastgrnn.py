@@ -9,14 +9,13 @@ import pytest
 
 from tests._routers import NOW, request
 from tinydancer import InvalidInputError, ModelLoadError, Router, RouterConfig
-from tinydancer.model.candidate_features import request_features
 from tinydancer.model.compression import quantize_params
 from tinydancer.model.fastgrnn import FastGRNNConfig, FastGRNNParams, fastgrnn_predict, init_fastgrnn_params
 from tinydancer.model.fastgrnn_file import save_fastgrnn
 from tinydancer.observability.logs import LogConfig
 from tinydancer.routing.batch import score_features
 from tinydancer.routing.kernel import uncertainty_of
-from tinydancer.routing.packing import pack_request
+from tinydancer.routing.packing import pack_request, request_features
 
 
 def trained_like(config: FastGRNNConfig, seed: int = 3) -> FastGRNNParams:

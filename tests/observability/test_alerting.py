@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _requires import require_tool
 
+from tests._requires import require_tool
 from tests._routers import NOW, request, strong_model
 from tinydancer import InferenceError, Router, RouterConfig
 from tinydancer.errors import CircuitOpenError, InvalidInputError

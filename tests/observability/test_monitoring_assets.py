@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _requires import require_tool
 
+from tests._requires import require_tool
 from tinydancer.errors import InvalidInputError
 from tinydancer.observability.metrics import RouterMetrics
 from tinydancer.observability.monitoring_assets import ASSET_NAMES, read_asset, write_assets

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import yaml
-from prometheus_server import PrometheusServer
 
+from tests.prometheus_server import PrometheusServer
 from tinydancer.observability.metrics import RouterMetrics
 from tinydancer.observability.monitoring_assets import read_asset, write_assets
 

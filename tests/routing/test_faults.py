@@ -33,8 +33,8 @@ from tinydancer import (
     Router,
     RouterConfig,
     RoutingRequest,
-    init_compat_params,
 )
+from tinydancer.model import init_compat_params
 from tinydancer.model.original_file import COMPAT_FORMAT
 from tinydancer.observability.logs import LogConfig
 from tinydancer.observability.tracing import TracingConfig, TracingSystem

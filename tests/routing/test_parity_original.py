@@ -20,19 +20,18 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _oracle import Oracle, require_oracle
 
+from tests._oracle import Oracle, require_oracle
 from tinydancer import (
     Candidate,
     CompatModelConfig,
-    CompatParams,
     Router,
     RouterConfig,
     RoutingRequest,
-    compat_forward,
     load_compat_model,
     save_compat_model,
 )
+from tinydancer.model import CompatParams, compat_forward
 
 pytestmark = pytest.mark.oracle
 

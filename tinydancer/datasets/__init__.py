@@ -19,7 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from tinydancer.datasets.outcomes import load_routellm_outcomes
+from tinydancer.datasets.outcomes import (
+    SyntheticRouting,
+    load_routellm_outcomes,
+    make_synthetic_outcomes,
+    make_synthetic_routing,
+)
 from tinydancer.errors import DataError
 
 #: Bundled dataset name -> file name inside the datasets folder.
@@ -87,4 +92,14 @@ def load(name_or_path: str | Path, *, weak: str | None = None, strong: str | Non
     return load_routellm_outcomes(path, weak=weak, strong=strong)
 
 
-__all__ = ["BUNDLED", "DATASETS_DIR_VARIABLE", "dataset_path", "datasets_dir", "load"]
+__all__ = [
+    "BUNDLED",
+    "DATASETS_DIR_VARIABLE",
+    "SyntheticRouting",
+    "dataset_path",
+    "datasets_dir",
+    "load",
+    "load_routellm_outcomes",
+    "make_synthetic_outcomes",
+    "make_synthetic_routing",
+]

@@ -1,4 +1,4 @@
-"""The observability guide's three examples, runnable: ``python -m tinydancer.examples.<name>``.
+"""The observability guide's three examples, runnable: ``python -m tinydancer.examples.<name>``, and their traffic.
 
 - ``metrics_example``: Prometheus metrics collection and export.
 - ``tracing_example``: OpenTelemetry tracing (Jaeger agent on localhost:6831 if one is running).
@@ -6,7 +6,7 @@
 
 Each loads the guide's model file, ``./models/fastgrnn.safetensors`` (relative to the working folder).
 When it is absent, :func:`ensure_model` first fits the candidate router the way ``make demo`` does
-(:func:`tinydancer.cli.demo.fit_candidate_router`, on generated example traffic), saves it there and says so
+(:func:`tinydancer.examples.traffic.fit_candidate_router`, on generated example traffic), saves it there and says so
 on stdout, so the examples always route with a fitted model rather than a random one.
 """
 
@@ -16,7 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tinydancer.cli.demo import fit_candidate_router
+from tinydancer.examples.traffic import (
+    NOW,
+    CandidateRouterFit,
+    ExampleTraffic,
+    example_traffic,
+    fit_candidate_router,
+    traffic_features,
+)
 
 #: The guide's model path (RouterConfig's default).
 MODEL_PATH = "./models/fastgrnn.safetensors"
@@ -68,4 +75,14 @@ def decision_summary(use_lightweight: object) -> str:
     return f"routed {flags.size} candidates: {light} lightweight, {flags.size - light} powerful"
 
 
-__all__ = ["MODEL_PATH", "decision_summary", "ensure_model"]
+__all__ = [
+    "MODEL_PATH",
+    "NOW",
+    "CandidateRouterFit",
+    "ExampleTraffic",
+    "decision_summary",
+    "ensure_model",
+    "example_traffic",
+    "fit_candidate_router",
+    "traffic_features",
+]

@@ -10,12 +10,10 @@ import argparse
 import sys
 import urllib.request
 
-from tinydancer.cli.demo import NOW, example_traffic
 from tinydancer.examples import decision_summary, ensure_model
-from tinydancer.observability.logs import configure_logging
-from tinydancer.observability.tracing import TracingConfig, TracingSystem
-from tinydancer.routing.config import RouterConfig
-from tinydancer.routing.router import Router
+from tinydancer.examples.traffic import NOW, example_traffic
+from tinydancer.observability import TracingConfig, TracingSystem, configure_logging
+from tinydancer.routing import Router, RouterConfig
 
 
 def main(argv: list[str] | None = None) -> int:

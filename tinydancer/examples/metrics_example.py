@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from tinydancer.cli.demo import NOW, example_traffic
 from tinydancer.examples import decision_summary, ensure_model
-from tinydancer.routing.config import RouterConfig
-from tinydancer.routing.router import Router
+from tinydancer.examples.traffic import NOW, example_traffic
+from tinydancer.routing import Router, RouterConfig
 
 
 def main() -> int:

@@ -10,12 +10,10 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from tinydancer.cli.demo import NOW, example_traffic
 from tinydancer.examples import decision_summary, ensure_model
-from tinydancer.observability.trace_context import TraceContext
-from tinydancer.observability.tracing import TracingConfig, TracingSystem
-from tinydancer.routing.config import RouterConfig
-from tinydancer.routing.router import Router
+from tinydancer.examples.traffic import NOW, example_traffic
+from tinydancer.observability import TraceContext, TracingConfig, TracingSystem
+from tinydancer.routing import Router, RouterConfig
 
 
 def main(argv: list[str] | None = None) -> int:

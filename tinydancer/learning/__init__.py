@@ -1,1 +1,103 @@
-"""placeholder"""
+"""The learning wing: training, calibration, conformal sets, evaluation, ensembles and the experiment steps.
+
+It uses the model wing (FastGRNN, the featuriser, checkpoint files) and the datasets wing.
+"""
+
+from __future__ import annotations
+
+from tinydancer.learning.calibration import (
+    CALIBRATORS,
+    Calibrator,
+    GuaranteedThreshold,
+    apply_calibrator,
+    auroc,
+    brier,
+    conformal_quantile,
+    conformal_sets,
+    ece,
+    fit_calibrator,
+    ltt_threshold,
+    mce,
+    nll,
+    reliability_bins,
+)
+from tinydancer.learning.ensemble import EnsemblePrediction, ensemble_predict, stack_params, train_ensemble
+from tinydancer.learning.evaluation import (
+    RoutingCurve,
+    TunedThreshold,
+    aiq,
+    apgr,
+    bootstrap_ci,
+    cost_curve,
+    cpt,
+    dense_thresholds,
+    oracle_curve,
+    pgr,
+    quantile_thresholds,
+    random_curve,
+    routing_curve,
+    tune_threshold,
+)
+from tinydancer.learning.experiment import (
+    SPLITS,
+    evaluation_rows,
+    featurize_frame,
+    labels,
+    report,
+    score_frame,
+    split_rows,
+    stored_calibrator,
+    train_router,
+)
+from tinydancer.learning.original_training import compat_accuracy, fit_compat_model
+from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult, train_fastgrnn
+
+__all__ = [
+    "CALIBRATORS",
+    "SPLITS",
+    "Calibrator",
+    "EnsemblePrediction",
+    "GuaranteedThreshold",
+    "RoutingCurve",
+    "RoutingData",
+    "TrainConfig",
+    "TrainResult",
+    "TunedThreshold",
+    "aiq",
+    "apgr",
+    "apply_calibrator",
+    "auroc",
+    "bootstrap_ci",
+    "brier",
+    "compat_accuracy",
+    "conformal_quantile",
+    "conformal_sets",
+    "cost_curve",
+    "cpt",
+    "dense_thresholds",
+    "ece",
+    "ensemble_predict",
+    "evaluation_rows",
+    "featurize_frame",
+    "fit_calibrator",
+    "fit_compat_model",
+    "labels",
+    "ltt_threshold",
+    "mce",
+    "nll",
+    "oracle_curve",
+    "pgr",
+    "quantile_thresholds",
+    "random_curve",
+    "reliability_bins",
+    "report",
+    "routing_curve",
+    "score_frame",
+    "split_rows",
+    "stack_params",
+    "stored_calibrator",
+    "train_ensemble",
+    "train_fastgrnn",
+    "train_router",
+    "tune_threshold",
+]

@@ -1,1 +1,76 @@
-"""placeholder"""
+"""The model wing: the two model families a router can serve, their files, and the text featuriser.
+
+Pure functions of (params, inputs) and their safetensors files; it imports no other wing. FastGRNN
+(Kusupati et al., 2018) is the learned router; the original's model is Tiny Dancer's one-step gated cell.
+"""
+
+from __future__ import annotations
+
+from tinydancer.model.candidate_features import candidate_features, cosine_similarity, frequency, recency
+from tinydancer.model.compression import (
+    QuantizedFastGRNNParams,
+    QuantizedTensor,
+    dequantize_params,
+    iht_project,
+    model_size_bytes,
+    quantize_params,
+)
+from tinydancer.model.fastgrnn import (
+    FastGRNNConfig,
+    FastGRNNParams,
+    fastgrnn_cell,
+    fastgrnn_logits,
+    fastgrnn_predict,
+    init_fastgrnn_params,
+)
+from tinydancer.model.fastgrnn_file import load_fastgrnn, save_fastgrnn
+from tinydancer.model.original import CompatModelConfig, CompatParams, compat_forward, init_compat_params
+from tinydancer.model.original_file import load_compat_model, model_format, save_compat_model
+from tinydancer.model.served_fastgrnn import LoadedFastGRNN, ServedFastGRNN, load_served_fastgrnn
+from tinydancer.model.text_features import (
+    FeaturizerConfig,
+    NormStats,
+    TextFeaturizer,
+    apply_norm,
+    featurizer_from_metadata,
+    featurizer_metadata,
+    fit_norm_stats,
+)
+
+__all__ = [
+    "CompatModelConfig",
+    "CompatParams",
+    "FastGRNNConfig",
+    "FastGRNNParams",
+    "FeaturizerConfig",
+    "LoadedFastGRNN",
+    "NormStats",
+    "QuantizedFastGRNNParams",
+    "QuantizedTensor",
+    "ServedFastGRNN",
+    "TextFeaturizer",
+    "apply_norm",
+    "candidate_features",
+    "compat_forward",
+    "cosine_similarity",
+    "dequantize_params",
+    "fastgrnn_cell",
+    "fastgrnn_logits",
+    "fastgrnn_predict",
+    "featurizer_from_metadata",
+    "featurizer_metadata",
+    "fit_norm_stats",
+    "frequency",
+    "iht_project",
+    "init_compat_params",
+    "init_fastgrnn_params",
+    "load_compat_model",
+    "load_fastgrnn",
+    "load_served_fastgrnn",
+    "model_format",
+    "model_size_bytes",
+    "quantize_params",
+    "recency",
+    "save_compat_model",
+    "save_fastgrnn",
+]

@@ -19,8 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tinydancer.routing.packing import PackedRequest
-
 Array = jax.Array | np.ndarray
 
 #: Element-wise weights the original applies to [sim, recency, frequency, success, metadata].
@@ -114,19 +112,3 @@ def candidate_features(
     )
     weights = jnp.asarray(FEATURE_WEIGHTS, jnp.float32)
     return jnp.stack(columns, axis=-1).astype(jnp.float32) * weights
-
-
-def request_features(packed: PackedRequest) -> np.ndarray:
-    """Model inputs of a validated, packed request (what the route kernel computes), shape [N, 5].
-
-    Examples:
-        >>> from tinydancer.routing.packing import pack_request
-        >>> from tinydancer.routing.requests import RoutingRequest
-        >>> req = RoutingRequest.from_arrays(np.ones(2), np.ones((3, 2)), created_at=[0, 0, 0])
-        >>> request_features(pack_request(req, now_s=0)).shape
-        (3, 5)
-    """
-    x = candidate_features(
-        packed.query, packed.embeddings, packed.age_s, packed.access_count, packed.success_rate, packed.metadata_match
-    )
-    return np.asarray(x)

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tinydancer.errors import ConfigError
-from tinydancer.routing.config import finite_number
+from tinydancer.validation import finite_number
 
 Array = jax.Array | np.ndarray
 

@@ -39,6 +39,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+from tinydancer._version import __version__
 from tinydancer.errors import ConfigError
 from tinydancer.observability.provider_switch import TracerSwitch
 from tinydancer.observability.span_export import BoundedSpanBuffer, CountingBatchProcessor, ExporterStats, SpanCapture
@@ -51,9 +52,6 @@ INSTRUMENTATION_NAME = "tiny_dancer_router"
 
 
 def _package_version() -> str:
-    # Imported lazily: tinydancer/__init__.py may import this module before it defines __version__.
-    from tinydancer import __version__
-
     return __version__
 
 

@@ -1,1 +1,35 @@
-"""placeholder"""
+"""The routing wing: requests, validation and packing, the jitted route kernel, the breaker, the Router.
+
+It uses the model wing for the scores and the observability wing to record every route.
+"""
+
+from __future__ import annotations
+
+from tinydancer.routing.batch import aligned_empty, score_embeddings, score_features
+from tinydancer.routing.breaker import BreakerPolicy, CircuitBreaker
+from tinydancer.routing.config import RouterConfig
+from tinydancer.routing.kernel import DeviceModel, bucket_size, run_route_kernel
+from tinydancer.routing.packing import PackedRequest, pack_request, request_features
+from tinydancer.routing.requests import Candidate, RoutingDecision, RoutingRequest, RoutingResponse
+from tinydancer.routing.router import Router, default_inference
+
+__all__ = [
+    "BreakerPolicy",
+    "Candidate",
+    "CircuitBreaker",
+    "DeviceModel",
+    "PackedRequest",
+    "Router",
+    "RouterConfig",
+    "RoutingDecision",
+    "RoutingRequest",
+    "RoutingResponse",
+    "aligned_empty",
+    "bucket_size",
+    "default_inference",
+    "pack_request",
+    "request_features",
+    "run_route_kernel",
+    "score_embeddings",
+    "score_features",
+]

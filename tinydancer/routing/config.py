@@ -12,25 +12,10 @@ Examples:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from tinydancer.errors import ConfigError
-
-
-def finite_number(value: object) -> bool:
-    """A real, finite number (bool excluded); huge ints that overflow float are not finite.
-
-    Examples:
-        >>> finite_number(0.5), finite_number(10**400), finite_number(True), finite_number(float("nan"))
-        (True, False, False, False)
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
+from tinydancer.validation import finite_number
 
 
 def _check_unit_interval(name: str, value: float) -> None:

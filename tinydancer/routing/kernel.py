@@ -17,7 +17,6 @@ Examples:
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -30,14 +29,6 @@ from tinydancer.model.candidate_features import candidate_features
 from tinydancer.model.fastgrnn import FastGRNNParams
 from tinydancer.model.original import CompatModelConfig, CompatParams, compat_forward
 from tinydancer.model.served_fastgrnn import LoadedFastGRNN, ServedFastGRNN, served_confidence
-
-# A route kernel is ~10-60 us of work. With XLA's default asynchronous CPU dispatch every call is
-# handed to a worker thread and the caller waits for it: on a busy 2-core machine that hand-off cost
-# 100-3000 us per route (measured, BENCHMARKS.md). Run on the calling thread instead. The setting is
-# process-wide and read when JAX's CPU backend starts, so it only takes effect when tinydancer is
-# imported before the first JAX computation; TINYDANCER_JAX_ASYNC_DISPATCH=1 keeps JAX's default.
-if os.environ.get("TINYDANCER_JAX_ASYNC_DISPATCH") != "1":
-    jax.config.update("jax_cpu_enable_async_dispatch", False)  # type: ignore[no-untyped-call]
 
 #: Candidate counts are padded up to the next of these; above the last, to a multiple of it.
 #: Powers of two waste at most half the work; below 8 one more compile is not worth a bucket.

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tinydancer.errors import InvalidInputError
+from tinydancer.model.candidate_features import candidate_features
 from tinydancer.routing.requests import CandidateColumns, RoutingRequest
 
 
@@ -462,3 +463,18 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
             cand_meta = validate_json_object(f"candidate {columns.ids[i]!r} metadata", meta)
             table[i, 3] = metadata_match(query_meta, cand_meta)
     return PackedRequest(ids=columns.ids, query=query, embeddings=embeddings, columns=table)
+
+
+def request_features(packed: PackedRequest) -> np.ndarray:
+    """Model inputs of a validated, packed request (what the route kernel computes), shape [N, 5].
+
+    Examples:
+        >>> from tinydancer.routing.requests import RoutingRequest
+        >>> req = RoutingRequest.from_arrays(np.ones(2), np.ones((3, 2)), created_at=[0, 0, 0])
+        >>> request_features(pack_request(req, now_s=0)).shape
+        (3, 5)
+    """
+    x = candidate_features(
+        packed.query, packed.embeddings, packed.age_s, packed.access_count, packed.success_rate, packed.metadata_match
+    )
+    return np.asarray(x)
