@@ -43,6 +43,7 @@ from tinydancer.learning import (
     fit_calibrator,
     labels,
     oracle_curve,
+    predict_scores,
     report,
     routing_curve,
     split_rows,
@@ -54,7 +55,6 @@ from tinydancer.model import (
     FeaturizerConfig,
     TextFeaturizer,
     apply_norm,
-    fastgrnn_predict,
     fit_norm_stats,
     model_size_bytes,
     quantize_params,
@@ -80,13 +80,6 @@ VARIANTS: dict[str, tuple[FeaturizerConfig, dict[str, Any], dict[str, Any]]] = {
 }
 
 
-def _predict(params: Any, cfg: FastGRNNConfig, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    out = [
-        np.asarray(fastgrnn_predict(params, cfg, x[i : i + 2048], mask[i : i + 2048])) for i in range(0, len(x), 2048)
-    ]
-    return np.concatenate(out).astype(np.float64)
-
-
 #: Variants also evaluated as a deep ensemble of this many seeds (mean probability).
 ENSEMBLED = {"fastgrnn_mean256_h32": 5}
 KEEP = ("apgr", "cpt50", "cpt80", "auroc")
@@ -97,10 +90,11 @@ LTT_ALPHAS = (0.1, 0.15, 0.2, 0.25)
 def _with_calibration(scores: np.ndarray, frame: Any, rows: dict[str, np.ndarray], y: np.ndarray) -> dict[str, Any]:
     raw = report(scores, frame, rows, Calibrator("none"))
     cal = fit_calibrator("temperature", scores[rows["cal"]], y[rows["cal"]])
-    calibrated = report(scores, frame, rows, cal)
-    calibrated["ece_raw"] = raw["ece"]
+    calibrated = report(scores, frame, rows, cal).as_dict()
+    calibrated["ece_raw"] = raw.ece
     calibrated["ltt"] = {
-        str(alpha): report(scores, frame, rows, cal, alpha=alpha)["thresholds"]["weak_error"] for alpha in LTT_ALPHAS
+        str(alpha): report(scores, frame, rows, cal, alpha=alpha).thresholds.weak_error._asdict()
+        for alpha in LTT_ALPHAS
     }
     return calibrated
 
@@ -128,7 +122,7 @@ def main() -> None:
         entry: dict[str, Any] = {"rows": {k: len(v) for k, v in rows.items()}}
         entry["oracle"] = {"apgr": apgr(oracle_curve(weak, strong))}
         rng = np.random.default_rng(ns.seed)
-        entry["random"] = report(rng.random(len(frame)), frame, rows, Calibrator("none"))
+        entry["random"] = report(rng.random(len(frame)), frame, rows, Calibrator("none")).as_dict()
         fit_rows = np.concatenate([rows["train"], rows["val"]])
         started = time.perf_counter()
         vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
@@ -158,17 +152,17 @@ def main() -> None:
                 TrainConfig(seed=ns.seed, progress=False, **train_kw),
             )
             seconds = time.perf_counter() - started
-            scores = _predict(result.params, cfg, x, mask)
+            scores = predict_scores(result.params, cfg, x, mask)
             entry[name] = _with_calibration(scores, frame, rows, y)
             q = quantize_params(result.params)
-            q_scores = _predict(q, cfg, x, mask)
+            int8 = report(predict_scores(q, cfg, x, mask), frame, rows, Calibrator("none"))
             entry[name] |= {
                 "train_seconds": seconds,
                 "epochs_run": len(result.history),
                 "best_epoch": result.best_epoch,
                 "size_bytes_float32": model_size_bytes(result.params),
                 "size_bytes_int8": model_size_bytes(q),
-                "int8": {k: v for k, v in report(q_scores, frame, rows, Calibrator("none")).items() if k in KEEP},
+                "int8": {k: getattr(int8, k) for k in KEEP},
                 "apgr_ci95": _apgr_ci(scores, frame, test),
             }
             if name in ENSEMBLED:

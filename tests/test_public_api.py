@@ -59,6 +59,10 @@ def _private_imports(name: str, source: str) -> list[str]:
             wrong.append(f"from {module} import ...")
             continue
         wrong += [f"from {module} import {n}" for n in imported if n not in public]
+    for attribute in re.findall(r"\btd\.(\w+(?:\.\w+)?)", source):  # `import tinydancer as td` users
+        head, _, tail = attribute.partition(".")
+        if head not in td.__all__ or (head in WINGS and tail and tail not in getattr(td, head).__all__):
+            wrong.append(f"td.{attribute}")
     return wrong
 
 
@@ -68,10 +72,15 @@ def test_users_of_the_package_import_only_public_names(name: str, source: str) -
 
 
 def test_the_check_sees_a_private_import() -> None:
-    source = "from tinydancer.routing.kernel import DeviceModel\nfrom tinydancer.learning import apgr, secret\n"
+    source = (
+        "from tinydancer.routing.kernel import DeviceModel\nfrom tinydancer.learning import apgr, secret\n"
+        "td.Router, td.learning.apgr, td.RouterMetrics, td.learning.secret\n"
+    )
     assert _private_imports("x.ipynb", source) == [
         "from tinydancer.routing.kernel import ...",
         "from tinydancer.learning import secret",
+        "td.RouterMetrics",
+        "td.learning.secret",
     ]
 
 

@@ -22,8 +22,8 @@ Examples:
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
-from typing import TypeVar
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
 from tinydancer.errors import ConfigError
 
@@ -46,11 +46,15 @@ def finite_number(value: object) -> bool:
 
 
 def _bounds(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    # Integer bounds print in full (2**63 - 1, not 9.22337e+18); float bounds in their shortest form.
+    def show(bound: float) -> str:
+        return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
     parts = []
     if low is not None:
-        parts.append(f"{'>' if low_open else '>='} {low:g}")
+        parts.append(f"{'>' if low_open else '>='} {show(low)}")
     if high is not None:
-        parts.append(f"{'<' if high_open else '<='} {high:g}")
+        parts.append(f"{'<' if high_open else '<='} {show(high)}")
     return " and ".join(parts)
 
 
@@ -126,15 +130,24 @@ def check_bool(name: str, value: object) -> bool:
 
 
 def check_choice(name: str, value: T, choices: Collection[T]) -> T:
-    """One of ``choices``.
+    """One of ``choices``, of the same type (``64.0`` is not ``64``, ``True`` is not ``1``).
 
     Examples:
         >>> check_choice("renderer", "xml", ("console", "json", "none"))
         Traceback (most recent call last):
         ...
         tinydancer.errors.ConfigError: renderer: expected one of ('console', 'json', 'none'), got 'xml'
+        >>> check_choice("level", [], ("DEBUG", "INFO"))
+        Traceback (most recent call last):
+        ...
+        tinydancer.errors.ConfigError: level: expected one of ('DEBUG', 'INFO'), got []
+        >>> check_choice("dim", 64.0, (64, 128, 256))
+        Traceback (most recent call last):
+        ...
+        tinydancer.errors.ConfigError: dim: expected one of (64, 128, 256), got 64.0
     """
-    if isinstance(value, bool) or value not in choices:
+    # Same type and equal: 64.0 is not the size 64, True is not 1, and an unhashable value is simply unknown.
+    if not any(type(value) is type(choice) and value == choice for choice in choices):
         raise ConfigError(f"{name}: expected one of {tuple(choices)!r}, got {value!r}")
     return value
 
@@ -154,4 +167,32 @@ def check_text(name: str, value: object, *, allow_empty: bool = False) -> str:
     return value
 
 
-__all__ = ["check_bool", "check_choice", "check_int", "check_number", "check_text", "finite_number"]
+def check_optional(check: Callable[..., T], name: str, value: object, **options: Any) -> T | None:
+    """None, or a value that ``check(name, value, **options)`` accepts; the message then says "None or ...".
+
+    Args:
+        check: One of the checks above.
+        name: Field name for the message.
+        value: The value to check.
+        **options: The check's keyword options (bounds, ``allow_empty``).
+
+    Raises:
+        ConfigError: Not None and rejected by ``check``.
+
+    Examples:
+        >>> check_optional(check_number, "inference_timeout_s", None, low=0, low_open=True) is None
+        True
+        >>> check_optional(check_int, "w_rank", 0, low=1)
+        Traceback (most recent call last):
+        ...
+        tinydancer.errors.ConfigError: w_rank: expected None or an integer >= 1, got 0
+    """
+    if value is None:
+        return None
+    try:
+        return check(name, value, **options)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace(f"{name}: expected ", f"{name}: expected None or ", 1)) from None
+
+
+__all__ = ["check_bool", "check_choice", "check_int", "check_number", "check_optional", "check_text", "finite_number"]

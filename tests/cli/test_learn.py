@@ -13,9 +13,10 @@ import pytest
 
 from tinydancer.cli import main as entry
 from tinydancer.cli.learn import main
+from tinydancer.datasets import load
 from tinydancer.datasets.outcomes import load_routellm_outcomes
 from tinydancer.learning.calibration import auroc
-from tinydancer.learning.experiment import split_rows
+from tinydancer.learning.experiment import evaluate_router, split_rows
 from tinydancer.model.fastgrnn_file import load_fastgrnn
 
 FIXTURE = str(Path(__file__).resolve().parents[2] / "datasets" / "synthetic_routing.csv")
@@ -59,6 +60,55 @@ def test_calibrate_then_evaluate_json(model: Path, capsys: pytest.CaptureFixture
     assert 0.0 <= result["coverage"] <= 1.0
     thresholds = result["thresholds"]["weak_error"]
     assert thresholds["threshold"] is None or math.isfinite(thresholds["threshold"])
+
+
+def test_calibrate_overwrites_the_model_atomically(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its default overwrites --model; a write that fails midway leaves the old file whole, and no temp file."""
+    import os
+
+    copy = tmp_path / "router.safetensors"
+    copy.write_bytes(model.read_bytes())
+    before = copy.read_bytes()
+
+    def crash(fd: int) -> None:  # the calibrated checkpoint is written to the temporary file, not renamed yet
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        main(["calibrate", "--model", str(copy), "--data", FIXTURE, *COLUMNS])
+    assert copy.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [copy.name]
+    monkeypatch.undo()
+    assert main(["calibrate", "--model", str(copy), "--data", FIXTURE, *COLUMNS]) == 0
+    assert json.loads(load_fastgrnn(copy)[2]["calibrator"])["kind"] == "temperature"
+    assert [p.name for p in tmp_path.iterdir()] == [copy.name]
+
+
+def test_json_outputs_keep_their_documented_keys(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train`` / ``calibrate`` / ``evaluate --json`` print the typed results under the documented keys."""
+    capsys.readouterr()
+    out = tmp_path / "calibrated.safetensors"
+    assert main(["calibrate", "--model", str(model), "--data", "synthetic", "--out", str(out)]) == 0
+    calibrated = json.loads(capsys.readouterr().out)
+    assert list(calibrated) == ["model", "calibrator", "ece_cal_before", "ece_cal_after"]
+    assert calibrated["model"] == str(out) and calibrated["calibrator"] == "temperature"
+    assert main(["evaluate", "--model", str(out), "--data", "synthetic", "--alpha", "0.2", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed) == [
+        "n_test", "apgr", "apgr_dense", "cpt20", "cpt50", "cpt80", "auroc", "ece", "ece_raw", "ece_equal_mass",
+        "coverage", "coverage_target", "uncertain_share", "calibrator", "thresholds", "model",
+    ]  # fmt: skip
+    assert list(printed["thresholds"]) == ["weak_error", "strong_share_0.5", "quality_share_0.95"]
+    assert list(printed["thresholds"]["weak_error"]) == ["alpha", "delta", "threshold", "test_weak_share",
+                                                         "test_weak_error"]  # fmt: skip
+    # The same figures as the API call, infinite thresholds as null.
+    typed = evaluate_router(out, load("synthetic"), alpha=0.2).as_dict()
+    weak_error = typed["thresholds"]["weak_error"]
+    weak_error["threshold"] = weak_error["threshold"] if math.isfinite(weak_error["threshold"]) else None
+    assert printed == {**typed, "model": str(out)}
 
 
 def test_evaluate_on_all_rows_of_another_file(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -174,6 +224,7 @@ def test_cli_defaults_learn_the_bundled_synthetic_data(tmp_path: Path, capsys: p
     out = tmp_path / "router.safetensors"
     assert entry.main(["train", "--data", FIXTURE, "--out", str(out), "--no-progress"]) == 0
     trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(trained) == ["model", "rows", "size_bytes_float32", "size_bytes_int8", "best_epoch"]
     assert trained["rows"] == {"train": 800, "val": 200, "cal": 200, "test": 800}
     assert trained["best_epoch"] > 1  # it improved on the validation rows after the first epoch
     assert entry.main(["evaluate", "--model", str(out), "--data", FIXTURE, "--json"]) == 0

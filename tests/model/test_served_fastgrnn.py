@@ -67,7 +67,7 @@ def test_strong_scoring_checkpoint_and_int8(tmp_path: Path) -> None:
 
 
 def test_hot_reload_switches_model_kind(tmp_path: Path) -> None:
-    from test_router import strong_model
+    from tests._routers import strong_model
 
     path = tmp_path / "m.safetensors"
     strong_model(path)

@@ -19,7 +19,6 @@ from tinydancer.observability.logs import (
     LogEvent,
     configure_logging,
     default_log_config,
-    is_enabled_for,
     log_candidate_results,
     log_circuit_open,
     log_request_completed,
@@ -144,21 +143,21 @@ def test_invalid_span_context_adds_no_ids() -> None:
     assert "trace_id" not in records[0]
 
 
-def test_embeddings_stripped_unless_configured() -> None:
+def test_embeddings_are_always_stripped() -> None:
     query = np.array([0.25, -1.0], dtype=np.float32)
-    stream, records = io.StringIO(), list[dict[str, Any]]()
-    log = make_router_logger(LogConfig(renderer="json", stream=stream), sink=records.append)
-    log_request_started(log, 1, query_embedding=query)
-    log.info("other", embedding=query, embeddings=[query], candidate_embeddings=query, keep=1)
-    assert all(not {"query_embedding", "embedding", "embeddings", "candidate_embeddings"} & r.keys() for r in records)
-    assert "0.25" not in stream.getvalue() and records[1]["keep"] == 1
-
-    stream, records = io.StringIO(), []
-    log = make_router_logger(LogConfig(renderer="json", stream=stream, include_embeddings=True), sink=records.append)
-    log_request_started(log, 1, query_embedding=query)
-    (line,) = stream.getvalue().splitlines()
-    assert json.loads(line)["query_embedding"] == [0.25, -1.0]
-    assert records[0]["query_embedding"] is query
+    for renderer in ("json", "console"):
+        stream, records = io.StringIO(), list[dict[str, Any]]()
+        log = make_router_logger(LogConfig(renderer=renderer, stream=stream), sink=records.append)
+        log_request_started(log, 1, query_embedding=query)
+        log.info("other", embedding=query, embeddings=[query], candidate_embeddings=query, keep=1)
+        keys = {"query_embedding", "embedding", "embeddings", "candidate_embeddings"}
+        assert all(not keys & r.keys() for r in records)
+        assert "0.25" not in stream.getvalue() and records[1]["keep"] == 1
+    # There is no switch to keep them: the option that did nothing (no embedding reaches the logger) is gone.
+    with pytest.raises(TypeError, match="include_embeddings"):
+        LogConfig(include_embeddings=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="include_embeddings"):
+        configure_logging(include_embeddings=True)  # type: ignore[call-arg]
 
 
 def test_two_loggers_with_different_configs_coexist() -> None:
@@ -173,14 +172,16 @@ def test_two_loggers_with_different_configs_coexist() -> None:
     assert not structlog.is_configured()  # nothing global was touched
 
 
-def test_is_enabled_for_guards_the_debug_loop() -> None:
-    info = make_router_logger(LogConfig(level="INFO", renderer="none"))
-    debug = make_router_logger(LogConfig(level="DEBUG", renderer="none"))
-    assert not is_enabled_for(info, "DEBUG") and is_enabled_for(info, "info") and is_enabled_for(info, 40)
-    assert is_enabled_for(debug, "DEBUG")
+def test_per_candidate_results_are_logged_only_when_debug_is_on() -> None:
+    info_records: list[dict[str, Any]] = []
+    debug_records: list[dict[str, Any]] = []
+    info = make_router_logger(LogConfig(level="INFO", renderer="none"), sink=info_records.append)
+    debug = make_router_logger(LogConfig(level="DEBUG", renderer="none"), sink=debug_records.append)
     ids, scores = ["a", "b"], np.array([0.5, 0.6])
     assert log_candidate_results(info, ids, scores, scores, np.array([True, False])) == 0
+    assert info_records == []
     assert log_candidate_results(debug, ids, scores, scores, np.array([True, False])) == 4
+    assert [r["candidate_id"] for r in debug_records] == ["a", "a", "b", "b"]
 
 
 def test_configure_logging_sets_the_default_for_new_loggers() -> None:

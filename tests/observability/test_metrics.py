@@ -14,10 +14,18 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tinydancer.errors import ERROR_TYPES, CircuitOpenError, ConfigError, InferenceError, InvalidInputError
+from tinydancer.errors import (
+    ERROR_TYPES,
+    CircuitOpenError,
+    ConfigError,
+    DataError,
+    InferenceError,
+    InvalidInputError,
+)
 from tinydancer.observability.decision_histograms import _SMALL_BATCH
 from tinydancer.observability.metrics import (
     BATCH_SIZE_RANGES,
+    BREAKER_STATES,
     CONFIDENCE_BUCKETS,
     FEATURE_BUCKETS,
     LATENCY_BUCKETS,
@@ -153,6 +161,21 @@ def test_record_features_and_inference() -> None:
     assert value(m, f"{inf}_bucket", model_type="fastgrnn-int8", le="5e-05") == 1
     assert value(m, f"{inf}_bucket", model_type="fastgrnn-int8", le="0.01") == 1
     assert value(m, f"{inf}_count", model_type="fastgrnn-int8") == 2
+
+
+def test_inference_label_follows_the_model_type_given_per_call() -> None:
+    m = RouterMetrics(model_type="original")
+    inf = "tiny_dancer_model_inference_duration_seconds_count"
+    assert [s.labels for s in m.samples() if s.name == inf] == [{"model_type": "original"}]  # 0 from the start
+    m.record_inference(1e-4, "original")
+    m.record_inference(2e-4, "fastgrnn")  # a reload switched kinds: a new series, same registry
+    m.record_inference(3e-4, "fastgrnn")
+    m.record_inference(4e-4)  # none given: the constructor's
+    assert value(m, inf, model_type="original") == 2 and value(m, inf, model_type="fastgrnn") == 2
+    for bad in ("", "candidate id 7", "x" * 65):
+        with pytest.raises(ConfigError, match="model_type: expected"):
+            m.record_inference(1e-4, bad)
+    assert {s.labels["model_type"] for s in m.samples() if s.name == inf} == {"original", "fastgrnn"}
 
 
 @pytest.mark.parametrize("bad", ["", "has space", 'quote"', "x" * 65, "candidate/123?"])
@@ -333,13 +356,9 @@ def test_concurrent_recording_loses_nothing() -> None:
 def test_error_types_are_a_fixed_precreated_set() -> None:
     m = RouterMetrics()
     assert [value(m, "tiny_dancer_errors_total", error_type=e) for e in ERROR_TYPES] == [0] * len(ERROR_TYPES)
-    m.record_error("inference_error")
-    m.record_error("circuit_breaker_open")
-    m.record_error("circuit_breaker_open")
-    for bad in ("candidate-123", "Inference error: NaN in output", ""):
-        with pytest.raises(InvalidInputError, match="error_type") as info:
-            m.record_error(bad)
-        assert isinstance(info.value, ValueError)
+    m.record_exception(InferenceError("first"))
+    m.record_exception(CircuitOpenError(retry_after=1.0))
+    m.record_exception(CircuitOpenError(retry_after=2.0))
     assert m.record_exception(InferenceError("boom")) == "inference_error"
     assert m.record_exception(CircuitOpenError(retry_after=3.0)) == "circuit_breaker_open"
     assert m.record_exception(ZeroDivisionError()) == "internal_error"
@@ -356,18 +375,19 @@ def test_error_types_are_a_fixed_precreated_set() -> None:
     }
 
 
-@pytest.mark.parametrize(("state", "code"), [("closed", 0), ("half_open", 1), ("open", 2)])
-def test_breaker_gauge_values(state: str, code: int) -> None:
-    m = RouterMetrics()
-    m.set_breaker_state("open")
-    m.set_breaker_state(state)
-    assert value(m, "tiny_dancer_circuit_breaker_state") == code
+def test_breaker_states_are_the_guides_gauge_values() -> None:
+    assert dict(BREAKER_STATES) == {"closed": 0, "half_open": 1, "open": 2}
+    with pytest.raises(TypeError):
+        BREAKER_STATES["open"] = 3  # type: ignore[index]  # read-only: the one definition cannot drift
 
 
-def test_breaker_rejects_unknown_state() -> None:
-    m = RouterMetrics()
-    with pytest.raises(InvalidInputError, match="half_open"):
-        m.set_breaker_state("half-open")
+def test_breaker_gauge_reads_the_state_at_scrape_time() -> None:
+    m, state = RouterMetrics(), ["closed"]
+    m.bind_breaker_state(lambda: BREAKER_STATES[state[0]])
+    seen = []
+    for state[0] in ("closed", "open", "half_open", "closed"):
+        seen.append(value(m, "tiny_dancer_circuit_breaker_state"))
+    assert seen == [0, 2, 1, 0]
 
 
 def test_two_instances_never_collide_and_the_global_registry_is_untouched() -> None:
@@ -385,7 +405,7 @@ def test_samples_equal_the_parsed_exposition_without_created() -> None:
     m = RouterMetrics()
     m.record_request(True, 0.004)
     m.record_decisions(np.array([0.7, 0.99]), np.array([0.2, 0.01]), np.array([False, True]))
-    m.record_error("data_error")
+    m.record_exception(DataError("bad file"))
     from_text = {
         (s.name, tuple(sorted(s.labels.items())), s.value)
         for f in text_string_to_metric_families(m.export())
@@ -400,7 +420,7 @@ def test_samples_equal_the_parsed_exposition_without_created() -> None:
 
 def test_wsgi_app_serves_the_exposition() -> None:
     m = RouterMetrics()
-    m.record_error("data_error")
+    m.record_exception(DataError("bad file"))
     environ: dict[str, object] = {}
     setup_testing_defaults(environ)
     status: list[str] = []
@@ -411,7 +431,7 @@ def test_wsgi_app_serves_the_exposition() -> None:
 
 def test_serve_on_a_free_port_then_stop_frees_it() -> None:
     m = RouterMetrics()
-    m.set_breaker_state("open")
+    m.bind_breaker_state(lambda: BREAKER_STATES["open"])
     with m.serve(port=0) as server:
         assert server.host == "127.0.0.1" and server.port > 0
         assert server.url == f"http://127.0.0.1:{server.port}/metrics"

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from tests.prometheus_server import PrometheusServer
-from tinydancer.observability.metrics import RouterMetrics
+from tinydancer.errors import InferenceError
+from tinydancer.observability.metrics import BREAKER_STATES, RouterMetrics
 from tinydancer.observability.monitoring_assets import read_asset, write_assets
 
 pytestmark = pytest.mark.prometheus
@@ -29,7 +30,7 @@ def record_traffic(m: RouterMetrics, rounds: int) -> None:
             m.record_request(i < 7, 0.002)
         m.record_decisions(*SMALL)
         m.record_decisions(*BIG)
-        m.record_error("inference_error")
+        m.record_exception(InferenceError("injected"))
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RouterMetri
     write_assets(assets)
     metrics = RouterMetrics()
     record_traffic(metrics, rounds=1)
-    metrics.set_breaker_state("open")
+    metrics.bind_breaker_state(lambda: BREAKER_STATES["open"])
     with (
         metrics.serve(port=0) as endpoint,
         PrometheusServer.start(

@@ -68,7 +68,9 @@ def test_counts_are_exact(tmp_path: Path) -> None:
     assert sample(router, "tiny_dancer_candidates_processed_total", batch_size_range="11-50") == 11 + 50
     assert sample(router, "tiny_dancer_candidates_processed_total", batch_size_range="51-100") == 51 + 100
     assert sample(router, "tiny_dancer_candidates_processed_total", batch_size_range="100+") == 101
-    assert sample(router, "tiny_dancer_model_inference_duration_seconds_count", model_type="fastgrnn") == len(sizes)
+    # the original's model serves (strong_model writes the original's format): labelled so, not "fastgrnn"
+    assert sample(router, "tiny_dancer_model_inference_duration_seconds_count", model_type="original") == len(sizes)
+    assert not any(s.labels.get("model_type") == "fastgrnn" for s in router.metrics.samples())
     conf_sum = sample(router, "tiny_dancer_confidence_scores_sum", decision_type="lightweight")
     conf_sum += sample(router, "tiny_dancer_confidence_scores_sum", decision_type="powerful")
     assert conf_sum == pytest.approx(sum(float(r.confidence.astype(np.float64).sum()) for r in responses), rel=1e-9)
@@ -270,8 +272,8 @@ def test_no_candidate_id_or_free_text_becomes_a_label(tmp_path: Path) -> None:
     text = router.export_metrics()
     assert "SECRET" not in text
     label_values = set(re.findall(r'="([^"]*)"', text))
-    allowed = {"success", "failure", "total", "1-10", "11-50", "51-100", "100+", "fastgrnn", "lightweight",
-               "powerful"}  # fmt: skip
+    allowed = {"success", "failure", "total", "1-10", "11-50", "51-100", "100+", "original", "fastgrnn",
+               "lightweight", "powerful"}  # fmt: skip
     from tinydancer.errors import ERROR_TYPES
 
     numeric = {v for v in label_values if re.fullmatch(r"[-+0-9.eInf]+", v)}  # histogram "le" bounds

@@ -148,8 +148,8 @@ def check_response(router: Router, request: RoutingRequest, response: Any) -> No
     assert np.array_equal(response.use_lightweight, (conf >= cfg.confidence_threshold) & (unc <= cfg.max_uncertainty))
 
 
-ALLOWED_LABELS = {"success", "failure", "total", "1-10", "11-50", "51-100", "100+", "fastgrnn", "lightweight",
-                  "powerful", *ERROR_TYPES}  # fmt: skip
+ALLOWED_LABELS = {"success", "failure", "total", "1-10", "11-50", "51-100", "100+", "original", "fastgrnn",
+                  "lightweight", "powerful", *ERROR_TYPES}  # fmt: skip
 
 
 def assert_no_user_label(router: Router) -> None:
@@ -341,7 +341,6 @@ def test_tracing_config_accepts_valid_or_raises_config_error(kwargs: dict[str, A
             "level": st.sampled_from(["debug", "INFO", "warning", "Error", "critical", "trace", ""]) | SAFE_TEXT,
             "renderer": st.sampled_from(["console", "json", "none", "xml"]) | SAFE_TEXT,
             "stream": st.none() | st.just(io.StringIO()) | JUNK,
-            "include_embeddings": st.booleans() | JUNK,
         },
     )
 )
@@ -355,7 +354,6 @@ FORMER_CONFIG_GAPS: list[tuple[str, Callable[[], Any]]] = [
     ("capacity_huge", lambda: TracingConfig(in_memory_capacity=10**20)),  # was OverflowError in TracingSystem
     ("level_list", lambda: LogConfig(level=[])),  # type: ignore[arg-type]  # was TypeError: unhashable
     ("stream_int", lambda: LogConfig(stream=5)),  # type: ignore[arg-type]  # was accepted, then TypeError in Router
-    ("embeddings_str", lambda: LogConfig(include_embeddings="no")),  # type: ignore[arg-type]  # "no" meant True
 ]
 
 

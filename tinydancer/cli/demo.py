@@ -8,12 +8,16 @@ the generator behind the bundled ``datasets/synthetic_routing.csv``) and the can
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from tinydancer.examples.traffic import NOW, example_traffic, fit_candidate_router
 from tinydancer.routing.config import RouterConfig
 from tinydancer.routing.router import Router
+
+if TYPE_CHECKING:
+    from tinydancer.learning.experiment import EvaluationReport
 
 #: Weak-error level and confidence of the demo's guaranteed threshold.
 DEMO_ALPHA, DEMO_DELTA = 0.3, 0.1
@@ -38,27 +42,45 @@ def _format_value(value: object) -> str:
     return str(value)
 
 
-def _learned_router(n_rows: int, model_path: Path, seed: int) -> dict[str, object]:
-    """Train, calibrate and evaluate a FastGRNN on query text (seeded synthetic outcomes); returns the report."""
+class LearnedRouter(NamedTuple):
+    """What step 1 of the demo learned: the evaluation report and the figures around it."""
+
+    report: EvaluationReport
+    weak_accuracy: float
+    size_bytes_float32: int
+    size_bytes_int8: int
+    epochs_run: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary JSON's ``learned_router`` object: the report's figures, these, then the thresholds."""
+        figures = self.report.as_dict()
+        thresholds = figures.pop("thresholds")
+        return figures | {k: v for k, v in self._asdict().items() if k != "report"} | {"thresholds": thresholds}
+
+
+def _learned_router(n_rows: int, model_path: Path, seed: int) -> LearnedRouter:
+    """Train, calibrate and evaluate a FastGRNN on query text (seeded synthetic outcomes).
+
+    Three calls of :mod:`tinydancer.learning.experiment`; the checkpoint keeps its temperature calibrator.
+    """
     from tinydancer.datasets.outcomes import make_synthetic_outcomes
-    from tinydancer.learning.calibration import fit_calibrator
-    from tinydancer.learning.experiment import evaluation_rows, labels, report, score_frame, train_router
+    from tinydancer.learning.experiment import calibrate_router, evaluate_router, train_router
     from tinydancer.learning.train import TrainConfig
     from tinydancer.model.text_features import FeaturizerConfig
 
     frame = make_synthetic_outcomes(n_rows, seed).rename(columns={"weak": "weak_correct", "strong": "strong_correct"})
-    _, result, info = train_router(
+    trained = train_router(
         frame, model_path, seed=seed, featurizer=FeaturizerConfig(kind="wordllama_tokens", dim=64, max_tokens=24),
         model={"hidden_dim": 16}, train=TrainConfig(epochs=40, patience=8, seed=seed, progress=False),
     )  # fmt: skip
-    scores, meta = score_frame(model_path, frame)
-    rows = evaluation_rows(frame, meta, "test")
-    calibrator = fit_calibrator("temperature", scores[rows["cal"]], labels(frame)[rows["cal"]])
-    figures = report(scores, frame, rows, calibrator, alpha=DEMO_ALPHA, delta=DEMO_DELTA)
-    figures["weak_accuracy"] = float(frame["weak_correct"].mean())
-    figures["size_bytes_float32"], figures["size_bytes_int8"] = info["size_bytes_float32"], info["size_bytes_int8"]
-    figures["epochs_run"] = len(result.history)
-    return figures
+    calibrate_router(trained.path, frame, "temperature")
+    return LearnedRouter(
+        report=evaluate_router(trained.path, frame, alpha=DEMO_ALPHA, delta=DEMO_DELTA),
+        weak_accuracy=float(frame["weak_correct"].mean()),
+        size_bytes_float32=trained.size_bytes_float32,
+        size_bytes_int8=trained.size_bytes_int8,
+        epochs_run=len(trained.result.history),
+    )
 
 
 def run_demo(
@@ -94,25 +116,24 @@ def run_demo(
     reports.mkdir(parents=True, exist_ok=True)
     print(f"1. Learned router: FastGRNN on query text ({learned_rows:,} generated RouteLLM-format outcomes)")
     learned = _learned_router(learned_rows, out / "demo-fastgrnn.safetensors", seed)
-    t = learned["thresholds"]
-    assert isinstance(t, dict)
+    figures, t = learned.report, learned.report.thresholds
     figure_rows = [
-        ("APGR (random ~0.5)", learned["apgr"]),
-        ("CPT(50%)", learned["cpt50"]),
-        ("CPT(80%)", learned["cpt80"]),
-        ("AUROC", learned["auroc"]),
-        ("ECE after temperature scaling", learned["ece"]),
-        (f"conformal coverage (nominal {1 - DEMO_ALPHA:.2f})", learned["coverage"]),
-        ("threshold for 50% strong calls", t["strong_share_0.5"]["threshold"]),
-        ("threshold for 95% of strong quality", t["quality_share_0.95"]["threshold"]),
-        ("weak model accuracy (all rows)", learned["weak_accuracy"]),
+        ("APGR (random ~0.5)", figures.apgr),
+        ("CPT(50%)", figures.cpt50),
+        ("CPT(80%)", figures.cpt80),
+        ("AUROC", figures.auroc),
+        ("ECE after temperature scaling", figures.ece),
+        (f"conformal coverage (nominal {1 - DEMO_ALPHA:.2f})", figures.coverage),
+        ("threshold for 50% strong calls", t.strong_share_50.threshold),
+        ("threshold for 95% of strong quality", t.quality_share_95.threshold),
+        ("weak model accuracy (all rows)", learned.weak_accuracy),
         (
             f"guaranteed threshold (weak error <= {DEMO_ALPHA}, {1 - DEMO_DELTA:.0%})",
-            t["weak_error"]["threshold"] if np.isfinite(t["weak_error"]["threshold"]) else "none certified: all strong",
+            t.weak_error.threshold if np.isfinite(t.weak_error.threshold) else "none certified: all strong",
         ),
-        ("  share kept on the weak model (test)", t["weak_error"]["test_weak_share"]),
-        ("  weak error among them (test)", t["weak_error"]["test_weak_error"]),
-        ("model size float32 / int8 (bytes)", f"{learned['size_bytes_float32']} / {learned['size_bytes_int8']}"),
+        ("  share kept on the weak model (test)", t.weak_error.test_weak_share),
+        ("  weak error among them (test)", t.weak_error.test_weak_error),
+        ("model size float32 / int8 (bytes)", f"{learned.size_bytes_float32} / {learned.size_bytes_int8}"),
     ]
     table = pd.DataFrame(figure_rows, columns=["figure (test rows)", "value"])
     print(table.to_string(index=False, formatters={"value": _format_value}))
@@ -166,7 +187,7 @@ def run_demo(
         "spans_recorded": len(router.collector.spans()),
         "log_records": len(router.collector.logs()),
         "errors": int((requests.outcome != "success").sum()),
-        "learned_router": {k: v for k, v in learned.items() if k != "thresholds"} | {"thresholds": t},
+        "learned_router": learned.as_dict(),
     }
     shown = {k: v for k, v in summary.items() if k != "learned_router"}
     width = max(map(len, shown))

@@ -9,7 +9,13 @@ or a path to RouteLLM-format outcomes. Examples (from the repository root)::
     python -m tinydancer train --data datasets/synthetic_routing.csv --out models/synthetic.safetensors
 
 ``evaluate`` on the training data scores the held-out test rows of the stored split; ``--rows all``
-scores every row (to train on one dataset and evaluate on another).
+scores every row (to train on one dataset and evaluate on another). Its thresholds follow the learning
+wing's one convention (:func:`tinydancer.learning.thresholds.calls_strong`): scores are P(weak model
+fails) and the strong model is called iff the calibrated score >= the threshold; ``null`` in the JSON is
+an infinite threshold (``-inf`` for a weak-error level nothing certifies: everything strong).
+
+Each command is one call of :mod:`tinydancer.learning.experiment` (``train_router``, ``calibrate_router``,
+``evaluate_router``); this module parses the options and prints the typed results.
 """
 
 from __future__ import annotations
@@ -26,18 +32,9 @@ import pandas as pd
 from tinydancer.datasets import BUNDLED, load
 from tinydancer.datasets.outcomes import KNOWN_OUTCOME_PAIRS
 from tinydancer.errors import DataError, TinyDancerError
-from tinydancer.learning.calibration import CALIBRATORS, apply_calibrator, ece, fit_calibrator
-from tinydancer.learning.experiment import (
-    SPLITS,
-    evaluation_rows,
-    labels,
-    report,
-    score_frame,
-    stored_calibrator,
-    train_router,
-)
+from tinydancer.learning.calibration import CALIBRATORS
+from tinydancer.learning.experiment import SPLITS, calibrate_router, evaluate_router, train_router
 from tinydancer.learning.train import TrainConfig
-from tinydancer.model.fastgrnn_file import load_fastgrnn, save_fastgrnn
 from tinydancer.model.text_features import FEATURIZER_KINDS, FeaturizerConfig
 
 
@@ -143,36 +140,38 @@ def _train(ns: argparse.Namespace) -> int:
         seed=ns.seed,
         progress=not ns.no_progress,
     )
-    path, result, info = train_router(
+    trained = train_router(
         frame, ns.out, split=ns.split, seed=ns.seed, featurizer=feat, model=model, train=tcfg,
         quantize=ns.quantize, data_tag=str(ns.data),
     )  # fmt: skip
-    print(result.history.round(4).to_string(index=False))
-    print(json.dumps({"model": str(path), **info}))
+    print(trained.result.history.round(4).to_string(index=False))
+    summary = {
+        "model": str(trained.path),
+        "rows": trained.row_counts,
+        "size_bytes_float32": trained.size_bytes_float32,
+        "size_bytes_int8": trained.size_bytes_int8,
+        "best_epoch": trained.result.best_epoch,
+    }
+    print(json.dumps(summary))
     return 0
 
 
 def _calibrate(ns: argparse.Namespace) -> int:
-    frame = _load(ns)
-    scores, meta = score_frame(ns.model, frame)
-    rows = evaluation_rows(frame, meta, "test")
-    y = labels(frame)
-    cal = fit_calibrator(ns.method, scores[rows["cal"]], y[rows["cal"]])
-    params, mcfg, extra = load_fastgrnn(ns.model)
-    extra["calibrator"] = json.dumps(cal._asdict())
-    out = save_fastgrnn(ns.out or ns.model, params, mcfg, extra)
-    before = ece(scores[rows["cal"]], y[rows["cal"]])
-    after = ece(apply_calibrator(cal, scores[rows["cal"]]), y[rows["cal"]])
-    print(json.dumps({"model": str(out), "calibrator": cal.kind, "ece_cal_before": before, "ece_cal_after": after}))
+    fitted = calibrate_router(ns.model, _load(ns), ns.method, out=ns.out)
+    summary = {
+        "model": str(fitted.path),
+        "calibrator": fitted.calibrator.kind,
+        "ece_cal_before": fitted.ece_cal_before,
+        "ece_cal_after": fitted.ece_cal_after,
+    }
+    print(json.dumps(summary))
     return 0
 
 
 def _evaluate(ns: argparse.Namespace) -> int:
-    frame = _load(ns)
-    scores, meta = score_frame(ns.model, frame)
-    rows = evaluation_rows(frame, meta, ns.rows)
-    result = report(scores, frame, rows, stored_calibrator(meta), ns.alpha, ns.delta)
-    result["model"] = str(ns.model)
+    evaluated = evaluate_router(ns.model, _load(ns), rows=ns.rows, alpha=ns.alpha, delta=ns.delta)
+    # The documented JSON interface: the report's fields by name, thresholds nested, then "model".
+    result = {**evaluated.as_dict(), "model": str(ns.model)}
     if ns.json:
         print(json.dumps(_finite(result), allow_nan=False))
     else:

@@ -1,5 +1,8 @@
 """The learning wing: training, calibration, conformal sets, evaluation, ensembles and the experiment steps.
 
+One threshold convention throughout: scores are P(weak model fails) and the strong model is called iff
+``score >= threshold`` (:func:`calls_strong`, :mod:`tinydancer.learning.thresholds`).
+
 It uses the model wing (FastGRNN, the featuriser, checkpoint files) and the datasets wing.
 """
 
@@ -39,10 +42,23 @@ from tinydancer.learning.evaluation import (
     tune_threshold,
 )
 from tinydancer.learning.experiment import (
+    SCORE_BATCH,
     SPLITS,
+    CalibratedRouter,
+    EvaluationReport,
+    PreparedSplit,
+    ReportThresholds,
+    ScoredFrame,
+    StrongShareThreshold,
+    TrainedRouter,
+    WeakErrorThreshold,
+    calibrate_router,
+    evaluate_router,
     evaluation_rows,
     featurize_frame,
     labels,
+    predict_scores,
+    prepare_split,
     report,
     score_frame,
     split_rows,
@@ -50,25 +66,37 @@ from tinydancer.learning.experiment import (
     train_router,
 )
 from tinydancer.learning.original_training import compat_accuracy, fit_compat_model
+from tinydancer.learning.thresholds import calls_strong
 from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult, train_fastgrnn
 
 __all__ = [
     "CALIBRATORS",
+    "SCORE_BATCH",
     "SPLITS",
+    "CalibratedRouter",
     "Calibrator",
     "EnsemblePrediction",
+    "EvaluationReport",
     "GuaranteedThreshold",
+    "PreparedSplit",
+    "ReportThresholds",
     "RoutingCurve",
     "RoutingData",
+    "ScoredFrame",
+    "StrongShareThreshold",
     "TrainConfig",
     "TrainResult",
+    "TrainedRouter",
     "TunedThreshold",
+    "WeakErrorThreshold",
     "aiq",
     "apgr",
     "apply_calibrator",
     "auroc",
     "bootstrap_ci",
     "brier",
+    "calibrate_router",
+    "calls_strong",
     "compat_accuracy",
     "conformal_quantile",
     "conformal_sets",
@@ -77,6 +105,7 @@ __all__ = [
     "dense_thresholds",
     "ece",
     "ensemble_predict",
+    "evaluate_router",
     "evaluation_rows",
     "featurize_frame",
     "fit_calibrator",
@@ -87,6 +116,8 @@ __all__ = [
     "nll",
     "oracle_curve",
     "pgr",
+    "predict_scores",
+    "prepare_split",
     "quantile_thresholds",
     "random_curve",
     "reliability_bins",

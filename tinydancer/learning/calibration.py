@@ -7,9 +7,11 @@ P(route to strong) = P(weak model fails); labels ``y`` are 1 when the weak model
 - Metrics: ECE (equal-width and equal-mass bins), MCE, Brier, NLL, AUROC, reliability bins.
 - Split conformal (binary): ``s_i = 1 - p(y_i | x_i)``; ``q`` = the ``ceil((n + 1)(1 - alpha)) / n``
   empirical quantile; the set ``{y : 1 - p(y | x) <= q}`` covers with probability >= 1 - alpha.
-- Learn-then-Test (Angelopoulos et al. 2021): the largest weak-routing threshold whose error rate
-  among the queries kept on the weak model is <= alpha with probability >= 1 - delta, using exact
+- Learn-then-Test (Angelopoulos et al. 2021): the largest threshold (fewest strong calls) whose error
+  rate among the queries kept on the weak model is <= alpha with probability >= 1 - delta, using exact
   Clopper-Pearson (binomial) p-values and fixed-sequence testing from the most conservative threshold.
+  The threshold reads like every other of the learning wing: the strong model is called iff
+  ``score >= threshold`` (:func:`~tinydancer.learning.thresholds.calls_strong`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from tinydancer.errors import DataError, InvalidInputError
+from tinydancer.learning.thresholds import calls_strong
 
 CALIBRATORS: tuple[str, ...] = ("none", "temperature", "platt", "isotonic")
 _EPS = 1e-7
@@ -319,10 +322,10 @@ def conformal_sets(p: np.ndarray, q: float) -> np.ndarray:
 
 
 class GuaranteedThreshold(NamedTuple):
-    """Learn-then-Test result: keep a query on the weak model when its score < ``threshold``.
+    """Learn-then-Test result: call the strong model iff ``score >= threshold`` (:func:`calls_strong`).
 
     Attributes:
-        threshold: The largest certified threshold (``-inf``: nothing certified, route all strong).
+        threshold: The largest certified threshold (``-inf``: nothing certified, everything strong).
         weak_share: Share of calibration queries kept on the weak model.
         empirical_risk: Weak-error rate among them on the calibration split.
         n_kept: Their number.
@@ -344,7 +347,7 @@ def ltt_threshold(
     grid: int = 1000,
     min_kept: int | None = None,
 ) -> GuaranteedThreshold:
-    """Largest weak-routing threshold with P(weak-error rate among kept <= alpha) >= 1 - delta.
+    """Largest threshold with P(weak-error rate among the queries kept on the weak model <= alpha) >= 1 - delta.
 
     Candidates are a data-independent grid ``j / grid`` (j = 1..grid) tested in increasing order
     (fixed-sequence testing: the first non-rejection stops). The sequence starts at the first grid
@@ -355,7 +358,8 @@ def ltt_threshold(
     ``P(Binomial(n_kept, alpha) <= errors)``, valid conditionally on ``n_kept``.
 
     Args:
-        p: [n] calibration scores in [0, 1] (P(route strong)); keep on weak when score < threshold.
+        p: [n] calibration scores in [0, 1] (P(weak model fails)); the strong model is called iff
+            ``score >= threshold`` (:func:`calls_strong`), the rest are kept on the weak model.
         weak_wrong: [n] 1 where the weak model failed.
         alpha: Tolerated weak-error rate in (0, 1).
         delta: Allowed failure probability of the guarantee in (0, 1).
@@ -385,15 +389,13 @@ def ltt_threshold(
     if n < needed:
         raise DataError(f"calibration split too small for alpha={alpha}, delta={delta}: need n >= {needed}, got n={n}")
     start = max(needed, n // 10) if min_kept is None else max(needed, min_kept)
-    order = np.argsort(probs, kind="stable")
-    sorted_p = probs[order]
-    errors = np.r_[0.0, np.cumsum(lab[order])]
     best = GuaranteedThreshold(-math.inf, 0.0, 0.0, 0, 1.0)
     for threshold in np.arange(1, grid + 1) / grid:
-        kept = int(np.searchsorted(sorted_p, threshold, side="left"))
+        weak = ~calls_strong(probs, threshold)
+        kept = int(np.count_nonzero(weak))
         if kept < start:
             continue
-        err = float(errors[kept])
+        err = float(lab[weak].sum())
         p_value = float(stats.binom.cdf(err, kept, alpha))
         if p_value > delta:
             break

@@ -1,6 +1,7 @@
 """Routing evaluation (RouteLLM protocol, Ong et al. 2024) and threshold tuning.
 
-A router scores each query; it calls the strong model when ``score >= threshold``. For each
+A router scores each query with P(weak model fails); it calls the strong model when ``score >= threshold``
+(:func:`~tinydancer.learning.thresholds.calls_strong`, the learning wing's one convention). For each
 threshold: strong-call share (cost proxy) and quality (mean correctness of the model each query was
 sent to). PGR = (q - q_weak) / (q_strong - q_weak); APGR = trapezoid area under PGR over the
 strong-call share on [0, 1]; CPT(x) = the least strong-call share reaching PGR >= x (linear
@@ -18,6 +19,7 @@ import numpy as np
 
 from tinydancer.errors import DataError, InvalidInputError
 from tinydancer.learning.calibration import ltt_threshold
+from tinydancer.learning.thresholds import calls_strong
 
 TARGETS: tuple[str, ...] = ("strong_share", "quality_share", "weak_error")
 
@@ -91,7 +93,7 @@ def routing_curve(
     s, w, g = _outcomes(scores, weak, strong)
     ts = quantile_thresholds(s) if thresholds is None else np.asarray(thresholds, np.float64)
     ts = np.r_[math.inf, ts, -math.inf]
-    use_strong = s[None, :] >= ts[:, None]
+    use_strong = calls_strong(s[None, :], ts[:, None])
     share = use_strong.mean(axis=1)
     quality = np.where(use_strong, g[None, :], w[None, :]).mean(axis=1)
     order = np.lexsort((quality, share))
@@ -201,7 +203,14 @@ def bootstrap_ci(
 
 
 class TunedThreshold(NamedTuple):
-    """A chosen threshold (strong when ``score >= threshold``) and what it gives on the tuning data."""
+    """A threshold (strong iff ``score >= threshold``, :func:`calls_strong`) and what it gives on the tuning data.
+
+    Attributes:
+        threshold: The threshold (``inf``: nothing strong; ``-inf``: everything strong).
+        strong_share: Share of the tuning queries sent to the strong model.
+        quality: Their mean correctness under this routing.
+        target: The target it was tuned for.
+    """
 
     threshold: float
     strong_share: float
@@ -256,8 +265,8 @@ def tune_threshold(
         ok = np.flatnonzero(curve.quality >= value * curve.q_strong - 1e-12)
         t = float(curve.thresholds[ok[0]]) if ok.size else -math.inf
     else:
-        t = ltt_threshold(s, 1.0 - w, value, delta).threshold
-    use = s >= t
+        t = ltt_threshold(s, 1.0 - w, value, delta).threshold  # the same convention
+    use = calls_strong(s, t)
     return TunedThreshold(t, float(use.mean()), float(np.where(use, g, w).mean()), target)
 
 
@@ -291,7 +300,7 @@ def cost_curve(
     cw = np.broadcast_to(np.asarray(weak_cost, np.float64), s.shape)
     cs = np.broadcast_to(np.asarray(strong_cost, np.float64), s.shape)
     ts = np.r_[math.inf, dense_thresholds(s) if thresholds is None else np.asarray(thresholds, np.float64)]
-    use = s[None, :] >= np.r_[ts, -math.inf][:, None]
+    use = calls_strong(s[None, :], np.r_[ts, -math.inf][:, None])
     cost = np.where(use, cs[None, :], cw[None, :]).mean(axis=1)
     quality = np.where(use, g[None, :], w[None, :]).mean(axis=1)
     points = np.unique(np.stack([cost, quality], axis=1), axis=0)  # sorted by cost, duplicates dropped

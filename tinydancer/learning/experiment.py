@@ -1,11 +1,21 @@
-"""End-to-end router experiments on outcome frames: seeded splits, featurise, train, score, report.
+"""End-to-end router experiments on outcome frames, one call per step, each returning a typed result.
 
-The stateful shell behind ``python -m tinydancer train|calibrate|evaluate`` and
-``benchmarks/evaluate_mmlu.py``: it wires :mod:`tinydancer.datasets.outcomes`,
-:mod:`tinydancer.model.text_features`, :mod:`tinydancer.learning.train`, :mod:`tinydancer.learning.calibration`
-and :mod:`tinydancer.learning.evaluation` together.
-The split is a pure function of (frame, kind, seed) and is stored in the model's metadata, so
-``evaluate`` scores exactly the rows ``train`` never saw.
+The steps behind ``python -m tinydancer train|calibrate|evaluate`` and ``benchmarks/evaluate_mmlu.py``:
+
+- :func:`split_rows`: seeded train/val/cal/test rows (pure);
+- :func:`prepare_split`: featurise and normalise with statistics of the training rows -> :class:`PreparedSplit`;
+- :func:`train_router`: split, prepare, train, save a checkpoint -> :class:`TrainedRouter` (``train``);
+- :func:`calibrate_router`: fit a calibrator on the stored split's calibration rows and store it ->
+  :class:`CalibratedRouter` (``calibrate``);
+- :func:`score_frame` / :func:`predict_scores`: router scores in batches of ``batch_size`` -> :class:`ScoredFrame`;
+- :func:`report`: every routing, calibration and uncertainty figure of any scores (pure) ->
+  :class:`EvaluationReport`; :func:`evaluate_router` scores a checkpoint and reports it (``evaluate``).
+
+It wires :mod:`tinydancer.datasets.outcomes`, :mod:`tinydancer.model.text_features`,
+:mod:`tinydancer.learning.train`, :mod:`tinydancer.learning.calibration` and :mod:`tinydancer.learning.evaluation`
+together. Scores are P(weak model fails) and every threshold reads ``strong iff score >= threshold``
+(:func:`~tinydancer.learning.thresholds.calls_strong`). The split is a pure function of (frame, kind, seed)
+and is stored in the model's metadata, so ``evaluate`` scores exactly the rows ``train`` never saw.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from tinydancer.errors import DataError, ModelLoadError
+from tinydancer.errors import DataError, InvalidInputError, ModelLoadError
 from tinydancer.learning.calibration import (
     Calibrator,
     apply_calibrator,
@@ -25,8 +35,10 @@ from tinydancer.learning.calibration import (
     conformal_quantile,
     conformal_sets,
     ece,
+    fit_calibrator,
 )
 from tinydancer.learning.evaluation import apgr, cpt, dense_thresholds, routing_curve, tune_threshold
+from tinydancer.learning.thresholds import calls_strong
 from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult, train_fastgrnn
 from tinydancer.model.compression import model_size_bytes, quantize_params
 from tinydancer.model.fastgrnn import FastGRNNConfig, fastgrnn_predict
@@ -84,12 +96,8 @@ def split_rows(frame: pd.DataFrame, kind: str, seed: int) -> dict[str, np.ndarra
     return {k: np.sort(v) for k, v in (("train", train), ("val", val), ("cal", cal), ("test", test))}
 
 
-class Prepared(NamedTuple):
-    """Featurised outcomes: x [N, T, D] (normalised), mask [N, T], and the frame."""
-
-    x: np.ndarray
-    mask: np.ndarray
-    frame: pd.DataFrame
+#: Rows scored per jitted call by default (:func:`predict_scores`, :func:`score_frame`).
+SCORE_BATCH = 2048
 
 
 def featurize_frame(
@@ -116,6 +124,103 @@ def labels(frame: pd.DataFrame) -> np.ndarray:
     return (1.0 - frame["weak_correct"].to_numpy(np.float64)).astype(np.float32)
 
 
+class PreparedSplit(NamedTuple):
+    """Featurised outcomes with their split, normalised with statistics of the training rows only.
+
+    Attributes:
+        x: [N, T, D] normalised features of every row.
+        mask: [N, T] valid steps.
+        y: [N] float32 labels, 1 when the weak model fails (:func:`labels`).
+        rows: ``{"train", "val", "cal", "test"}`` -> row indices (:func:`split_rows`).
+        stats: The normalisation statistics (fitted on ``rows["train"]``; stored in checkpoints).
+    """
+
+    x: np.ndarray
+    mask: np.ndarray
+    y: np.ndarray
+    rows: dict[str, np.ndarray]
+    stats: NormStats
+
+    def data(self, name: str) -> RoutingData:
+        """The rows of one split as training data.
+
+        Raises:
+            InvalidInputError: ``name`` is not a split.
+
+        Examples:
+            >>> from tinydancer.datasets.outcomes import make_synthetic_outcomes
+            >>> f = make_synthetic_outcomes(100, 0).rename(columns={"weak": "weak_correct"})
+            >>> prepared = prepare_split(f, FeaturizerConfig(kind="wordllama_mean"), "random", 0)
+            >>> prepared.data("val").x.shape
+            (10, 1, 64)
+        """
+        if name not in self.rows:
+            raise InvalidInputError(f"name: expected one of {tuple(self.rows)}, got {name!r}")
+        idx = self.rows[name]
+        return RoutingData(self.x[idx], self.mask[idx], self.y[idx])
+
+
+def prepare_split(
+    frame: pd.DataFrame,
+    featurizer: FeaturizerConfig,
+    split: str = "random",
+    seed: int = 0,
+    cache_dir: str | None = None,
+) -> PreparedSplit:
+    """Split the rows, featurise every prompt and normalise with statistics of the training rows.
+
+    Args:
+        frame: Outcomes (``prompt``, ``weak_correct``; ``subject`` for ``split="subject"``).
+        featurizer: How prompts become features.
+        split: ``"random"`` or ``"subject"`` (:func:`split_rows`).
+        seed: Seed of the split.
+        cache_dir: Where the WordLlama weights are cached (default: the featuriser's).
+
+    Returns:
+        A :class:`PreparedSplit`.
+
+    Examples:
+        >>> from tinydancer.datasets.outcomes import make_synthetic_outcomes
+        >>> f = make_synthetic_outcomes(100, 0).rename(columns={"weak": "weak_correct"})
+        >>> p = prepare_split(f, FeaturizerConfig(kind="wordllama_mean"), "random", 0)
+        >>> p.x.shape, {k: len(v) for k, v in p.rows.items()}
+        ((100, 1, 64), {'train': 40, 'val': 10, 'cal': 10, 'test': 40})
+    """
+    rows = split_rows(frame, split, seed)
+    x_raw, mask = featurize_frame(frame, featurizer, None, cache_dir)
+    stats = fit_norm_stats(x_raw[rows["train"]], mask[rows["train"]])
+    return PreparedSplit(apply_norm(x_raw, stats, mask), mask, labels(frame), rows, stats)
+
+
+class TrainedRouter(NamedTuple):
+    """What :func:`train_router` wrote and learned.
+
+    Attributes:
+        path: The checkpoint written.
+        result: The training result (float32 parameters, history, best epoch).
+        split: The split kind (``"random"`` or ``"subject"``).
+        seed: The split's seed.
+        rows: ``{"train", "val", "cal", "test"}`` -> row indices of the frame it was trained on.
+        size_bytes_float32: Size of the float32 parameters.
+        size_bytes_int8: Size of their int8 quantisation.
+        quantized: Whether the checkpoint holds the int8 parameters.
+    """
+
+    path: Path
+    result: TrainResult
+    split: str
+    seed: int
+    rows: dict[str, np.ndarray]
+    size_bytes_float32: int
+    size_bytes_int8: int
+    quantized: bool
+
+    @property
+    def row_counts(self) -> dict[str, int]:
+        """Rows per split, e.g. ``{"train": 800, "val": 200, "cal": 200, "test": 800}``."""
+        return {k: len(v) for k, v in self.rows.items()}
+
+
 def train_router(
     frame: pd.DataFrame,
     out: str | Path,
@@ -127,66 +232,122 @@ def train_router(
     train: TrainConfig | None = None,
     quantize: bool = False,
     data_tag: str = "",
-) -> tuple[Path, TrainResult, dict[str, Any]]:
+) -> TrainedRouter:
     """Split, featurise, fit normalisation on the training rows, train, and save the checkpoint.
 
+    The parameters are quantised once: the int8 copy gives ``size_bytes_int8`` and, with ``quantize``,
+    is what the checkpoint stores.
+
+    Args:
+        frame: Outcomes (``prompt``, ``weak_correct``, ``strong_correct``; ``subject`` for that split).
+        out: Checkpoint path (``.safetensors``).
+        split: ``"random"`` or ``"subject"``.
+        seed: Seed of the split (and of training when ``train`` is None).
+        featurizer: Default ``FeaturizerConfig()``.
+        model: Keyword arguments of :class:`FastGRNNConfig` besides ``input_dim`` (the featuriser's dim).
+        train: Default ``TrainConfig(seed=seed)``.
+        quantize: Store int8 parameters.
+        data_tag: Where the data came from, stored with the split.
+
     Returns:
-        ``(path, result, info)``; ``info`` has sizes in bytes and row counts.
+        A :class:`TrainedRouter`.
 
     Examples:
         >>> import tempfile
         >>> from tinydancer.datasets.outcomes import make_synthetic_outcomes
         >>> f = make_synthetic_outcomes(400, 0).rename(columns={"weak": "weak_correct", "strong": "strong_correct"})
-        >>> p, r, info = train_router(f, Path(tempfile.mkdtemp()) / "m.safetensors",
+        >>> trained = train_router(f, Path(tempfile.mkdtemp()) / "m.safetensors",
         ...     featurizer=FeaturizerConfig(kind="wordllama_mean"), train=TrainConfig(epochs=2, progress=False))
-        >>> info["rows"]["train"]
-        160
+        >>> trained.row_counts["train"], trained.size_bytes_int8 < trained.size_bytes_float32
+        (160, True)
     """
     feat = featurizer or FeaturizerConfig()
-    rows = split_rows(frame, split, seed)
-    x_raw, mask = featurize_frame(frame, feat, None)
-    stats = fit_norm_stats(x_raw[rows["train"]], mask[rows["train"]])
-    x = apply_norm(x_raw, stats, mask)
-    y = labels(frame)
+    prepared = prepare_split(frame, feat, split, seed)
     mcfg = FastGRNNConfig(input_dim=feat.dim, **(model or {}))
-    tcfg = train or TrainConfig(seed=seed)
-    tr, va = rows["train"], rows["val"]
-    result = train_fastgrnn(mcfg, RoutingData(x[tr], mask[tr], y[tr]), RoutingData(x[va], mask[va], y[va]), tcfg)
-    params = quantize_params(result.params) if quantize else result.params
-    meta = featurizer_metadata(feat, stats)
+    result = train_fastgrnn(mcfg, prepared.data("train"), prepared.data("val"), train or TrainConfig(seed=seed))
+    int8 = quantize_params(result.params)
+    meta = featurizer_metadata(feat, prepared.stats)
     meta["split"] = json.dumps({"kind": split, "seed": seed, "data": data_tag})
-    path = save_fastgrnn(out, params, mcfg, meta)
-    info = {
-        "rows": {k: len(v) for k, v in rows.items()},
-        "size_bytes_float32": model_size_bytes(result.params),
-        "size_bytes_int8": model_size_bytes(quantize_params(result.params)),
-        "best_epoch": result.best_epoch,
-    }
-    return path, result, info
+    path = save_fastgrnn(out, int8 if quantize else result.params, mcfg, meta)
+    return TrainedRouter(
+        path=path,
+        result=result,
+        split=split,
+        seed=seed,
+        rows=prepared.rows,
+        size_bytes_float32=model_size_bytes(result.params),
+        size_bytes_int8=model_size_bytes(int8),
+        quantized=quantize,
+    )
 
 
-def score_frame(path: str | Path, frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, str]]:
-    """Raw router scores P(weak fails) for every row, and the checkpoint's metadata.
+def predict_scores(
+    params: object, config: FastGRNNConfig, x: np.ndarray, mask: np.ndarray, batch_size: int = SCORE_BATCH
+) -> np.ndarray:
+    """Router scores P(weak fails) of every row, ``batch_size`` rows per jitted call, as float64.
+
+    Args:
+        params: FastGRNN parameters (float32 or int8).
+        config: Their architecture.
+        x: [N, T, D] normalised features.
+        mask: [N, T] valid steps.
+        batch_size: Rows per call (bounds the memory of one call; the last batch may be smaller).
+
+    Returns:
+        [N] float64 scores.
 
     Raises:
-        ModelLoadError: The checkpoint lacks featuriser metadata.
+        InvalidInputError: ``batch_size`` is not a positive integer.
+
+    Examples:
+        >>> from tinydancer.model.fastgrnn import init_fastgrnn_params
+        >>> cfg = FastGRNNConfig(input_dim=3, hidden_dim=4)
+        >>> x, m = np.ones((5, 2, 3), np.float32), np.ones((5, 2), bool)
+        >>> p = init_fastgrnn_params(cfg, 0)
+        >>> np.allclose(predict_scores(p, cfg, x, m, batch_size=2), predict_scores(p, cfg, x, m))
+        True
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+    chunks = [
+        np.asarray(fastgrnn_predict(params, config, x[i : i + batch_size], mask[i : i + batch_size]))
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(chunks).astype(np.float64) if chunks else np.zeros(0)
+
+
+class ScoredFrame(NamedTuple):
+    """Raw router scores of a frame and the checkpoint's metadata (unpacks as ``scores, metadata``)."""
+
+    scores: np.ndarray
+    metadata: dict[str, str]
+
+
+def score_frame(path: str | Path, frame: pd.DataFrame, *, batch_size: int = SCORE_BATCH) -> ScoredFrame:
+    """Raw router scores P(weak fails) for every row, and the checkpoint's metadata.
+
+    Args:
+        path: A checkpoint written by :func:`train_router`.
+        frame: Outcomes with a ``prompt`` column.
+        batch_size: Rows per jitted call (:func:`predict_scores`).
+
+    Returns:
+        A :class:`ScoredFrame`: [N] float64 scores and the metadata.
+
+    Raises:
+        ModelLoadError: The checkpoint lacks featuriser metadata, or its dim does not match the model.
+        InvalidInputError: ``batch_size`` is not a positive integer.
     """
     params, mcfg, meta = load_fastgrnn(path)
     feat, stats = featurizer_from_metadata(meta)
     if feat.dim != mcfg.input_dim:
         raise ModelLoadError(f"{path}: featuriser dim {feat.dim} does not match input_dim {mcfg.input_dim}")
     x, mask = featurize_frame(frame, feat, stats)
-    scores = np.concatenate(
-        [
-            np.asarray(fastgrnn_predict(params, mcfg, x[i : i + 2048], mask[i : i + 2048]))
-            for i in range(0, len(x), 2048)
-        ]
-    )
-    return scores.astype(np.float64), meta
+    return ScoredFrame(predict_scores(params, mcfg, x, mask, batch_size), meta)
 
 
 def stored_calibrator(meta: dict[str, str]) -> Calibrator:
-    """The calibrator saved by ``calibrate`` (identity when none)."""
+    """The calibrator saved by :func:`calibrate_router` (identity when none)."""
     if "calibrator" not in meta:
         return Calibrator("none")
     raw = json.loads(meta["calibrator"])
@@ -194,12 +355,169 @@ def stored_calibrator(meta: dict[str, str]) -> Calibrator:
 
 
 def evaluation_rows(frame: pd.DataFrame, meta: dict[str, str], which: str) -> dict[str, np.ndarray]:
-    """Rows to use: the stored split when evaluating on the training data, else everything as test."""
+    """Rows to use: the stored split when evaluating on the training data, else everything as test.
+
+    Args:
+        frame: The outcomes being evaluated.
+        meta: The checkpoint's metadata (its ``split``).
+        which: ``"test"`` (the stored split's rows; every row when none is stored) or ``"all"``
+            (every row is both calibration and test row: another dataset than the training one).
+
+    Raises:
+        InvalidInputError: ``which`` is neither.
+    """
+    if which not in ("test", "all"):
+        raise InvalidInputError(f"which: expected 'test' or 'all', got {which!r}")
     split = json.loads(meta.get("split", "{}"))
     if which == "all" or not split:
         every = np.arange(len(frame))
         return {"cal": every, "test": every}
     return split_rows(frame, split["kind"], int(split["seed"]))
+
+
+class CalibratedRouter(NamedTuple):
+    """What :func:`calibrate_router` fitted and wrote.
+
+    Attributes:
+        path: The checkpoint written (with the calibrator in its metadata).
+        calibrator: The fitted calibrator.
+        ece_cal_before: ECE of the raw scores on the calibration rows.
+        ece_cal_after: ECE of the calibrated scores on the same rows (in-sample).
+    """
+
+    path: Path
+    calibrator: Calibrator
+    ece_cal_before: float
+    ece_cal_after: float
+
+
+def calibrate_router(
+    model: str | Path,
+    frame: pd.DataFrame,
+    method: str = "temperature",
+    *,
+    out: str | Path | None = None,
+    batch_size: int = SCORE_BATCH,
+) -> CalibratedRouter:
+    """Fit a calibrator on the stored split's calibration rows and store it in the checkpoint.
+
+    Args:
+        model: A checkpoint written by :func:`train_router`.
+        frame: The outcomes it was trained on (their stored split gives the calibration rows).
+        method: One of :data:`~tinydancer.learning.calibration.CALIBRATORS`.
+        out: Checkpoint to write (default: overwrite ``model``).
+        batch_size: Rows per jitted scoring call.
+
+    Returns:
+        A :class:`CalibratedRouter`.
+    """
+    scores, meta = score_frame(model, frame, batch_size=batch_size)
+    cal_rows = evaluation_rows(frame, meta, "test")["cal"]
+    y = labels(frame)[cal_rows]
+    calibrator = fit_calibrator(method, scores[cal_rows], y)
+    params, mcfg, extra = load_fastgrnn(model)
+    extra["calibrator"] = json.dumps(calibrator._asdict())
+    path = save_fastgrnn(out or model, params, mcfg, extra)
+    before = ece(scores[cal_rows], y)
+    after = ece(apply_calibrator(calibrator, scores[cal_rows]), y)
+    return CalibratedRouter(path, calibrator, before, after)
+
+
+class WeakErrorThreshold(NamedTuple):
+    """The Learn-then-Test threshold (tuned on the calibration rows) and what it does on the test rows.
+
+    Attributes:
+        alpha: Tolerated weak-error rate among the queries kept on the weak model.
+        delta: Allowed failure probability of the guarantee.
+        threshold: Strong iff calibrated score >= this (``-inf``: nothing certified, all strong).
+        test_weak_share: Share of test rows kept on the weak model.
+        test_weak_error: Weak-error rate among them (0 when none is kept).
+    """
+
+    alpha: float
+    delta: float
+    threshold: float
+    test_weak_share: float
+    test_weak_error: float
+
+
+class StrongShareThreshold(NamedTuple):
+    """A threshold tuned on the calibration rows for a target, and its strong-call share on the test rows.
+
+    Attributes:
+        threshold: Strong iff calibrated score >= this.
+        test_strong_share: Share of test rows sent to the strong model.
+    """
+
+    threshold: float
+    test_strong_share: float
+
+
+class ReportThresholds(NamedTuple):
+    """The three tuned thresholds of a report (JSON keys ``weak_error``, ``strong_share_0.5``, ``quality_share_0.95``).
+
+    Attributes:
+        weak_error: Learn-then-Test at the report's ``alpha`` and ``delta``.
+        strong_share_50: At most half of the calls strong.
+        quality_share_95: The least strong share reaching 95 % of the strong model's quality.
+    """
+
+    weak_error: WeakErrorThreshold
+    strong_share_50: StrongShareThreshold
+    quality_share_95: StrongShareThreshold
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        """The JSON form of ``python -m tinydancer evaluate --json`` (its ``thresholds`` object)."""
+        return {
+            "weak_error": self.weak_error._asdict(),
+            "strong_share_0.5": self.strong_share_50._asdict(),
+            "quality_share_0.95": self.quality_share_95._asdict(),
+        }
+
+
+class EvaluationReport(NamedTuple):
+    """Routing, calibration and uncertainty figures on the test rows (thresholds tuned on the calibration rows).
+
+    Attributes:
+        n_test: Test rows.
+        apgr: APGR of RouteLLM's 10-quantile sweep (calibrated scores).
+        apgr_dense: APGR of the dense sweep (every distinct score).
+        cpt20: CPT(20 %) of the 10-quantile curve; ``cpt50`` and ``cpt80`` likewise.
+        cpt50: CPT(50 %).
+        cpt80: CPT(80 %).
+        auroc: AUROC of the calibrated scores against "weak model fails".
+        ece: ECE (15 equal-width bins) of the calibrated scores.
+        ece_raw: ECE of the raw scores.
+        ece_equal_mass: ECE with 15 equal-mass bins (calibrated).
+        coverage: Split-conformal coverage on the test rows.
+        coverage_target: Its nominal level ``1 - alpha``.
+        uncertain_share: Share of test rows whose conformal set holds both labels.
+        calibrator: The calibrator's kind.
+        thresholds: The three tuned thresholds.
+    """
+
+    n_test: int
+    apgr: float
+    apgr_dense: float
+    cpt20: float
+    cpt50: float
+    cpt80: float
+    auroc: float
+    ece: float
+    ece_raw: float
+    ece_equal_mass: float
+    coverage: float
+    coverage_target: float
+    uncertain_share: float
+    calibrator: str
+    thresholds: ReportThresholds
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON object of ``python -m tinydancer evaluate --json`` (without its ``model`` key).
+
+        Infinite thresholds stay ``inf`` here; the CLI writes them as ``null``.
+        """
+        return {**self._asdict(), "thresholds": self.thresholds.as_dict()}
 
 
 def report(
@@ -209,8 +527,28 @@ def report(
     cal: Calibrator,
     alpha: float = 0.1,
     delta: float = 0.1,
-) -> dict[str, Any]:
-    """All routing/calibration/uncertainty figures on the test rows (thresholds tuned on ``cal``)."""
+) -> EvaluationReport:
+    """All routing/calibration/uncertainty figures of any scores on the test rows (thresholds tuned on ``cal``).
+
+    Args:
+        scores: [N] raw scores P(weak fails) of every row of ``frame``.
+        frame: Outcomes (``weak_correct``, ``strong_correct``).
+        rows: At least ``"cal"`` and ``"test"`` row indices.
+        cal: Calibrator applied to the scores first (``Calibrator("none")``: none).
+        alpha: Conformal miscoverage and guaranteed weak-error level.
+        delta: Failure probability of the weak-error guarantee.
+
+    Returns:
+        An :class:`EvaluationReport`.
+
+    Examples:
+        >>> rng = np.random.default_rng(0)
+        >>> p = rng.random(2000)
+        >>> f = pd.DataFrame({"weak_correct": (rng.random(2000) > p) * 1.0, "strong_correct": np.ones(2000)})
+        >>> r = report(p, f, {"cal": np.arange(1000), "test": np.arange(1000, 2000)}, Calibrator("none"))
+        >>> r.n_test, r.auroc > 0.7, r.thresholds.strong_share_50.test_strong_share < 0.55
+        (1000, True, True)
+    """
     test, calr = rows["test"], rows["cal"]
     weak = frame["weak_correct"].to_numpy(np.float64)
     strong = frame["strong_correct"].to_numpy(np.float64)
@@ -222,39 +560,64 @@ def report(
     sets = conformal_sets(p_test, q)
     coverage = float(np.mean(sets[np.arange(test.size), y[test].astype(int)]))
     guaranteed = tune_threshold(p_cal, weak[calr], strong[calr], "weak_error", alpha, delta)
-    kept = p_test < guaranteed.threshold
+    kept = ~calls_strong(p_test, guaranteed.threshold)
     share50 = tune_threshold(p_cal, weak[calr], strong[calr], "strong_share", 0.5)
     quality95 = tune_threshold(p_cal, weak[calr], strong[calr], "quality_share", 0.95)
-    return {
-        "n_test": int(test.size),
-        "apgr": apgr(curve),
-        "apgr_dense": apgr(dense),
-        "cpt20": cpt(curve, 0.2),
-        "cpt50": cpt(curve, 0.5),
-        "cpt80": cpt(curve, 0.8),
-        "auroc": auroc(p_test, y[test]),
-        "ece": ece(p_test, y[test]),
-        "ece_raw": ece(scores[test], y[test]),
-        "ece_equal_mass": ece(p_test, y[test], strategy="quantile"),
-        "coverage": coverage,
-        "coverage_target": 1 - alpha,
-        "uncertain_share": float(np.mean(sets.all(axis=1))),
-        "calibrator": cal.kind,
-        "thresholds": {
-            "weak_error": {
-                "alpha": alpha,
-                "delta": delta,
-                "threshold": guaranteed.threshold,
-                "test_weak_share": float(kept.mean()),
-                "test_weak_error": float(np.mean(1 - weak[test][kept])) if kept.any() else 0.0,
-            },
-            "strong_share_0.5": {
-                "threshold": share50.threshold,
-                "test_strong_share": float(np.mean(p_test >= share50.threshold)),
-            },
-            "quality_share_0.95": {
-                "threshold": quality95.threshold,
-                "test_strong_share": float(np.mean(p_test >= quality95.threshold)),
-            },
-        },
-    }
+    thresholds = ReportThresholds(
+        weak_error=WeakErrorThreshold(
+            alpha=alpha,
+            delta=delta,
+            threshold=guaranteed.threshold,
+            test_weak_share=float(kept.mean()),
+            test_weak_error=float(np.mean(1 - weak[test][kept])) if kept.any() else 0.0,
+        ),
+        strong_share_50=StrongShareThreshold(
+            share50.threshold, float(np.mean(calls_strong(p_test, share50.threshold)))
+        ),
+        quality_share_95=StrongShareThreshold(
+            quality95.threshold, float(np.mean(calls_strong(p_test, quality95.threshold)))
+        ),
+    )
+    return EvaluationReport(
+        n_test=int(test.size),
+        apgr=apgr(curve),
+        apgr_dense=apgr(dense),
+        cpt20=cpt(curve, 0.2),
+        cpt50=cpt(curve, 0.5),
+        cpt80=cpt(curve, 0.8),
+        auroc=auroc(p_test, y[test]),
+        ece=ece(p_test, y[test]),
+        ece_raw=ece(scores[test], y[test]),
+        ece_equal_mass=ece(p_test, y[test], strategy="quantile"),
+        coverage=coverage,
+        coverage_target=1 - alpha,
+        uncertain_share=float(np.mean(sets.all(axis=1))),
+        calibrator=cal.kind,
+        thresholds=thresholds,
+    )
+
+
+def evaluate_router(
+    model: str | Path,
+    frame: pd.DataFrame,
+    *,
+    rows: str = "test",
+    alpha: float = 0.1,
+    delta: float = 0.1,
+    batch_size: int = SCORE_BATCH,
+) -> EvaluationReport:
+    """Score a checkpoint on outcomes and report it with its stored calibrator (``python -m tinydancer evaluate``).
+
+    Args:
+        model: A checkpoint written by :func:`train_router` (and :func:`calibrate_router`).
+        frame: Outcomes.
+        rows: ``"test"``: the stored split's calibration and test rows; ``"all"``: every row (another dataset).
+        alpha: Conformal miscoverage and guaranteed weak-error level.
+        delta: Failure probability of the weak-error guarantee.
+        batch_size: Rows per jitted scoring call.
+
+    Returns:
+        An :class:`EvaluationReport`.
+    """
+    scores, meta = score_frame(model, frame, batch_size=batch_size)
+    return report(scores, frame, evaluation_rows(frame, meta, rows), stored_calibrator(meta), alpha, delta)

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from tinydancer.errors import ConfigError, DataError, TrainingError
 from tinydancer.model.compression import apply_support, iht_project, support_mask
 from tinydancer.model.fastgrnn import FastGRNNConfig, FastGRNNParams, fastgrnn_logits, init_fastgrnn_params
+from tinydancer.validation import check_bool, check_choice, check_int, check_number, check_optional
 
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "step")
 
@@ -56,7 +57,7 @@ class TrainConfig:
             this value, keeping that epoch's weights; None trains on (early stopping still applies).
 
     Raises:
-        ConfigError: Any value out of range.
+        ConfigError: A value of the wrong type or out of range (the message names the field).
 
     Examples:
         >>> TrainConfig(epochs=3, schedule="cosine").epochs
@@ -80,30 +81,21 @@ class TrainConfig:
     stop_at_accuracy: float | None = None
 
     def __post_init__(self) -> None:
-        positive_ints = ("epochs", "batch_size", "step_epochs", "patience", "iht_every")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name}: expected a positive int, got {value!r}")
+        for name in ("epochs", "batch_size", "step_epochs", "patience", "iht_every"):
+            check_int(name, getattr(self, name), low=1)
         for name in ("learning_rate", "clip_norm", "kd_temperature"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise ConfigError(f"{name}: expected a finite number > 0, got {value!r}")
-        if not (np.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ConfigError(f"weight_decay: expected a finite number >= 0, got {self.weight_decay!r}")
-        if not 0.0 <= self.distill_weight <= 1.0:
-            raise ConfigError(f"distill_weight: expected a value in [0, 1], got {self.distill_weight!r}")
-        if not 0.0 < self.sparsity <= 1.0:
-            raise ConfigError(f"sparsity: expected a share in (0, 1], got {self.sparsity!r}")
+            check_number(name, getattr(self, name), low=0, low_open=True)
+        check_number("weight_decay", self.weight_decay, low=0)
+        check_number("distill_weight", self.distill_weight, low=0, high=1)
+        check_number("sparsity", self.sparsity, low=0, high=1, low_open=True)
         if self.sparsity < 1.0 and self.epochs < 3:
-            raise ConfigError(f"epochs: the three-stage sparse schedule needs >= 3 epochs, got {self.epochs}")
-        target = self.stop_at_accuracy
-        if target is not None and (
-            isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target <= 1
-        ):
-            raise ConfigError(f"stop_at_accuracy: expected None or a share in (0, 1], got {self.stop_at_accuracy!r}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"schedule: expected one of {SCHEDULES}, got {self.schedule!r}")
+            raise ConfigError(
+                f"epochs: expected >= 3 for the three-stage sparse schedule (sparsity < 1), got {self.epochs!r}"
+            )
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_int("seed", self.seed, low=0)
+        check_bool("progress", self.progress)
+        check_optional(check_number, "stop_at_accuracy", self.stop_at_accuracy, low=0, high=1, low_open=True)
 
 
 class RoutingData(NamedTuple):

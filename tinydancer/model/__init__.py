@@ -2,6 +2,8 @@
 
 Pure functions of (params, inputs) and their safetensors files; it imports no other wing. FastGRNN
 (Kusupati et al., 2018) is the learned router; the original's model is Tiny Dancer's one-step gated cell.
+Both implement one model interface (:class:`ModelFamily`: forward on a flat parameter vector, flatten,
+unflatten, save, load), and both families' files are read once and written atomically.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from tinydancer.model.compression import (
     model_size_bytes,
     quantize_params,
 )
+from tinydancer.model.family import ModelFamily, load_model
 from tinydancer.model.fastgrnn import (
     FastGRNNConfig,
     FastGRNNParams,
@@ -44,6 +47,7 @@ __all__ = [
     "FastGRNNParams",
     "FeaturizerConfig",
     "LoadedFastGRNN",
+    "ModelFamily",
     "NormStats",
     "QuantizedFastGRNNParams",
     "QuantizedTensor",
@@ -66,6 +70,7 @@ __all__ = [
     "init_fastgrnn_params",
     "load_compat_model",
     "load_fastgrnn",
+    "load_model",
     "load_served_fastgrnn",
     "model_format",
     "model_size_bytes",

@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tinydancer.errors import ConfigError, InvalidInputError
+from tinydancer.errors import InvalidInputError
+from tinydancer.validation import check_choice, check_int, check_number, check_optional
 
 GATE_NONLINEARITIES: tuple[str, ...] = ("sigmoid", "quantSigm")
 UPDATE_NONLINEARITIES: tuple[str, ...] = ("tanh", "quantTanh")
@@ -64,27 +65,39 @@ class FastGRNNConfig:
     nu_init: float = -4.0
 
     def __post_init__(self) -> None:
-        for name in ("input_dim", "hidden_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name}: expected a positive int, got {value!r}")
-        for name, limit in (("w_rank", min(self.input_dim, self.hidden_dim)), ("u_rank", self.hidden_dim)):
-            rank = getattr(self, name)
-            if rank is not None and (not isinstance(rank, int) or isinstance(rank, bool) or not rank >= 1):
-                raise ConfigError(f"{name}: expected None or a positive int, got {rank!r}")
-            if rank is not None and rank > limit:
-                raise ConfigError(f"{name}: expected at most {limit} (the matrix's smaller side), got {rank}")
-        if self.gate_nonlinearity not in GATE_NONLINEARITIES:
-            raise ConfigError(
-                f"gate_nonlinearity: expected one of {GATE_NONLINEARITIES}, got {self.gate_nonlinearity!r}"
-            )
-        if self.update_nonlinearity not in UPDATE_NONLINEARITIES:
-            raise ConfigError(
-                f"update_nonlinearity: expected one of {UPDATE_NONLINEARITIES}, got {self.update_nonlinearity!r}"
-            )
-        for name in ("zeta_init", "nu_init"):
-            if not np.isfinite(getattr(self, name)):
-                raise ConfigError(f"{name}: expected a finite float, got {getattr(self, name)!r}")
+        check_int("input_dim", self.input_dim, low=1)
+        check_int("hidden_dim", self.hidden_dim, low=1)
+        # A rank above the matrix's smaller side is no factorisation.
+        check_optional(check_int, "w_rank", self.w_rank, low=1, high=min(self.input_dim, self.hidden_dim))
+        check_optional(check_int, "u_rank", self.u_rank, low=1, high=self.hidden_dim)
+        check_choice("gate_nonlinearity", self.gate_nonlinearity, GATE_NONLINEARITIES)
+        check_choice("update_nonlinearity", self.update_nonlinearity, UPDATE_NONLINEARITIES)
+        check_number("zeta_init", self.zeta_init)
+        check_number("nu_init", self.nu_init)
+
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shape of every present :class:`FastGRNNParams` field, in field order (absent factors left out).
+
+        Examples:
+            >>> FastGRNNConfig(input_dim=5, hidden_dim=8, w_rank=2).param_shapes()["w2"]
+            (8, 2)
+            >>> "u2" in FastGRNNConfig(input_dim=5, hidden_dim=8).param_shapes()
+            False
+        """
+        i, h, w_rank, u_rank = self.input_dim, self.hidden_dim, self.w_rank, self.u_rank
+        shapes = {
+            "w1": (i, h) if w_rank is None else (i, w_rank),
+            "w2": None if w_rank is None else (h, w_rank),
+            "u1": (h, h) if u_rank is None else (h, u_rank),
+            "u2": None if u_rank is None else (h, u_rank),
+            "b_z": (h,),
+            "b_h": (h,),
+            "zeta_raw": (),
+            "nu_raw": (),
+            "head_w": (h,),
+            "head_b": (),
+        }
+        return {name: shape for name, shape in shapes.items() if shape is not None}
 
 
 class FastGRNNParams(NamedTuple):

@@ -4,7 +4,10 @@ Float32 parameters are stored as float32 tensors named after the :class:`FastGRN
 parameters store ``<field>.values`` (int8) and ``<field>.scale`` (float32), so a quantised model is
 really int8 on disk. ``__metadata__`` holds ``format`` = ``tinydancer-fastgrnn-v1``, ``config`` (the
 :class:`FastGRNNConfig` as JSON), ``quantized`` and any extra string entries (e.g. the featuriser).
-This is separate from the original router's compat layout (:mod:`tinydancer.model.original_file`).
+This is separate from the original router's compat layout (:mod:`tinydancer.model.original_file`), but
+read and written the same way (:mod:`tinydancer.model.safetensors_file`): a checkpoint is read in one
+bounded read, its tensors' names, dtypes and shapes are checked against the ones the config gives before
+any is built, and a save writes a temporary file and renames it over the old one (never half a file).
 """
 
 from __future__ import annotations
@@ -15,15 +18,18 @@ from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
 
-from tinydancer.errors import ConfigError, ModelLoadError
+from tinydancer.errors import ConfigError
 from tinydancer.model.compression import QuantizedFastGRNNParams, QuantizedTensor
 from tinydancer.model.fastgrnn import FastGRNNConfig, FastGRNNParams
+from tinydancer.model.safetensors_file import SafetensorsFile, read_safetensors, read_tensors, write_safetensors
 
 FORMAT = "tinydancer-fastgrnn-v1"
 _RESERVED = ("format", "config", "quantized")
+#: The fields that stay float32 scalars in an int8 checkpoint (stored with shape [1]).
+_SCALARS = ("zeta_raw", "nu_raw", "head_b")
+#: What a checkpoint is called in error messages.
+WHAT = "FastGRNN checkpoint"
 
 
 def save_fastgrnn(
@@ -32,7 +38,7 @@ def save_fastgrnn(
     config: FastGRNNConfig,
     metadata: dict[str, str] | None = None,
 ) -> Path:
-    """Write a FastGRNN checkpoint (parent folders are created).
+    """Write a FastGRNN checkpoint atomically (parent folders are created; a failed write keeps the old file).
 
     Args:
         path: Destination ``.safetensors`` file.
@@ -70,10 +76,7 @@ def save_fastgrnn(
             tensors[name] = np.asarray(field, np.float32).reshape(np.shape(field) or (1,))
     header = {"format": FORMAT, "config": json.dumps(asdict(config), sort_keys=True)}
     header["quantized"] = "true" if quantized else "false"
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out), metadata={**extra, **header})
-    return out
+    return write_safetensors(path, tensors, {**extra, **header})
 
 
 def load_fastgrnn(
@@ -89,7 +92,9 @@ def load_fastgrnn(
         holds the extra entries only.
 
     Raises:
-        ModelLoadError: Missing file, another format, bad config, or tensors that do not fit it.
+        ModelLoadError: Missing, unreadable or not safetensors, another format, bad config, tensors
+            whose names, dtypes or shapes do not fit the config, or non-finite values. The message
+            names the file and what was expected.
 
     Examples:
         >>> import tempfile
@@ -99,55 +104,53 @@ def load_fastgrnn(
         >>> load_fastgrnn(p)[2]
         {'a': 'b'}
     """
-    src = Path(path)
-    if not src.is_file():
-        raise ModelLoadError(f"{src}: no such FastGRNN checkpoint")
+    return fastgrnn_from_file(read_safetensors(path, WHAT))
+
+
+def fastgrnn_from_file(
+    file: SafetensorsFile,
+) -> tuple[FastGRNNParams | QuantizedFastGRNNParams, FastGRNNConfig, dict[str, str]]:
+    """:func:`load_fastgrnn` of a file already read whole (``safetensors_file.read_safetensors``).
+
+    The expected tensors follow from the config in the metadata (no parameters are built to learn them).
+
+    Raises:
+        ModelLoadError: as :func:`load_fastgrnn`.
+
+    Examples:
+        >>> import tempfile
+        >>> from tinydancer.model.fastgrnn import init_fastgrnn_params
+        >>> cfg = FastGRNNConfig(input_dim=3, hidden_dim=4, u_rank=2)
+        >>> p = save_fastgrnn(Path(tempfile.mkdtemp()) / "m.safetensors", init_fastgrnn_params(cfg), cfg)
+        >>> params, _, _ = fastgrnn_from_file(read_safetensors(p))
+        >>> params.u2.shape, params.w2, params.head_b.shape
+        ((4, 2), None, ())
+    """
+    metadata = file.metadata or {}
+    if metadata.get("format") != FORMAT:
+        raise file.error(f"has format {metadata.get('format')!r}, expected format {FORMAT!r}")
     try:
-        with open(src, "rb") as handle:
-            size = int.from_bytes(handle.read(8), "little")
-            if not 0 < size <= src.stat().st_size - 8:
-                raise ValueError(f"header length {size} does not fit a {src.stat().st_size}-byte file")
-            header = json.loads(handle.read(size)).get("__metadata__", {})
-        tensors = load_file(str(src))
-    except (OSError, ValueError, SafetensorError) as exc:
-        raise ModelLoadError(f"{src}: not a readable safetensors file: {exc}") from exc
-    if header.get("format") != FORMAT:
-        raise ModelLoadError(f"{src}: expected format {FORMAT!r}, got {header.get('format')!r}")
-    try:
-        config = FastGRNNConfig(**json.loads(header["config"]))
-    except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise ModelLoadError(f"{src}: invalid FastGRNN config metadata: {exc}") from exc
-    quantized = header.get("quantized") == "true"
-    scalars = ("zeta_raw", "nu_raw", "head_b")
-    fields: dict[str, object] = {}
-    for name in FastGRNNParams._fields:
-        if name in scalars:
-            fields[name] = jnp.asarray(tensors[name].reshape(()), jnp.float32) if name in tensors else None
-        elif quantized and f"{name}.values" in tensors:
-            values = tensors[f"{name}.values"]
-            fields[name] = QuantizedTensor(
-                jnp.asarray(values, jnp.int8), jnp.asarray(tensors[f"{name}.scale"].reshape(()), jnp.float32)
-            )
-        elif not quantized and name in tensors:
-            fields[name] = jnp.asarray(tensors[name], jnp.float32)
+        config = FastGRNNConfig(**json.loads(metadata["config"]))
+    except (KeyError, TypeError, ValueError, RecursionError, ConfigError) as exc:
+        raise file.error(f"has an invalid FastGRNN config in __metadata__: {exc}") from exc
+    quantized = metadata.get("quantized") == "true"
+    shapes = config.param_shapes()
+    expected: dict[str, tuple[str, tuple[int, ...]]] = {}
+    for name, shape in shapes.items():
+        if quantized and name not in _SCALARS:
+            expected[f"{name}.values"] = ("I8", shape)
+            expected[f"{name}.scale"] = ("F32", (1,))
         else:
-            fields[name] = None
+            expected[name] = ("F32", shape or (1,))  # scalars are stored with shape [1]
+    tensors = read_tensors(file, expected)
+    fields: dict[str, object] = dict.fromkeys(FastGRNNParams._fields)
+    for name, shape in shapes.items():
+        if name in tensors:
+            fields[name] = jnp.asarray(tensors[name].reshape(shape))
+        else:
+            scale = tensors[f"{name}.scale"].reshape(())
+            fields[name] = QuantizedTensor(jnp.asarray(tensors[f"{name}.values"]), jnp.asarray(scale))
     params: FastGRNNParams | QuantizedFastGRNNParams = (
         QuantizedFastGRNNParams(**fields) if quantized else FastGRNNParams(**fields)  # type: ignore[arg-type]
     )
-    _check_shapes(src, params, config)
-    return params, config, {k: v for k, v in header.items() if k not in _RESERVED}
-
-
-def _check_shapes(src: Path, params: FastGRNNParams | QuantizedFastGRNNParams, config: FastGRNNConfig) -> None:
-    from tinydancer.model.fastgrnn import init_fastgrnn_params
-
-    want = init_fastgrnn_params(config)
-    for name, expected, got in zip(FastGRNNParams._fields, want, params, strict=True):
-        got_arr = got.values if isinstance(got, QuantizedTensor) else got
-        exp_shape = None if expected is None else tuple(np.shape(expected))
-        got_shape = None if got_arr is None else tuple(np.shape(got_arr))
-        if exp_shape != got_shape:
-            raise ModelLoadError(f"{src}: tensor {name!r} expected shape {exp_shape}, got {got_shape}")
-        if got_arr is not None and not bool(jnp.all(jnp.isfinite(jnp.asarray(got_arr, jnp.float32)))):
-            raise ModelLoadError(f"{src}: tensor {name!r} holds NaN or infinity")
+    return params, config, {k: v for k, v in metadata.items() if k not in _RESERVED}

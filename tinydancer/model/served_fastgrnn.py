@@ -7,6 +7,11 @@ suffices, unless the checkpoint's metadata says ``"confidence_of": "strong"`` (a
 "the weak model fails" labels, as :mod:`tinydancer.learning.experiment` does), in which case confidence is
 ``1 - p``. int8 checkpoints are dequantised once at load: the route kernel runs in float32.
 
+:class:`ServedFastGRNN` is this family's side of the model interface
+(:class:`tinydancer.model.family.ModelFamily`): ``forward`` on a flat parameter vector, ``flatten`` /
+``unflatten`` (every present tensor in ``FastGRNNParams`` order, shapes from the config), ``save`` /
+``load``.
+
 Examples:
     >>> import tempfile
     >>> from pathlib import Path
@@ -15,89 +20,224 @@ Examples:
     >>> cfg = FastGRNNConfig(input_dim=5, hidden_dim=4)
     >>> path = save_fastgrnn(Path(tempfile.mkdtemp()) / "m.safetensors", init_fastgrnn_params(cfg), cfg)
     >>> served = load_served_fastgrnn(path)
-    >>> served.spec.fastgrnn.hidden_dim, served.spec.confidence_of_strong, served.flat.ndim
-    (4, False, 1)
+    >>> served.spec.fastgrnn.hidden_dim, served.spec.confidence_of_strong, served.flat.shape
+    (4, False, (51,))
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import numpy as np
 
-from tinydancer.errors import ModelLoadError
+from tinydancer.errors import InvalidInputError, ModelLoadError
 from tinydancer.model.compression import QuantizedFastGRNNParams, dequantize_params
 from tinydancer.model.fastgrnn import FastGRNNConfig, FastGRNNParams, fastgrnn_logits
-from tinydancer.model.fastgrnn_file import load_fastgrnn
+from tinydancer.model.fastgrnn_file import WHAT, fastgrnn_from_file, save_fastgrnn
+from tinydancer.model.safetensors_file import SafetensorsFile, read_safetensors
 
 #: Model input width the router's features give.
 ROUTER_INPUT_DIM = 5
+#: ``confidence_of`` metadata values: what the model's probability is the probability of.
+CONFIDENCE_OF = ("lightweight", "strong")
 
 
 @dataclass(frozen=True)
 class ServedFastGRNN:
-    """Static description of a served FastGRNN (hashable: a static argument of the route kernel).
+    """Static description of a served FastGRNN (hashable: what the route kernel is jitted for).
 
     Attributes:
-        fastgrnn: the architecture.
-        shapes: (field name, shape) of every present tensor, in ``FastGRNNParams`` order.
+        fastgrnn: the architecture (``input_dim`` 5: the router's candidate features).
         confidence_of_strong: the model scores "the powerful model is needed"; confidence is 1 - p.
+
+    Examples:
+        >>> from tinydancer.model.fastgrnn import init_fastgrnn_params, fastgrnn_predict
+        >>> spec = ServedFastGRNN(FastGRNNConfig(input_dim=5, hidden_dim=4), confidence_of_strong=True)
+        >>> params = init_fastgrnn_params(spec.fastgrnn, seed=1)
+        >>> flat = spec.flatten(params)
+        >>> x = np.ones((2, 5), np.float32)
+        >>> bool(np.allclose(spec.forward(flat, x), 1 - fastgrnn_predict(params, spec.fastgrnn, x)))
+        True
     """
 
+    kind: ClassVar[str] = "fastgrnn"
     fastgrnn: FastGRNNConfig
-    shapes: tuple[tuple[str, tuple[int, ...]], ...]
     confidence_of_strong: bool = False
+
+    @property
+    def input_dim(self) -> int:
+        """I, the width of a feature row."""
+        return self.fastgrnn.input_dim
+
+    @property
+    def shapes(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """(field name, shape) of every present tensor, in ``FastGRNNParams`` order: the flat layout."""
+        return tuple(self.fastgrnn.param_shapes().items())
+
+    @property
+    def param_count(self) -> int:
+        """P, the length of the flat parameter vector."""
+        return sum(int(np.prod(shape)) for _, shape in self.shapes)
+
+    def flatten(self, params: FastGRNNParams) -> np.ndarray:
+        """Every present tensor ravelled and concatenated in ``FastGRNNParams`` order: float32 [P].
+
+        Raises:
+            InvalidInputError: a tensor's shape (or presence) is not the one the architecture needs.
+
+        Examples:
+            >>> from tinydancer.model.fastgrnn import init_fastgrnn_params
+            >>> spec = ServedFastGRNN(FastGRNNConfig(input_dim=5, hidden_dim=4, w_rank=2))
+            >>> spec.flatten(init_fastgrnn_params(spec.fastgrnn)).shape, spec.param_count
+            ((49,), 49)
+        """
+        shapes = dict(self.shapes)
+        parts = []
+        for name, tensor in zip(FastGRNNParams._fields, params, strict=True):
+            want = shapes.get(name)
+            got = None if tensor is None else tuple(np.shape(tensor))
+            if got != want:
+                raise InvalidInputError(
+                    f"params.{name}: expected {'no tensor' if want is None else f'shape {list(want)}'}, "
+                    f"got {'none' if got is None else f'shape {list(got)}'}"
+                )
+            if tensor is not None:
+                parts.append(np.asarray(tensor, np.float32).ravel())
+        return np.concatenate(parts)
+
+    def unflatten(self, flat: jax.Array | np.ndarray) -> FastGRNNParams:
+        """Inverse of :meth:`flatten`: FastGRNNParams sliced with static offsets (absent fields None).
+
+        Raises:
+            InvalidInputError: ``flat`` is not [P].
+
+        Examples:
+            >>> from tinydancer.model.fastgrnn import init_fastgrnn_params
+            >>> spec = ServedFastGRNN(FastGRNNConfig(input_dim=5, hidden_dim=4))
+            >>> params = init_fastgrnn_params(spec.fastgrnn, seed=2)
+            >>> back = spec.unflatten(spec.flatten(params))
+            >>> back.w2 is None, bool((back.u1 == params.u1).all()), back.nu_raw.shape
+            (True, True, ())
+        """
+        if tuple(flat.shape) != (self.param_count,):
+            raise InvalidInputError(f"flat: expected shape ({self.param_count},), got {tuple(flat.shape)}")
+        fields: dict[str, jax.Array | np.ndarray | None] = dict.fromkeys(FastGRNNParams._fields)
+        offset = 0
+        for name, shape in self.shapes:
+            size = int(np.prod(shape))
+            fields[name] = flat[offset : offset + size].reshape(shape)
+            offset += size
+        return FastGRNNParams(**fields)  # type: ignore[arg-type]
+
+    def forward(self, flat: jax.Array | np.ndarray, x: jax.Array | np.ndarray) -> jax.Array:
+        """Confidence that the lightweight model suffices for each feature row, x [B, 5] -> [B].
+
+        The FastGRNN reads each row as a sequence of length 1 (:func:`~tinydancer.model.fastgrnn.fastgrnn_logits`).
+
+        Examples:
+            >>> from tinydancer.model.fastgrnn import init_fastgrnn_params
+            >>> spec = ServedFastGRNN(FastGRNNConfig(input_dim=5, hidden_dim=4))
+            >>> spec.forward(spec.flatten(init_fastgrnn_params(spec.fastgrnn)), np.zeros((3, 5), np.float32)).tolist()
+            [0.5, 0.5, 0.5]
+        """
+        p = jax.nn.sigmoid(fastgrnn_logits(self.unflatten(flat), self.fastgrnn, x))
+        return 1.0 - p if self.confidence_of_strong else p
+
+    def save(self, path: str | os.PathLike[str], params: FastGRNNParams) -> Path:
+        """Write a FastGRNN checkpoint the router serves as this spec (``confidence_of`` in its metadata).
+
+        Atomic, as :func:`~tinydancer.model.fastgrnn_file.save_fastgrnn`.
+
+        Examples:
+            >>> import tempfile
+            >>> from tinydancer.model.fastgrnn import init_fastgrnn_params
+            >>> spec = ServedFastGRNN(FastGRNNConfig(input_dim=5, hidden_dim=4), confidence_of_strong=True)
+            >>> path = spec.save(Path(tempfile.mkdtemp()) / "m.safetensors", init_fastgrnn_params(spec.fastgrnn))
+            >>> ServedFastGRNN.load(path)[1] == spec
+            True
+        """
+        self.flatten(params)  # the shapes fit the spec
+        metadata = {"confidence_of": "strong" if self.confidence_of_strong else "lightweight"}
+        return save_fastgrnn(Path(path), params, self.fastgrnn, metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> tuple[FastGRNNParams, ServedFastGRNN]:
+        """Read a FastGRNN checkpoint for serving: (dense float32 params, spec); int8 is dequantised.
+
+        Raises:
+            ModelLoadError: what :func:`~tinydancer.model.fastgrnn_file.load_fastgrnn` raises, an input
+                width other than 5, or a bad ``confidence_of`` entry.
+
+        Examples:
+            >>> ServedFastGRNN.load("/nonexistent.safetensors")
+            Traceback (most recent call last):
+            ...
+            tinydancer.errors.ModelLoadError: FastGRNN checkpoint not found: no such file '/nonexistent.safetensors'
+        """
+        return cls.from_file(read_safetensors(path, WHAT))
+
+    @classmethod
+    def from_file(cls, file: SafetensorsFile) -> tuple[FastGRNNParams, ServedFastGRNN]:
+        """:meth:`load` of a file already read whole (``safetensors_file.read_safetensors``).
+
+        Raises:
+            ModelLoadError: as :meth:`load`.
+
+        Examples:
+            >>> import tempfile
+            >>> from tinydancer.model.fastgrnn import init_fastgrnn_params
+            >>> from tinydancer.model.safetensors_file import read_safetensors
+            >>> cfg = FastGRNNConfig(input_dim=5, hidden_dim=4)
+            >>> path = save_fastgrnn(Path(tempfile.mkdtemp()) / "m.safetensors", init_fastgrnn_params(cfg), cfg)
+            >>> params, spec = ServedFastGRNN.from_file(read_safetensors(path))
+            >>> spec.fastgrnn == cfg, spec.confidence_of_strong, params.w1.shape
+            (True, False, (5, 4))
+        """
+        params, config, metadata = fastgrnn_from_file(file)
+        name = f"{file.what} {str(file.path)!r}"
+        if config.input_dim != ROUTER_INPUT_DIM:
+            raise ModelLoadError(
+                f"{name}: FastGRNN input_dim is {config.input_dim}; the router's candidate features need "
+                f"{ROUTER_INPUT_DIM} (query-text models are evaluated offline, see tinydancer.learning.experiment)"
+            )
+        confidence_of = metadata.get("confidence_of", "lightweight")
+        if confidence_of not in CONFIDENCE_OF:
+            raise ModelLoadError(
+                f"{name}: metadata confidence_of: expected one of {CONFIDENCE_OF}, got {confidence_of!r}"
+            )
+        dense = dequantize_params(params) if isinstance(params, QuantizedFastGRNNParams) else params
+        return dense, cls(config, confidence_of == "strong")
 
 
 class LoadedFastGRNN(NamedTuple):
-    """Host-side result of loading: the spec, the dense params and their flat float32 vector."""
+    """Host-side result of :func:`load_served_fastgrnn`: the spec, the dense params and their flat vector."""
 
     spec: ServedFastGRNN
     params: FastGRNNParams
     flat: np.ndarray
 
 
-def load_served_fastgrnn(path: str | Path) -> LoadedFastGRNN:
-    """Load a FastGRNN checkpoint for serving (dequantising int8 checkpoints).
+def load_served_fastgrnn(path: str | os.PathLike[str]) -> LoadedFastGRNN:
+    """Load a FastGRNN checkpoint for serving (:meth:`ServedFastGRNN.load`), with its flat vector.
 
     Raises:
-        ModelLoadError: not a FastGRNN checkpoint, an input width other than 5, or a bad
-            ``confidence_of`` entry.
+        ModelLoadError: as :meth:`ServedFastGRNN.load`.
+
+    Examples:
+        >>> import tempfile
+        >>> from tinydancer.model.fastgrnn import init_fastgrnn_params
+        >>> cfg = FastGRNNConfig(input_dim=5, hidden_dim=4)
+        >>> path = save_fastgrnn(Path(tempfile.mkdtemp()) / "m.safetensors", init_fastgrnn_params(cfg), cfg)
+        >>> loaded = load_served_fastgrnn(path)
+        >>> bool((loaded.spec.unflatten(loaded.flat).b_z == loaded.params.b_z).all())
+        True
     """
-    params, config, metadata = load_fastgrnn(path)
-    if config.input_dim != ROUTER_INPUT_DIM:
-        raise ModelLoadError(
-            f"{path}: FastGRNN input_dim is {config.input_dim}; the router's candidate features need "
-            f"{ROUTER_INPUT_DIM} (query-text models are evaluated offline, see tinydancer.learning.experiment)"
-        )
-    confidence_of = metadata.get("confidence_of", "lightweight")
-    if confidence_of not in ("lightweight", "strong"):
-        raise ModelLoadError(f"{path}: metadata confidence_of must be 'lightweight' or 'strong', got {confidence_of!r}")
-    dense = dequantize_params(params) if isinstance(params, QuantizedFastGRNNParams) else params
-    present = [(name, np.asarray(t, np.float32)) for name, t in zip(dense._fields, dense, strict=True) if t is not None]
-    spec = ServedFastGRNN(config, tuple((name, t.shape) for name, t in present), confidence_of == "strong")
-    flat = np.concatenate([t.ravel() for _, t in present]) if present else np.zeros(0, np.float32)
-    return LoadedFastGRNN(spec, dense, flat)
+    params, spec = ServedFastGRNN.load(path)
+    return LoadedFastGRNN(spec, params, spec.flatten(params))
 
 
-def unflatten_fastgrnn(flat: jax.Array, spec: ServedFastGRNN) -> FastGRNNParams:
-    """Inverse of the flat vector: FastGRNNParams sliced with static offsets (absent fields None)."""
-    fields: dict[str, jax.Array | None] = dict.fromkeys(FastGRNNParams._fields)
-    offset = 0
-    for name, shape in spec.shapes:
-        size = int(np.prod(shape)) if shape else 1
-        fields[name] = flat[offset : offset + size].reshape(shape)
-        offset += size
-    return FastGRNNParams(**fields)  # type: ignore[arg-type]
-
-
-def served_confidence(flat: jax.Array, spec: ServedFastGRNN, x: jax.Array) -> jax.Array:
-    """Confidence that the lightweight model suffices for each feature row x [B, 5] -> [B]."""
-    p = jax.nn.sigmoid(fastgrnn_logits(unflatten_fastgrnn(flat, spec), spec.fastgrnn, x[:, None, :]))
-    return 1.0 - p if spec.confidence_of_strong else p
-
-
-__all__ = ["LoadedFastGRNN", "ServedFastGRNN", "load_served_fastgrnn", "served_confidence"]
+__all__ = ["LoadedFastGRNN", "ServedFastGRNN", "load_served_fastgrnn"]

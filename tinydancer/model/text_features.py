@@ -21,7 +21,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from tinydancer.errors import ConfigError, InvalidInputError, ModelLoadError
+from tinydancer.errors import InvalidInputError, ModelLoadError
+from tinydancer.validation import check_choice, check_int
 
 FEATURIZER_KINDS: tuple[str, ...] = ("wordllama_tokens", "wordllama_mean")
 _WORDLLAMA_DIMS: tuple[int, ...] = (64, 128, 256)
@@ -51,12 +52,9 @@ class FeaturizerConfig:
     max_tokens: int = 32
 
     def __post_init__(self) -> None:
-        if self.kind not in FEATURIZER_KINDS:
-            raise ConfigError(f"kind: expected one of {FEATURIZER_KINDS}, got {self.kind!r}")
-        if self.dim not in _WORDLLAMA_DIMS:
-            raise ConfigError(f"dim: expected one of {_WORDLLAMA_DIMS}, got {self.dim!r}")
-        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
-            raise ConfigError(f"max_tokens: expected a positive int, got {self.max_tokens!r}")
+        check_choice("kind", self.kind, FEATURIZER_KINDS)
+        check_choice("dim", self.dim, _WORDLLAMA_DIMS)
+        check_int("max_tokens", self.max_tokens, low=1)
 
 
 class NormStats(NamedTuple):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from tinydancer.observability.alerting import AlertFiring, evaluate_alerts, samples_to_series
 from tinydancer.observability.collector import Collector, DecisionBatch, LogRecord, RequestRecord
 from tinydancer.observability.logs import LogConfig, LogEvent, configure_logging
-from tinydancer.observability.metrics import MetricSample, RouterMetrics
+from tinydancer.observability.metrics import BREAKER_STATES, MetricSample, RouterMetrics
 from tinydancer.observability.metrics_server import MetricsServer
 from tinydancer.observability.monitoring_assets import read_asset, write_assets
 from tinydancer.observability.route_spans import RoutingSpan
@@ -17,6 +17,7 @@ from tinydancer.observability.trace_context import TraceContext
 from tinydancer.observability.tracing import TracingConfig, TracingSystem, active_tracing_system
 
 __all__ = [
+    "BREAKER_STATES",
     "AlertFiring",
     "Collector",
     "DecisionBatch",

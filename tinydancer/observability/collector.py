@@ -9,6 +9,11 @@ they outlive the tracing system that produced them (its shutdown, a re-init with
 Metrics are not copied: they are read on demand from the Router's Prometheus registry. pandas is
 imported here only, and lazily.
 
+A Collector belongs to one Router: request ids, records, spans and the metrics it reads are that
+router's, and nothing in them says which router a row came from. Handing it to a second Router raises
+``ConfigError`` (:meth:`Collector.attach`) instead of mixing two routers' rows and showing one's
+metrics; give each router its own Collector (the default) and compare their frames side by side.
+
 Frames (fixed columns and dtypes; an empty frame has the same ones; missing strings are NaN):
 
 * ``requests()``: request_id int64, timestamp datetime64[ns, UTC], latency_us float64,
@@ -143,7 +148,9 @@ class Collector:
         span_source: an extra, live source of finished spans, e.g. an
             ``InMemorySpanExporter.get_finished_spans``; read on every :meth:`spans` call and not kept
             (what it stops returning is gone). A Router records its spans with :meth:`record_spans`.
-        metric_source: returns the Prometheus ``CollectorRegistry`` to read samples from.
+        metric_source: returns the Prometheus ``CollectorRegistry`` to read samples from, for a
+            collector used on its own; a Router supplies its registry when it attaches the collector
+            (:meth:`attach`).
         clock: Unix-seconds clock, used to stamp log events that carry no timestamp.
 
     Raises:
@@ -152,8 +159,10 @@ class Collector:
     Examples:
         >>> c = Collector(capacity_requests=2)
         >>> for _ in range(3):
-        ...     c.record_request(RequestRecord(c.next_request_id(), 0.0, 9.5, 1.0, 3, "success",
-        ...                                    None, None, None, 1, 2))
+        ...     c.record_request(RequestRecord(
+        ...         request_id=c.next_request_id(), timestamp=0.0, latency_us=9.5, feature_time_us=1.0,
+        ...         candidate_count=3, outcome="success", error_type=None, trace_id=None, span_id=None,
+        ...         lightweight_routes=1, powerful_routes=2))
         >>> c.dropped["requests"], list(c.requests().request_id)
         (1, [1, 2])
     """
@@ -181,6 +190,7 @@ class Collector:
         self.capacity = dict(capacities)
         self.span_source = span_source
         self.metric_source = metric_source
+        self._owner: str | None = None
         self._clock = clock
         self._lock = threading.Lock()
         self._ids = itertools.count()
@@ -191,6 +201,53 @@ class Collector:
         self._rows = 0
         self._span_count = 0
         self._dropped = dict.fromkeys(capacities, 0)
+
+    # -- owner -----------------------------------------------------------------------------------
+    def attach(self, owner: str, metric_source: Callable[[], _Registry]) -> None:
+        """Make this the collector of one router, ``owner``, whose metrics ``metric_source`` returns.
+
+        A Router calls this when it is handed the collector. One collector serves one router: a
+        second one would mix its requests, decisions, logs and spans into the first one's, with
+        nothing to tell them apart, and :meth:`metrics` can read only one registry.
+
+        Args:
+            owner: who records into it, for messages (e.g. ``"Router at 0x7f..."``).
+            metric_source: returns the owner's Prometheus registry.
+
+        Raises:
+            ConfigError: it already belongs to a router, or was made with a ``metric_source`` of
+                its own (which the router's would silently replace).
+
+        Examples:
+            >>> from prometheus_client import CollectorRegistry
+            >>> c, reg = Collector(), CollectorRegistry()
+            >>> c.attach("router A", lambda: reg)
+            >>> c.owner
+            'router A'
+            >>> c.attach("router B", lambda: reg)
+            Traceback (most recent call last):
+            ...
+            tinydancer.errors.ConfigError: collector: expected a Collector no other router records into, \
+got one that belongs to router A; give each Router its own Collector
+        """
+        with self._lock:
+            if self._owner is not None:
+                raise ConfigError(
+                    f"collector: expected a Collector no other router records into, got one that belongs to "
+                    f"{self._owner}; give each Router its own Collector"
+                )
+            if self.metric_source is not None:
+                raise ConfigError(
+                    "collector: expected a Collector without a metric_source (the router supplies its own "
+                    "registry), got one made with metric_source=...; leave it out"
+                )
+            self._owner = owner
+            self.metric_source = metric_source
+
+    @property
+    def owner(self) -> str | None:
+        """Who records into this collector (set by :meth:`attach`); None for a collector used on its own."""
+        return self._owner
 
     # -- writers ---------------------------------------------------------------------------------
     def next_request_id(self) -> int:
@@ -277,22 +334,6 @@ class Collector:
                 old = self._span_batches.popleft()
                 self._span_count -= len(old)
                 self._dropped["spans"] += len(old)
-
-    def structlog_processor(self, logger: Any, method_name: str, event_dict: Any) -> Any:
-        """A structlog processor: records the event (level defaults to the method name), passes it on.
-
-        Examples:
-            >>> c = Collector()
-            >>> c.structlog_processor(None, "info", {"event": "hello", "n": 1})
-            {'event': 'hello', 'n': 1}
-            >>> c.logs()[["level", "event"]].values.tolist()
-            [['info', 'hello']]
-        """
-        if "level" not in event_dict and "log_level" not in event_dict:
-            self.record_log({**event_dict, "level": method_name})
-        else:
-            self.record_log(event_dict)
-        return event_dict
 
     def clear(self) -> None:
         """Forgets every record and resets the drop counts; request ids keep increasing."""

@@ -2,7 +2,7 @@
 
 Each Router gets its own logger from :func:`make_router_logger` (``structlog.wrap_logger``, never
 the global ``structlog.configure``), so two routers with different levels or renderers coexist.
-One processor drops embeddings unless ``include_embeddings``, adds ``level``, ``timestamp`` (Unix
+One processor drops any embeddings (they never reach a record), adds ``level``, ``timestamp`` (Unix
 seconds), ``logger="tiny_dancer_router"`` and, inside a valid OpenTelemetry span, ``trace_id`` /
 ``span_id``, and hands a copy to the ``sink`` (the router's in-memory collector, so it receives every
 record at or above the level); then the record is rendered (console or JSON line with an ISO-8601 UTC
@@ -59,6 +59,7 @@ from opentelemetry import trace
 from structlog.typing import FilteringBoundLogger, Processor, WrappedLogger
 
 from tinydancer.errors import ConfigError
+from tinydancer.validation import check_choice
 
 #: Logger name of every record (the guide's ``tiny_dancer_router:`` prefix).
 LOGGER_NAME = "tiny_dancer_router"
@@ -70,7 +71,7 @@ LEVELS: dict[str, int] = {
     "ERROR": logging.ERROR,
     "CRITICAL": logging.CRITICAL,
 }
-#: Keys holding vectors; removed from every record unless ``LogConfig.include_embeddings``.
+#: Keys holding vectors; removed from every record.
 EMBEDDING_KEYS = frozenset({"query_embedding", "embedding", "embeddings", "candidate_embeddings"})
 
 Renderer = Literal["console", "json", "none"]
@@ -104,7 +105,6 @@ class LogConfig:
         renderer: ``"console"`` (the guide's ``LEVEL tiny_dancer_router: message k=v`` lines),
             ``"json"`` (one JSON object per line), or ``"none"`` (sink only).
         stream: text stream written to (default: ``sys.stderr`` when the logger is made).
-        include_embeddings: keep embedding vectors in records (off: they are stripped).
 
     Raises:
         ConfigError: unknown level or renderer.
@@ -117,19 +117,13 @@ class LogConfig:
     level: str = "INFO"
     renderer: Renderer = "console"
     stream: TextIO | None = None
-    include_embeddings: bool = False
 
     def __post_init__(self) -> None:
-        level = self.level.upper() if isinstance(self.level, str) else self.level
-        if not isinstance(level, str) or level not in LEVELS:
-            raise ConfigError(f"level: expected one of {list(LEVELS)}, got {self.level!r}")
-        object.__setattr__(self, "level", level)
-        if self.renderer not in ("console", "json", "none"):
-            raise ConfigError(f"renderer: expected 'console', 'json' or 'none', got {self.renderer!r}")
+        given = self.level.upper() if isinstance(self.level, str) else self.level  # "debug" is stored as "DEBUG"
+        object.__setattr__(self, "level", check_choice("level", given, tuple(LEVELS)))
+        check_choice("renderer", self.renderer, ("console", "json", "none"))
         if self.stream is not None and not callable(getattr(self.stream, "write", None)):
-            raise ConfigError(f"stream: expected a text stream with a write() method, got {self.stream!r}")
-        if not isinstance(self.include_embeddings, bool):  # "no" would silently mean True
-            raise ConfigError(f"include_embeddings: expected True or False, got {self.include_embeddings!r}")
+            raise ConfigError(f"stream: expected None or a text stream with a write() method, got {self.stream!r}")
 
 
 ConfigListener = Callable[[LogConfig], None]
@@ -182,7 +176,6 @@ def configure_logging(
     level: str = "INFO",
     renderer: Renderer = "console",
     stream: TextIO | None = None,
-    include_embeddings: bool = False,
 ) -> LogConfig:
     """Sets the default :class:`LogConfig` of routers created without one, existing ones included; returns it.
 
@@ -200,7 +193,7 @@ def configure_logging(
         >>> configure_logging().renderer  # console lines at INFO, as the guide's fmt().init()
         'console'
     """
-    config = LogConfig(level, renderer, stream, include_embeddings)
+    config = LogConfig(level, renderer, stream)
     _PROCESS_DEFAULTS.set(config)
     return config
 
@@ -249,12 +242,11 @@ class _Enrich:
     One processor instead of five keeps a record to ~one Python call of work (two records per route).
     """
 
-    def __init__(self, drop_embeddings: bool, sink: Sink | None) -> None:
-        self._drop_embeddings = drop_embeddings
+    def __init__(self, sink: Sink | None) -> None:
         self._sink = sink
 
     def __call__(self, _: WrappedLogger, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-        if self._drop_embeddings and not EMBEDDING_KEYS.isdisjoint(event_dict):
+        if not EMBEDDING_KEYS.isdisjoint(event_dict):
             for key in EMBEDDING_KEYS.intersection(event_dict):
                 del event_dict[key]
         event_dict["level"] = _METHOD_LEVELS.get(method_name, method_name)
@@ -349,7 +341,7 @@ def make_router_logger(config: LogConfig | None = None, sink: Sink | None = None
         [('info', 'Processing routing request', 3)]
     """
     config = config if config is not None else default_log_config()
-    processors: list[Processor] = [_Enrich(not config.include_embeddings, sink)]
+    processors: list[Processor] = [_Enrich(sink)]
     if config.renderer == "none":
         processors.append(_render_nothing)
         wrapped: WrappedLogger = _Silent()  # nothing printed, and no DropEvent exception per record
@@ -367,17 +359,6 @@ def make_router_logger(config: LogConfig | None = None, sink: Sink | None = None
     )
     logger: FilteringBoundLogger = proxy.bind()  # the concrete logger: no lazy-proxy hop per call
     return logger
-
-
-def is_enabled_for(logger: FilteringBoundLogger, level: str | int) -> bool:
-    """Whether ``logger`` emits ``level`` (cheap; guard per-candidate DEBUG loops with it).
-
-    Examples:
-        >>> is_enabled_for(make_router_logger(LogConfig(renderer="none")), "DEBUG")
-        False
-    """
-    number = LEVELS[level.upper()] if isinstance(level, str) else int(level)
-    return bool(logger.is_enabled_for(number))
 
 
 def log_router_initialized(logger: FilteringBoundLogger, circuit_breaker_threshold: int | None) -> None:
@@ -401,8 +382,8 @@ def log_request_started(
     Args:
         logger: the router's logger.
         candidate_count: number of candidates.
-        query_embedding: [D] query vector; pass it only when ``LogConfig.include_embeddings`` (the
-            logger strips it otherwise anyway).
+        query_embedding: [D] query vector; accepted, but the logger always strips it (embeddings never
+            reach a record).
 
     Examples:
         >>> records = []

@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from tinydancer.errors import ERROR_TYPES, ConfigError, InvalidInputError
+from tinydancer.errors import ERROR_TYPES, ConfigError
 from tinydancer.observability.decision_histograms import (
     BATCH_SIZE_RANGES,
     CONFIDENCE_BUCKETS,
@@ -61,10 +61,16 @@ __all__ = [
 LATENCY_BUCKETS: tuple[float, ...] = (1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 #: Buckets of the feature-engineering and model-inference duration histograms (reference §4).
 FEATURE_BUCKETS: tuple[float, ...] = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01)
-#: Circuit-breaker state -> gauge value, as in the guide (read-only).
+#: Circuit-breaker state -> gauge value, as in the guide (read-only): the one definition of the breaker's
+#: state names and their order; :mod:`tinydancer.routing.breaker` takes its states from it.
 BREAKER_STATES: Mapping[str, int] = MappingProxyType({"closed": 0, "half_open": 1, "open": 2})
 
 _MODEL_TYPE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _check_model_type(model_type: object) -> None:
+    if not isinstance(model_type, str) or not _MODEL_TYPE_RE.fullmatch(model_type):
+        raise ConfigError(f"model_type: expected 1-64 characters of [A-Za-z0-9_.-], got {model_type!r}")
 
 
 class MetricSample(NamedTuple):
@@ -90,26 +96,27 @@ class RouterMetrics:
 
     Every label child is bound once here, so the ``record_*`` methods cost one or two locked
     increments each (``record_decisions`` one vectorised update for the whole batch). All label
-    values are pre-created, so every series exports 0 before it first happens.
+    values are pre-created, so every series exports 0 before it first happens; the one exception is
+    a ``model_type`` of the inference histogram first named by :meth:`record_inference` (a router
+    whose reload switched model kinds), whose series starts then.
 
     Args:
-        model_type: ``model_type`` label of the inference histogram; 1-64 characters of
-            ``[A-Za-z0-9_.-]`` (a fixed name, never free text).
+        model_type: ``model_type`` label of the inference histogram when :meth:`record_inference` is
+            given none (e.g. what serves at start); 1-64 characters of ``[A-Za-z0-9_.-]`` (a fixed
+            name, never free text).
 
     Raises:
         ConfigError: If ``model_type`` is not such a name.
 
     Examples:
-        >>> m = RouterMetrics()
-        >>> m.set_breaker_state("open")
+        >>> m = RouterMetrics("original")
+        >>> m.bind_breaker_state(lambda: BREAKER_STATES["open"])
         >>> [s.value for s in m.samples() if s.name == "tiny_dancer_circuit_breaker_state"]
         [2.0]
     """
 
     def __init__(self, model_type: str = "fastgrnn") -> None:
-        if not isinstance(model_type, str) or not _MODEL_TYPE_RE.fullmatch(model_type):
-            raise ConfigError(f"model_type: expected 1-64 characters of [A-Za-z0-9_.-], got {model_type!r}")
-        self.model_type = model_type
+        _check_model_type(model_type)
         reg = CollectorRegistry(auto_describe=True)
         self._registry = reg
         requests = Counter(
@@ -142,7 +149,10 @@ class RouterMetrics:
             buckets=FEATURE_BUCKETS,
             registry=reg,
         )
-        self._inference = inference.labels(model_type)
+        self._inference_family = inference
+        self._default_model_type = model_type
+        # model_type -> bound child; grows by one entry per model kind a router ever serves.
+        self._inference: dict[str, Histogram] = {model_type: inference.labels(model_type)}
         self._breaker = Gauge(
             "tiny_dancer_circuit_breaker_state",
             "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
@@ -197,16 +207,32 @@ class RouterMetrics:
             return
         self._features[batch_size_range(batch_size)].observe(duration_s)
 
-    def record_inference(self, duration_s: float) -> None:
-        """Observe one model-inference duration in seconds (label ``model_type``).
+    def record_inference(self, duration_s: float, model_type: str | None = None) -> None:
+        """Observe one model-inference duration in seconds under the model that ran it.
+
+        Args:
+            duration_s: Duration in seconds.
+            model_type: ``model_type`` label of the model that served (a router passes what serves
+                now, so a hot reload that switches kinds starts a new series); None: the
+                constructor's. A name not seen before gets its series on first use.
+
+        Raises:
+            ConfigError: If ``model_type`` is not 1-64 characters of ``[A-Za-z0-9_.-]``.
 
         Examples:
-            >>> m = RouterMetrics(model_type="fastgrnn")
+            >>> m = RouterMetrics(model_type="original")
             >>> m.record_inference(2e-4)
-            >>> 'inference_duration_seconds_count{model_type="fastgrnn"} 1.0' in m.export()
-            True
+            >>> m.record_inference(3e-4, "fastgrnn")
+            >>> [line for line in m.export().splitlines() if "inference_duration_seconds_count" in line]
+            ['tiny_dancer_model_inference_duration_seconds_count{model_type="original"} 1.0', \
+'tiny_dancer_model_inference_duration_seconds_count{model_type="fastgrnn"} 1.0']
         """
-        self._inference.observe(duration_s)
+        key = self._default_model_type if model_type is None else model_type
+        child = self._inference.get(key)
+        if child is None:  # a model kind not served before (a reload switched kinds): checked once
+            _check_model_type(key)
+            child = self._inference[key] = self._inference_family.labels(key)
+        child.observe(duration_s)
 
     def record_decisions(
         self,
@@ -237,29 +263,6 @@ class RouterMetrics:
         """
         self._decision_stats.record(confidence, uncertainty, use_lightweight)
 
-    def record_error(self, error_type: str) -> None:
-        """Count one error under a fixed ``error_type`` label value.
-
-        Unknown values are rejected rather than mapped, so a typo fails loudly in tests; use
-        :meth:`record_exception` where any exception may arrive.
-
-        Args:
-            error_type: One of :data:`tinydancer.errors.ERROR_TYPES`.
-
-        Raises:
-            InvalidInputError: If ``error_type`` is not one of them.
-
-        Examples:
-            >>> m = RouterMetrics()
-            >>> m.record_error("inference_error")
-            >>> 'tiny_dancer_errors_total{error_type="inference_error"} 1.0' in m.export()
-            True
-        """
-        child = self._errors.get(error_type)
-        if child is None:
-            raise InvalidInputError(f"error_type: expected one of {ERROR_TYPES}, got {error_type!r}")
-        child.inc()
-
     def record_exception(self, exc: BaseException) -> str:
         """Count an exception by its ``error_type`` attribute (``internal_error`` when absent/unknown).
 
@@ -281,23 +284,6 @@ class RouterMetrics:
             error_type = "internal_error"
         self._errors[error_type].inc()
         return str(error_type)
-
-    def set_breaker_state(self, state: str) -> None:
-        """Set the circuit-breaker gauge: ``closed`` 0, ``half_open`` 1, ``open`` 2.
-
-        Raises:
-            InvalidInputError: If ``state`` is not one of those three names.
-
-        Examples:
-            >>> m = RouterMetrics()
-            >>> m.set_breaker_state("half_open")
-            >>> "tiny_dancer_circuit_breaker_state 1.0" in m.export()
-            True
-        """
-        code = BREAKER_STATES.get(state)
-        if code is None:
-            raise InvalidInputError(f"breaker state: expected one of {tuple(BREAKER_STATES)}, got {state!r}")
-        self._breaker.set(code)
 
     def bind_breaker_state(self, read_state_value: Callable[[], float]) -> None:
         """Make the breaker gauge read its value at scrape time (0 closed, 1 half-open, 2 open).

@@ -1,22 +1,24 @@
-"""The guide's routing spans: :class:`RoutingSpan` helpers and per-candidate span records.
+"""The guide's routing spans: their names, the :class:`RoutingSpan` helpers and per-candidate span records.
 
-Span tree of one ``route()`` (names and attributes as in the guide)::
+Span tree of one ``route()`` (names and attributes as in the guide; the Router starts every one of them
+through :class:`RoutingSpan` and :func:`emit_candidate_spans`)::
 
-    routing_request            SERVER  candidate_count
-    ├── circuit_breaker_check          circuit_breaker.state (optional)
+    routing_request            SERVER  candidate_count, then outcome (+ lightweight_routes, powerful_routes)
+    ├── circuit_breaker_check          circuit_breaker.state
     ├── feature_engineering            batch_size
-    ├── model_inference                batch_size, model_type          (the one jitted call)
-    │   ├── model_inference            candidate_id, confidence        (per candidate, <= limit)
-    │   └── uncertainty_estimation     candidate_id, uncertainty, use_lightweight
-    └── uncertainty_estimation         batch_size                      (optional, batch level)
+    └── model_inference                batch_size, model_type          (the one jitted call)
+        ├── model_inference            candidate_id, confidence        (per candidate, <= limit)
+        └── uncertainty_estimation     candidate_id, uncertainty, use_lightweight
 
-The whole batch is computed in one jitted call, so per-candidate spans are records emitted after it,
-each carrying the batch's start/end timestamps. They exist only when the parent span is recording,
-and at most ``limit`` candidates get them; the rest are counted in ``CANDIDATE_SPANS_DROPPED``.
+Uncertainty is computed inside the same jitted call as the confidences, so it has no batch-level span
+of its own: per candidate, ``uncertainty_estimation`` records what it gave. Per-candidate spans are
+records emitted after the call, each carrying the batch's start/end timestamps. They exist only when
+the parent span is recording, and at most ``limit`` candidates get them (``RouterConfig.max_candidate_spans``,
+default :data:`DEFAULT_MAX_CANDIDATE_SPANS`); the rest are counted in ``CANDIDATE_SPANS_DROPPED``.
 
-Every helper returns ``tracer.start_as_current_span(...)``: an exception escaping the ``with`` block
-sets the span's status to ERROR and records an ``exception`` event (OpenTelemetry's defaults
-``record_exception=True, set_status_on_exception=True``, kept explicitly here).
+Every ``with`` helper makes its span current: an exception escaping the block sets the span's status
+to ERROR and records an ``exception`` event (OpenTelemetry's defaults ``record_exception=True,
+set_status_on_exception=True``, kept explicitly here).
 """
 
 from __future__ import annotations
@@ -31,8 +33,25 @@ from opentelemetry import trace
 
 from tinydancer.observability.tracing import get_tracer
 
+#: Span names of one route: the one set of them (the Router, RoutingSpan and the records below use these).
+ROUTING_REQUEST = "routing_request"
+CIRCUIT_BREAKER_CHECK = "circuit_breaker_check"
+FEATURE_ENGINEERING = "feature_engineering"
+MODEL_INFERENCE = "model_inference"
+UNCERTAINTY_ESTIMATION = "uncertainty_estimation"
+#: Every span name above, in tree order.
+SPAN_NAMES: tuple[str, ...] = (
+    ROUTING_REQUEST,
+    CIRCUIT_BREAKER_CHECK,
+    FEATURE_ENGINEERING,
+    MODEL_INFERENCE,
+    UNCERTAINTY_ESTIMATION,
+)
 #: Attribute the caller sets on the parent span: candidates without per-candidate spans.
 CANDIDATE_SPANS_DROPPED = "candidate_spans_dropped"
+#: Candidates that get per-candidate spans per sampled request unless told otherwise
+#: (``RouterConfig.max_candidate_spans`` defaults to it).
+DEFAULT_MAX_CANDIDATE_SPANS = 10
 
 SpanCM = AbstractContextManager[trace.Span]
 
@@ -57,7 +76,7 @@ def _start(
 
 
 class RoutingSpan:
-    """Pre-defined span helpers (the guide's ``RoutingSpan``). ``tracer=None`` uses the global one.
+    """The guide's ``RoutingSpan``: the spans of one route, as the Router starts them. ``tracer=None``: the global one.
 
     Examples:
         >>> from tinydancer.observability.tracing import TracingSystem, TracingConfig
@@ -71,12 +90,37 @@ class RoutingSpan:
     """
 
     @staticmethod
+    def start_routing_request(
+        candidate_count: int,
+        tracer: trace.Tracer | None = None,
+        context: otel_context.Context | None = None,
+    ) -> trace.Span:
+        """Start the root ``routing_request`` span (kind SERVER) without making it current; the caller ends it.
+
+        The Router uses this form: it attaches the span's context itself, which costs less than a
+        ``with`` block on a request that is not sampled.
+
+        Args:
+            candidate_count: number of candidates in the request.
+            tracer: tracer to use (default: the process-wide one).
+            context: parent context, e.g. ``TraceContext.from_w3c_traceparent(h).to_otel_context()``.
+
+        Examples:
+            >>> span = RoutingSpan.start_routing_request(3, tracer=trace.NoOpTracer())
+            >>> span.is_recording()
+            False
+            >>> span.end()
+        """
+        chosen = tracer if tracer is not None else get_tracer(None)
+        return chosen.start_span(ROUTING_REQUEST, context, trace.SpanKind.SERVER, {"candidate_count": candidate_count})
+
+    @staticmethod
     def routing_request(
         candidate_count: int,
         tracer: trace.Tracer | None = None,
         context: otel_context.Context | None = None,
     ) -> SpanCM:
-        """The root ``routing_request`` span (kind SERVER).
+        """The root ``routing_request`` span (kind SERVER) in a ``with`` block: :meth:`start_routing_request`, current.
 
         Args:
             candidate_count: number of candidates in the request.
@@ -88,13 +132,8 @@ class RoutingSpan:
             ...     span.is_recording()
             False
         """
-        return _start(
-            tracer,
-            "routing_request",
-            {"candidate_count": int(candidate_count)},
-            context,
-            trace.SpanKind.SERVER,
-        )
+        span = RoutingSpan.start_routing_request(int(candidate_count), tracer, context)
+        return trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True)
 
     @staticmethod
     def circuit_breaker_check(state: str | None = None, tracer: trace.Tracer | None = None) -> SpanCM:
@@ -104,7 +143,7 @@ class RoutingSpan:
             >>> with RoutingSpan.circuit_breaker_check("closed", tracer=trace.NoOpTracer()):
             ...     pass
         """
-        return _start(tracer, "circuit_breaker_check", {} if state is None else {"circuit_breaker.state": state})
+        return _start(tracer, CIRCUIT_BREAKER_CHECK, {} if state is None else {"circuit_breaker.state": state})
 
     @staticmethod
     def feature_engineering(batch_size: int, tracer: trace.Tracer | None = None) -> SpanCM:
@@ -114,27 +153,20 @@ class RoutingSpan:
             >>> with RoutingSpan.feature_engineering(3, tracer=trace.NoOpTracer()):
             ...     pass
         """
-        return _start(tracer, "feature_engineering", {"batch_size": int(batch_size)})
+        return _start(tracer, FEATURE_ENGINEERING, {"batch_size": int(batch_size)})
 
     @staticmethod
     def model_inference(batch_size: int, model_type: str = "fastgrnn", tracer: trace.Tracer | None = None) -> SpanCM:
         """Batch-level ``model_inference`` (the one jitted call) with ``batch_size``, ``model_type``.
 
+        ``model_type`` names the model that serves: the Router passes its own (``"original"`` or
+        ``"fastgrnn"``); the default is for callers that serve a FastGRNN.
+
         Examples:
             >>> with RoutingSpan.model_inference(3, tracer=trace.NoOpTracer()):
             ...     pass
         """
-        return _start(tracer, "model_inference", {"batch_size": int(batch_size), "model_type": model_type})
-
-    @staticmethod
-    def uncertainty_estimation(batch_size: int, tracer: trace.Tracer | None = None) -> SpanCM:
-        """Batch-level ``uncertainty_estimation`` with ``batch_size``.
-
-        Examples:
-            >>> with RoutingSpan.uncertainty_estimation(3, tracer=trace.NoOpTracer()):
-            ...     pass
-        """
-        return _start(tracer, "uncertainty_estimation", {"batch_size": int(batch_size)})
+        return _start(tracer, MODEL_INFERENCE, {"batch_size": int(batch_size), "model_type": model_type})
 
 
 def emit_candidate_spans(
@@ -146,7 +178,7 @@ def emit_candidate_spans(
     use_lightweight: NDArray[np.bool_] | Sequence[bool],
     start_ns: int,
     end_ns: int,
-    limit: int = 100,
+    limit: int = DEFAULT_MAX_CANDIDATE_SPANS,
 ) -> int:
     """Emits per-candidate ``model_inference`` + ``uncertainty_estimation`` children of a span.
 
@@ -191,14 +223,14 @@ def emit_candidate_spans(
     for cid, c, u, lw in zip(candidate_ids[:emitted], conf, unc, light, strict=True):
         cid_str = str(cid)
         span = tracer.start_span(
-            "model_inference",
+            MODEL_INFERENCE,
             context,
             attributes={"candidate_id": cid_str, "confidence": float(c)},
             start_time=start_ns,
         )
         span.end(end_time=end_ns)
         span = tracer.start_span(
-            "uncertainty_estimation",
+            UNCERTAINTY_ESTIMATION,
             context,
             attributes={"candidate_id": cid_str, "uncertainty": float(u), "use_lightweight": bool(lw)},
             start_time=start_ns,

@@ -43,6 +43,7 @@ from tinydancer._version import __version__
 from tinydancer.errors import ConfigError
 from tinydancer.observability.provider_switch import TracerSwitch
 from tinydancer.observability.span_export import BoundedSpanBuffer, CountingBatchProcessor, ExporterStats, SpanCapture
+from tinydancer.validation import check_bool, check_int, check_number, check_text
 
 #: Largest in-memory buffer or export queue accepted (spans); beyond it a deque cannot even be sized.
 MAX_BUFFER_SPANS = 2**31 - 1
@@ -95,25 +96,19 @@ class TracingConfig:
     export_timeout_s: float = 2.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.service_name, str) or not self.service_name:
-            raise ConfigError(f"service_name: expected a non-empty string, got {self.service_name!r}")
-        if not isinstance(self.service_version, str) or not self.service_version:
-            raise ConfigError(f"service_version: expected a non-empty string, got {self.service_version!r}")
+        check_text("service_name", self.service_name)
+        check_text("service_version", self.service_version)
         if self.jaeger_agent_endpoint is not None:
             parse_host_port(self.jaeger_agent_endpoint)
-        ratio = self.sampling_ratio
-        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0.0 <= ratio <= 1.0:
-            raise ConfigError(f"sampling_ratio: expected a number in [0, 1], got {ratio!r}")
+        check_number("sampling_ratio", self.sampling_ratio, low=0, high=1)
+        check_bool("enable_stdout", self.enable_stdout)
         if self.otlp_endpoint is not None and (
             not isinstance(self.otlp_endpoint, str) or not self.otlp_endpoint.startswith(("http://", "https://"))
         ):
-            raise ConfigError(f"otlp_endpoint: expected an http(s):// URL, got {self.otlp_endpoint!r}")
+            raise ConfigError(f"otlp_endpoint: expected None or an http(s):// URL, got {self.otlp_endpoint!r}")
         for name in ("in_memory_capacity", "export_queue_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BUFFER_SPANS:
-                raise ConfigError(f"{name}: expected an integer in [1, {MAX_BUFFER_SPANS}], got {value!r}")
-        if not isinstance(self.export_timeout_s, int | float) or not self.export_timeout_s > 0:
-            raise ConfigError(f"export_timeout_s: expected a number > 0, got {self.export_timeout_s!r}")
+            check_int(name, getattr(self, name), low=1, high=MAX_BUFFER_SPANS)
+        check_number("export_timeout_s", self.export_timeout_s, low=0, low_open=True)
 
 
 def parse_host_port(endpoint: str) -> tuple[str, int]:

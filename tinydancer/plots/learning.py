@@ -14,27 +14,19 @@ import numpy as np
 
 from tinydancer.learning.calibration import ece, reliability_bins
 from tinydancer.learning.evaluation import RoutingCurve, apgr
+from tinydancer.plots.style import PALETTE, REFERENCE_CURVE_STYLES, axes_or_new
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-
-
-def _axes(ax: Axes | None) -> Axes:
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    _, new_ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    return new_ax
 
 
 def _style(name: str, index: int) -> dict[str, Any]:
     """Line style of a named curve; ``index`` numbers the distinct routers (name before " (")."""
     low = name.lower()
     if low.startswith("random"):
-        return {"color": "grey", "ls": "--"}
+        return dict(REFERENCE_CURVE_STYLES["random"])
     if low.startswith("oracle"):
-        return {"color": "#009E73", "ls": ":"}
+        return dict(REFERENCE_CURVE_STYLES["oracle"])
     if "quantile" in low:
         return {"color": f"C{index}", "ls": "none", "marker": "o"}
     return {"color": f"C{index}", "lw": 1.5}
@@ -61,7 +53,7 @@ def plot_routing_curves(curves: Mapping[str, RoutingCurve], ax: Axes | None = No
         >>> plot_routing_curves({"router": c}).get_xlabel()
         'strong-model calls (% of queries)'
     """
-    axes = _axes(ax)
+    axes = axes_or_new(ax)
     first: RoutingCurve | None = None
     routers: dict[str, int] = {}
     for name, curve in curves.items():
@@ -74,8 +66,12 @@ def plot_routing_curves(curves: Mapping[str, RoutingCurve], ax: Axes | None = No
             **_style(name, index),
         )
     if first is not None:
-        axes.axhline(100 * first.q_weak, color="#D55E00", lw=0.8, label=f"all weak ({100 * first.q_weak:.1f} %)")
-        axes.axhline(100 * first.q_strong, color="#E69F00", lw=0.8, label=f"all strong ({100 * first.q_strong:.1f} %)")
+        axes.axhline(
+            100 * first.q_weak, color=PALETTE["vermillion"], lw=0.8, label=f"all weak ({100 * first.q_weak:.1f} %)"
+        )
+        axes.axhline(
+            100 * first.q_strong, color=PALETTE["orange"], lw=0.8, label=f"all strong ({100 * first.q_strong:.1f} %)"
+        )
     axes.set_xlabel("strong-model calls (% of queries)")
     axes.set_ylabel("accuracy of routed answers (%)")
     axes.set_title("Quality vs cost")
@@ -105,14 +101,14 @@ def plot_reliability(
         >>> plot_reliability(np.array([0.1, 0.2, 0.9]), np.array([0, 0, 1]), n_bins=2).get_title()
         'Reliability: ECE 0.133'
     """
-    axes = _axes(ax)
+    axes = axes_or_new(ax)
     bins = reliability_bins(p, y, n_bins)
     score = np.array([b.mean_score for b in bins])
     freq = np.array([b.frequency for b in bins])
     counts = np.array([b.n for b in bins], np.float64)
     axes.plot([0, 1], [0, 1], color="grey", ls="--", label="perfect calibration")
-    axes.plot(score, freq, "-", color="#0072B2")
-    axes.scatter(score, freq, s=10 + 200 * counts / counts.max(), color="#0072B2", label="bins (area ~ count)")
+    axes.plot(score, freq, "-", color=PALETTE["blue"])
+    axes.scatter(score, freq, s=10 + 200 * counts / counts.max(), color=PALETTE["blue"], label="bins (area ~ count)")
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1)
     axes.set_xlabel("predicted probability")

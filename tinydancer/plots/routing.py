@@ -8,34 +8,23 @@ bin and the legend gives each group's size.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tinydancer.observability.collector import Collector
+from tinydancer.observability.route_spans import ROUTING_REQUEST
+from tinydancer.plots.style import DECISION_COLORS, OUTCOME_COLORS, PALETTE, axes_or_new
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-#: Colour-blind-safe colours (Okabe-Ito), fixed per group so every figure reads the same way.
-DECISION_COLORS = {"lightweight": "#0072B2", "powerful": "#E69F00"}
-OUTCOME_COLORS = {"success": "#009E73", "failure": "#D55E00", "rejected": "#999999"}
-
-
-def _axes(ax: Axes | None) -> Axes:
-    if ax is not None:
-        return ax
-    import matplotlib.pyplot as plt
-
-    _, new_ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    return new_ax
-
 
 def _stacked_hist(
-    ax: Axes, groups: dict[str, np.ndarray], edges: np.ndarray, colors: dict[str, str], unit: str
+    ax: Axes, groups: dict[str, np.ndarray], edges: np.ndarray, colors: Mapping[str, str], unit: str
 ) -> None:
     """Draws one stacked histogram (len(edges) - 1 bars per group), or a 'no data' note."""
     groups = {k: v for k, v in groups.items() if v.size}
@@ -82,7 +71,7 @@ def plot_latency(
         >>> ax.get_xlabel(), len(ax.patches)
         ('latency per route call (µs)', 10)
     """
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     lat = requests["latency_us"].to_numpy(dtype=np.float64)
     outcomes = requests["outcome"].to_numpy(dtype=object)
     if lat.size:
@@ -119,7 +108,7 @@ def _plot_decision_hist(
     xlabel: str,
     title: str,
 ) -> Axes:
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     values = decisions[column].to_numpy(dtype=np.float64)
     light = decisions["use_lightweight"].to_numpy(dtype=bool)
     groups = {"lightweight": values[light], "powerful": values[~light]}
@@ -248,9 +237,9 @@ def plot_span_waterfall(spans: pd.DataFrame, trace_id: str | None = None, ax: Ax
         >>> [t.get_text() for t in ax.get_yticklabels()]
         ['routing_request', '· model_inference']
     """
-    ax = _axes(ax)
+    ax = axes_or_new(ax)
     if trace_id is None:
-        roots = spans[spans.name == "routing_request"].sort_values("start")
+        roots = spans[spans.name == ROUTING_REQUEST].sort_values("start")
         trace_id = None if roots.empty else roots.trace_id.iloc[-1]
     own = spans[spans.trace_id == trace_id].sort_values("start")
     if own.empty:
@@ -272,7 +261,7 @@ def plot_span_waterfall(spans: pd.DataFrame, trace_id: str | None = None, ax: Ax
     starts = (own.start - t0).dt.total_seconds().to_numpy() * 1e6
     widths = (own.end - own.start).dt.total_seconds().to_numpy() * 1e6
     rows = np.arange(len(own))
-    colors = ["#0072B2" if name == "routing_request" else "#56B4E9" for name in own.name]
+    colors = [PALETTE["blue"] if name == ROUTING_REQUEST else PALETTE["sky_blue"] for name in own.name]
     ax.barh(rows, np.maximum(widths, widths.max() * 0.002), left=starts, color=colors)
     ax.set_yticks(rows, ["· " * d + name for d, name in zip(depths, own.name, strict=True)])
     ax.invert_yaxis()

@@ -6,10 +6,11 @@ Two entry points share one pure, jitted core per chunk:
 * :func:`score_embeddings` from a query and candidate embeddings [N, D] plus the candidate columns,
   computing the five features on the fly (one pass over the embeddings per chunk).
 
-The model is the original's cell (:func:`tinydancer.model.original.compat_forward`) with its tiny matrices
-unrolled into scalar-times-column sums, so XLA fuses a whole chunk into one vectorised loop instead
-of calling a [N, 5] x [5, 8] matrix product. Chunks are a fixed size (the last one is padded), so
-each entry point compiles once per (chunk size, embedding dimension).
+The model is the original's cell, through its one forward pass
+(:func:`tinydancer.model.original.compat_forward`) in its unrolled form: the tiny matrices become
+scalar-times-column sums, so XLA fuses a whole chunk into one vectorised loop instead of calling a
+[N, 5] x [5, 8] matrix product. Chunks are a fixed size (the last one is padded), so each entry point
+compiles once per (chunk size, embedding dimension).
 
 Examples:
     >>> import numpy as np
@@ -28,13 +29,12 @@ import math
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from tinydancer.errors import InvalidInputError
 from tinydancer.model.candidate_features import candidate_features
-from tinydancer.model.original import CompatModelConfig, CompatParams
-from tinydancer.routing.kernel import DeviceModel, unflatten_params
+from tinydancer.model.original import CompatModelConfig, compat_forward
+from tinydancer.routing.kernel import DeviceModel
 
 #: Feature rows per jitted call: large enough to amortise dispatch (~10 us); 1.3 MB of input.
 DEFAULT_CHUNK = 65536
@@ -84,32 +84,16 @@ def embedding_chunk_rows(dim: int) -> int:
     return max(64, 1 << (rows.bit_length() - 1))
 
 
-def _unrolled_forward(params: CompatParams, columns: list[jax.Array], nu: jax.Array, zeta: jax.Array) -> jax.Array:
-    """compat_forward on feature columns (each [N]); elementwise only, so it fuses into one loop."""
-    hidden_dim = params.w_update.shape[0]
-    logit = params.b_output[0]
-    for j in range(hidden_dim):
-        pre_u = params.b_update[j]
-        pre_c = params.b_candidate[j]
-        for i, column in enumerate(columns):
-            pre_u = pre_u + params.w_update[j, i] * column
-            pre_c = pre_c + params.w_candidate[j, i] * column
-        hidden = (1.0 - jax.nn.sigmoid(nu * pre_u)) * jnp.tanh(zeta * pre_c)
-        logit = logit + params.w_output[0, j] * hidden
-    return jax.nn.sigmoid(logit)
-
-
 def _features_chunk(flat: jax.Array, x: jax.Array, config: CompatModelConfig) -> jax.Array:
-    params, nu, zeta = unflatten_params(flat, config)
-    return _unrolled_forward(params, [x[:, i] for i in range(x.shape[1])], nu, zeta)
+    """The original's forward pass, unrolled (elementwise only, so it fuses into one loop), x [N, I] -> [N]."""
+    return compat_forward(config.unflatten(flat), x, config.nu, config.zeta, unroll=True)
 
 
 def _embeddings_chunk(
     flat: jax.Array, query: jax.Array, embeddings: jax.Array, columns: jax.Array, config: CompatModelConfig
 ) -> jax.Array:
-    params, nu, zeta = unflatten_params(flat, config)
     x = candidate_features(query, embeddings, columns[:, 0], columns[:, 1], columns[:, 2], columns[:, 3])
-    return _unrolled_forward(params, [x[:, i] for i in range(x.shape[1])], nu, zeta)
+    return _features_chunk(flat, x, config)
 
 
 @functools.cache

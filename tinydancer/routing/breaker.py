@@ -29,10 +29,11 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from tinydancer.errors import CircuitOpenError
+from tinydancer.observability.metrics import BREAKER_STATES
 
-CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
-#: Gauge values of the guide: 0 closed, 1 half-open, 2 open.
-STATE_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+#: The three states, named as in :data:`~tinydancer.observability.metrics.BREAKER_STATES` (state -> the
+#: guide's gauge value, 0 closed, 1 half-open, 2 open): that map is their one definition.
+CLOSED, HALF_OPEN, OPEN = BREAKER_STATES
 
 
 class BreakerPolicy(NamedTuple):

@@ -7,25 +7,15 @@ Examples:
     >>> RouterConfig(confidence_threshold=1.5)
     Traceback (most recent call last):
     ...
-    tinydancer.errors.ConfigError: confidence_threshold must be a finite number in [0, 1], got 1.5
+    tinydancer.errors.ConfigError: confidence_threshold: expected a finite number >= 0 and <= 1, got 1.5
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinydancer.errors import ConfigError
-from tinydancer.validation import finite_number
-
-
-def _check_unit_interval(name: str, value: float) -> None:
-    if not finite_number(value) or not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name} must be a finite number in [0, 1], got {value!r}")
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+from tinydancer.observability.route_spans import DEFAULT_MAX_CANDIDATE_SPANS
+from tinydancer.validation import check_bool, check_int, check_number, check_optional, check_text
 
 
 @dataclass(frozen=True)
@@ -41,9 +31,13 @@ class RouterConfig:
         circuit_breaker_reset_timeout_s: seconds the breaker stays open before probing (half-open).
         circuit_breaker_half_open_probes: successful probes needed to close it again.
         seed: seed of the random model used when ``model_path`` does not exist.
-        enable_quantization: accepted for compatibility with the original (unused there too).
-        database_path: accepted for compatibility with the original (unused there too).
-        max_candidate_spans: per-candidate spans emitted per sampled request (the rest are counted).
+        enable_quantization: accepted for compatibility with the original; no effect (the original
+            does not use it either). Still validated: True or False.
+        database_path: accepted for compatibility with the original; no effect (the original does not
+            use it either). Still validated: None or a string.
+        max_candidate_spans: candidates that get per-candidate spans per sampled request (the rest are
+            counted on the ``model_inference`` span); default 10
+            (:data:`~tinydancer.observability.route_spans.DEFAULT_MAX_CANDIDATE_SPANS`).
         inference_timeout_s: model inference slower than this fails the request with
             ``InferenceTimeoutError`` and counts towards opening the breaker; None = no limit.
     """
@@ -58,30 +52,19 @@ class RouterConfig:
     seed: int = 0
     enable_quantization: bool = True
     database_path: str | None = None
-    max_candidate_spans: int = 10
+    max_candidate_spans: int = DEFAULT_MAX_CANDIDATE_SPANS
     inference_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
-        _check_unit_interval("confidence_threshold", self.confidence_threshold)
-        _check_unit_interval("max_uncertainty", self.max_uncertainty)
-        _check_positive_int("circuit_breaker_threshold", self.circuit_breaker_threshold)
-        _check_positive_int("circuit_breaker_half_open_probes", self.circuit_breaker_half_open_probes)
-        timeout = self.circuit_breaker_reset_timeout_s
-        if not finite_number(timeout) or timeout < 0:
-            raise ConfigError(f"circuit_breaker_reset_timeout_s must be a finite number >= 0, got {timeout!r}")
-        if not isinstance(self.model_path, str) or not self.model_path or "\x00" in self.model_path:
-            raise ConfigError(f"model_path must be a non-empty string without NUL bytes, got {self.model_path!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
-            raise ConfigError(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
-        for flag in ("enable_circuit_breaker", "enable_quantization"):
-            if not isinstance(getattr(self, flag), bool):  # "no" would silently mean True
-                raise ConfigError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
-        if self.database_path is not None and not isinstance(self.database_path, str):
-            raise ConfigError(f"database_path must be a string or None, got {self.database_path!r}")
-        if isinstance(self.max_candidate_spans, bool) or not isinstance(self.max_candidate_spans, int):
-            raise ConfigError(f"max_candidate_spans must be an integer >= 0, got {self.max_candidate_spans!r}")
-        limit = self.inference_timeout_s
-        if limit is not None and (not finite_number(limit) or limit <= 0):
-            raise ConfigError(f"inference_timeout_s must be None or a finite number > 0, got {limit!r}")
-        if self.max_candidate_spans < 0:
-            raise ConfigError(f"max_candidate_spans must be an integer >= 0, got {self.max_candidate_spans!r}")
+        check_text("model_path", self.model_path)
+        check_number("confidence_threshold", self.confidence_threshold, low=0, high=1)
+        check_number("max_uncertainty", self.max_uncertainty, low=0, high=1)
+        check_bool("enable_circuit_breaker", self.enable_circuit_breaker)
+        check_int("circuit_breaker_threshold", self.circuit_breaker_threshold, low=1)
+        check_number("circuit_breaker_reset_timeout_s", self.circuit_breaker_reset_timeout_s, low=0)
+        check_int("circuit_breaker_half_open_probes", self.circuit_breaker_half_open_probes, low=1)
+        check_int("seed", self.seed, low=0, high=2**63 - 1)
+        check_bool("enable_quantization", self.enable_quantization)
+        check_optional(check_text, "database_path", self.database_path, allow_empty=True)
+        check_int("max_candidate_spans", self.max_candidate_spans, low=0)
+        check_optional(check_number, "inference_timeout_s", self.inference_timeout_s, low=0, low_open=True)

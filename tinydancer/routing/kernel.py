@@ -1,7 +1,9 @@
 """The route kernel: features -> model -> uncertainty -> decision in ONE jitted function.
 
 Parameters stay on the device; candidate counts are padded to a few bucket sizes so the kernel
-compiles once per (bucket, embedding dimension) and never in steady state.
+compiles once per (bucket, embedding dimension) and never in steady state. The kernel knows the model
+only through the model interface (:class:`tinydancer.model.family.ModelFamily`), so either model family
+serves through it.
 
 Examples:
     >>> import numpy as np
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,9 +28,8 @@ import numpy as np
 
 from tinydancer.errors import InferenceError
 from tinydancer.model.candidate_features import candidate_features
-from tinydancer.model.fastgrnn import FastGRNNParams
-from tinydancer.model.original import CompatModelConfig, CompatParams, compat_forward
-from tinydancer.model.served_fastgrnn import LoadedFastGRNN, ServedFastGRNN, served_confidence
+from tinydancer.model.family import ModelFamily
+from tinydancer.model.served_fastgrnn import LoadedFastGRNN
 
 #: Candidate counts are padded up to the next of these; above the last, to a multiple of it.
 #: Powers of two waste at most half the work; below 8 one more compile is not worth a bucket.
@@ -72,18 +73,17 @@ def decide(confidence: jax.Array, uncertainty: jax.Array, threshold: jax.Array, 
 
 
 class DeviceModel(NamedTuple):
-    """A loaded model: device-resident params plus its static config. Swapped whole on reload (atomic).
+    """A loaded model: its config (the model interface, static) and its flat parameters on the device.
 
-    ``flat`` holds every tensor (then nu and zeta for the compat model) in one device vector: the route
-    kernel takes the model as that one argument, because each argument of a jitted call costs
-    microseconds to pass. ``config`` is a :class:`CompatModelConfig` (the original's model) or a
-    :class:`~tinydancer.model.served_fastgrnn.ServedFastGRNN` (a trained FastGRNN on the same features).
+    Swapped whole on reload (atomic). ``flat`` holds every tensor in one device vector (the family's
+    ``flatten``): the route kernel takes the model as that one argument, because each argument of a
+    jitted call costs microseconds to pass. ``config`` is a
+    :class:`~tinydancer.model.original.CompatModelConfig` (the original's model) or a
+    :class:`~tinydancer.model.served_fastgrnn.ServedFastGRNN` (a trained FastGRNN on the same features);
+    the kernel calls only its :class:`~tinydancer.model.family.ModelFamily` methods.
     """
 
-    params: CompatParams | FastGRNNParams
-    nu: jax.Array
-    zeta: jax.Array
-    config: CompatModelConfig | ServedFastGRNN
+    config: ModelFamily[Any]
     flat: jax.Array
 
     @property
@@ -92,54 +92,35 @@ class DeviceModel(NamedTuple):
         return jitted_route_kernel(self.config)
 
     @classmethod
-    def from_params(cls, params: CompatParams, config: CompatModelConfig) -> DeviceModel:
-        """Put numpy params on the default device."""
-        device_params = CompatParams(*(jnp.asarray(t, jnp.float32) for t in params))
-        nu, zeta = jnp.float32(config.nu), jnp.float32(config.zeta)
-        flat = np.concatenate([np.asarray(t, np.float32).ravel() for t in params] + [np.array([nu, zeta], np.float32)])
-        return cls(device_params, jnp.asarray(nu), jnp.asarray(zeta), config, jnp.asarray(flat))
+    def from_params(cls, params: Any, config: ModelFamily[Any]) -> DeviceModel:
+        """Flatten a model's params (either family) and put them on the default device.
+
+        Examples:
+            >>> from tinydancer.model.original import CompatModelConfig, init_compat_params
+            >>> model = DeviceModel.from_params(init_compat_params(CompatModelConfig(), 0), CompatModelConfig())
+            >>> model.kind, model.flat.shape
+            ('compat', (217,))
+        """
+        return cls(config, jnp.asarray(config.flatten(params)))
 
     @classmethod
     def from_fastgrnn(cls, loaded: LoadedFastGRNN) -> DeviceModel:
-        """Put a FastGRNN loaded for serving on the default device (nu, zeta: its learned gate scales)."""
-        nu, zeta = jax.nn.sigmoid(loaded.params.nu_raw), jax.nn.sigmoid(loaded.params.zeta_raw)
-        return cls(loaded.params, jnp.asarray(nu), jnp.asarray(zeta), loaded.spec, jnp.asarray(loaded.flat))
+        """Put a FastGRNN loaded for serving (already flattened) on the default device."""
+        return cls(loaded.spec, jnp.asarray(loaded.flat))
 
     @property
     def kind(self) -> str:
         """'compat' (the original's model) or 'fastgrnn'."""
-        return "compat" if isinstance(self.config, CompatModelConfig) else "fastgrnn"
+        return self.config.kind
 
-
-def model_confidence(flat: jax.Array, x: jax.Array, config: CompatModelConfig | ServedFastGRNN) -> jax.Array:
-    """Confidence of either model kind for feature rows x [B, 5] -> [B] (config static)."""
-    if isinstance(config, CompatModelConfig):
-        params, nu, zeta = unflatten_params(flat, config)
-        return compat_forward(params, x, nu, zeta)
-    return served_confidence(flat, config, x)
-
-
-def unflatten_params(flat: jax.Array, config: CompatModelConfig) -> tuple[CompatParams, jax.Array, jax.Array]:
-    """Inverse of ``DeviceModel.flat``: (params, nu, zeta), sliced with static offsets.
-
-    Examples:
-        >>> from tinydancer.model.original import init_compat_params
-        >>> cfg = CompatModelConfig(nu=2.0)
-        >>> model = DeviceModel.from_params(init_compat_params(cfg, 0), cfg)
-        >>> params, nu, zeta = unflatten_params(model.flat, cfg)
-        >>> params.w_output.shape, float(nu), bool((params.w_update == model.params.w_update).all())
-        ((1, 8), 2.0, True)
-    """
-    tensors, offset = [], 0
-    for shape in config.tensor_shapes().values():  # the CompatParams field order
-        size = int(np.prod(shape))
-        tensors.append(flat[offset : offset + size].reshape(shape))
-        offset += size
-    return CompatParams(*tensors), flat[offset], flat[offset + 1]
+    @property
+    def params(self) -> Any:
+        """The family's params, as device arrays sliced from ``flat``."""
+        return self.config.unflatten(self.flat)
 
 
 def route_kernel(
-    flat_params: jax.Array, embeddings: jax.Array, small: jax.Array, config: CompatModelConfig | ServedFastGRNN
+    flat_params: jax.Array, embeddings: jax.Array, small: jax.Array, config: ModelFamily[Any]
 ) -> jax.Array:
     """Confidence, uncertainty and decision of every (padded) candidate, fused.
 
@@ -151,7 +132,7 @@ def route_kernel(
         embeddings: shape [B, D].
         small: shape [D + 2 + 4 B]: the query, confidence_threshold, max_uncertainty, then per
             candidate age_s, access_count, success_rate, metadata_match (row-major [B, 4]).
-        config: the model's shapes (static).
+        config: the model's config (static): its ``forward`` gives the confidence.
 
     Returns:
         shape [3, B]: confidence, uncertainty, and use_lightweight as 0.0 / 1.0.
@@ -159,16 +140,14 @@ def route_kernel(
     size, dim = embeddings.shape
     query, columns = small[:dim], small[dim + 2 :].reshape(size, 4)
     x = candidate_features(query, embeddings, columns[:, 0], columns[:, 1], columns[:, 2], columns[:, 3])
-    confidence = model_confidence(flat_params, x, config)
+    confidence = config.forward(flat_params, x)
     uncertainty = uncertainty_of(confidence)
     light = decide(confidence, uncertainty, small[dim], small[dim + 1])
     return jnp.stack([confidence, uncertainty, light.astype(jnp.float32)])
 
 
 @functools.cache
-def jitted_route_kernel(
-    config: CompatModelConfig | ServedFastGRNN,
-) -> Callable[..., jax.Array]:
+def jitted_route_kernel(config: ModelFamily[Any]) -> Callable[..., jax.Array]:
     """:func:`route_kernel` jitted with ``config`` bound: ``kernel(flat_params, embeddings, small)``.
 
     One jitted function per config, shared by every model of those shapes, so reloading a model
@@ -176,6 +155,7 @@ def jitted_route_kernel(
     passing it as a static argument on every call made no measurable difference to the call itself.)
 
     Examples:
+        >>> from tinydancer.model.original import CompatModelConfig
         >>> cfg = CompatModelConfig()
         >>> jitted_route_kernel(cfg) is jitted_route_kernel(CompatModelConfig())
         True

@@ -4,10 +4,18 @@ It holds the device model (swapped atomically on reload), the circuit breaker, t
 observability objects: a private Prometheus registry (:class:`RouterMetrics`), a structlog logger, a
 tracer, and the in-memory :class:`Collector` that turns all of it into pandas DataFrames.
 
-Span tree of one route (children only when the request's span is recording, i.e. sampled)::
+Span tree of one route (children only when the request's span is recording, i.e. sampled; names and
+attributes in :mod:`tinydancer.observability.route_spans`, whose :class:`RoutingSpan` starts them)::
 
     routing_request (SERVER) -> circuit_breaker_check, feature_engineering,
                                 model_inference -> per candidate: model_inference, uncertainty_estimation
+
+Every metric, span attribute and collector row that names a model says what served the request:
+``model_type`` is ``"original"`` for the original's model and ``"fastgrnn"`` for a FastGRNN
+checkpoint (:data:`MODEL_TYPES`), and follows a hot reload that switches kinds.
+
+A Collector belongs to one Router: handing the same one to a second Router raises ``ConfigError``
+(see :meth:`tinydancer.observability.collector.Collector.attach`).
 
 Examples:
     >>> import numpy as np, warnings
@@ -30,9 +38,10 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 from opentelemetry import context as otel_context
@@ -40,10 +49,9 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from tinydancer.errors import CircuitOpenError, InferenceError, InferenceTimeoutError, ModelLoadError
-from tinydancer.model.fastgrnn_file import FORMAT as FASTGRNN_FORMAT
+from tinydancer.model.family import load_model
 from tinydancer.model.original import CompatModelConfig, init_compat_params
-from tinydancer.model.original_file import load_compat_model, model_format
-from tinydancer.model.served_fastgrnn import load_served_fastgrnn
+from tinydancer.model.served_fastgrnn import ROUTER_INPUT_DIM
 from tinydancer.observability.collector import Collector, DecisionBatch, RequestRecord
 from tinydancer.observability.logs import (
     LogConfig,
@@ -57,21 +65,45 @@ from tinydancer.observability.logs import (
     log_router_initialized,
     make_router_logger,
 )
-from tinydancer.observability.metrics import RouterMetrics
+from tinydancer.observability.metrics import BREAKER_STATES, RouterMetrics
 from tinydancer.observability.metrics_server import MetricsServer, WsgiApp
-from tinydancer.observability.route_spans import CANDIDATE_SPANS_DROPPED, emit_candidate_spans
+from tinydancer.observability.route_spans import CANDIDATE_SPANS_DROPPED, RoutingSpan, emit_candidate_spans
 from tinydancer.observability.span_export import begin_span_capture, end_span_capture
 from tinydancer.observability.trace_context import TraceContext
 from tinydancer.observability.tracing import TracingSystem, get_tracer
-from tinydancer.routing.breaker import STATE_VALUES, BreakerPolicy, CircuitBreaker, Ticket
+from tinydancer.routing.breaker import BreakerPolicy, CircuitBreaker
 from tinydancer.routing.config import RouterConfig
-from tinydancer.routing.kernel import DeviceModel, KernelOutputs, run_route_kernel
+from tinydancer.routing.kernel import DeviceModel, run_route_kernel
 from tinydancer.routing.packing import PackedRequest, floor_unix_seconds, pack_request
 from tinydancer.routing.requests import RoutingRequest, RoutingResponse
 
 #: Signature of the model-inference step; replaceable for fault injection.
 InferenceFn = Callable[[DeviceModel, PackedRequest, float, float], tuple[np.ndarray, np.ndarray, np.ndarray]]
-MODEL_TYPE = "fastgrnn"
+#: ``model_type`` label (metrics, spans, collector rows) of what serves, by the kind of its model: the
+#: original's model, or a trained FastGRNN checkpoint on the same five features.
+MODEL_TYPES: Mapping[str, str] = MappingProxyType({"compat": "original", "fastgrnn": "fastgrnn"})
+#: A child span of a request that is not sampled: nothing (one shared no-op; a nullcontext keeps no state).
+_UNSAMPLED: AbstractContextManager[trace.Span] = nullcontext(trace.INVALID_SPAN)
+
+
+def model_type_of(model: DeviceModel) -> str:
+    """The ``model_type`` label of a model: ``"original"`` or ``"fastgrnn"``.
+
+    The one place the router reads what kind of model it holds.
+
+    Raises:
+        ModelLoadError: the model is of a kind without a label.
+
+    Examples:
+        >>> from tinydancer.model.original import CompatModelConfig, init_compat_params
+        >>> model_type_of(DeviceModel.from_params(init_compat_params(CompatModelConfig(), 0), CompatModelConfig()))
+        'original'
+    """
+    kind = model.kind
+    label = MODEL_TYPES.get(kind)
+    if label is None:
+        raise ModelLoadError(f"model kind: expected one of {tuple(MODEL_TYPES)}, got {kind!r}")
+    return label
 
 
 def default_inference(
@@ -82,13 +114,12 @@ def default_inference(
 
 
 def _checked_outputs(outputs: object, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate what the inference step returned: three [n] arrays, scores finite and in [0, 1].
+    """Validate what an injected inference step returned: three [n] arrays, scores finite and in [0, 1].
 
-    A broken model (or an injected fault) must fail the request as an inference error that counts
-    towards the breaker, never reach the response, the metrics or the collectors.
+    A broken hook (or an injected fault) must fail the request as an inference error that counts
+    towards the breaker, never reach the response, the metrics or the collectors. The default step
+    is not checked here: :func:`run_route_kernel` checks its own outputs.
     """
-    if type(outputs) is KernelOutputs and outputs.confidence.shape == (n,):
-        return outputs  # checked by run_route_kernel
     try:
         confidence, uncertainty, light = (np.asarray(a) for a in outputs)  # type: ignore[attr-defined]
     except (TypeError, ValueError) as exc:
@@ -109,13 +140,29 @@ def _checked_outputs(outputs: object, n: int) -> tuple[np.ndarray, np.ndarray, n
     return confidence.astype(np.float32, copy=False), uncertainty.astype(np.float32, copy=False), light.astype(bool)
 
 
+def _checked_hook(hook: InferenceFn) -> InferenceFn:
+    """``hook`` with its outputs validated by :func:`_checked_outputs` (the only check an injected step gets).
+
+    A hook's outputs are checked even when they are the kernel's own ``KernelOutputs`` passed through:
+    the router cannot tell those from hand-made ones.
+    """
+
+    def checked(
+        model: DeviceModel, packed: PackedRequest, threshold: float, max_uncertainty: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _checked_outputs(hook(model, packed, threshold, max_uncertainty), len(packed.ids))
+
+    return checked
+
+
 def _load_device_model(path: Path) -> DeviceModel:
-    """The original's model file, or a trained FastGRNN checkpoint on the same five features."""
-    if model_format(path) == FASTGRNN_FORMAT:
-        return DeviceModel.from_fastgrnn(load_served_fastgrnn(path))
-    params, config = load_compat_model(path)
-    if config.input_dim != 5:
-        raise ModelLoadError(f"model file {str(path)!r} has input_dim {config.input_dim}; the router's features need 5")
+    """The original's model file, or a trained FastGRNN checkpoint on the same five features (one read)."""
+    params, config = load_model(path)
+    if config.input_dim != ROUTER_INPUT_DIM:
+        raise ModelLoadError(
+            f"model file {str(path)!r} has input_dim {config.input_dim}; the router's candidate features need "
+            f"{ROUTER_INPUT_DIM}"
+        )
     return DeviceModel.from_params(params, config)
 
 
@@ -125,11 +172,20 @@ class Router:
     Args:
         config: router configuration.
         clock: wall clock in Unix seconds (``now`` of a route call defaults to it; the breaker uses it).
-        inference: the model-inference step (default: the jitted kernel); tests inject faults here.
+        inference: the model-inference step (default: the jitted kernel, which checks its own
+            outputs); tests inject faults here. An injected step's outputs are checked: anything but
+            three [N] arrays of finite scores in [0, 1] fails the request as an ``InferenceError``
+            that counts towards the breaker.
         tracing: a TracingSystem or TracerProvider; None follows the process-wide ``TracingSystem.init()``.
         log_config: logging settings; None follows the process default (``configure_logging``, also
             when it is called after this router was made).
-        collector: the in-memory collector (default: one with default capacities).
+        collector: the in-memory collector (default: a new one with default capacities). It becomes
+            this router's own: it reads this router's metrics.
+
+    Raises:
+        ConfigError: ``collector`` already belongs to another Router (give each router its own), or
+            was made with a ``metric_source`` of its own.
+        ModelLoadError: ``config.model_path`` exists but is not a valid model file.
     """
 
     def __init__(
@@ -144,12 +200,18 @@ class Router:
     ) -> None:
         self.config = config or RouterConfig()
         self._clock = clock
-        self._inference = inference
+        # The default step's outputs are checked inside the kernel; an injected step's here, once.
+        self._inference = inference if inference is default_inference else _checked_hook(inference)
         self._tracing = tracing
         self._tracer = get_tracer(tracing)
-        self.metrics = RouterMetrics(MODEL_TYPE)
-        self.collector = collector or Collector(clock=clock)
-        self.collector.metric_source = lambda: self.metrics.registry
+        self._reload_lock = threading.Lock()
+        model, random_model = self._initial_model()
+        # (model, its model_type label), swapped as one reference on reload: a request reads both at once.
+        self._serving: tuple[DeviceModel, str] = (model, model_type_of(model))
+        self.metrics = RouterMetrics(self._serving[1])
+        self.collector = collector if collector is not None else Collector(clock=clock)
+        registry = self.metrics.registry  # the source holds the registry, not the router: no reference cycle
+        self.collector.attach(f"Router at {id(self):#x}", lambda: registry)
         if log_config is None:  # the process default, now and after every later configure_logging()
             follow_default_log_config(self._use_log_config)
         else:
@@ -157,30 +219,31 @@ class Router:
         log_router_initialized(
             self._log, self.config.circuit_breaker_threshold if self.config.enable_circuit_breaker else None
         )
-        self._reload_lock = threading.Lock()
-        self._model = self._initial_model()
+        if random_model:
+            path = str(Path(self.config.model_path))
+            self._log.warning(LogEvent.MODEL_PATH_NOT_FOUND, model_path=path, seed=self.config.seed)
         policy = BreakerPolicy(
             threshold=self.config.circuit_breaker_threshold,
             reset_timeout_s=self.config.circuit_breaker_reset_timeout_s,
             probes=self.config.circuit_breaker_half_open_probes,
             enabled=self.config.enable_circuit_breaker,
         )
-        self._breaker = CircuitBreaker(policy, clock=clock, on_transition=self._breaker_changed)
+        breaker = self._breaker = CircuitBreaker(policy, clock=clock, on_transition=self._breaker_changed)
         # The gauge reads the breaker at scrape time, so it follows the time-driven open -> half-open too.
-        self.metrics.bind_breaker_state(lambda: STATE_VALUES[self._breaker.state])
+        self.metrics.bind_breaker_state(lambda: BREAKER_STATES[breaker.state])
 
-    def _initial_model(self) -> DeviceModel:
+    def _initial_model(self) -> tuple[DeviceModel, bool]:
+        """The configured model, or a seeded random one and True when its file does not exist (logged later)."""
         path = Path(self.config.model_path)
         if not path.exists():
-            self._log.warning(LogEvent.MODEL_PATH_NOT_FOUND, model_path=str(path), seed=self.config.seed)
             warnings.warn(
                 f"model file {str(path)!r} not found: using a random model (seed {self.config.seed})",
                 RuntimeWarning,
                 stacklevel=3,
             )
             config = CompatModelConfig()
-            return DeviceModel.from_params(init_compat_params(config, self.config.seed), config)
-        return _load_device_model(path)
+            return DeviceModel.from_params(init_compat_params(config, self.config.seed), config), True
+        return _load_device_model(path), False
 
     def _use_log_config(self, config: LogConfig) -> None:
         # One reference swap (atomic): each record goes through the old logger or the new one, whole.
@@ -193,7 +256,12 @@ class Router:
     @property
     def model(self) -> DeviceModel:
         """The model serving now."""
-        return self._model
+        return self._serving[0]
+
+    @property
+    def model_type(self) -> str:
+        """The ``model_type`` label of the model serving now: ``"original"`` or ``"fastgrnn"``."""
+        return self._serving[1]
 
     @property
     def circuit_breaker_state(self) -> str:
@@ -209,12 +277,14 @@ class Router:
         """
         with self._reload_lock:
             try:
-                self._model = _load_device_model(Path(self.config.model_path))  # one reference swap: atomic
+                model = _load_device_model(Path(self.config.model_path))
+                serving = (model, model_type_of(model))
             except ModelLoadError as exc:
                 self.metrics.record_exception(exc)
                 self._log.error(LogEvent.MODEL_RELOAD_FAILED, error_type=exc.error_type, error=str(exc))
                 raise
-        self._log.info(LogEvent.MODEL_RELOADED, model_path=self.config.model_path)
+            self._serving = serving  # one reference swap: atomic; later requests record the new model_type
+        self._log.info(LogEvent.MODEL_RELOADED, model_path=self.config.model_path, model_type=serving[1])
 
     def export_metrics(self) -> str:
         """Every metric of this router in the Prometheus text exposition format."""
@@ -254,19 +324,16 @@ class Router:
         except Exception as exc:
             self._record_failure(exc, request_id, started_at, count, start, None)
             raise
-        # start_span + attach instead of start_as_current_span: the same span and context, without two
+        # start_routing_request + attach instead of a `with` block: the same span and context, without two
         # generator-based context managers per request (most requests are not sampled).
-        span = self._tracer.start_span("routing_request", parent, trace.SpanKind.SERVER, {"candidate_count": count})
+        span = RoutingSpan.start_routing_request(count, self._tracer, parent)
         token = otel_context.attach(trace.set_span_in_context(span))  # logs and child spans see the request's span
         # A sampled request's spans (a TracingSystem's provider hands them over as they end) go to the
         # collector, which keeps them whatever happens to the tracing system later.
         capture = begin_span_capture() if span.is_recording() else None
         try:
-            response = self._route(request, count, now, start, span)
-            span.set_attribute("outcome", "success")
-            span.set_attribute("lightweight_routes", response.lightweight_routes)
-            span.set_attribute("powerful_routes", response.powerful_routes)
-            self._record_success(response, request_id, started_at, span)
+            response, model_type, inference_s = self._route(request, count, now, start, span)
+            self._record_success(response, model_type, inference_s, request_id, started_at, span)
         except Exception as exc:  # recorded inside the span, so error logs carry its trace id
             self._record_failure(exc, request_id, started_at, count, start, span)
             if span.is_recording():
@@ -280,78 +347,71 @@ class Router:
                 self.collector.record_spans(end_span_capture(capture))
         return response
 
-    def _child_span(
-        self, recording: bool, name: str, attributes: dict[str, str | int] | None = None
-    ) -> AbstractContextManager[trace.Span]:
-        """A child span of the request's span, or nothing at all when the request is not sampled."""
-        if recording:
-            return self._tracer.start_as_current_span(name, attributes=attributes)
-        return nullcontext(trace.INVALID_SPAN)
-
     def _route(
         self, request: RoutingRequest, count: int, now: float | None, start: float, span: trace.Span
-    ) -> RoutingResponse:
+    ) -> tuple[RoutingResponse, str, float]:
+        """The response, the model_type that served it and the inference seconds; records nothing itself."""
         recording = span.is_recording()
+        tracer, breaker = self._tracer, self._breaker
         log_request_started(self._log, count)
-        model = self._model  # one read: the whole request sees one model
-        with self._child_span(recording, "circuit_breaker_check") as check:
-            if recording:
-                check.set_attribute("circuit_breaker.state", self._breaker.state)
-            ticket = self._breaker.admit()
+        model, model_type = self._serving  # one read: the whole request sees one model and its label
+        with RoutingSpan.circuit_breaker_check(breaker.state, tracer) if recording else _UNSAMPLED:
+            ticket = breaker.admit()
+        # The ticket's whole life is here: it is released if the request never reaches inference (bad
+        # input), reported failed if inference fails, successful otherwise -- in the one `finally`.
+        settle = breaker.release
         try:
             now_s = floor_unix_seconds(self._clock() if now is None else now)
-            with self._child_span(recording, "feature_engineering") as fe:
+            with RoutingSpan.feature_engineering(count, tracer) if recording else _UNSAMPLED as fe:
                 packed = pack_request(request, now_s)
-                fe.set_attribute("batch_size", len(packed.ids))
-            self._log.debug(LogEvent.FEATURES, batch_size=len(packed.ids))
-        except BaseException:
-            self._breaker.release(ticket)
-            raise
-        feature_done = time.perf_counter()
-        wall_start = time.time_ns() if recording else 0
-        attributes: dict[str, str | int] = {"batch_size": len(packed.ids), "model_type": MODEL_TYPE}
-        with self._child_span(recording, "model_inference", attributes) as inference_span:
-            confidence, uncertainty, light = self._infer(model, packed, ticket)
-            order = (-confidence).argsort(kind="stable")
-            if recording:
-                dropped = emit_candidate_spans(
-                    self._tracer, inference_span, packed.ids, confidence, uncertainty, light,
-                    wall_start, time.time_ns(), self.config.max_candidate_spans,
-                )  # fmt: skip
-                if dropped:
-                    inference_span.set_attribute(CANDIDATE_SPANS_DROPPED, dropped)
+                n = len(packed.ids)
+                if recording and n != count:  # what was packed (count is 0 for candidates without a len)
+                    fe.set_attribute("batch_size", n)
+            self._log.debug(LogEvent.FEATURES, batch_size=n)
+            feature_done = time.perf_counter()
+            wall_start = time.time_ns() if recording else 0
+            with RoutingSpan.model_inference(n, model_type, tracer) if recording else _UNSAMPLED as inference_span:
+                try:
+                    confidence, uncertainty, light = self._infer(model, packed)
+                except InferenceError:
+                    settle = breaker.failure
+                    raise
+                settle = breaker.success
+                order = (-confidence).argsort(kind="stable")
+                if recording:
+                    dropped = emit_candidate_spans(
+                        tracer, inference_span, packed.ids, confidence, uncertainty, light,
+                        wall_start, time.time_ns(), self.config.max_candidate_spans,
+                    )  # fmt: skip
+                    if dropped:
+                        inference_span.set_attribute(CANDIDATE_SPANS_DROPPED, dropped)
+        finally:
+            settle(ticket)
         inference_done = time.perf_counter()
-        self.metrics.record_features(len(packed.ids), feature_done - start)
-        self.metrics.record_inference(inference_done - feature_done)
-        return RoutingResponse(
+        response = RoutingResponse(
             candidate_ids=tuple(map(packed.ids.__getitem__, order.tolist())),
             confidence=confidence[order],
             uncertainty=uncertainty[order],
             use_lightweight=light[order],
             inference_time_us=(time.perf_counter() - start) * 1e6,
-            candidates_processed=len(packed.ids),
+            candidates_processed=n,
             feature_time_us=(feature_done - start) * 1e6,
         )
+        return response, model_type, inference_done - feature_done
 
-    def _infer(
-        self, model: DeviceModel, packed: PackedRequest, ticket: Ticket
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _infer(self, model: DeviceModel, packed: PackedRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run the inference step; every way it fails (a timeout too) comes out as an ``InferenceError``."""
         started = self._clock()
         try:
-            confidence, uncertainty, light = _checked_outputs(
-                self._inference(model, packed, self.config.confidence_threshold, self.config.max_uncertainty),
-                len(packed.ids),
-            )
+            outputs = self._inference(model, packed, self.config.confidence_threshold, self.config.max_uncertainty)
             limit = self.config.inference_timeout_s
             if limit is not None and (took := self._clock() - started) > limit:
                 raise InferenceTimeoutError(f"model inference took {took:.3f} s, more than inference_timeout_s={limit}")
+        except InferenceError:
+            raise
         except Exception as exc:
-            self._breaker.failure(ticket)
-            if isinstance(exc, InferenceError):
-                raise
             raise InferenceError(f"model inference failed: {type(exc).__name__}: {exc}") from exc
-        self._breaker.success(ticket)
-        return confidence, uncertainty, light
+        return outputs
 
     @staticmethod
     def _trace_ids(span: trace.Span | None) -> tuple[str | None, str | None]:
@@ -361,20 +421,33 @@ class Router:
         return trace.format_trace_id(ctx.trace_id), trace.format_span_id(ctx.span_id)
 
     def _record_success(
-        self, response: RoutingResponse, request_id: int, timestamp: float, span: trace.Span | None
+        self,
+        response: RoutingResponse,
+        model_type: str,
+        inference_s: float,
+        request_id: int,
+        timestamp: float,
+        span: trace.Span,
     ) -> None:
+        """Everything a successful request records: metrics, span attributes, collector rows, logs."""
         n, light = response.candidates_processed, response.lightweight_routes
-        latency_s = response.inference_time_us / 1e6
-        self.metrics.record_request(True, latency_s)
-        self.metrics.record_decisions(response.confidence, response.uncertainty, response.use_lightweight)
-        trace_id, span_id = self._trace_ids(span)
-        self.collector.record_request(
-            RequestRecord(request_id, timestamp, response.inference_time_us, response.feature_time_us, n,
-                          "success", None, trace_id, span_id, light, n - light)
+        metrics = self.metrics
+        metrics.record_request(True, response.inference_time_us / 1e6)
+        metrics.record_features(n, response.feature_time_us / 1e6)
+        metrics.record_inference(inference_s, model_type)
+        metrics.record_decisions(response.confidence, response.uncertainty, response.use_lightweight)
+        if span.is_recording():
+            span.set_attribute("outcome", "success")
+            span.set_attribute("lightweight_routes", light)
+            span.set_attribute("powerful_routes", n - light)
+        self._record_request(
+            request_id, timestamp, span, outcome="success", latency_us=response.inference_time_us,
+            candidate_count=n, feature_time_us=response.feature_time_us, lightweight_routes=light,
+            powerful_routes=n - light,
         )  # fmt: skip
         self.collector.record_decisions(
             DecisionBatch(request_id, timestamp, response.candidate_ids, response.confidence, response.uncertainty,
-                          response.use_lightweight, np.arange(n), MODEL_TYPE)
+                          response.use_lightweight, np.arange(n), model_type)
         )  # fmt: skip
         log_candidate_results(
             self._log, response.candidate_ids, response.confidence, response.uncertainty, response.use_lightweight
@@ -384,6 +457,7 @@ class Router:
     def _record_failure(
         self, exc: Exception, request_id: int, timestamp: float, count: int, start: float, span: trace.Span | None
     ) -> None:
+        """Everything a failed or rejected request records: metrics, logs, span outcome, the request row."""
         latency_s = time.perf_counter() - start
         self.metrics.record_request(False, latency_s)
         error_type = self.metrics.record_exception(exc)
@@ -395,8 +469,39 @@ class Router:
             outcome = "failure"
         if span is not None:
             span.set_attribute("outcome", outcome)
+        self._record_request(
+            request_id, timestamp, span, outcome=outcome, latency_us=latency_s * 1e6, candidate_count=count,
+            error_type=error_type,
+        )  # fmt: skip
+
+    def _record_request(
+        self,
+        request_id: int,
+        timestamp: float,
+        span: trace.Span | None,
+        *,
+        outcome: str,
+        latency_us: float,
+        candidate_count: int,
+        error_type: str | None = None,
+        feature_time_us: float = 0.0,
+        lightweight_routes: int = 0,
+        powerful_routes: int = 0,
+    ) -> None:
+        """The collector's row of one request, whatever its outcome: the one place a RequestRecord is made."""
         trace_id, span_id = self._trace_ids(span)
         self.collector.record_request(
-            RequestRecord(request_id, timestamp, latency_s * 1e6, 0.0, count, outcome, error_type,
-                          trace_id, span_id, 0, 0)
-        )  # fmt: skip
+            RequestRecord(
+                request_id=request_id,
+                timestamp=timestamp,
+                latency_us=latency_us,
+                feature_time_us=feature_time_us,
+                candidate_count=candidate_count,
+                outcome=outcome,
+                error_type=error_type,
+                trace_id=trace_id,
+                span_id=span_id,
+                lightweight_routes=lightweight_routes,
+                powerful_routes=powerful_routes,
+            )
+        )
