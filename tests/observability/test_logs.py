@@ -148,7 +148,7 @@ def test_embeddings_are_always_stripped() -> None:
     for renderer in ("json", "console"):
         stream, records = io.StringIO(), list[dict[str, Any]]()
         log = make_router_logger(LogConfig(renderer=renderer, stream=stream), sink=records.append)
-        log_request_started(log, 1, query_embedding=query)
+        log.info("Processing routing request", candidate_count=1, query_embedding=query)
         log.info("other", embedding=query, embeddings=[query], candidate_embeddings=query, keep=1)
         keys = {"query_embedding", "embedding", "embeddings", "candidate_embeddings"}
         assert all(not keys & r.keys() for r in records)

@@ -372,30 +372,21 @@ def log_router_initialized(logger: FilteringBoundLogger, circuit_breaker_thresho
         logger.info(LogEvent.CIRCUIT_BREAKER_ENABLED.format(threshold=circuit_breaker_threshold))
 
 
-def log_request_started(
-    logger: FilteringBoundLogger,
-    candidate_count: int,
-    query_embedding: NDArray[np.floating] | None = None,
-) -> None:
+def log_request_started(logger: FilteringBoundLogger, candidate_count: int) -> None:
     """``Processing routing request`` (INFO) with ``candidate_count``.
 
     Args:
         logger: the router's logger.
         candidate_count: number of candidates.
-        query_embedding: [D] query vector; accepted, but the logger always strips it (embeddings never
-            reach a record).
 
     Examples:
         >>> records = []
         >>> log = make_router_logger(LogConfig(renderer="none"), sink=records.append)
-        >>> log_request_started(log, 3, np.zeros(2))
-        >>> "query_embedding" in records[0], records[0]["candidate_count"]
-        (False, 3)
+        >>> log_request_started(log, 3)
+        >>> records[0]["event"], records[0]["candidate_count"]
+        ('Processing routing request', 3)
     """
-    if query_embedding is None:
-        logger.info(LogEvent.REQUEST_STARTED, candidate_count=int(candidate_count))
-    else:
-        logger.info(LogEvent.REQUEST_STARTED, candidate_count=int(candidate_count), query_embedding=query_embedding)
+    logger.info(LogEvent.REQUEST_STARTED, candidate_count=int(candidate_count))
 
 
 def log_candidate_results(
