@@ -97,7 +97,11 @@ BAD_REQUESTS: list[tuple[str, Any, str]] = [
     ("nan embedding", RoutingRequest.from_arrays(np.ones(4), np.array([[1, np.nan, 0, 0.0]])), "NaN"),
     ("inf query", RoutingRequest.from_arrays(np.array([1, np.inf, 0, 0]), emb()), "NaN or infinite"),
     ("dim mismatch", RoutingRequest(np.ones(4), [Candidate("a", np.ones(3))]), "query has 4, candidate 'a' has 3"),
-    ("dim mismatch arrays", RoutingRequest.from_arrays(np.ones(4), np.ones((2, 5))), "query has 4, candidates have 5"),
+    (
+        "dim mismatch arrays",
+        RoutingRequest.from_arrays(np.ones(4), np.ones((2, 5))),
+        "query has 4, candidate '0' has 5",
+    ),
     ("2-D query", RoutingRequest.from_arrays(np.ones((2, 4)), emb()), "1-D"),
     ("empty query", RoutingRequest.from_arrays(np.ones(0), np.ones((1, 0))), "non-empty"),
     ("nan created_at", RoutingRequest.from_arrays(np.ones(4), emb(), created_at=[0, np.nan]), "created_at"),

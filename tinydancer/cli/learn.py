@@ -14,6 +14,11 @@ wing's one convention (:func:`tinydancer.learning.thresholds.calls_strong`): sco
 fails) and the strong model is called iff the calibrated score >= the threshold; ``null`` in the JSON is
 an infinite threshold (``-inf`` for a weak-error level nothing certifies: everything strong).
 
+Outcomes may be 0/1 or judge scores in [0, 1] (:mod:`tinydancer.learning.labels`): ``train`` fits the soft
+target ``1 - weak``; ``calibrate`` and ``evaluate`` count a weak score below ``--pass-mark`` (default 0.5,
+stored by ``calibrate``) as a failure for calibration, AUROC, ECE, conformal sets and the weak-error
+threshold; APGR, CPT and quality use the scores themselves.
+
 Each command is one call of :mod:`tinydancer.learning.experiment` (``train_router``, ``calibrate_router``,
 ``evaluate_router``); this module parses the options and prints the typed results.
 """
@@ -34,6 +39,7 @@ from tinydancer.datasets.outcomes import KNOWN_OUTCOME_PAIRS
 from tinydancer.errors import DataError, TinyDancerError
 from tinydancer.learning.calibration import CALIBRATORS
 from tinydancer.learning.experiment import SPLITS, calibrate_router, evaluate_router, train_router
+from tinydancer.learning.labels import PASS_MARK
 from tinydancer.learning.train import TrainConfig
 from tinydancer.model.text_features import FEATURIZER_KINDS, FeaturizerConfig
 
@@ -107,6 +113,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--model", required=True, help="checkpoint written by train")
     c.add_argument("--method", choices=CALIBRATORS, default="temperature", help="calibration method")
     c.add_argument("--out", default=None, help="checkpoint to write (default: overwrite --model)")
+    c.add_argument(
+        "--pass-mark",
+        type=float,
+        default=PASS_MARK,
+        help="score outcomes: a weak score below it counts as a failure (the calibrator's label; stored)",
+    )
     e = sub.add_parser(
         "evaluate", help="RouteLLM-protocol metrics, calibration and guarantees", formatter_class=HelpFormatter
     )
@@ -115,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--rows", choices=("test", "all"), default="test", help="the stored split's test rows, or every row")
     e.add_argument("--alpha", type=float, default=0.1, help="conformal miscoverage and guaranteed weak-error level")
     e.add_argument("--delta", type=float, default=0.1, help="the weak-error guarantee fails with at most this chance")
+    e.add_argument(
+        "--pass-mark",
+        type=float,
+        default=None,
+        help="score outcomes: a weak score below it counts as a failure (default: the one stored by calibrate, "
+        f"else {PASS_MARK})",
+    )
     e.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -157,7 +176,7 @@ def _train(ns: argparse.Namespace) -> int:
 
 
 def _calibrate(ns: argparse.Namespace) -> int:
-    fitted = calibrate_router(ns.model, _load(ns), ns.method, out=ns.out)
+    fitted = calibrate_router(ns.model, _load(ns), ns.method, out=ns.out, pass_mark=ns.pass_mark)
     summary = {
         "model": str(fitted.path),
         "calibrator": fitted.calibrator.kind,
@@ -169,7 +188,9 @@ def _calibrate(ns: argparse.Namespace) -> int:
 
 
 def _evaluate(ns: argparse.Namespace) -> int:
-    evaluated = evaluate_router(ns.model, _load(ns), rows=ns.rows, alpha=ns.alpha, delta=ns.delta)
+    evaluated = evaluate_router(
+        ns.model, _load(ns), rows=ns.rows, alpha=ns.alpha, delta=ns.delta, pass_mark=ns.pass_mark
+    )
     # The documented JSON interface: the report's fields by name, thresholds nested, then "model".
     result = {**evaluated.as_dict(), "model": str(ns.model)}
     if ns.json:

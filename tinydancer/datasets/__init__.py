@@ -24,6 +24,7 @@ from tinydancer.datasets.outcomes import (
     load_routellm_outcomes,
     make_synthetic_outcomes,
     make_synthetic_routing,
+    make_synthetic_score_outcomes,
 )
 from tinydancer.errors import DataError
 
@@ -102,4 +103,5 @@ __all__ = [
     "load_routellm_outcomes",
     "make_synthetic_outcomes",
     "make_synthetic_routing",
+    "make_synthetic_score_outcomes",
 ]

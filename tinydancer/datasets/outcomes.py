@@ -268,17 +268,84 @@ def make_synthetic_outcomes(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
-        subject, base = _SUBJECTS[int(rng.integers(len(_SUBJECTS)))]
-        hard_share = float(np.clip(rng.beta(0.6, 0.6) * 0.7 + base * 0.3, 0, 1))
-        words = [
-            str(rng.choice(_HARD)) if rng.random() < hard_share else str(rng.choice(_EASY))
-            for _ in range(int(rng.integers(3, 11)))
-        ]
-        true_hard = sum(w in _HARD for w in words) / len(words)
-        difficulty = (1 - _SUBJECT_WEIGHT) * true_hard + _SUBJECT_WEIGHT * base
-        p = _P_FLOOR + _P_SPAN / (1.0 + np.exp(-_STEEPNESS * (difficulty - 0.5)))
+        prompt, subject, n_words, p = _synthetic_prompt(rng, i)
         weak = bool(rng.random() >= p)
         strong = bool(rng.random() < (0.95 if weak else 0.55))
-        prompt = f"Question {i} about {subject}: " + " ".join(words) + "?"
-        rows.append((prompt, subject, weak, strong, round(0.0005 * len(words), 6), round(float(p), 6)))
+        rows.append((prompt, subject, weak, strong, round(0.0005 * n_words, 6), round(float(p), 6)))
     return pd.DataFrame(rows, columns=["prompt", "subject", SYNTHETIC_WEAK, SYNTHETIC_STRONG, "cost", "p_weak_wrong"])
+
+
+def _synthetic_prompt(rng: np.random.Generator, i: int) -> tuple[str, str, int, float]:
+    # One prompt of the synthetic generators: (prompt, subject, number of words, P(weak fails)).
+    subject, base = _SUBJECTS[int(rng.integers(len(_SUBJECTS)))]
+    hard_share = float(np.clip(rng.beta(0.6, 0.6) * 0.7 + base * 0.3, 0, 1))
+    words = [
+        str(rng.choice(_HARD)) if rng.random() < hard_share else str(rng.choice(_EASY))
+        for _ in range(int(rng.integers(3, 11)))
+    ]
+    true_hard = sum(w in _HARD for w in words) / len(words)
+    difficulty = (1 - _SUBJECT_WEIGHT) * true_hard + _SUBJECT_WEIGHT * base
+    p = float(_P_FLOOR + _P_SPAN / (1.0 + np.exp(-_STEEPNESS * (difficulty - 0.5))))
+    return f"Question {i} about {subject}: " + " ".join(words) + "?", subject, len(words), p
+
+
+#: Judge-score model of :func:`make_synthetic_score_outcomes`: a model's latent quality on a prompt is
+#: ``1 - SLOPE * p`` (p: the prompt's P(weak fails) of :func:`make_synthetic_outcomes`), its judge rating
+#: ``round(1 + 9 * clip(quality + N(0, NOISE^2), 0, 1))`` in 1..10, scaled to [0, 1] as ``(rating - 1) / 9``.
+_WEAK_SLOPE, _STRONG_SLOPE, _JUDGE_NOISE = 1.0, 0.35, 0.15
+
+
+def _judge(rng: np.random.Generator, quality: float) -> float:
+    rating = round(1 + 9 * float(np.clip(quality + rng.normal(0.0, _JUDGE_NOISE), 0.0, 1.0)))
+    return (rating - 1) / 9
+
+
+def make_synthetic_score_outcomes(n: int, seed: int) -> pd.DataFrame:
+    """Synthetic RouteLLM-format outcomes whose ``weak`` / ``strong`` columns are judge scores in [0, 1].
+
+    The prompts are drawn as in :func:`make_synthetic_outcomes` (so the text carries the difficulty). With ``p`` the
+    prompt's P(weak fails) there, each model's latent quality is ``1 - 1.0 * p`` (weak) and ``1 - 0.35 * p``
+    (strong); an LLM judge rates an answer ``round(1 + 9 * clip(quality + N(0, 0.15^2), 0, 1))`` on a 1-10 scale,
+    stored scaled as ``(rating - 1) / 9``. The strong model is better on average and most of all on hard prompts, so
+    routing by difficulty beats random routing.
+
+    Args:
+        n: Number of rows (>= 1).
+        seed: Seed; equal arguments give identical frames.
+
+    Returns:
+        Frame with ``prompt``, ``subject``, the outcome columns ``weak`` and ``strong`` (float64 scores on
+        the grid ``k / 9``; recognised by :func:`load_routellm_outcomes`), ``cost`` and the truth:
+        ``weak_quality`` and ``strong_quality`` (the latent qualities before the judge's noise).
+
+    Raises:
+        DataError: ``n`` < 1.
+
+    Examples:
+        >>> df = make_synthetic_score_outcomes(2000, seed=0)
+        >>> df.shape, sorted(set((df["weak"] * 9).round(6))) == list(range(10))
+        ((2000, 7), True)
+        >>> round(float(df["weak"].mean()), 2), round(float(df["strong"].mean()), 2)
+        (0.53, 0.82)
+    """
+    if n < 1:
+        raise DataError(f"n: expected >= 1, got {n}")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        prompt, subject, n_words, p = _synthetic_prompt(rng, i)
+        weak_quality, strong_quality = 1.0 - _WEAK_SLOPE * p, 1.0 - _STRONG_SLOPE * p
+        weak, strong = _judge(rng, weak_quality), _judge(rng, strong_quality)
+        rows.append(
+            (
+                prompt,
+                subject,
+                weak,
+                strong,
+                round(0.0005 * n_words, 6),
+                round(weak_quality, 6),
+                round(strong_quality, 6),
+            )
+        )
+    columns = ["prompt", "subject", SYNTHETIC_WEAK, SYNTHETIC_STRONG, "cost", "weak_quality", "strong_quality"]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,7 +1,9 @@
 """The learning wing: training, calibration, conformal sets, evaluation, ensembles and the experiment steps.
 
 One threshold convention throughout: scores are P(weak model fails) and the strong model is called iff
-``score >= threshold`` (:func:`calls_strong`, :mod:`tinydancer.learning.thresholds`).
+``score >= threshold`` (:func:`calls_strong`, :mod:`tinydancer.learning.thresholds`). One label definition
+for 0/1 and score outcomes (:mod:`tinydancer.learning.labels`): the soft training target ``1 - weak`` and the
+binary "weak model fails" ``weak < pass_mark``.
 
 It uses the model wing (FastGRNN, the featuriser, checkpoint files) and the datasets wing.
 """
@@ -55,6 +57,7 @@ from tinydancer.learning.experiment import (
     calibrate_router,
     evaluate_router,
     evaluation_rows,
+    failure_labels,
     featurize_frame,
     labels,
     predict_scores,
@@ -63,14 +66,17 @@ from tinydancer.learning.experiment import (
     score_frame,
     split_rows,
     stored_calibrator,
+    stored_pass_mark,
     train_router,
 )
+from tinydancer.learning.labels import PASS_MARK, soft_target, weak_failed
 from tinydancer.learning.original_training import compat_accuracy, fit_compat_model
 from tinydancer.learning.thresholds import calls_strong
 from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult, train_fastgrnn
 
 __all__ = [
     "CALIBRATORS",
+    "PASS_MARK",
     "SCORE_BATCH",
     "SPLITS",
     "CalibratedRouter",
@@ -107,6 +113,7 @@ __all__ = [
     "ensemble_predict",
     "evaluate_router",
     "evaluation_rows",
+    "failure_labels",
     "featurize_frame",
     "fit_calibrator",
     "fit_compat_model",
@@ -124,11 +131,14 @@ __all__ = [
     "report",
     "routing_curve",
     "score_frame",
+    "soft_target",
     "split_rows",
     "stack_params",
     "stored_calibrator",
+    "stored_pass_mark",
     "train_ensemble",
     "train_fastgrnn",
     "train_router",
     "tune_threshold",
+    "weak_failed",
 ]

@@ -1,7 +1,8 @@
 """Probability calibration, calibration metrics, split-conformal sets and a guaranteed threshold.
 
 Everything here is a pure numpy/scipy function of (scores, labels). Scores are the router's
-P(route to strong) = P(weak model fails); labels ``y`` are 1 when the weak model fails.
+P(route to strong) = P(weak model fails); labels ``y`` are 1 when the weak model fails: 0/1 only (score
+outcomes are binarised first, :func:`~tinydancer.learning.labels.weak_failed`).
 
 - Recalibration maps: temperature (one scalar on the logit), Platt (``a * z + b``), isotonic (PAV).
 - Metrics: ECE (equal-width and equal-mass bins), MCE, Brier, NLL, AUROC, reliability bins.
@@ -39,7 +40,11 @@ def _check(p: np.ndarray, y: np.ndarray | None = None, name: str = "p") -> tuple
     if y is not None and lab.shape != arr.shape:
         raise InvalidInputError(f"y: expected shape {arr.shape}, got {lab.shape}")
     if y is not None and not np.all((lab == 0) | (lab == 1)):
-        raise InvalidInputError("y: expected 0/1 labels")
+        other = float(lab[(lab != 0) & (lab != 1)][0])
+        raise InvalidInputError(
+            f"y: expected 0/1 labels, got {other!r} (score outcomes: binarise them with "
+            "tinydancer.learning.weak_failed)"
+        )
     return arr, lab
 
 

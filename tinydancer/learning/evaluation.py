@@ -3,8 +3,8 @@
 A router scores each query with P(weak model fails); it calls the strong model when ``score >= threshold``
 (:func:`~tinydancer.learning.thresholds.calls_strong`, the learning wing's one convention). For each
 threshold: strong-call share (cost proxy) and quality (mean correctness of the model each query was
-sent to). PGR = (q - q_weak) / (q_strong - q_weak); APGR = trapezoid area under PGR over the
-strong-call share on [0, 1]; CPT(x) = the least strong-call share reaching PGR >= x (linear
+sent to; on score outcomes the mean score). PGR = (q - q_weak) / (q_strong - q_weak); APGR = trapezoid
+area under PGR over the strong-call share on [0, 1]; CPT(x) = the least strong-call share reaching PGR >= x (linear
 interpolation between curve points). RouteLLM sweeps the 11 edges of a 10-quantile cut of the
 scores; :func:`dense_thresholds` sweeps every distinct score.
 """
@@ -19,6 +19,7 @@ import numpy as np
 
 from tinydancer.errors import DataError, InvalidInputError
 from tinydancer.learning.calibration import ltt_threshold
+from tinydancer.learning.labels import PASS_MARK, check_pass_mark, weak_failed
 from tinydancer.learning.thresholds import calls_strong
 
 TARGETS: tuple[str, ...] = ("strong_share", "quality_share", "weak_error")
@@ -225,32 +226,41 @@ def tune_threshold(
     target: str,
     value: float,
     delta: float = 0.1,
+    *,
+    pass_mark: float = PASS_MARK,
 ) -> TunedThreshold:
     """Pick a threshold for one of three targets on a tuning split.
 
     Args:
         scores: [N] router scores in [0, 1] for ``weak_error`` (any reals otherwise).
-        weak: [N] weak correctness (0/1 for ``weak_error``).
-        strong: [N] strong correctness.
+        weak: [N] weak outcomes: 0/1 or scores in [0, 1] (quality is their mean).
+        strong: [N] strong outcomes, likewise.
         target: ``"strong_share"`` (at most ``value`` of calls strong: RouteLLM's calibration),
             ``"quality_share"`` (least strong share whose quality >= ``value`` * q_strong),
             ``"weak_error"`` (Learn-then-Test: weak error rate among weak-routed <= ``value`` with
-            probability >= 1 - ``delta``).
+            probability >= 1 - ``delta``; an error is ``weak < pass_mark``,
+            :func:`~tinydancer.learning.labels.weak_failed`).
         value: The target's level.
         delta: Failure probability for ``weak_error``.
+        pass_mark: Weak outcomes below it are errors for ``weak_error`` (any value in (0, 1] on 0/1 outcomes).
 
     Returns:
         A :class:`TunedThreshold`.
 
     Raises:
-        InvalidInputError: Unknown target or value out of range.
+        InvalidInputError: Unknown target, value or pass mark out of range, or outcomes outside [0, 1]
+            for ``weak_error``.
 
     Examples:
         >>> s = np.linspace(0, 1, 101); w = (s < 0.5).astype(float); g = np.ones(101)
         >>> tune_threshold(s, w, g, "quality_share", 1.0).threshold
         0.5
+        >>> judge = 1 - s  # score outcomes: the weak model's judge score falls as the router's score rises
+        >>> [tune_threshold(s, judge, g, "weak_error", 0.1, pass_mark=m).threshold for m in (0.5, 0.6)]
+        [0.53, 0.42]
     """
     s, w, g = _outcomes(scores, weak, strong)
+    mark = check_pass_mark(pass_mark)
     if target not in TARGETS:
         raise InvalidInputError(f"target: expected one of {TARGETS}, got {target!r}")
     if not 0.0 <= value <= (1.0 if target != "quality_share" else math.inf):
@@ -265,7 +275,7 @@ def tune_threshold(
         ok = np.flatnonzero(curve.quality >= value * curve.q_strong - 1e-12)
         t = float(curve.thresholds[ok[0]]) if ok.size else -math.inf
     else:
-        t = ltt_threshold(s, 1.0 - w, value, delta).threshold  # the same convention
+        t = ltt_threshold(s, weak_failed(w, mark), value, delta).threshold  # the same convention
     use = calls_strong(s, t)
     return TunedThreshold(t, float(use.mean()), float(np.where(use, g, w).mean()), target)
 

@@ -14,8 +14,11 @@ The steps behind ``python -m tinydancer train|calibrate|evaluate`` and ``benchma
 It wires :mod:`tinydancer.datasets.outcomes`, :mod:`tinydancer.model.text_features`,
 :mod:`tinydancer.learning.train`, :mod:`tinydancer.learning.calibration` and :mod:`tinydancer.learning.evaluation`
 together. Scores are P(weak model fails) and every threshold reads ``strong iff score >= threshold``
-(:func:`~tinydancer.learning.thresholds.calls_strong`). The split is a pure function of (frame, kind, seed)
-and is stored in the model's metadata, so ``evaluate`` scores exactly the rows ``train`` never saw.
+(:func:`~tinydancer.learning.thresholds.calls_strong`). Outcomes may be 0/1 or scores in [0, 1]: training fits the
+soft target :func:`labels`, the classification figures use the binary :func:`failure_labels` (``weak < pass_mark``),
+the quality figures the outcomes themselves (:mod:`tinydancer.learning.labels`). The split is a pure function of
+(frame, kind, seed) and is stored in the model's metadata, so ``evaluate`` scores exactly the rows ``train`` never
+saw.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from tinydancer.learning.calibration import (
     fit_calibrator,
 )
 from tinydancer.learning.evaluation import apgr, cpt, dense_thresholds, routing_curve, tune_threshold
+from tinydancer.learning.labels import PASS_MARK, check_pass_mark, soft_target, weak_failed
 from tinydancer.learning.thresholds import calls_strong
 from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult, train_fastgrnn
 from tinydancer.model.compression import model_size_bytes, quantize_params
@@ -115,13 +119,38 @@ def featurize_frame(
 
 
 def labels(frame: pd.DataFrame) -> np.ndarray:
-    """Routing label: 1 when the weak model fails (``1 - weak_correct``).
+    """Training target: ``1 - weak_correct`` (soft on score outcomes; :func:`~tinydancer.learning.labels.soft_target`).
+
+    On 0/1 outcomes it is 1 when the weak model fails; on scores in [0, 1] it is the weak answer's shortfall.
+
+    Raises:
+        InvalidInputError: An outcome is outside [0, 1].
 
     Examples:
-        >>> labels(pd.DataFrame({"weak_correct": [1.0, 0.0]})).tolist()
-        [0.0, 1.0]
+        >>> labels(pd.DataFrame({"weak_correct": [1.0, 0.0, 0.75]})).tolist()
+        [0.0, 1.0, 0.25]
     """
-    return (1.0 - frame["weak_correct"].to_numpy(np.float64)).astype(np.float32)
+    return soft_target(frame["weak_correct"].to_numpy(np.float64)).astype(np.float32)
+
+
+def failure_labels(frame: pd.DataFrame, pass_mark: float = PASS_MARK) -> np.ndarray:
+    """Binary label "the weak model fails": 1.0 where ``weak_correct < pass_mark`` (:func:`weak_failed`).
+
+    Calibration, ECE, AUROC, conformal sets and the weak-error threshold use it; on 0/1 outcomes it equals
+    :func:`labels` for every pass mark.
+
+    Args:
+        frame: Outcomes (``weak_correct``).
+        pass_mark: In (0, 1].
+
+    Returns:
+        [N] float64 0/1 labels.
+
+    Examples:
+        >>> failure_labels(pd.DataFrame({"weak_correct": [1.0, 0.0, 0.75, 0.25]})).tolist()
+        [0.0, 1.0, 0.0, 1.0]
+    """
+    return weak_failed(frame["weak_correct"].to_numpy(np.float64), pass_mark)
 
 
 class PreparedSplit(NamedTuple):
@@ -130,7 +159,7 @@ class PreparedSplit(NamedTuple):
     Attributes:
         x: [N, T, D] normalised features of every row.
         mask: [N, T] valid steps.
-        y: [N] float32 labels, 1 when the weak model fails (:func:`labels`).
+        y: [N] float32 training targets ``1 - weak_correct``, soft on score outcomes (:func:`labels`).
         rows: ``{"train", "val", "cal", "test"}`` -> row indices (:func:`split_rows`).
         stats: The normalisation statistics (fitted on ``rows["train"]``; stored in checkpoints).
     """
@@ -346,6 +375,20 @@ def score_frame(path: str | Path, frame: pd.DataFrame, *, batch_size: int = SCOR
     return ScoredFrame(predict_scores(params, mcfg, x, mask, batch_size), meta)
 
 
+#: Checkpoint metadata key of the pass mark the calibrator was fitted with (:func:`calibrate_router`).
+PASS_MARK_KEY = "pass_mark"
+
+
+def stored_pass_mark(meta: dict[str, str]) -> float:
+    """The pass mark stored by :func:`calibrate_router` (:data:`~tinydancer.learning.labels.PASS_MARK` when none).
+
+    Examples:
+        >>> stored_pass_mark({}), stored_pass_mark({"pass_mark": "0.7"})
+        (0.5, 0.7)
+    """
+    return check_pass_mark(json.loads(meta[PASS_MARK_KEY])) if PASS_MARK_KEY in meta else PASS_MARK
+
+
 def stored_calibrator(meta: dict[str, str]) -> Calibrator:
     """The calibrator saved by :func:`calibrate_router` (identity when none)."""
     if "calibrator" not in meta:
@@ -398,8 +441,12 @@ def calibrate_router(
     *,
     out: str | Path | None = None,
     batch_size: int = SCORE_BATCH,
+    pass_mark: float = PASS_MARK,
 ) -> CalibratedRouter:
     """Fit a calibrator on the stored split's calibration rows and store it in the checkpoint.
+
+    The calibrator maps scores to P(the weak model fails) on the binary label :func:`failure_labels`;
+    ``pass_mark`` is stored with it (``evaluate`` uses it unless told otherwise).
 
     Args:
         model: A checkpoint written by :func:`train_router`.
@@ -407,16 +454,22 @@ def calibrate_router(
         method: One of :data:`~tinydancer.learning.calibration.CALIBRATORS`.
         out: Checkpoint to write (default: overwrite ``model``).
         batch_size: Rows per jitted scoring call.
+        pass_mark: Weak outcomes below it are failures (any value in (0, 1] on 0/1 outcomes).
 
     Returns:
         A :class:`CalibratedRouter`.
+
+    Raises:
+        InvalidInputError: ``pass_mark`` is not in (0, 1].
     """
+    mark = check_pass_mark(pass_mark)
     scores, meta = score_frame(model, frame, batch_size=batch_size)
     cal_rows = evaluation_rows(frame, meta, "test")["cal"]
-    y = labels(frame)[cal_rows]
+    y = failure_labels(frame, mark)[cal_rows]
     calibrator = fit_calibrator(method, scores[cal_rows], y)
     params, mcfg, extra = load_fastgrnn(model)
     extra["calibrator"] = json.dumps(calibrator._asdict())
+    extra[PASS_MARK_KEY] = json.dumps(mark)
     path = save_fastgrnn(out or model, params, mcfg, extra)
     before = ece(scores[cal_rows], y)
     after = ece(apply_calibrator(calibrator, scores[cal_rows]), y)
@@ -431,7 +484,7 @@ class WeakErrorThreshold(NamedTuple):
         delta: Allowed failure probability of the guarantee.
         threshold: Strong iff calibrated score >= this (``-inf``: nothing certified, all strong).
         test_weak_share: Share of test rows kept on the weak model.
-        test_weak_error: Weak-error rate among them (0 when none is kept).
+        test_weak_error: Weak-error rate (``weak_correct < pass_mark``) among them (0 when none is kept).
     """
 
     alpha: float
@@ -485,7 +538,7 @@ class EvaluationReport(NamedTuple):
         cpt20: CPT(20 %) of the 10-quantile curve; ``cpt50`` and ``cpt80`` likewise.
         cpt50: CPT(50 %).
         cpt80: CPT(80 %).
-        auroc: AUROC of the calibrated scores against "weak model fails".
+        auroc: AUROC of the calibrated scores against "weak model fails" (``weak_correct < pass_mark``).
         ece: ECE (15 equal-width bins) of the calibrated scores.
         ece_raw: ECE of the raw scores.
         ece_equal_mass: ECE with 15 equal-mass bins (calibrated).
@@ -527,8 +580,13 @@ def report(
     cal: Calibrator,
     alpha: float = 0.1,
     delta: float = 0.1,
+    pass_mark: float = PASS_MARK,
 ) -> EvaluationReport:
     """All routing/calibration/uncertainty figures of any scores on the test rows (thresholds tuned on ``cal``).
+
+    Outcomes may be 0/1 or scores in [0, 1]: APGR, CPT and the ``strong_share`` / ``quality_share``
+    thresholds use the outcomes (quality = mean outcome); AUROC, ECE, conformal coverage and the weak-error
+    threshold use the binary label ``weak_correct < pass_mark`` (:func:`failure_labels`).
 
     Args:
         scores: [N] raw scores P(weak fails) of every row of ``frame``.
@@ -537,6 +595,7 @@ def report(
         cal: Calibrator applied to the scores first (``Calibrator("none")``: none).
         alpha: Conformal miscoverage and guaranteed weak-error level.
         delta: Failure probability of the weak-error guarantee.
+        pass_mark: Weak outcomes below it are failures (any value in (0, 1] on 0/1 outcomes).
 
     Returns:
         An :class:`EvaluationReport`.
@@ -552,14 +611,14 @@ def report(
     test, calr = rows["test"], rows["cal"]
     weak = frame["weak_correct"].to_numpy(np.float64)
     strong = frame["strong_correct"].to_numpy(np.float64)
-    y = labels(frame).astype(np.float64)
+    y = failure_labels(frame, pass_mark)
     p_test, p_cal = apply_calibrator(cal, scores[test]), apply_calibrator(cal, scores[calr])
     curve = routing_curve(p_test, weak[test], strong[test])
     dense = routing_curve(p_test, weak[test], strong[test], dense_thresholds(p_test))
     q = conformal_quantile(p_cal, y[calr], alpha)
     sets = conformal_sets(p_test, q)
     coverage = float(np.mean(sets[np.arange(test.size), y[test].astype(int)]))
-    guaranteed = tune_threshold(p_cal, weak[calr], strong[calr], "weak_error", alpha, delta)
+    guaranteed = tune_threshold(p_cal, weak[calr], strong[calr], "weak_error", alpha, delta, pass_mark=pass_mark)
     kept = ~calls_strong(p_test, guaranteed.threshold)
     share50 = tune_threshold(p_cal, weak[calr], strong[calr], "strong_share", 0.5)
     quality95 = tune_threshold(p_cal, weak[calr], strong[calr], "quality_share", 0.95)
@@ -569,7 +628,7 @@ def report(
             delta=delta,
             threshold=guaranteed.threshold,
             test_weak_share=float(kept.mean()),
-            test_weak_error=float(np.mean(1 - weak[test][kept])) if kept.any() else 0.0,
+            test_weak_error=float(np.mean(y[test][kept])) if kept.any() else 0.0,
         ),
         strong_share_50=StrongShareThreshold(
             share50.threshold, float(np.mean(calls_strong(p_test, share50.threshold)))
@@ -605,6 +664,7 @@ def evaluate_router(
     alpha: float = 0.1,
     delta: float = 0.1,
     batch_size: int = SCORE_BATCH,
+    pass_mark: float | None = None,
 ) -> EvaluationReport:
     """Score a checkpoint on outcomes and report it with its stored calibrator (``python -m tinydancer evaluate``).
 
@@ -615,9 +675,12 @@ def evaluate_router(
         alpha: Conformal miscoverage and guaranteed weak-error level.
         delta: Failure probability of the weak-error guarantee.
         batch_size: Rows per jitted scoring call.
+        pass_mark: Weak outcomes below it are failures (default: the one stored by :func:`calibrate_router`,
+            else :data:`~tinydancer.learning.labels.PASS_MARK`).
 
     Returns:
         An :class:`EvaluationReport`.
     """
     scores, meta = score_frame(model, frame, batch_size=batch_size)
-    return report(scores, frame, evaluation_rows(frame, meta, rows), stored_calibrator(meta), alpha, delta)
+    mark = stored_pass_mark(meta) if pass_mark is None else check_pass_mark(pass_mark)
+    return report(scores, frame, evaluation_rows(frame, meta, rows), stored_calibrator(meta), alpha, delta, mark)

@@ -1,7 +1,8 @@
 """Host-side request validation and packing into the arrays the jitted route kernel takes.
 
 Everything a request can get wrong is found here, with a typed error that says what was expected,
-before any model work; the work is vectorised over candidates except for metadata matching.
+before any model work; the work is vectorised over candidates except for metadata (one plain loop, with JSON
+serialisation only for nested or non-plain values). ``Candidate`` objects and arrays take the same checks.
 
 Examples:
     >>> import numpy as np
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -316,6 +317,82 @@ def metadata_match(query_meta: dict[str, Any] | None, candidate_meta: dict[str, 
     return hits / len(query_meta)
 
 
+_I64_MIN, _U64_END = -(2**63), 2**64
+_MISSING = object()
+
+
+def _flat_plain(value: Any) -> bool:
+    """True proves ``value`` a valid JSON object that :func:`validate_json_object` would return unchanged.
+
+    The common case in one loop, with no serialisation: a plain dict of str keys to plain scalars
+    (str, bool, None, finite float, int within i64/u64). False means "validate in full" (nested
+    values, numpy scalars, subclasses, and every invalid input, whose error the full check raises).
+
+    Examples:
+        >>> _flat_plain({"lang": "en", "tier": 1}), _flat_plain({"x": float("nan")}), _flat_plain({"n": [1]})
+        (True, False, False)
+    """
+    if type(value) is not dict:
+        return False
+    for key, item in value.items():
+        kind = type(item)
+        if type(key) is not str:
+            return False
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is float:
+            if item - item == 0.0:  # NaN and infinities give NaN
+                continue
+            return False
+        if kind is not int or not _I64_MIN <= item < _U64_END:
+            return False
+    return True
+
+
+def _metadata_column(query_meta: dict[str, Any] | None, metas: Sequence[Any], ids: tuple[str, ...]) -> list[float]:
+    """Every candidate's metadata validated (first bad one raises) and its :func:`metadata_match` share.
+
+    Plain flat candidate metadata (see :func:`_flat_plain`) is matched key by key without serialisation;
+    the rest goes through :func:`validate_json_object`. Same values and errors as calling
+    ``metadata_match(query_meta, validate_json_object(name, meta))`` per candidate.
+
+    Examples:
+        >>> _metadata_column({"lang": "en", "tier": 1}, [{"lang": "en"}, None, {"tier": np.int64(1)}], ("a", "b", "c"))
+        [0.5, 0.0, 0.5]
+    """
+    if len(metas) != len(ids):
+        raise InvalidInputError(
+            f"candidate_metadata: expected {len(ids)} entries (one per candidate), got {len(metas)}"
+        )
+    items = tuple(query_meta.items()) if query_meta else ()
+    count = len(items)
+    out: list[float] = []
+    append = out.append
+    for cid, meta in zip(ids, metas, strict=True):
+        if meta is None:
+            append(0.0)
+            continue
+        flat = _flat_plain(meta)
+        if not flat:
+            meta = validate_json_object(f"candidate {cid!r} metadata", meta)
+        if not items or not meta:
+            append(0.0)
+            continue
+        hits = 0
+        for key, want in items:
+            got = meta.get(key, _MISSING)
+            if got is _MISSING:
+                continue
+            # A flat value is a plain scalar (an int within i64/u64): against a value of its own type,
+            # == is json_equal. Everything else (other types, nested values) goes through json_equal.
+            if flat and type(want) is type(got):
+                hits += want == got
+            elif json_equal(want, got):
+                hits += 1
+        append(hits / count)
+    return out
+
+
 def _check_columns(columns: CandidateColumns, dim: int, now_s: float) -> tuple[np.ndarray, ...]:
     ids = columns.ids
     n = len(ids)
@@ -326,20 +403,7 @@ def _check_columns(columns: CandidateColumns, dim: int, now_s: float) -> tuple[n
         seen: set[str] = set()
         dup = next(c for c in ids if c in seen or seen.add(c))  # type: ignore[func-returns-value]
         raise InvalidInputError(f"duplicate candidate id {dup!r}: ids must be unique within a request")
-    if isinstance(columns.embeddings, np.ndarray):
-        embeddings = _float_array("embeddings", columns.embeddings)
-        if embeddings.ndim != 2 or embeddings.shape[1] != dim:
-            got = embeddings.shape[1] if embeddings.ndim == 2 else f"shape {embeddings.shape}"
-            raise InvalidInputError(f"Vector dimension mismatch: query has {dim}, candidates have {got}")
-    else:
-        rows = []
-        for cid, emb in zip(ids, columns.embeddings, strict=True):
-            row = _float_array(f"candidate {cid!r} embedding", emb)
-            if row.ndim != 1 or row.shape[0] != dim:
-                got = row.shape[0] if row.ndim == 1 else f"shape {row.shape}"
-                raise InvalidInputError(f"Vector dimension mismatch: query has {dim}, candidate {cid!r} has {got}")
-            rows.append(row)
-        embeddings = np.stack(rows) if rows else np.zeros((0, dim), np.float32)
+    embeddings = _embedding_matrix(columns.embeddings, ids, dim)
     if not _squared_norm_ok(embeddings):
         bad = ~np.isfinite(embeddings).all(axis=1)
         if bad.any():
@@ -379,6 +443,55 @@ def _check_columns(columns: CandidateColumns, dim: int, now_s: float) -> tuple[n
     if bad.any():
         raise InvalidInputError(f"{_first_bad(bad, ids)}: success_rate must be in [0, 1], got {success[bad][0]}")
     return embeddings, created, access, success
+
+
+#: Largest magnitude below which every integer converts to float64 exactly (no double rounding via float64).
+_EXACT_F64_INT = float(2**53)
+
+
+def _embedding_matrix(raw: Any, ids: tuple[str, ...], dim: int) -> np.ndarray:
+    """The candidates' embeddings as one validated [N, D] float32 matrix (values not yet checked).
+
+    ``raw`` is an [N, D] array or a sequence of N rows (what ``Candidate`` objects and lists give). Rows are
+    stacked in one numpy call; any input that does not stack into a numeric [N, D] matrix is examined row by
+    row, so both kinds of input get the same error for the same bad row, naming the first one.
+    """
+    n = len(ids)
+    if isinstance(raw, np.ndarray):
+        if n == 0 or raw.ndim == 0 or raw.shape[0] != n:  # nothing row-wise to name
+            embeddings = _float_array("embeddings", raw)
+            if embeddings.ndim != 2 or embeddings.shape[1] != dim:
+                got = embeddings.shape[1] if embeddings.ndim == 2 else f"shape {embeddings.shape}"
+                raise InvalidInputError(f"Vector dimension mismatch: query has {dim}, candidates have {got}")
+            return embeddings
+        if raw.ndim == 2 and raw.shape[1] == dim and raw.dtype.kind in "biuf":
+            return _float_array("embeddings", raw)
+        return _embedding_rows(list(raw), ids, dim)  # raises for the first row (every row is alike)
+    if n == 0:
+        return np.zeros((0, dim), np.float32)
+    try:
+        stacked = np.array(raw)  # one pass over the rows; ragged rows raise ValueError
+    except (TypeError, ValueError):
+        return _embedding_rows(raw, ids, dim)
+    if stacked.shape != (n, dim) or stacked.dtype.kind not in "biuf":
+        return _embedding_rows(raw, ids, dim)
+    embeddings = _float_array("embeddings", stacked)
+    # Rows of integers beyond 2**53 stacked with float rows went through float64: convert them row by row.
+    if stacked.dtype == np.float64 and not float(np.maximum.reduce(np.abs(embeddings), None)) < _EXACT_F64_INT:
+        return _embedding_rows(raw, ids, dim)
+    return embeddings
+
+
+def _embedding_rows(raw: Any, ids: tuple[str, ...], dim: int) -> np.ndarray:
+    """Row-by-row conversion of N embeddings: the first bad row raises, naming its candidate."""
+    rows = []
+    for cid, emb in zip(ids, raw, strict=True):
+        row = _float_array(f"candidate {cid!r} embedding", emb)
+        if row.ndim != 1 or row.shape[0] != dim:
+            got = row.shape[0] if row.ndim == 1 else f"shape {row.shape}"
+            raise InvalidInputError(f"Vector dimension mismatch: query has {dim}, candidate {cid!r} has {got}")
+        rows.append(row)
+    return np.stack(rows) if rows else np.zeros((0, dim), np.float32)
 
 
 def _columns_ok(created: np.ndarray, access: np.ndarray, success: np.ndarray) -> bool:
@@ -457,11 +570,7 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
     table[:, 0] = np.maximum(np.minimum(now_s - created, F32_MAX), -F32_MAX)
     table[:, 1] = np.minimum(access, F32_MAX)  # beyond it frequency() saturates anyway
     table[:, 2] = success
-    table[:, 3] = 0.0
-    if columns.metadata is not None:
-        for i, meta in enumerate(columns.metadata):
-            cand_meta = validate_json_object(f"candidate {columns.ids[i]!r} metadata", meta)
-            table[i, 3] = metadata_match(query_meta, cand_meta)
+    table[:, 3] = 0.0 if columns.metadata is None else _metadata_column(query_meta, columns.metadata, columns.ids)
     return PackedRequest(ids=columns.ids, query=query, embeddings=embeddings, columns=table)
 
 

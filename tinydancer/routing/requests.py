@@ -24,7 +24,10 @@ from tinydancer.errors import InvalidInputError
 JsonObject = Mapping[str, Any]
 
 
-@dataclass(frozen=True)
+_set_attribute = object.__setattr__
+
+
+@dataclass(frozen=True, init=False)
 class Candidate:
     """One routing candidate.
 
@@ -35,6 +38,10 @@ class Candidate:
         created_at: Unix seconds (fractions are truncated, as the original does); None = created now.
         access_count: non-negative integer.
         success_rate: in [0, 1].
+
+    Examples:
+        >>> Candidate("a", [1.0, 0.0], access_count=3)
+        Candidate(id='a', embedding=[1.0, 0.0], metadata=None, created_at=None, access_count=3, success_rate=0.0)
     """
 
     id: str
@@ -43,6 +50,30 @@ class Candidate:
     created_at: float | None = None
     access_count: int = 0
     success_rate: float = 0.0
+
+    def __init__(
+        self,
+        id: str,
+        embedding: Any,
+        metadata: JsonObject | None = None,
+        created_at: float | None = None,
+        access_count: int = 0,
+        success_rate: float = 0.0,
+    ) -> None:
+        # The dataclass's generated __init__ of a frozen class sets each field through object.__setattr__;
+        # one __dict__ assignment does the same in one call (requests build one Candidate per candidate).
+        _set_attribute(
+            self,
+            "__dict__",
+            {
+                "id": id,
+                "embedding": embedding,
+                "metadata": metadata,
+                "created_at": created_at,
+                "access_count": access_count,
+                "success_rate": success_rate,
+            },
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,7 +132,8 @@ class RoutingRequest:
 
         Args:
             query: shape [D].
-            embeddings: shape [N, D].
+            embeddings: shape [N, D] (an array, or a list of N rows: converted and checked when routed, like
+                the embeddings of ``Candidate`` objects, with the same errors).
             ids: N unique strings; default "0", "1", ...
             created_at: Unix seconds, shape [N]; default None = every candidate created now.
             access_count: shape [N]; default 0.
@@ -117,16 +149,16 @@ class RoutingRequest:
             >>> RoutingRequest.from_arrays(np.ones(2), np.ones((5, 2))).candidates[4].id
             '4'
         """
-        emb = np.asarray(embeddings)
-        n = emb.shape[0] if emb.ndim >= 1 else 0
+        emb = _as_column(embeddings)
+        n = (emb.shape[0] if emb.ndim >= 1 else 0) if isinstance(emb, np.ndarray) else len(emb)
         request = cls(query, metadata=metadata)
         request._candidates = None
         request._columns = CandidateColumns(
             ids=tuple(str(i) for i in range(n)) if ids is None else tuple(ids),
             embeddings=emb,
-            created_at=None if created_at is None else np.asarray(created_at),
-            access_count=np.zeros(n) if access_count is None else np.asarray(access_count),
-            success_rate=np.zeros(n) if success_rate is None else np.asarray(success_rate),
+            created_at=None if created_at is None else _as_column(created_at),
+            access_count=np.zeros(n) if access_count is None else _as_column(access_count),
+            success_rate=np.zeros(n) if success_rate is None else _as_column(success_rate),
             metadata=None if candidate_metadata is None else tuple(candidate_metadata),
         )
         return request
@@ -155,17 +187,25 @@ class RoutingRequest:
         if self._columns is not None:
             return self._columns
         cands = self.candidates
-        for i, cand in enumerate(cands):
-            if not isinstance(cand, Candidate):
-                raise InvalidInputError(f"candidates[{i}]: expected a Candidate, got {type(cand).__name__}")
+        if not {Candidate}.issuperset(map(type, cands)):  # one C-level pass; subclasses are checked below
+            for i, cand in enumerate(cands):
+                if not isinstance(cand, Candidate):
+                    raise InvalidInputError(f"candidates[{i}]: expected a Candidate, got {type(cand).__name__}")
+        # One list comprehension per field (faster than any per-object transposition); the columns are then
+        # validated and converted as a whole by pack_request, exactly like those of from_arrays.
         return CandidateColumns(
-            ids=tuple(c.id for c in cands),
+            ids=tuple([c.id for c in cands]),
             embeddings=[c.embedding for c in cands],
             created_at=[c.created_at for c in cands],
             access_count=[c.access_count for c in cands],
             success_rate=[c.success_rate for c in cands],
-            metadata=tuple(c.metadata for c in cands),
+            metadata=tuple([c.metadata for c in cands]),
         )
+
+
+def _as_column(value: Any) -> Any:
+    """Arrays, lists and tuples as given (converted when packed, like Candidate fields); anything else as an array."""
+    return value if isinstance(value, np.ndarray | list | tuple) else np.asarray(value)
 
 
 def _materialise(columns: CandidateColumns) -> tuple[Candidate, ...]:

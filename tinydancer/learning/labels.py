@@ -1,0 +1,111 @@
+"""The learning wing's one definition of the routing label, for 0/1 and score-valued outcomes.
+
+Outcomes are per-query numbers in [0, 1]: 0/1 for right/wrong benchmarks (MMLU), or a judge's score scaled to
+[0, 1] (e.g. an LLM judge's 1-10 rating as ``(rating - 1) / 9``). Two labels are derived from the weak
+model's outcome ``w``, and both are exactly today's ``1 - weak_correct`` on 0/1 outcomes:
+
+- **Training target** (soft): :func:`soft_target` ``= 1 - w``, the weak model's shortfall. Binary
+  cross-entropy with this soft target is minimised by ``E[1 - w | query]``, so the router's score is the
+  expected shortfall of the weak answer (on 0/1 outcomes: P(weak model fails)).
+- **Binary label** "the weak model fails" (for calibration, ECE, AUROC, conformal sets and Learn-then-Test):
+  :func:`weak_failed` ``= 1 if w < pass_mark else 0``, with ``pass_mark`` in (0, 1] (default
+  :data:`PASS_MARK` = 0.5: a 1-10 judge rating of 6 or more passes). On 0/1 outcomes every pass mark gives
+  ``1 - w``. Calibrators fitted on it turn the score into P(weak score < pass mark).
+
+The quality figures (routing curves, APGR, CPT, ``quality_share`` thresholds) never binarise: quality is the
+mean outcome (score) of the model each query was sent to. The label does not look at the strong model:
+whether calling it pays is what the quality figures measure.
+
+Examples:
+    >>> w = np.array([1.0, 0.0, 0.7, 0.3])
+    >>> soft_target(w).round(2).tolist(), weak_failed(w).tolist()
+    ([0.0, 1.0, 0.3, 0.7], [0.0, 1.0, 0.0, 1.0])
+    >>> weak_failed(w, pass_mark=0.8).tolist()
+    [0.0, 1.0, 1.0, 1.0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from tinydancer.errors import InvalidInputError
+
+__all__ = ["PASS_MARK", "check_pass_mark", "soft_target", "weak_failed"]
+
+#: Default pass mark: a weak outcome (score) below it counts as "the weak model fails".
+PASS_MARK = 0.5
+
+
+def check_pass_mark(pass_mark: float) -> float:
+    """Validate a pass mark: a real number in (0, 1].
+
+    Args:
+        pass_mark: The candidate.
+
+    Returns:
+        It, as a float.
+
+    Raises:
+        InvalidInputError: It is not a number in (0, 1].
+
+    Examples:
+        >>> check_pass_mark(0.5)
+        0.5
+        >>> check_pass_mark(0.0)
+        Traceback (most recent call last):
+        ...
+        tinydancer.errors.InvalidInputError: pass_mark: expected a number in (0, 1], got 0.0
+    """
+    if isinstance(pass_mark, bool) or not isinstance(pass_mark, (int, float)) or not 0.0 < pass_mark <= 1.0:
+        raise InvalidInputError(f"pass_mark: expected a number in (0, 1], got {pass_mark!r}")
+    return float(pass_mark)
+
+
+def _outcomes(weak: ArrayLike) -> NDArray[np.float64]:
+    w = np.asarray(weak, np.float64)
+    if not np.all(np.isfinite(w)) or np.any(w < 0.0) or np.any(w > 1.0):
+        bad = w[~(np.isfinite(w) & (w >= 0.0) & (w <= 1.0))]
+        raise InvalidInputError(f"weak: expected outcomes in [0, 1], got e.g. {float(bad.ravel()[0])!r}")
+    return w
+
+
+def soft_target(weak: ArrayLike) -> NDArray[np.float64]:
+    """Soft training target ``1 - weak``: the weak model's shortfall (P(weak fails) on 0/1 outcomes).
+
+    Args:
+        weak: Weak model's outcomes (0/1 or scores) in [0, 1], any shape.
+
+    Returns:
+        float64 array of the same shape, in [0, 1].
+
+    Raises:
+        InvalidInputError: An outcome is outside [0, 1] or not finite.
+
+    Examples:
+        >>> soft_target([1.0, 0.25]).tolist()
+        [0.0, 0.75]
+    """
+    out: NDArray[np.float64] = 1.0 - _outcomes(weak)
+    return out
+
+
+def weak_failed(weak: ArrayLike, pass_mark: float = PASS_MARK) -> NDArray[np.float64]:
+    """Binary label "the weak model fails": 1.0 where ``weak < pass_mark``, else 0.0.
+
+    Args:
+        weak: Weak model's outcomes (0/1 or scores) in [0, 1], any shape.
+        pass_mark: In (0, 1]; on 0/1 outcomes every pass mark gives ``1 - weak``.
+
+    Returns:
+        float64 0/1 array of the same shape.
+
+    Raises:
+        InvalidInputError: An outcome is outside [0, 1], or the pass mark outside (0, 1].
+
+    Examples:
+        >>> weak_failed([0.0, 1.0, 0.4, 0.5]).tolist()
+        [1.0, 0.0, 1.0, 0.0]
+    """
+    mark = check_pass_mark(pass_mark)
+    return (_outcomes(weak) < mark).astype(np.float64)
