@@ -1,0 +1,722 @@
+"""Pluggable scorers: any model mapping prompts to P(weak model fails) runs through one evaluation harness.
+
+A :class:`Scorer` has a ``name``, ``fit(prompts, y, *, val=None) -> self`` and ``score(prompts) -> [N]``
+float64 in [0, 1]. The built-in default is :class:`FastGRNNScorer` (the CLI's ``train`` settings); the
+baselines are first-class scorers of the same protocol: :class:`TfidfLogisticScorer`,
+:class:`KNNEmbeddingScorer`, :class:`PromptStatsScorer`, :class:`RandomScorer` and :class:`OracleScorer`
+(an upper bound that reads the true outcomes: evaluation only). :func:`evaluate_scorers` fits every scorer on
+the train+validation rows of one split (:func:`~tinydancer.learning.experiment.split_rows`), fits temperature
+scaling on the calibration rows and reports APGR, CPT(50%), CPT(80%), AUROC and ECE on the test rows, with fit
+time and scoring throughput, one row per scorer. Scores follow the learning wing's one convention: the strong
+model is called iff ``score >= threshold`` (:func:`~tinydancer.learning.thresholds.calls_strong`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol, Self, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from tinydancer.errors import DataError, InvalidInputError, TinyDancerError
+from tinydancer.learning.calibration import apply_calibrator, auroc, ece, fit_calibrator
+from tinydancer.learning.evaluation import apgr, cpt, routing_curve
+from tinydancer.learning.experiment import failure_labels, labels, predict_scores, split_rows
+from tinydancer.learning.train import RoutingData, TrainConfig, train_fastgrnn
+from tinydancer.model.fastgrnn import FastGRNNConfig
+from tinydancer.model.text_features import FeaturizerConfig, NormStats, TextFeaturizer, apply_norm, fit_norm_stats
+
+#: Columns of :func:`evaluate_scorers`' table, in order.
+SCORER_COLUMNS: tuple[str, ...] = (
+    "scorer",
+    "apgr",
+    "cpt50",
+    "cpt80",
+    "auroc",
+    "ece",
+    "ece_raw",
+    "fit_seconds",
+    "prompts_per_s",
+)
+_SPLIT_SEED = 12345
+_OPTION_LINE = re.compile(r"^\s*\(?[A-Ha-h][).:]\s", re.MULTILINE)
+
+
+class ScorerNotFittedError(TinyDancerError, RuntimeError):
+    """``score`` was called on a scorer that needs ``fit`` first."""
+
+    error_type = "invalid_input"
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Anything that maps prompts to P(the weak model fails).
+
+    Attributes:
+        name: Short label (a row of :func:`evaluate_scorers`' table).
+
+    Implement ``fit(prompts, y, *, val=None) -> self`` (``prompts``: N str; ``y``: [N] targets in [0, 1],
+    1 where the weak model fails, soft on score outcomes; ``val``: optional ``(prompts, y)`` for early stopping,
+    which a scorer without one may simply add to its training rows) and ``score(prompts) -> [N]`` float64 in
+    [0, 1]. The strong model is called iff ``score >= threshold``.
+
+    Examples:
+        >>> class LongPromptsFail:
+        ...     name = "long"
+        ...     def fit(self, prompts, y, *, val=None):
+        ...         return self
+        ...     def score(self, prompts):
+        ...         return np.array([min(len(p) / 100, 1.0) for p in prompts])
+        >>> isinstance(LongPromptsFail(), Scorer), LongPromptsFail().fit(["a"], np.ones(1)).score(["a" * 50]).tolist()
+        (True, [0.5])
+    """
+
+    name: str
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        """Learn from prompts and targets [N] in [0, 1]; returns the scorer itself."""
+        ...
+
+    def score(self, prompts: Sequence[str]) -> np.ndarray:
+        """[N] float64 P(weak model fails) in [0, 1]."""
+        ...
+
+
+def check_prompts(prompts: object, name: str = "prompts") -> list[str]:
+    """Validate a sequence of prompt strings.
+
+    Args:
+        prompts: Candidate prompts.
+        name: Argument name for the message.
+
+    Returns:
+        The prompts as a list.
+
+    Raises:
+        InvalidInputError: Not a sequence (list, tuple, array, Series) of str, or a bare str.
+
+    Examples:
+        >>> check_prompts(("a", "b"))
+        ['a', 'b']
+    """
+    if isinstance(prompts, (str, bytes)) or not isinstance(prompts, (Sequence, np.ndarray, pd.Series)):
+        raise InvalidInputError(f"{name}: expected a sequence of str, got {type(prompts).__name__}")
+    out = list(prompts)
+    bad = [type(p).__name__ for p in out if not isinstance(p, str)]
+    if bad:
+        raise InvalidInputError(f"{name}: expected a sequence of str, got an element of type {bad[0]}")
+    return out
+
+
+def check_targets(y: object, n: int, name: str = "y") -> np.ndarray:
+    """Validate targets: [n] finite values in [0, 1].
+
+    Args:
+        y: Candidate targets.
+        n: Expected length (the number of prompts).
+        name: Argument name for the message.
+
+    Returns:
+        [n] float64.
+
+    Raises:
+        InvalidInputError: Wrong shape, non-finite or outside [0, 1].
+
+    Examples:
+        >>> check_targets([0, 1, 0.5], 3).tolist()
+        [0.0, 1.0, 0.5]
+    """
+    try:
+        arr = np.asarray(y, np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name}: expected numbers in [0, 1], got {type(y).__name__}") from exc
+    if arr.shape != (n,):
+        raise InvalidInputError(f"{name}: expected shape ({n},) (one target per prompt), got {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any((arr < 0) | (arr > 1)):
+        bad = arr[~(np.isfinite(arr) & (arr >= 0) & (arr <= 1))][0]
+        raise InvalidInputError(f"{name}: expected values in [0, 1], got {float(bad)!r}")
+    return arr
+
+
+def _fit_inputs(
+    prompts: object, y: object, val: object, *, merge: bool
+) -> tuple[list[str], np.ndarray, tuple[list[str], np.ndarray] | None]:
+    """Validated (prompts, y, val); with ``merge`` the validation rows join the training rows."""
+    p = check_prompts(prompts)
+    t = check_targets(y, len(p))
+    if not p:
+        raise DataError("prompts: expected at least one training prompt, got none")
+    v: tuple[list[str], np.ndarray] | None = None
+    if val is not None:
+        if not isinstance(val, tuple) or len(val) != 2:
+            raise InvalidInputError(f"val: expected a (prompts, y) tuple or None, got {type(val).__name__}")
+        vp = check_prompts(val[0], "val prompts")
+        v = (vp, check_targets(val[1], len(vp), "val y"))
+    if merge and v is not None:
+        return p + v[0], np.concatenate([t, v[1]]), None
+    return p, t, v
+
+
+def _need(fitted: object, scorer: object) -> None:
+    if fitted is None:
+        raise ScorerNotFittedError(f"{type(scorer).__name__}.score: expected a fitted scorer, got one before fit()")
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    out: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return out
+
+
+class TfidfLogisticScorer:
+    """TF-IDF (word 1-2 grams, ``min_df=2``, sublinear tf) + logistic regression (scikit-learn, imported lazily).
+
+    Soft targets ``y`` are fitted exactly: each prompt appears as a failure with weight ``y`` and as a success
+    with weight ``1 - y``. Validation rows, when given, join the training rows.
+
+    Args:
+        c: Inverse L2 regularisation strength of the logistic regression.
+        name: Table label.
+
+    Examples:
+        >>> texts = ["hard proof", "hard proof x", "easy sum", "easy sum y"]
+        >>> s = TfidfLogisticScorer().fit(texts, np.array([1, 1, 0, 0]))
+        >>> p = s.score(["hard proof", "easy sum"])
+        >>> p.shape, bool(p[0] > p[1])
+        ((2,), True)
+    """
+
+    def __init__(self, c: float = 1.0, name: str = "tfidf_lr") -> None:
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not c > 0:
+            raise InvalidInputError(f"c: expected a number > 0, got {c!r}")
+        self.name = name
+        self.c = float(c)
+        self._model: Any = None
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        """Fit the vectoriser and the regression on prompts [N] (plus ``val``) and targets [N] in [0, 1].
+
+        Raises:
+            InvalidInputError: Malformed prompts or targets.
+            DataError: Targets of a single class, or no word in two prompts.
+
+        Examples:
+            >>> texts = ["hard proof", "hard proof", "easy sum", "easy sum"]
+            >>> TfidfLogisticScorer().fit(texts, np.array([1, 1, 0, 0.5])).name
+            'tfidf_lr'
+        """
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+
+        p, t, _ = _fit_inputs(prompts, y, val, merge=True)
+        pos, neg = t > 0, t < 1
+        if not pos.any() or not neg.any():
+            raise DataError("y: expected both failures (> 0) and successes (< 1), got a single class")
+        texts = [p[i] for i in np.flatnonzero(pos)] + [p[i] for i in np.flatnonzero(neg)]
+        target = np.r_[np.ones(int(pos.sum())), np.zeros(int(neg.sum()))]
+        weight = np.r_[t[pos], 1.0 - t[neg]]
+        model = make_pipeline(
+            TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+            LogisticRegression(C=self.c, max_iter=2000),
+        )
+        try:
+            model.fit(texts, target, logisticregression__sample_weight=weight)
+        except ValueError as exc:  # e.g. no word in at least two prompts
+            raise DataError(f"prompts: expected words shared by at least two prompts, got none ({exc})") from exc
+        self._model = model
+        return self
+
+    def score(self, prompts: Sequence[str]) -> np.ndarray:
+        """[N] float64 P(weak fails).
+
+        Raises:
+            ScorerNotFittedError: Before :meth:`fit`.
+            InvalidInputError: Prompts not a sequence of str.
+
+        Examples:
+            >>> texts = ["hard proof", "hard proof", "easy sum", "easy sum"]
+            >>> s = TfidfLogisticScorer().fit(texts, np.array([1, 1, 0, 0]))
+            >>> s.score(["hard sum"]).dtype.name
+            'float64'
+        """
+        p = check_prompts(prompts)
+        _need(self._model, self)
+        if not p:
+            return np.zeros(0)
+        return np.asarray(self._model.predict_proba(p)[:, 1], np.float64)
+
+
+class KNNEmbeddingScorer:
+    """Mean target of the ``k`` nearest training prompts by cosine similarity of WordLlama mean embeddings.
+
+    Embeddings: :class:`~tinydancer.model.text_features.TextFeaturizer` with
+    ``FeaturizerConfig(kind="wordllama_mean", dim=64)``, normalised to unit length; numpy only. Validation rows,
+    when given, join the neighbours.
+
+    Args:
+        k: Neighbours averaged (capped at the number of training prompts).
+        name: Table label.
+
+    Examples:
+        >>> s = KNNEmbeddingScorer(k=2).fit(["algebra proof", "prove lemma", "capital city", "what animal"],
+        ...                                 np.array([1.0, 1.0, 0.0, 0.0]))
+        >>> s.score(["prove the algebra lemma"]).shape
+        (1,)
+    """
+
+    def __init__(self, k: int = 50, name: str = "knn_embed") -> None:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InvalidInputError(f"k: expected an integer >= 1, got {k!r}")
+        self.name = name
+        self.k = k
+        self._featurizer: TextFeaturizer | None = None
+        self._bank: np.ndarray | None = None
+        self._y = np.zeros(0)
+
+    def _embed(self, prompts: list[str]) -> np.ndarray:
+        if self._featurizer is None:
+            self._featurizer = TextFeaturizer(FeaturizerConfig(kind="wordllama_mean", dim=64))
+        x = self._featurizer(prompts)[0][:, 0, :].astype(np.float64)
+        norm = np.linalg.norm(x, axis=1, keepdims=True)
+        out: np.ndarray = x / np.maximum(norm, 1e-12)
+        return out
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        """Store the unit embeddings [N, 64] of the prompts (plus ``val``) and their targets [N].
+
+        Examples:
+            >>> KNNEmbeddingScorer(k=1).fit(["a", "b"], np.array([0.0, 1.0])).k
+            1
+        """
+        p, t, _ = _fit_inputs(prompts, y, val, merge=True)
+        self._bank, self._y = self._embed(p), t
+        return self
+
+    def score(self, prompts: Sequence[str], batch_size: int = 1024) -> np.ndarray:
+        """[N] float64 mean target of each prompt's ``k`` nearest training prompts.
+
+        Raises:
+            ScorerNotFittedError: Before :meth:`fit`.
+
+        Examples:
+            >>> s = KNNEmbeddingScorer(k=1).fit(["algebra proof", "capital city"], np.array([1.0, 0.0]))
+            >>> s.score(["algebra proof"]).tolist()
+            [1.0]
+        """
+        p = check_prompts(prompts)
+        _need(self._bank, self)
+        assert self._bank is not None
+        if not p:
+            return np.zeros(0)
+        k = min(self.k, len(self._y))
+        q = self._embed(p)
+        out = np.empty(len(p))
+        for i in range(0, len(p), batch_size):
+            sim = q[i : i + batch_size] @ self._bank.T
+            top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+            out[i : i + batch_size] = self._y[top].mean(axis=1)
+        return out
+
+
+def prompt_statistics(prompts: Sequence[str]) -> np.ndarray:
+    """Six statistics per prompt: log characters, log words, digit share, '?' count, newlines, option lines.
+
+    Option lines look like ``A) ...``, ``(b) ...``, ``C. ...`` or ``D: ...`` at a line start.
+
+    Args:
+        prompts: N prompts.
+
+    Returns:
+        [N, 6] float64.
+
+    Examples:
+        >>> prompt_statistics(["What is 2+2?\\nA) 3\\nB) 4"]).round(2).tolist()
+        [[3.14, 2.08, 0.18, 1.0, 2.0, 2.0]]
+    """
+    p = check_prompts(prompts)
+    rows = [
+        (
+            np.log1p(len(s)),
+            np.log1p(len(s.split())),
+            sum(ch.isdigit() for ch in s) / max(len(s), 1),
+            s.count("?"),
+            s.count("\n"),
+            len(_OPTION_LINE.findall(s)),
+        )
+        for s in p
+    ]
+    return np.asarray(rows, np.float64).reshape(len(p), 6)
+
+
+class PromptStatsScorer:
+    """Logistic regression on :func:`prompt_statistics`, standardised, fitted by full-batch gradient descent.
+
+    Validation rows, when given, join the training rows. The loss is binary cross-entropy on the (soft) targets
+    plus ``l2`` times the squared weights.
+
+    Args:
+        steps: Gradient-descent steps.
+        learning_rate: Step size.
+        l2: L2 penalty on the weights (not the bias).
+        name: Table label.
+
+    Examples:
+        >>> s = PromptStatsScorer().fit(["short?", "a much longer prompt with many words " * 3], np.array([0.0, 1.0]))
+        >>> bool(s.score(["a much longer prompt with many words " * 3])[0] > 0.5)
+        True
+    """
+
+    def __init__(
+        self, steps: int = 500, learning_rate: float = 0.5, l2: float = 1e-3, name: str = "prompt_stats"
+    ) -> None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise InvalidInputError(f"steps: expected an integer >= 1, got {steps!r}")
+        for field, value in (("learning_rate", learning_rate), ("l2", l2)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or not np.isfinite(value):
+                raise InvalidInputError(f"{field}: expected a finite number >= 0, got {value!r}")
+        self.name = name
+        self.steps, self.learning_rate, self.l2 = steps, float(learning_rate), float(l2)
+        self._stats: NormStats | None = None
+        self._w = np.zeros(6)
+        self._b = 0.0
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        """Fit the weights [6] and bias on prompts [N] (plus ``val``) and targets [N] in [0, 1].
+
+        Examples:
+            >>> PromptStatsScorer(steps=10).fit(["a", "b c"], np.array([0.0, 1.0])).steps
+            10
+        """
+        p, t, _ = _fit_inputs(prompts, y, val, merge=True)
+        feats = prompt_statistics(p)
+        stats = fit_norm_stats(feats)
+        x = (feats - stats.mean) / stats.std
+        w, b = np.zeros(x.shape[1]), 0.0
+        for _ in range(self.steps):
+            err = _sigmoid(x @ w + b) - t
+            w -= self.learning_rate * (x.T @ err / len(t) + 2 * self.l2 * w)
+            b -= self.learning_rate * float(err.mean())
+        self._stats, self._w, self._b = stats, w, b
+        return self
+
+    def score(self, prompts: Sequence[str]) -> np.ndarray:
+        """[N] float64 P(weak fails).
+
+        Raises:
+            ScorerNotFittedError: Before :meth:`fit`.
+
+        Examples:
+            >>> PromptStatsScorer(steps=5).fit(["a", "b c"], np.array([0.0, 1.0])).score(["a"]).shape
+            (1,)
+        """
+        p = check_prompts(prompts)
+        _need(self._stats, self)
+        assert self._stats is not None
+        x = (prompt_statistics(p) - self._stats.mean) / self._stats.std
+        return _sigmoid(x @ self._w + self._b).astype(np.float64)
+
+
+class RandomScorer:
+    """Uniform random scores that ignore the prompts (the no-skill baseline; APGR about 0.5).
+
+    ``score`` needs no ``fit``; each call draws from the same seeded stream, so a fresh scorer with the same
+    seed repeats its scores.
+
+    Args:
+        seed: Seed of the stream.
+        name: Table label.
+
+    Examples:
+        >>> RandomScorer(0).score(["a", "b"]).tolist() == RandomScorer(0).score(["x", "y"]).tolist()
+        True
+    """
+
+    def __init__(self, seed: int = 0, name: str = "random") -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise InvalidInputError(f"seed: expected an integer >= 0, got {seed!r}")
+        self.name = name
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        """Validate the inputs and restart the stream (nothing is learned).
+
+        Examples:
+            >>> RandomScorer(1).fit(["a"], np.array([1.0])).seed
+            1
+        """
+        _fit_inputs(prompts, y, val, merge=True)
+        self._rng = np.random.default_rng(self.seed)
+        return self
+
+    def score(self, prompts: Sequence[str]) -> np.ndarray:
+        """[N] float64 uniform in [0, 1).
+
+        Examples:
+            >>> RandomScorer(0).score(["a", "b", "c"]).shape
+            (3,)
+        """
+        return self._rng.random(len(check_prompts(prompts)))
+
+
+class OracleScorer:
+    """The true outcome of each prompt: an upper bound for evaluation only, never a deployable router.
+
+    Built from an outcome frame (``prompt``, ``weak_correct``, ``strong_correct``); ``score`` looks each prompt
+    up: ``(1 - weak) * (1 + strong) / 2``, so on 0/1 outcomes 1 where only the strong model is right, 0.5 where
+    both fail, 0 where the weak model is right (routing by it is the oracle order of
+    :func:`~tinydancer.learning.oracle_curve`). A prompt that occurs several times gets its mean. ``fit``
+    learns nothing.
+
+    Args:
+        frame: Outcomes of every prompt that will be scored.
+        name: Table label.
+
+    Raises:
+        DataError: ``frame`` lacks a column.
+
+    Examples:
+        >>> f = pd.DataFrame({"prompt": ["a", "b", "c"], "weak_correct": [1.0, 0.0, 0.0],
+        ...                   "strong_correct": [1.0, 1.0, 0.0]})
+        >>> OracleScorer(f).score(["b", "a", "c"]).tolist()
+        [1.0, 0.0, 0.5]
+    """
+
+    def __init__(self, frame: pd.DataFrame, name: str = "oracle") -> None:
+        missing = {"prompt", "weak_correct", "strong_correct"} - set(getattr(frame, "columns", ()))
+        if not isinstance(frame, pd.DataFrame) or missing:
+            raise DataError(f"frame: expected a DataFrame with prompt, weak_correct, strong_correct; missing {missing}")
+        self.name = name
+        weak = labels(frame).astype(np.float64)
+        strong = check_targets(frame["strong_correct"].to_numpy(np.float64), len(frame), "strong_correct")
+        value = weak * (1.0 + strong) / 2.0
+        table = pd.Series(value, index=check_prompts(frame["prompt"].tolist(), "frame prompts"))
+        self._lookup: dict[str, float] = {str(k): float(v) for k, v in table.groupby(level=0).mean().items()}
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        """Validate the inputs (the outcomes came with the frame).
+
+        Examples:
+            >>> f = pd.DataFrame({"prompt": ["a"], "weak_correct": [0.0], "strong_correct": [1.0]})
+            >>> OracleScorer(f).fit(["a"], np.array([1.0])).name
+            'oracle'
+        """
+        _fit_inputs(prompts, y, val, merge=True)
+        return self
+
+    def score(self, prompts: Sequence[str]) -> np.ndarray:
+        """[N] float64 true outcome of each prompt.
+
+        Raises:
+            InvalidInputError: A prompt is not in the frame.
+
+        Examples:
+            >>> f = pd.DataFrame({"prompt": ["a"], "weak_correct": [0.0], "strong_correct": [0.0]})
+            >>> OracleScorer(f).score(["a"]).tolist()
+            [0.5]
+        """
+        p = check_prompts(prompts)
+        unknown = [s for s in p if s not in self._lookup]
+        if unknown:
+            raise InvalidInputError(f"prompts: expected prompts of the oracle's frame, got unknown {unknown[0][:60]!r}")
+        return np.asarray([self._lookup[s] for s in p], np.float64)
+
+
+class FastGRNNScorer:
+    """The built-in FastGRNN router behind the scorer protocol, with ``python -m tinydancer train``'s defaults.
+
+    Featurises with :class:`~tinydancer.model.text_features.TextFeaturizer`, standardises with statistics of
+    the training prompts and trains with :func:`~tinydancer.learning.train_fastgrnn` (early stopping on ``val``;
+    without ``val`` a seeded 10% of the training prompts is held out for it).
+
+    Args:
+        featurizer: Default ``FeaturizerConfig()`` (WordLlama tokens, dim 64, 32 tokens).
+        model: Keyword arguments of :class:`~tinydancer.model.FastGRNNConfig` besides ``input_dim``
+            (default ``{"hidden_dim": 16}``).
+        train: Default ``TrainConfig(progress=False)`` (30 epochs, batch 128, learning rate 1e-2, cosine).
+        name: Table label.
+
+    Examples:
+        >>> s = FastGRNNScorer()
+        >>> s.name, s.model_config.hidden_dim, s.featurizer_config.kind, s.train_config.epochs
+        ('fastgrnn', 16, 'wordllama_tokens', 30)
+    """
+
+    def __init__(
+        self,
+        featurizer: FeaturizerConfig | None = None,
+        model: dict[str, Any] | None = None,
+        train: TrainConfig | None = None,
+        name: str = "fastgrnn",
+    ) -> None:
+        self.name = name
+        self.featurizer_config = featurizer or FeaturizerConfig()
+        self.model_config = FastGRNNConfig(input_dim=self.featurizer_config.dim, **(model or {"hidden_dim": 16}))
+        self.train_config = train or TrainConfig(progress=False)
+        self._featurizer: TextFeaturizer | None = None
+        self._stats: NormStats | None = None
+        self._params: object = None
+
+    def _features(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        if self._featurizer is None:
+            self._featurizer = TextFeaturizer(self.featurizer_config)
+        return self._featurizer(prompts)
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        """Train on prompts [N] and targets [N] in [0, 1], early-stopping on ``val``.
+
+        Raises:
+            InvalidInputError: Malformed prompts or targets.
+            DataError: Too few prompts to hold out validation rows, or a single-class training set.
+
+        Examples:
+            >>> s = FastGRNNScorer(FeaturizerConfig(kind="wordllama_mean"), train=TrainConfig(epochs=1, progress=False))
+            >>> s.fit(["a b", "c d"] * 5, np.array([0.0, 1.0] * 5), val=(["a b", "c d"], np.array([0.0, 1.0]))).name
+            'fastgrnn'
+        """
+        p, t, v = _fit_inputs(prompts, y, val, merge=False)
+        if v is None:
+            if len(p) < 2:
+                raise DataError(f"prompts: expected >= 2 prompts to hold out validation rows, got {len(p)}")
+            order = np.random.default_rng(_SPLIT_SEED).permutation(len(p))
+            n_val = max(1, len(p) // 10)
+            v = ([p[i] for i in order[:n_val]], t[order[:n_val]])
+            p, t = [p[i] for i in order[n_val:]], t[order[n_val:]]
+        x, mask = self._features(p)
+        stats = fit_norm_stats(x, mask)
+        vx, vmask = self._features(v[0])
+        result = train_fastgrnn(
+            self.model_config,
+            RoutingData(apply_norm(x, stats, mask), mask, t.astype(np.float32)),
+            RoutingData(apply_norm(vx, stats, vmask), vmask, v[1].astype(np.float32)),
+            self.train_config,
+        )
+        self._stats, self._params = stats, result.params
+        return self
+
+    def score(self, prompts: Sequence[str]) -> np.ndarray:
+        """[N] float64 P(weak fails) (:func:`~tinydancer.learning.predict_scores`).
+
+        Raises:
+            ScorerNotFittedError: Before :meth:`fit`.
+
+        Examples:
+            >>> try:
+            ...     FastGRNNScorer().score(["a"])
+            ... except ScorerNotFittedError as exc:
+            ...     print(exc)
+            FastGRNNScorer.score: expected a fitted scorer, got one before fit()
+        """
+        p = check_prompts(prompts)
+        _need(self._stats, self)
+        assert self._stats is not None
+        if not p:
+            return np.zeros(0)
+        x, mask = self._features(p)
+        return predict_scores(self._params, self.model_config, apply_norm(x, self._stats, mask), mask)
+
+
+def _checked_scores(scorer: Scorer, scores: object, n: int) -> np.ndarray:
+    arr = np.asarray(scores, np.float64)
+    if arr.shape != (n,):
+        raise InvalidInputError(f"{scorer.name}.score: expected shape ({n},), got {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any((arr < 0) | (arr > 1)):
+        raise InvalidInputError(f"{scorer.name}.score: expected finite scores in [0, 1], got min {arr.min()!r}")
+    return arr
+
+
+def evaluate_scorers(
+    frame: pd.DataFrame, scorers: Sequence[Scorer], split: str = "random", seed: int = 0
+) -> pd.DataFrame:
+    """Fit, calibrate and evaluate every scorer on one split of ``frame``; one row per scorer.
+
+    Each scorer fits on the ``train`` rows with ``val=`` the validation rows (targets
+    :func:`~tinydancer.learning.labels`, ``1 - weak_correct``), then scores the calibration and test rows in one
+    call. On the test rows: ``apgr``, ``cpt50``, ``cpt80`` (RouteLLM's 10-quantile curve,
+    :func:`~tinydancer.learning.routing_curve`; strong iff ``score >= threshold``) and ``auroc`` of the raw scores;
+    ``ece`` after temperature scaling fitted on the calibration rows, ``ece_raw`` before it (labels
+    :func:`~tinydancer.learning.failure_labels`). ``fit_seconds`` times ``fit``; ``prompts_per_s`` is the
+    throughput of that ``score`` call.
+
+    Args:
+        frame: Outcomes (``prompt``, ``weak_correct``, ``strong_correct``; ``subject`` for that split).
+        scorers: Objects satisfying :class:`Scorer`, with distinct names.
+        split: ``"random"`` or ``"subject"`` (:func:`~tinydancer.learning.split_rows`).
+        seed: Seed of the split.
+
+    Returns:
+        A DataFrame with columns :data:`SCORER_COLUMNS`, in the order of ``scorers``.
+
+    Raises:
+        InvalidInputError: An object is not a scorer, names repeat, or a scorer returns malformed scores.
+        DataError: ``frame`` lacks a column, or a split is too small (single-class labels).
+
+    Examples:
+        >>> from tinydancer.datasets import load
+        >>> f = load("synthetic").iloc[:400]
+        >>> table = evaluate_scorers(f, [RandomScorer(0), OracleScorer(f)])
+        >>> table["scorer"].tolist(), bool(table["apgr"].iloc[1] > table["apgr"].iloc[0])
+        (['random', 'oracle'], True)
+    """
+    missing = {"prompt", "weak_correct", "strong_correct"} - set(getattr(frame, "columns", ()))
+    if not isinstance(frame, pd.DataFrame) or missing:
+        raise DataError(f"frame: expected a DataFrame with prompt, weak_correct, strong_correct; missing {missing}")
+    if isinstance(scorers, (str, bytes)) or not isinstance(scorers, Sequence) or not scorers:
+        raise InvalidInputError(f"scorers: expected a non-empty sequence of Scorer, got {scorers!r}")
+    for s in scorers:
+        if not isinstance(s, Scorer) or not isinstance(getattr(s, "name", None), str):
+            raise InvalidInputError(f"scorers: expected objects with name, fit and score, got {type(s).__name__}")
+    names = [s.name for s in scorers]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"scorers: expected distinct names, got {names}")
+    rows = split_rows(frame, split, seed)
+    prompts = check_prompts(frame["prompt"].astype(str).tolist(), "frame prompts")
+    target = labels(frame).astype(np.float64)
+    y_fail = failure_labels(frame)
+    weak = frame["weak_correct"].to_numpy(np.float64)
+    strong = frame["strong_correct"].to_numpy(np.float64)
+    train, val, cal, test = rows["train"], rows["val"], rows["cal"], rows["test"]
+    scored = np.concatenate([cal, test])
+    records = []
+    for s in scorers:
+        started = time.perf_counter()
+        s.fit([prompts[i] for i in train], target[train], val=([prompts[i] for i in val], target[val]))
+        fit_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        raw = s.score([prompts[i] for i in scored])
+        score_seconds = time.perf_counter() - started
+        out = _checked_scores(s, raw, scored.size)
+        p_cal, p_test = out[: cal.size], out[cal.size :]
+        curve = routing_curve(p_test, weak[test], strong[test])
+        calibrator = fit_calibrator("temperature", p_cal, y_fail[cal])
+        records.append(
+            {
+                "scorer": s.name,
+                "apgr": apgr(curve),
+                "cpt50": cpt(curve, 0.5),
+                "cpt80": cpt(curve, 0.8),
+                "auroc": auroc(p_test, y_fail[test]),
+                "ece": ece(apply_calibrator(calibrator, p_test), y_fail[test]),
+                "ece_raw": ece(p_test, y_fail[test]),
+                "fit_seconds": fit_seconds,
+                "prompts_per_s": scored.size / max(score_seconds, 1e-9),
+            }
+        )
+    return pd.DataFrame.from_records(records, columns=list(SCORER_COLUMNS))
