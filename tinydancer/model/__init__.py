@@ -28,8 +28,8 @@ from tinydancer.model.fastgrnn import (
 )
 from tinydancer.model.fastgrnn_file import load_fastgrnn, save_fastgrnn
 from tinydancer.model.original import CompatModelConfig, CompatParams, compat_forward, init_compat_params
-from tinydancer.model.original_file import load_compat_model, model_format, save_compat_model
-from tinydancer.model.served_fastgrnn import LoadedFastGRNN, ServedFastGRNN, load_served_fastgrnn
+from tinydancer.model.original_file import load_compat_model, save_compat_model
+from tinydancer.model.served_fastgrnn import ServedFastGRNN
 from tinydancer.model.text_features import (
     FeaturizerConfig,
     NormStats,
@@ -46,7 +46,6 @@ __all__ = [
     "FastGRNNConfig",
     "FastGRNNParams",
     "FeaturizerConfig",
-    "LoadedFastGRNN",
     "ModelFamily",
     "NormStats",
     "QuantizedFastGRNNParams",
@@ -71,8 +70,6 @@ __all__ = [
     "load_compat_model",
     "load_fastgrnn",
     "load_model",
-    "load_served_fastgrnn",
-    "model_format",
     "model_size_bytes",
     "quantize_params",
     "recency",

@@ -39,24 +39,6 @@ from tinydancer.model.safetensors_file import (
 COMPAT_FORMAT = "ruvector-tiny-dancer-fastgrnn-v1"
 
 
-def model_format(path: str | os.PathLike[str]) -> str | None:
-    """The ``format`` tag in a safetensors file's ``__metadata__`` (None when absent); bounds-checked.
-
-    Raises:
-        ModelLoadError: missing, truncated or not safetensors.
-
-    Examples:
-        >>> import tempfile, os
-        >>> from tinydancer.model.original import CompatModelConfig, init_compat_params
-        >>> path = os.path.join(tempfile.mkdtemp(), "m.safetensors")
-        >>> save_compat_model(path, init_compat_params(CompatModelConfig(), 0), CompatModelConfig())
-        >>> model_format(path)
-        'ruvector-tiny-dancer-fastgrnn-v1'
-    """
-    metadata = read_safetensors(path).metadata
-    return None if metadata is None else metadata.get("format")
-
-
 def _parse_config(path: Path, metadata: dict[str, Any] | None) -> CompatModelConfig:
     if metadata is None:
         raise ModelLoadError(f"model file {str(path)!r} has no __metadata__ (expected format {COMPAT_FORMAT!r})")
@@ -160,6 +142,5 @@ __all__ = [
     "MAX_HEADER_BYTES",
     "compat_from_file",
     "load_compat_model",
-    "model_format",
     "save_compat_model",
 ]

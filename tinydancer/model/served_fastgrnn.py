@@ -19,8 +19,8 @@ Examples:
     >>> from tinydancer.model.fastgrnn_file import save_fastgrnn
     >>> cfg = FastGRNNConfig(input_dim=5, hidden_dim=4)
     >>> path = save_fastgrnn(Path(tempfile.mkdtemp()) / "m.safetensors", init_fastgrnn_params(cfg), cfg)
-    >>> served = load_served_fastgrnn(path)
-    >>> served.spec.fastgrnn.hidden_dim, served.spec.confidence_of_strong, served.flat.shape
+    >>> params, spec = ServedFastGRNN.load(path)
+    >>> spec.fastgrnn.hidden_dim, spec.confidence_of_strong, spec.flatten(params).shape
     (4, False, (51,))
 """
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 import jax
 import numpy as np
@@ -213,31 +213,4 @@ class ServedFastGRNN:
         return dense, cls(config, confidence_of == "strong")
 
 
-class LoadedFastGRNN(NamedTuple):
-    """Host-side result of :func:`load_served_fastgrnn`: the spec, the dense params and their flat vector."""
-
-    spec: ServedFastGRNN
-    params: FastGRNNParams
-    flat: np.ndarray
-
-
-def load_served_fastgrnn(path: str | os.PathLike[str]) -> LoadedFastGRNN:
-    """Load a FastGRNN checkpoint for serving (:meth:`ServedFastGRNN.load`), with its flat vector.
-
-    Raises:
-        ModelLoadError: as :meth:`ServedFastGRNN.load`.
-
-    Examples:
-        >>> import tempfile
-        >>> from tinydancer.model.fastgrnn import init_fastgrnn_params
-        >>> cfg = FastGRNNConfig(input_dim=5, hidden_dim=4)
-        >>> path = save_fastgrnn(Path(tempfile.mkdtemp()) / "m.safetensors", init_fastgrnn_params(cfg), cfg)
-        >>> loaded = load_served_fastgrnn(path)
-        >>> bool((loaded.spec.unflatten(loaded.flat).b_z == loaded.params.b_z).all())
-        True
-    """
-    params, spec = ServedFastGRNN.load(path)
-    return LoadedFastGRNN(spec, params, spec.flatten(params))
-
-
-__all__ = ["LoadedFastGRNN", "ServedFastGRNN", "load_served_fastgrnn"]
+__all__ = ["ServedFastGRNN"]

@@ -29,7 +29,6 @@ import numpy as np
 from tinydancer.errors import InferenceError
 from tinydancer.model.candidate_features import candidate_features
 from tinydancer.model.family import ModelFamily
-from tinydancer.model.served_fastgrnn import LoadedFastGRNN
 
 #: Candidate counts are padded up to the next of these; above the last, to a multiple of it.
 #: Powers of two waste at most half the work; below 8 one more compile is not worth a bucket.
@@ -102,11 +101,6 @@ class DeviceModel(NamedTuple):
             ('compat', (217,))
         """
         return cls(config, jnp.asarray(config.flatten(params)))
-
-    @classmethod
-    def from_fastgrnn(cls, loaded: LoadedFastGRNN) -> DeviceModel:
-        """Put a FastGRNN loaded for serving (already flattened) on the default device."""
-        return cls(loaded.spec, jnp.asarray(loaded.flat))
 
     @property
     def kind(self) -> str:
