@@ -79,7 +79,8 @@ def load(name_or_path: str | Path, *, weak: str | None = None, strong: str | Non
 
     Returns:
         The tidy outcome frame: ``prompt``, ``subject``, ``weak_correct``, ``strong_correct`` (float64 in
-        [0, 1]) and ``cost`` where the source has one.
+        [0, 1]) and ``cost`` where the source has one; ``frame.attrs`` names the two models
+        (``weak_model``, ``strong_model``: the outcome columns read).
 
     Raises:
         DataError: Unknown name, missing file, or malformed data.

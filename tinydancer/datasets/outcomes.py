@@ -98,6 +98,7 @@ def _normalise(frame: pd.DataFrame, path: Path, subject: str, weak: str | None, 
         if not np.all(np.isfinite(cost)) or np.any(cost < 0):
             raise DataError(f"{path}: column 'cost' must hold finite non-negative numbers")
         out["cost"] = cost
+    out.attrs.update(weak_model=weak, strong_model=strong)  # the models' names, kept with the frame
     return out
 
 
@@ -160,6 +161,7 @@ def load_routellm_outcomes(
         dropped = _contaminated(path.parent)
     if dropped:
         frame = frame[~frame["prompt"].isin(dropped)].reset_index(drop=True)
+    frame.attrs.update(parts[0].attrs if path.is_dir() else {})
     if frame.empty:
         raise DataError(f"{path}: no rows left to route (empty file, or every prompt was dropped)")
     return frame

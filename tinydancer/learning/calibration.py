@@ -25,9 +25,11 @@ from scipy import optimize, stats
 
 from tinydancer.errors import DataError, InvalidInputError
 from tinydancer.learning.thresholds import calls_strong
+from tinydancer.model.calibration_map import CALIBRATORS as CALIBRATORS  # re-exported: fitting and serving share them
+from tinydancer.model.calibration_map import LOGIT_EPS
+from tinydancer.model.calibration_map import Calibrator as Calibrator
 
-CALIBRATORS: tuple[str, ...] = ("none", "temperature", "platt", "isotonic")
-_EPS = 1e-7
+_EPS = LOGIT_EPS
 
 
 def _check(p: np.ndarray, y: np.ndarray | None = None, name: str = "p") -> tuple[np.ndarray, np.ndarray]:
@@ -57,24 +59,6 @@ def _logit(p: np.ndarray) -> np.ndarray:
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     out: np.ndarray = 0.5 * (1.0 + np.tanh(0.5 * z))
     return out
-
-
-class Calibrator(NamedTuple):
-    """A fitted recalibration map (JSON-friendly: floats and tuples only).
-
-    Attributes:
-        kind: One of :data:`CALIBRATORS`.
-        a: Temperature-scaling slope ``1/T`` or Platt slope.
-        b: Platt intercept (0 otherwise).
-        xs: Isotonic knots (sorted probabilities); empty otherwise.
-        ys: Isotonic values at the knots.
-    """
-
-    kind: str
-    a: float = 1.0
-    b: float = 0.0
-    xs: tuple[float, ...] = ()
-    ys: tuple[float, ...] = ()
 
 
 def _pav(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

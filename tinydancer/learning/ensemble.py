@@ -19,7 +19,7 @@ import numpy as np
 
 from tinydancer.errors import InvalidInputError
 from tinydancer.learning.train import RoutingData, TrainConfig, train_fastgrnn
-from tinydancer.model.fastgrnn import FastGRNNConfig, FastGRNNParams, _check_inputs, _sequence_logit
+from tinydancer.model.fastgrnn import FastGRNNConfig, FastGRNNParams, _check_inputs, _sequence_logit, member_statistics
 
 
 class EnsemblePrediction(NamedTuple):
@@ -57,19 +57,11 @@ def stack_params(members: Sequence[FastGRNNParams]) -> FastGRNNParams:
     return stacked
 
 
-def _entropy(p: jax.Array) -> jax.Array:
-    q = jnp.clip(p, 1e-7, 1 - 1e-7)
-    return -(q * jnp.log(q) + (1 - q) * jnp.log1p(-q))
-
-
 @partial(jax.jit, static_argnames=("config",))
 def _ensemble(stacked: FastGRNNParams, config: FastGRNNConfig, x: jax.Array, mask: jax.Array) -> EnsemblePrediction:
     per_query = jax.vmap(_sequence_logit, in_axes=(None, None, 0, 0))
     logits = jax.vmap(per_query, in_axes=(0, None, None, None))(stacked, config, x, mask)  # [K, B]
-    probs = jax.nn.sigmoid(logits)
-    mean = probs.mean(axis=0)
-    mi = jnp.maximum(_entropy(mean) - _entropy(probs).mean(axis=0), 0.0)
-    return EnsemblePrediction(mean, probs.std(axis=0), mi)
+    return EnsemblePrediction(*member_statistics(jax.nn.sigmoid(logits)))
 
 
 def ensemble_predict(

@@ -23,14 +23,20 @@ saw.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from tinydancer.errors import DataError, InvalidInputError, ModelLoadError
+from tinydancer.errors import ConfigError, DataError, InvalidInputError
 from tinydancer.learning.calibration import (
     Calibrator,
     apply_calibrator,
@@ -40,20 +46,27 @@ from tinydancer.learning.calibration import (
     ece,
     fit_calibrator,
 )
+from tinydancer.learning.ensemble import train_ensemble
 from tinydancer.learning.evaluation import apgr, cpt, dense_thresholds, routing_curve, tune_threshold
 from tinydancer.learning.labels import PASS_MARK, check_pass_mark, soft_target, weak_failed
 from tinydancer.learning.thresholds import calls_strong
 from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult, train_fastgrnn
 from tinydancer.model.compression import model_size_bytes, quantize_params
 from tinydancer.model.fastgrnn import FastGRNNConfig, fastgrnn_predict
-from tinydancer.model.fastgrnn_file import load_fastgrnn, save_fastgrnn
+from tinydancer.model.prompt_artifact import (
+    ConformalSpec,
+    OperatingPoint,
+    PromptRouterArtifact,
+    prompt_router_from_file,
+    save_prompt_router,
+)
+from tinydancer.model.prompt_scoring import PromptScorer
+from tinydancer.model.safetensors_file import read_safetensors
 from tinydancer.model.text_features import (
     FeaturizerConfig,
     NormStats,
     TextFeaturizer,
     apply_norm,
-    featurizer_from_metadata,
-    featurizer_metadata,
     fit_norm_stats,
 )
 
@@ -225,14 +238,16 @@ class TrainedRouter(NamedTuple):
     """What :func:`train_router` wrote and learned.
 
     Attributes:
-        path: The checkpoint written.
-        result: The training result (float32 parameters, history, best epoch).
+        path: The prompt-router artifact written (:mod:`tinydancer.model.prompt_artifact`).
+        result: The training result (float32 parameters, history, best epoch; the first member's for an
+            ensemble).
         split: The split kind (``"random"`` or ``"subject"``).
         seed: The split's seed.
         rows: ``{"train", "val", "cal", "test"}`` -> row indices of the frame it was trained on.
-        size_bytes_float32: Size of the float32 parameters.
+        size_bytes_float32: Size of the float32 parameters (of one member).
         size_bytes_int8: Size of their int8 quantisation.
-        quantized: Whether the checkpoint holds the int8 parameters.
+        quantized: Whether the artifact holds the int8 parameters.
+        members: Ensemble members in the artifact (1: a single model).
     """
 
     path: Path
@@ -243,11 +258,29 @@ class TrainedRouter(NamedTuple):
     size_bytes_float32: int
     size_bytes_int8: int
     quantized: bool
+    members: int = 1
 
     @property
     def row_counts(self) -> dict[str, int]:
         """Rows per split, e.g. ``{"train": 800, "val": 200, "cal": 200, "test": 800}``."""
         return {k: len(v) for k, v in self.rows.items()}
+
+
+def frame_sha256(frame: pd.DataFrame) -> str:
+    """SHA-256 of the prompts and outcomes of a frame (stored as where a router's data came from).
+
+    Examples:
+        >>> f = pd.DataFrame({"prompt": ["a"], "weak_correct": [1.0], "strong_correct": [0.0]})
+        >>> len(frame_sha256(f)), frame_sha256(f) == frame_sha256(f.copy())
+        (64, True)
+    """
+    columns = [c for c in ("prompt", "weak_correct", "strong_correct") if c in frame.columns]
+    hashed = pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()
+
+
+def _now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def train_router(
@@ -261,25 +294,37 @@ def train_router(
     train: TrainConfig | None = None,
     quantize: bool = False,
     data_tag: str = "",
+    ensemble: int = 1,
+    weak_model: str | None = None,
+    strong_model: str | None = None,
+    prices: tuple[float, float] | None = None,
 ) -> TrainedRouter:
-    """Split, featurise, fit normalisation on the training rows, train, and save the checkpoint.
+    """Split, featurise, fit normalisation on the training rows, train, and save a prompt-router artifact.
 
     The parameters are quantised once: the int8 copy gives ``size_bytes_int8`` and, with ``quantize``,
-    is what the checkpoint stores.
+    is what the artifact stores. The artifact has no calibrator and no operating point yet
+    (:func:`calibrate_router`, :func:`tune_router`); a Router serving it uses the implicit ``p0.5``.
 
     Args:
         frame: Outcomes (``prompt``, ``weak_correct``, ``strong_correct``; ``subject`` for that split).
-        out: Checkpoint path (``.safetensors``).
+        out: Artifact path (``.safetensors``).
         split: ``"random"`` or ``"subject"``.
         seed: Seed of the split (and of training when ``train`` is None).
         featurizer: Default ``FeaturizerConfig()``.
         model: Keyword arguments of :class:`FastGRNNConfig` besides ``input_dim`` (the featuriser's dim).
         train: Default ``TrainConfig(seed=seed)``.
-        quantize: Store int8 parameters.
+        quantize: Store int8 parameters (single models only).
         data_tag: Where the data came from, stored with the split.
+        ensemble: Members to train (seeds ``train.seed`` onwards) and store stacked; 1 for one model.
+        weak_model: The cheap model's name (default: ``frame.attrs["weak_model"]``, else ``"weak"``).
+        strong_model: The expensive model's name (default: ``frame.attrs["strong_model"]``, else ``"strong"``).
+        prices: ``(weak, strong)`` dollars per million tokens, or None.
 
     Returns:
         A :class:`TrainedRouter`.
+
+    Raises:
+        ConfigError: ``quantize`` with ``ensemble > 1``, or ``ensemble < 1``.
 
     Examples:
         >>> import tempfile
@@ -290,16 +335,36 @@ def train_router(
         >>> trained.row_counts["train"], trained.size_bytes_int8 < trained.size_bytes_float32
         (160, True)
     """
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
+        raise ConfigError(f"ensemble: expected an integer >= 1, got {ensemble!r}")
+    if quantize and ensemble > 1:
+        raise ConfigError("quantize: int8 storage is for single models; train the ensemble without --quantize")
     feat = featurizer or FeaturizerConfig()
     prepared = prepare_split(frame, feat, split, seed)
     mcfg = FastGRNNConfig(input_dim=feat.dim, **(model or {}))
-    result = train_fastgrnn(mcfg, prepared.data("train"), prepared.data("val"), train or TrainConfig(seed=seed))
+    tcfg = train or TrainConfig(seed=seed)
+    result = train_fastgrnn(mcfg, prepared.data("train"), prepared.data("val"), tcfg)
     int8 = quantize_params(result.params)
-    meta = featurizer_metadata(feat, prepared.stats)
-    meta["split"] = json.dumps({"kind": split, "seed": seed, "data": data_tag})
-    path = save_fastgrnn(out, int8 if quantize else result.params, mcfg, meta)
+    params: Any = int8 if quantize else result.params
+    if ensemble > 1:
+        others = train_ensemble(
+            mcfg, prepared.data("train"), prepared.data("val"), tcfg, range(tcfg.seed + 1, tcfg.seed + ensemble)
+        )
+        params = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), result.params, others)
+    artifact = PromptRouterArtifact(
+        params=params,
+        model_config=mcfg,
+        featurizer=feat,
+        norm=prepared.stats,
+        weak_model=weak_model or frame.attrs.get("weak_model", "weak"),
+        strong_model=strong_model or frame.attrs.get("strong_model", "strong"),
+        weak_price=None if prices is None else prices[0],
+        strong_price=None if prices is None else prices[1],
+        split={"kind": split, "seed": seed, "data": data_tag},
+        provenance={"data_sha256": frame_sha256(frame), "rows": len(frame), "created": _now_iso()},
+    )
     return TrainedRouter(
-        path=path,
+        path=save_prompt_router(out, artifact),
         result=result,
         split=split,
         seed=seed,
@@ -307,6 +372,7 @@ def train_router(
         size_bytes_float32=model_size_bytes(result.params),
         size_bytes_int8=model_size_bytes(int8),
         quantized=quantize,
+        members=ensemble,
     )
 
 
@@ -353,26 +419,33 @@ class ScoredFrame(NamedTuple):
 
 
 def score_frame(path: str | Path, frame: pd.DataFrame, *, batch_size: int = SCORE_BATCH) -> ScoredFrame:
-    """Raw router scores P(weak fails) for every row, and the checkpoint's metadata.
+    """Raw router scores P(weak fails) for every row, and the artifact's metadata.
+
+    The scores are the serving path's (:class:`~tinydancer.model.prompt_scoring.PromptScorer`, the one
+    jitted function a Router runs), uncalibrated, as float64.
 
     Args:
-        path: A checkpoint written by :func:`train_router`.
+        path: An artifact written by :func:`train_router` (or a FastGRNN checkpoint trained on prompts).
         frame: Outcomes with a ``prompt`` column.
-        batch_size: Rows per jitted call (:func:`predict_scores`).
+        batch_size: Rows per scoring call.
 
     Returns:
         A :class:`ScoredFrame`: [N] float64 scores and the metadata.
 
     Raises:
-        ModelLoadError: The checkpoint lacks featuriser metadata, or its dim does not match the model.
+        ModelLoadError: The file is not a prompt router (a part is missing or inconsistent).
         InvalidInputError: ``batch_size`` is not a positive integer.
     """
-    params, mcfg, meta = load_fastgrnn(path)
-    feat, stats = featurizer_from_metadata(meta)
-    if feat.dim != mcfg.input_dim:
-        raise ModelLoadError(f"{path}: featuriser dim {feat.dim} does not match input_dim {mcfg.input_dim}")
-    x, mask = featurize_frame(frame, feat, stats)
-    return ScoredFrame(predict_scores(params, mcfg, x, mask, batch_size), meta)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+    file = read_safetensors(path, "prompt router")
+    scorer = PromptScorer(prompt_router_from_file(file), uncertainty="original")
+    prompts = frame["prompt"].astype(str).tolist()
+    chunks = [
+        scorer.score(prompts[i : i + batch_size], threshold=math.inf).p_raw for i in range(0, len(prompts), batch_size)
+    ]
+    scores = np.concatenate(chunks).astype(np.float64) if chunks else np.zeros(0)
+    return ScoredFrame(scores, dict(file.metadata or {}))
 
 
 #: Checkpoint metadata key of the pass mark the calibrator was fitted with (:func:`calibrate_router`).
@@ -442,38 +515,185 @@ def calibrate_router(
     out: str | Path | None = None,
     batch_size: int = SCORE_BATCH,
     pass_mark: float = PASS_MARK,
+    alpha: float = 0.1,
 ) -> CalibratedRouter:
-    """Fit a calibrator on the stored split's calibration rows and store it in the checkpoint.
+    """Fit a calibrator and a conformal quantile on the stored split's calibration rows; store both.
 
     The calibrator maps scores to P(the weak model fails) on the binary label :func:`failure_labels`;
-    ``pass_mark`` is stored with it (``evaluate`` uses it unless told otherwise).
+    ``pass_mark`` is stored with it (``evaluate`` uses it unless told otherwise). The split-conformal
+    quantile at ``alpha`` is fitted on the calibrated scores of the same rows and gives a Router its
+    prediction sets. Operating points already in the artifact are dropped: their thresholds were tuned
+    on the old calibration (tune again).
 
     Args:
-        model: A checkpoint written by :func:`train_router`.
+        model: An artifact written by :func:`train_router`.
         frame: The outcomes it was trained on (their stored split gives the calibration rows).
         method: One of :data:`~tinydancer.learning.calibration.CALIBRATORS`.
-        out: Checkpoint to write (default: overwrite ``model``).
-        batch_size: Rows per jitted scoring call.
+        out: Artifact to write (default: overwrite ``model``).
+        batch_size: Rows per scoring call.
         pass_mark: Weak outcomes below it are failures (any value in (0, 1] on 0/1 outcomes).
+        alpha: Conformal miscoverage level in (0, 1).
 
     Returns:
         A :class:`CalibratedRouter`.
 
     Raises:
         InvalidInputError: ``pass_mark`` is not in (0, 1].
+        DataError: too few calibration rows for ``alpha``, or a single class among them.
     """
     mark = check_pass_mark(pass_mark)
     scores, meta = score_frame(model, frame, batch_size=batch_size)
     cal_rows = evaluation_rows(frame, meta, "test")["cal"]
     y = failure_labels(frame, mark)[cal_rows]
     calibrator = fit_calibrator(method, scores[cal_rows], y)
-    params, mcfg, extra = load_fastgrnn(model)
-    extra["calibrator"] = json.dumps(calibrator._asdict())
-    extra[PASS_MARK_KEY] = json.dumps(mark)
-    path = save_fastgrnn(out or model, params, mcfg, extra)
-    before = ece(scores[cal_rows], y)
-    after = ece(apply_calibrator(calibrator, scores[cal_rows]), y)
-    return CalibratedRouter(path, calibrator, before, after)
+    calibrated = apply_calibrator(calibrator, scores[cal_rows])
+    conformal = ConformalSpec(conformal_quantile(calibrated, y, alpha), alpha)
+    artifact = dataclasses.replace(
+        prompt_router_from_file(read_safetensors(model, "prompt router")),
+        calibrator=calibrator,
+        pass_mark=mark,
+        conformal=conformal,
+        operating_points={},
+        default_operating_point=None,
+    )
+    path = save_prompt_router(out or model, artifact)
+    return CalibratedRouter(path, calibrator, ece(scores[cal_rows], y), ece(calibrated, y))
+
+
+#: ``tune --target`` names -> :func:`~tinydancer.learning.evaluation.tune_threshold` targets.
+TARGET_NAMES = {"strong-share": "strong_share", "quality": "quality_share", "weak-error": "weak_error"}
+
+
+class TuningTarget(NamedTuple):
+    """What to tune an operating point for: ``target`` (a tune_threshold target), ``value`` and ``delta``."""
+
+    target: str
+    value: float
+    delta: float | None = None
+
+
+def parse_target(text: str) -> TuningTarget:
+    """``strong-share=0.5``, ``quality=0.95`` or ``weak-error=0.2@0.1`` (alpha at delta) -> :class:`TuningTarget`.
+
+    Raises:
+        InvalidInputError: anything else, or a level outside its range.
+
+    Examples:
+        >>> parse_target("weak-error=0.2@0.1")
+        TuningTarget(target='weak_error', value=0.2, delta=0.1)
+        >>> parse_target("quality=0.95").target
+        'quality_share'
+    """
+    expected = "strong-share=S, quality=Q or weak-error=ALPHA@DELTA (e.g. strong-share=0.5)"
+    name, _, level = str(text).partition("=")
+    if name not in TARGET_NAMES or not level:
+        raise InvalidInputError(f"target: expected {expected}, got {text!r}")
+    value_text, at, delta_text = level.partition("@")
+    try:
+        value = float(value_text)
+        delta = float(delta_text) if at else (0.1 if name == "weak-error" else None)
+    except ValueError:
+        raise InvalidInputError(f"target: expected {expected}, got {text!r}") from None
+    if at and name != "weak-error":
+        raise InvalidInputError(f"target: only weak-error takes @DELTA, got {text!r}")
+    high = math.inf if name == "quality" else 1.0
+    if not (0.0 <= value <= high) or (delta is not None and not 0.0 < delta < 1.0):
+        raise InvalidInputError(f"target: expected levels in [0, 1] (delta in (0, 1)), got {text!r}")
+    return TuningTarget(TARGET_NAMES[name], value, delta)
+
+
+def _float32_ceiling(threshold: float) -> float:
+    """The least float32 >= ``threshold``: ``p >= t`` then reads the same on float32 and float64 scores."""
+    if not math.isfinite(threshold):
+        return threshold
+    t32 = np.float32(threshold)
+    if float(t32) < threshold:
+        t32 = np.nextafter(t32, np.float32(np.inf))
+    return float(t32)
+
+
+class TunedOperatingPoint(NamedTuple):
+    """What :func:`tune_router` added: the point's ``name``, the ``point`` and the artifact ``path`` written."""
+
+    name: str
+    point: OperatingPoint
+    path: Path
+
+
+def tune_router(
+    model: str | Path,
+    frame: pd.DataFrame,
+    target: str | TuningTarget,
+    name: str,
+    *,
+    default: bool = False,
+    rows: str = "cal",
+    out: str | Path | None = None,
+    data_tag: str = "",
+) -> TunedOperatingPoint:
+    """Tune a threshold for a target and store it in the artifact as a named operating point.
+
+    The threshold is tuned on the calibrated scores of the serving path (float32, exactly what a Router
+    computes), so routing the tuning rows reproduces the reported share. It is stored as the least
+    float32 at or above the tuned value, which changes no decision.
+
+    Args:
+        model: An artifact (calibrated or not).
+        frame: Outcomes.
+        target: ``"strong-share=0.5"``, ``"quality=0.95"``, ``"weak-error=0.2@0.1"`` or a :class:`TuningTarget`.
+        name: The operating point's name (1-64 characters of ``[A-Za-z0-9_.:-]``); an existing one is replaced.
+        default: Make it the one a Router starts with (the first point stored becomes the default anyway).
+        rows: ``"cal"``: the stored split's calibration rows (every row when none is stored); ``"all"``:
+            every row (outcomes of another dataset, or of recorded traffic).
+        out: Artifact to write (default: overwrite ``model``).
+        data_tag: Where the data came from, stored in the point's ``source``.
+
+    Returns:
+        A :class:`TunedOperatingPoint`.
+
+    Raises:
+        InvalidInputError: a malformed target or ``rows``.
+        ConfigError: an invalid name.
+    """
+    goal = target if isinstance(target, TuningTarget) else parse_target(target)
+    if rows not in ("cal", "all"):
+        raise InvalidInputError(f"rows: expected 'cal' or 'all', got {rows!r}")
+    file = read_safetensors(model, "prompt router")
+    artifact = prompt_router_from_file(file)
+    split = dict(artifact.split)
+    chosen = evaluation_rows(frame, dict(file.metadata or {}), "test" if rows == "cal" else "all")["cal"]
+    part = frame.iloc[chosen]
+    scorer = PromptScorer(artifact, uncertainty="original")
+    p = scorer.score(part["prompt"].astype(str).tolist(), threshold=math.inf).p_strong.astype(np.float64)
+    weak = part["weak_correct"].to_numpy(np.float64)
+    strong = part["strong_correct"].to_numpy(np.float64)
+    tuned = tune_threshold(p, weak, strong, goal.target, goal.value, goal.delta or 0.1, pass_mark=artifact.pass_mark)
+    threshold = _float32_ceiling(tuned.threshold)
+    use = calls_strong(p, threshold)
+    kept_errors = weak_failed(weak[~use], artifact.pass_mark)
+    point = OperatingPoint(
+        threshold=threshold,
+        target=goal.target,
+        value=goal.value,
+        delta=goal.delta,
+        reached={
+            "strong_share": float(use.mean()),
+            "quality": float(np.where(use, strong, weak).mean()),
+            "weak_error": float(kept_errors.mean()) if kept_errors.size else 0.0,
+        },
+        source={
+            "data": data_tag or split.get("data", ""),
+            "data_sha256": frame_sha256(frame),
+            "rows": rows,
+            "n_rows": len(part),
+            "split": split.get("kind") if rows == "cal" and split else None,
+            "seed": split.get("seed") if rows == "cal" and split else None,
+            "created": _now_iso(),
+        },
+    )
+    first = not artifact.operating_points
+    path = save_prompt_router(out or model, artifact.with_operating_point(name, point, default=default or first))
+    return TunedOperatingPoint(name, point, path)
 
 
 class WeakErrorThreshold(NamedTuple):

@@ -25,7 +25,11 @@ from tinydancer.model.fastgrnn import FastGRNNConfig, FastGRNNParams
 from tinydancer.model.safetensors_file import SafetensorsFile, read_safetensors, read_tensors, write_safetensors
 
 FORMAT = "tinydancer-fastgrnn-v1"
-_RESERVED = ("format", "config", "quantized")
+#: A prompt-router artifact (:mod:`tinydancer.model.prompt_artifact`) has this file's tensor layout too.
+PROMPT_ROUTER_FORMAT = "tinydancer-prompt-router-v1"
+_RESERVED = ("format", "config", "quantized", "members")
+#: Most members of a stacked ensemble a checkpoint may declare.
+MAX_MEMBERS = 64
 #: The fields that stay float32 scalars in an int8 checkpoint (stored with shape [1]).
 _SCALARS = ("zeta_raw", "nu_raw", "head_b")
 #: What a checkpoint is called in error messages.
@@ -37,6 +41,8 @@ def save_fastgrnn(
     params: FastGRNNParams | QuantizedFastGRNNParams,
     config: FastGRNNConfig,
     metadata: dict[str, str] | None = None,
+    *,
+    file_format: str = FORMAT,
 ) -> Path:
     """Write a FastGRNN checkpoint atomically (parent folders are created; a failed write keeps the old file).
 
@@ -45,12 +51,15 @@ def save_fastgrnn(
         params: Float32 or int8 parameters.
         config: Their architecture.
         metadata: Extra string entries (e.g. :func:`tinydancer.model.text_features.featurizer_metadata`).
+        file_format: The ``format`` entry (a prompt-router artifact writes its own,
+            :mod:`tinydancer.model.prompt_artifact`).
 
     Returns:
         The path written.
 
     Raises:
-        ConfigError: A metadata key collides with a reserved one, or a value is not a string.
+        ConfigError: A metadata key collides with a reserved one, a value is not a string, or an
+            ensemble (float32 parameters stacked on a leading member axis) is quantised.
 
     Examples:
         >>> import tempfile
@@ -65,6 +74,9 @@ def save_fastgrnn(
     if clash or not all(isinstance(v, str) for v in extra.values()):
         raise ConfigError(f"metadata: expected str values and no reserved keys {_RESERVED}, got keys {clash}")
     quantized = isinstance(params, QuantizedFastGRNNParams)
+    members = stacked_members(params, config)
+    if quantized and members is not None:
+        raise ConfigError("params: expected float32 parameters for an ensemble, got int8 (quantise single models only)")
     tensors: dict[str, np.ndarray] = {}
     for name, field in zip(params._fields, params, strict=True):
         if field is None:
@@ -74,15 +86,17 @@ def save_fastgrnn(
             tensors[f"{name}.scale"] = np.asarray(field.scale, np.float32).reshape(1)
         else:
             tensors[name] = np.asarray(field, np.float32).reshape(np.shape(field) or (1,))
-    header = {"format": FORMAT, "config": json.dumps(asdict(config), sort_keys=True)}
+    header = {"format": file_format, "config": json.dumps(asdict(config), sort_keys=True)}
     header["quantized"] = "true" if quantized else "false"
+    if members is not None:
+        header["members"] = str(members)
     return write_safetensors(path, tensors, {**extra, **header})
 
 
 def load_fastgrnn(
     path: str | Path,
 ) -> tuple[FastGRNNParams | QuantizedFastGRNNParams, FastGRNNConfig, dict[str, str]]:
-    """Read a checkpoint written by :func:`save_fastgrnn`.
+    """Read a checkpoint written by :func:`save_fastgrnn` (or a prompt-router artifact's FastGRNN part).
 
     Args:
         path: A ``.safetensors`` file.
@@ -104,15 +118,34 @@ def load_fastgrnn(
         >>> load_fastgrnn(p)[2]
         {'a': 'b'}
     """
-    return fastgrnn_from_file(read_safetensors(path, WHAT))
+    return fastgrnn_from_file(read_safetensors(path, WHAT), (FORMAT, PROMPT_ROUTER_FORMAT))
+
+
+def stacked_members(params: FastGRNNParams | QuantizedFastGRNNParams, config: FastGRNNConfig) -> int | None:
+    """K when ``params`` are K members stacked on a leading axis (an ensemble), None for one model.
+
+    Examples:
+        >>> from tinydancer.model.fastgrnn import init_fastgrnn_params
+        >>> cfg = FastGRNNConfig(input_dim=3, hidden_dim=4)
+        >>> stacked_members(init_fastgrnn_params(cfg), cfg) is None
+        True
+    """
+    w1 = params.w1.values if isinstance(params.w1, QuantizedTensor) else params.w1
+    return int(np.shape(w1)[0]) if np.ndim(w1) == len(config.param_shapes()["w1"]) + 1 else None
 
 
 def fastgrnn_from_file(
     file: SafetensorsFile,
+    formats: tuple[str, ...] = (FORMAT,),
 ) -> tuple[FastGRNNParams | QuantizedFastGRNNParams, FastGRNNConfig, dict[str, str]]:
     """:func:`load_fastgrnn` of a file already read whole (``safetensors_file.read_safetensors``).
 
-    The expected tensors follow from the config in the metadata (no parameters are built to learn them).
+    The expected tensors follow from the config in the metadata (no parameters are built to learn them);
+    a ``members`` entry K declares K float32 members stacked on a leading axis (an ensemble).
+
+    Args:
+        file: The file.
+        formats: ``format`` entries accepted (a prompt-router artifact shares this tensor layout).
 
     Raises:
         ModelLoadError: as :func:`load_fastgrnn`.
@@ -127,14 +160,19 @@ def fastgrnn_from_file(
         ((4, 2), None, ())
     """
     metadata = file.metadata or {}
-    if metadata.get("format") != FORMAT:
-        raise file.error(f"has format {metadata.get('format')!r}, expected format {FORMAT!r}")
+    if metadata.get("format") not in formats:
+        expected_formats = " or ".join(map(repr, formats))
+        raise file.error(f"has format {metadata.get('format')!r}, expected format {expected_formats}")
     try:
         config = FastGRNNConfig(**json.loads(metadata["config"]))
     except (KeyError, TypeError, ValueError, RecursionError, ConfigError) as exc:
         raise file.error(f"has an invalid FastGRNN config in __metadata__: {exc}") from exc
     quantized = metadata.get("quantized") == "true"
-    shapes = config.param_shapes()
+    members = metadata.get("members")
+    if members is not None and (not members.isdigit() or not 1 <= int(members) <= MAX_MEMBERS or quantized):
+        raise file.error(f"declares members={members!r}, expected 1-{MAX_MEMBERS} float32 members")
+    lead = () if members is None else (int(members),)
+    shapes = {name: lead + shape for name, shape in config.param_shapes().items()}
     expected: dict[str, tuple[str, tuple[int, ...]]] = {}
     for name, shape in shapes.items():
         if quantized and name not in _SCALARS:

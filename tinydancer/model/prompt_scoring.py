@@ -1,0 +1,264 @@
+"""Prompt text -> routing decision: tokenise in the shell, then one jitted function for all the numbers.
+
+:class:`PromptScorer` holds a :class:`~tinydancer.model.prompt_artifact.PromptRouterArtifact`'s arrays on
+the device. After tokenisation (:func:`~tinydancer.model.text_features.first_token_ids`, in Rust),
+everything is one jitted call, :func:`score_kernel`: embedding lookup, normalisation, FastGRNN (or the
+mean of an ensemble's members), calibration, conformal set, uncertainty and the decision
+``use_strong = p_strong >= threshold``. Inputs are padded to fixed buckets (batch sizes
+:data:`BATCH_BUCKETS`, length ``max_tokens``; for ``wordllama_mean``, total token counts in powers of
+two), so a steady stream compiles nothing new; the threshold is an argument, so switching operating
+points compiles nothing either.
+
+Outputs per prompt (:class:`PromptScores`): ``p_raw`` (the network's P(weak fails)), ``p_strong``
+(calibrated), ``use_strong``, ``confidence`` (calibrated probability that the chosen model is the right
+call: ``p_strong`` when strong, ``1 - p_strong`` when weak), ``uncertainty`` in [0, 1] and the conformal
+set (``in_set_weak``, ``in_set_strong``). Uncertainty (:data:`UNCERTAINTY_MODES`):
+
+- ``conformal``: 1 when the conformal set holds both models or neither (ambiguous), else 0;
+- ``mutual_information``: the ensemble's mutual information divided by ln 2 (its maximum);
+- ``original``: the original router's ``clamp(1 - 2 |p - 0.5|, 0, 1)`` on ``p_strong``;
+- ``auto``: conformal when the artifact holds a conformal quantile, else mutual information for an
+  ensemble, else original.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tinydancer.errors import ConfigError, InvalidInputError
+from tinydancer.model.calibration_map import calibrate_jnp
+from tinydancer.model.fastgrnn import FastGRNNConfig, _dense_params, _sequence_logit, member_statistics
+from tinydancer.model.prompt_artifact import PromptRouterArtifact
+from tinydancer.model.text_features import _encode, first_token_ids, load_wordllama, plain_tokenizer
+
+#: Padded batch sizes of one jitted call; bigger batches are cut into chunks of the largest.
+BATCH_BUCKETS: tuple[int, ...] = (1, 4, 16, 64, 256, 1024, 4096)
+#: How uncertainty is computed (module docstring).
+UNCERTAINTY_MODES: tuple[str, ...] = ("auto", "conformal", "mutual_information", "original")
+_MIN_FLAT_TOKENS = 64
+_BOOLEAN_FIELDS = (2, 5, 6)  # use_strong, in_set_weak, in_set_strong
+
+
+class PromptScores(NamedTuple):
+    """Per-prompt outputs of :meth:`PromptScorer.score`; every field is [N] (numpy).
+
+    Attributes:
+        p_raw: float32 uncalibrated P(weak fails) (the ensemble mean for an ensemble).
+        p_strong: float32 calibrated P(weak fails).
+        use_strong: bool, ``p_strong >= threshold``.
+        confidence: float32 probability that the chosen model is the right call.
+        uncertainty: float32 in [0, 1] (module docstring).
+        in_set_weak: bool, the weak model is in the conformal set (False without one).
+        in_set_strong: bool, the strong model is in the conformal set (False without one).
+    """
+
+    p_raw: np.ndarray
+    p_strong: np.ndarray
+    use_strong: np.ndarray
+    confidence: np.ndarray
+    uncertainty: np.ndarray
+    in_set_weak: np.ndarray
+    in_set_strong: np.ndarray
+
+
+class TokenBatch(NamedTuple):
+    """Tokenised prompts: ``rows`` of token ids (at most ``max_tokens`` each; all of them when pooled)."""
+
+    rows: list[list[int]]
+
+
+class KernelSpec(NamedTuple):
+    """The static part of :func:`score_kernel` (hashable): what to compute, not with which numbers."""
+
+    config: FastGRNNConfig
+    pooled: bool
+    ensemble: bool
+    calibrator: str
+    uncertainty: str
+    conformal: bool
+
+
+def _logits(params: Any, spec: KernelSpec, x: jax.Array, mask: jax.Array) -> jax.Array:
+    per_query = jax.vmap(_sequence_logit, in_axes=(None, None, 0, 0))
+    if spec.ensemble:
+        return jax.vmap(per_query, in_axes=(0, None, None, None))(params, spec.config, x, mask)  # [K, B]
+    return per_query(_dense_params(params), spec.config, x, mask)[None]  # [1, B]
+
+
+@partial(jax.jit, static_argnames=("spec",))
+def score_kernel(
+    arrays: dict[str, Any],
+    ids: jax.Array,
+    counts: jax.Array,
+    segments: jax.Array,
+    threshold: jax.Array,
+    spec: KernelSpec,
+) -> jax.Array:
+    """Pure scoring of a padded batch: token ids -> the seven :class:`PromptScores` fields.
+
+    Args:
+        arrays: ``table`` [V, D], ``mean`` [D], ``std`` [D], ``params`` (FastGRNN pytree, members
+            stacked for an ensemble), ``cal`` (a, b, xs, ys) and ``q`` [] (conformal quantile).
+        ids: [B, T] int32 token ids (``wordllama_tokens``) or [L] flat ids (``wordllama_mean``).
+        counts: [B] int32 real tokens per prompt.
+        segments: [L] int32 prompt index of every flat id (B for padding); [0] unused when not pooled.
+        threshold: [] float32.
+        spec: The static choices.
+
+    Returns:
+        [7, B] float32: the :class:`PromptScores` fields in order (booleans as 0/1), stacked so that one
+        transfer brings them back.
+    """
+    table, mean, std = arrays["table"], arrays["mean"], arrays["std"]
+    b = counts.shape[0]
+    if spec.pooled:
+        sums = jax.ops.segment_sum(table[ids], segments, num_segments=b + 1)[:b]
+        x = (sums / jnp.maximum(counts, 1).astype(jnp.float32)[:, None])[:, None, :]
+        mask = jnp.ones((b, 1), bool)
+        x = (x - mean) / std
+    else:
+        real = jnp.arange(ids.shape[1])[None, :] < counts[:, None]
+        mask = real.at[:, 0].set(True)  # a prompt without tokens still has one (all-zero) step
+        x = (table[ids] * real[..., None].astype(jnp.float32) - mean) / std * mask[..., None].astype(jnp.float32)
+    probs = jax.nn.sigmoid(_logits(arrays["params"], spec, x, mask))
+    p_raw, _, mutual_information = member_statistics(probs)
+    a, bias, xs, ys = arrays["cal"]
+    p = calibrate_jnp(spec.calibrator, a, bias, xs, ys, p_raw)
+    use_strong = p >= threshold
+    confidence = jnp.where(use_strong, p, 1.0 - p)
+    q = arrays["q"]
+    in_weak = (p <= q) & spec.conformal
+    in_strong = (1.0 - p <= q) & spec.conformal
+    if spec.uncertainty == "conformal":
+        uncertainty = (in_weak == in_strong).astype(jnp.float32)
+    elif spec.uncertainty == "mutual_information":
+        uncertainty = jnp.clip(mutual_information / math.log(2.0), 0.0, 1.0)
+    else:
+        uncertainty = jnp.clip(1.0 - 2.0 * jnp.abs(p - 0.5), 0.0, 1.0)
+    fields = (p_raw, p, use_strong, confidence, uncertainty, in_weak, in_strong)
+    return jnp.stack([f.astype(jnp.float32) for f in fields])
+
+
+def _bucket(n: int) -> int:
+    return next((size for size in BATCH_BUCKETS if size >= n), BATCH_BUCKETS[-1])
+
+
+class PromptScorer:
+    """The stateful shell of prompt scoring: the tokenizer and the artifact's arrays on the device.
+
+    Args:
+        artifact: The router to serve.
+        uncertainty: One of :data:`UNCERTAINTY_MODES`.
+        cache_dir: WordLlama's tokenizer cache (:func:`~tinydancer.model.text_features.load_wordllama`).
+
+    Raises:
+        ConfigError: an uncertainty mode the artifact cannot give (conformal without a conformal
+            quantile, mutual information without an ensemble).
+
+    Examples:
+        >>> from tinydancer.model.fastgrnn import FastGRNNConfig, init_fastgrnn_params
+        >>> from tinydancer.model.text_features import FeaturizerConfig, NormStats
+        >>> cfg = FastGRNNConfig(input_dim=64, hidden_dim=4)
+        >>> art = PromptRouterArtifact(init_fastgrnn_params(cfg), cfg, FeaturizerConfig(max_tokens=8),
+        ...     NormStats(np.zeros(64, np.float32), np.ones(64, np.float32)))
+        >>> scores = PromptScorer(art).score(["What is 2+2?", "Prove Fermat's last theorem."], threshold=0.5)
+        >>> scores.p_strong.shape, scores.use_strong.tolist()
+        ((2,), [True, True])
+    """
+
+    def __init__(
+        self, artifact: PromptRouterArtifact, *, uncertainty: str = "auto", cache_dir: str | Path | None = None
+    ) -> None:
+        if uncertainty not in UNCERTAINTY_MODES:
+            raise ConfigError(f"uncertainty: expected one of {UNCERTAINTY_MODES}, got {uncertainty!r}")
+        ensemble = artifact.members > 1
+        if uncertainty == "auto":
+            uncertainty = "conformal" if artifact.conformal else "mutual_information" if ensemble else "original"
+        if uncertainty == "conformal" and artifact.conformal is None:
+            raise ConfigError("uncertainty 'conformal': the artifact has no conformal quantile (run calibrate)")
+        if uncertainty == "mutual_information" and not ensemble:
+            raise ConfigError("uncertainty 'mutual_information': the artifact holds one model, not an ensemble")
+        self.artifact = artifact
+        self.uncertainty = uncertainty
+        feat = artifact.featurizer
+        wordllama = load_wordllama(feat.dim, cache_dir)
+        self._tokenizer = plain_tokenizer(wordllama)
+        table = np.asarray(wordllama.embedding, np.float32)
+        self._vocab = table.shape[0]
+        cal = artifact.calibrator
+        knots = (cal.xs, cal.ys) if cal.kind == "isotonic" else ((0.0,), (0.0,))
+        self._arrays = {
+            "table": jnp.asarray(table),
+            "mean": jnp.asarray(artifact.norm.mean, jnp.float32),
+            "std": jnp.asarray(artifact.norm.std, jnp.float32),
+            "params": artifact.params,
+            "cal": tuple(jnp.asarray(v, jnp.float32) for v in (cal.a, cal.b, *knots)),
+            "q": jnp.float32(artifact.conformal.q if artifact.conformal else 0.0),
+        }
+        self._spec = KernelSpec(
+            config=artifact.model_config,
+            pooled=feat.kind == "wordllama_mean",
+            ensemble=ensemble,
+            calibrator=cal.kind,
+            uncertainty=uncertainty,
+            conformal=artifact.conformal is not None,
+        )
+        self._no_segments = jnp.zeros(1, jnp.int32)
+
+    def tokenize(self, texts: list[str]) -> TokenBatch:
+        """Token ids of every text (the first ``max_tokens``; every token for ``wordllama_mean``)."""
+        feat = self.artifact.featurizer
+        if feat.kind == "wordllama_mean":
+            return TokenBatch(_encode(self._tokenizer, texts))
+        return TokenBatch(first_token_ids(self._tokenizer, texts, feat.max_tokens))
+
+    def _padded(self, rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        size = _bucket(len(rows))
+        counts = np.zeros(size, np.int32)
+        counts[: len(rows)] = [len(r) for r in rows]
+        if self._spec.pooled:
+            total = int(counts.sum())
+            flat_size = max(_MIN_FLAT_TOKENS, 1 << max(total - 1, 0).bit_length())
+            flat = np.zeros(flat_size, np.int32)
+            segments = np.full(flat_size, size, np.int32)
+            if total:
+                flat[:total] = np.concatenate([np.asarray(r, np.int32) for r in rows if r])
+                segments[:total] = np.repeat(np.arange(len(rows), dtype=np.int32), counts[: len(rows)])
+            np.clip(flat, 0, self._vocab - 1, out=flat)
+            return flat, counts, segments
+        ids = np.zeros((size, self.artifact.featurizer.max_tokens), np.int32)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+        np.clip(ids, 0, self._vocab - 1, out=ids)
+        return ids, counts, np.zeros(1, np.int32)
+
+    def score_tokens(self, tokens: TokenBatch, threshold: float) -> PromptScores:
+        """Score tokenised prompts, one jitted call per padded chunk of at most ``BATCH_BUCKETS[-1]``.
+
+        Raises:
+            InvalidInputError: ``threshold`` is NaN.
+        """
+        if math.isnan(threshold):
+            raise InvalidInputError("threshold: expected a number or +-inf, got NaN")
+        t = jnp.float32(threshold)
+        chunk = BATCH_BUCKETS[-1]
+        parts = []
+        for start in range(0, len(tokens.rows), chunk):
+            rows = tokens.rows[start : start + chunk]
+            ids, counts, segments = self._padded(rows)
+            parts.append(np.asarray(score_kernel(self._arrays, ids, counts, segments, t, self._spec))[:, : len(rows)])
+        out = np.concatenate(parts, axis=1) if parts else np.zeros((len(PromptScores._fields), 0), np.float32)
+        return PromptScores(*(out[i] > 0.5 if i in _BOOLEAN_FIELDS else out[i] for i in range(len(out))))
+
+    def score(self, texts: list[str], threshold: float | None = None) -> PromptScores:
+        """Tokenise and score; ``threshold`` defaults to the artifact's default operating point's."""
+        if threshold is None:
+            threshold = self.artifact.operating_point().threshold
+        return self.score_tokens(self.tokenize(list(texts)), threshold)
