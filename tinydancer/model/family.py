@@ -41,7 +41,7 @@ from tinydancer.model.fastgrnn import FastGRNNConfig, FastGRNNParams
 from tinydancer.model.fastgrnn_file import FORMAT as FASTGRNN_FORMAT
 from tinydancer.model.original import CompatModelConfig, CompatParams
 from tinydancer.model.original_file import COMPAT_FORMAT, compat_from_file
-from tinydancer.model.safetensors_file import read_safetensors
+from tinydancer.model.safetensors_file import SafetensorsFile, read_safetensors
 from tinydancer.model.served_fastgrnn import ServedFastGRNN
 
 ParamsT = TypeVar("ParamsT")
@@ -126,7 +126,17 @@ def load_model(
         >>> load_model(path)[1].kind
         'fastgrnn'
     """
-    file = read_safetensors(path)
+    return model_from_file(read_safetensors(path))
+
+
+def model_from_file(
+    file: SafetensorsFile,
+) -> tuple[CompatParams, CompatModelConfig] | tuple[FastGRNNParams, ServedFastGRNN]:
+    """:func:`load_model` of a file already read whole (a Router reads once, then picks the model kind).
+
+    Raises:
+        ModelLoadError: as :func:`load_model`.
+    """
     fmt = None if file.metadata is None else file.metadata.get("format")
     if fmt == COMPAT_FORMAT:
         return compat_from_file(file)
@@ -135,4 +145,4 @@ def load_model(
     raise file.error(f"has format {fmt!r}, expected one of {list(FORMATS)}")
 
 
-__all__ = ["FORMATS", "ModelFamily", "load_model"]
+__all__ = ["FORMATS", "ModelFamily", "load_model", "model_from_file"]

@@ -22,7 +22,12 @@ Frames (fixed columns and dtypes; an empty frame has the same ones; missing stri
   powerful_routes int64.
 * ``decisions()``: request_id int64, timestamp datetime64[ns, UTC], candidate_id str, rank int64,
   confidence float64, uncertainty float64, use_lightweight bool, decision str ("lightweight" |
-  "powerful"), model_type str (the model that scored the request, e.g. "fastgrnn").
+  "powerful"), model_type str (the model that scored the request, e.g. "fastgrnn"); then, for a prompt
+  router's rows (NaN on candidate rows): model str (the chosen model's name), p_strong float64
+  (calibrated P(weak fails)), prediction_set str ("weak", "strong", "weak,strong" or "" for the empty
+  set; NaN without a conformal quantile), operating_point str, threshold float64, prompt_chars float64,
+  prompt_hash str (the first 16 hex digits of the prompt's SHA-256), prompt str (NaN unless the router
+  records prompt text).
 * ``logs()``: timestamp datetime64[ns, UTC], level str, event str, trace_id str, span_id str,
   fields object (dict of every other key of the event dict; ``expand_fields=True`` adds one column
   per key).
@@ -84,6 +89,31 @@ class DecisionBatch(NamedTuple):
     model_type: str
 
 
+class PromptDecisionBatch(NamedTuple):
+    """The decisions of one prompt-routing call, columnar: prompt i is request ``first_request_id + i``.
+
+    Every array has shape [N]. ``prompt_text`` is None unless the router was configured to record
+    prompts (they are user data); ``in_set_*`` are None without a conformal quantile.
+    """
+
+    first_request_id: int
+    timestamp: float
+    prompt_chars: np.ndarray
+    prompt_hash: tuple[str, ...]
+    prompt_text: tuple[str, ...] | None
+    use_strong: np.ndarray
+    p_strong: np.ndarray
+    confidence: np.ndarray
+    uncertainty: np.ndarray
+    in_set_weak: np.ndarray | None
+    in_set_strong: np.ndarray | None
+    weak_model: str
+    strong_model: str
+    operating_point: str
+    threshold: float
+    model_type: str
+
+
 class LogRecord(NamedTuple):
     """One structlog event dict, split into the fixed columns and the rest (``fields``)."""
 
@@ -100,7 +130,7 @@ class _Registry(Protocol):
 
 
 REQUEST_COLUMNS: tuple[str, ...] = RequestRecord._fields
-DECISION_COLUMNS: tuple[str, ...] = (
+CANDIDATE_DECISION_COLUMNS: tuple[str, ...] = (
     "request_id",
     "timestamp",
     "candidate_id",
@@ -111,6 +141,18 @@ DECISION_COLUMNS: tuple[str, ...] = (
     "decision",
     "model_type",
 )
+#: Columns of a prompt router's decisions, after :data:`DECISION_COLUMNS` (NaN on candidate rows).
+PROMPT_DECISION_COLUMNS: tuple[str, ...] = (
+    "model",
+    "p_strong",
+    "prediction_set",
+    "operating_point",
+    "threshold",
+    "prompt_chars",
+    "prompt_hash",
+    "prompt",
+)
+DECISION_COLUMNS: tuple[str, ...] = CANDIDATE_DECISION_COLUMNS + PROMPT_DECISION_COLUMNS
 LOG_COLUMNS: tuple[str, ...] = LogRecord._fields
 SPAN_COLUMNS: tuple[str, ...] = (
     "trace_id",
@@ -195,7 +237,7 @@ class Collector:
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._requests: deque[RequestRecord] = deque(maxlen=capacity_requests)
-        self._batches: deque[DecisionBatch] = deque()
+        self._batches: deque[DecisionBatch | PromptDecisionBatch] = deque()
         self._logs: deque[tuple[dict[str, Any], float | None]] = deque(maxlen=capacity_logs)
         self._span_batches: deque[tuple[ReadableSpan, ...]] = deque()
         self._rows = 0
@@ -261,6 +303,27 @@ got one that belongs to router A; give each Router its own Collector
         with self._lock:
             return next(self._ids)
 
+    def next_request_ids(self, count: int) -> range:
+        """``count`` consecutive new request ids (a batch of prompts: one request each).
+
+        Examples:
+            >>> c = Collector()
+            >>> list(c.next_request_ids(3)), c.next_request_id()
+            ([0, 1, 2], 3)
+        """
+        with self._lock:
+            first = next(self._ids)
+            self._ids = itertools.count(first + max(count, 1))
+        return range(first, first + count)
+
+    def record_requests(self, records: Sequence[RequestRecord]) -> None:
+        """Stores request records in order, dropping (and counting) the oldest beyond capacity."""
+        with self._lock:
+            overflow = len(self._requests) + len(records) - self.capacity["requests"]
+            if overflow > 0:
+                self._dropped["requests"] += min(overflow, len(records) + len(self._requests))
+            self._requests.extend(records)
+
     def record_request(self, record: RequestRecord) -> None:
         """Stores one request record, dropping (and counting) the oldest when full."""
         with self._lock:
@@ -283,14 +346,31 @@ got one that belongs to router A; give each Router its own Collector
             arrays = (batch.confidence, batch.uncertainty, batch.use_lightweight, batch.rank)
             got = {k: getattr(a, "shape", type(a).__name__) for k, a in zip(_ARRAYS, arrays, strict=True)}
             raise InvalidInputError(f"DecisionBatch: expected arrays of shape ({n},) for {n} ids, got {got}")
+        self._append_batch(batch, n)
+
+    def record_prompt_decisions(self, batch: PromptDecisionBatch) -> None:
+        """Stores the decisions of one prompt-routing call in one append (capacity in rows, like candidates).
+
+        Raises:
+            InvalidInputError: the arrays and ``prompt_hash`` disagree in length.
+        """
+        n = len(batch.prompt_hash)
+        arrays = (batch.prompt_chars, batch.use_strong, batch.p_strong, batch.confidence, batch.uncertainty)
+        if any(np.shape(a) != (n,) for a in arrays):
+            shapes = [np.shape(a) for a in arrays]
+            raise InvalidInputError(f"PromptDecisionBatch: expected arrays of shape ({n},), got {shapes}")
+        self._append_batch(batch, n)
+
+    def _append_batch(self, batch: DecisionBatch | PromptDecisionBatch, rows: int) -> None:
         with self._lock:
             self._batches.append(batch)
-            self._rows += n
-            # Whole batches only: a request's per-candidate data is complete or absent, never cut.
+            self._rows += rows
+            # Whole batches only: a request's decisions are complete or absent, never cut.
             while self._rows > self.capacity["decisions"]:
                 old = self._batches.popleft()
-                self._rows -= len(old.candidate_ids)
-                self._dropped["decisions"] += len(old.candidate_ids)
+                size = len(old.candidate_ids) if isinstance(old, DecisionBatch) else len(old.prompt_hash)
+                self._rows -= size
+                self._dropped["decisions"] += size
 
     def record_log(self, event_dict: Mapping[str, Any]) -> None:
         """Stores a shallow copy of one structlog event dict (usable as a sink callable).
@@ -372,7 +452,7 @@ got one that belongs to router A; give each Router its own Collector
         with self._lock:
             return tuple(self._requests)
 
-    def decision_batches(self) -> tuple[DecisionBatch, ...]:
+    def decision_batches(self) -> tuple[DecisionBatch | PromptDecisionBatch, ...]:
         """An immutable snapshot of the kept decision batches, oldest first."""
         with self._lock:
             return tuple(self._batches)
@@ -404,7 +484,11 @@ got one that belongs to router A; give each Router its own Collector
         )
 
     def decisions(self) -> pd.DataFrame:
-        """One row per candidate decision, request by request, in the router's order.
+        """One row per decision (a candidate's, or a prompt's), request by request, in the router's order.
+
+        Candidate rows leave the prompt columns NaN; prompt rows have no ``candidate_id`` and rank 0,
+        ``use_lightweight`` is "the weak model serves" and ``confidence`` is the calibrated probability
+        that the chosen model is the right call.
 
         Examples:
             >>> c = Collector()
@@ -416,31 +500,19 @@ got one that belongs to router A; give each Router its own Collector
         import pandas as pd
 
         batches = self.decision_batches()
-        sizes = np.array([len(b.candidate_ids) for b in batches], dtype=np.int64)
-
-        def cat(name: str, dtype: type) -> np.ndarray:
-            parts: list[np.ndarray] = [np.asarray(getattr(b, name), dtype=dtype) for b in batches]
-            return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
-
-        light = cat("use_lightweight", np.bool_)
-        # Low-cardinality columns are categorical: building 1M Python strings would dominate the cost.
-        models, codes = np.unique(np.array([b.model_type for b in batches], dtype=object), return_inverse=True)
-        per_request = {f: np.array([getattr(b, f) for b in batches]) for f in ("request_id", "timestamp")}
-        return pd.DataFrame(
-            {
-                "request_id": np.repeat(per_request["request_id"].astype(np.int64), sizes),
-                "timestamp": _to_utc(np.repeat(per_request["timestamp"].astype(np.float64), sizes)),
-                "candidate_id": pd.Series(
-                    list(itertools.chain.from_iterable(b.candidate_ids for b in batches)), dtype=_STR
-                ),
-                "rank": cat("rank", np.int64),
-                "confidence": cat("confidence", np.float64),
-                "uncertainty": cat("uncertainty", np.float64),
-                "use_lightweight": light,
-                "decision": pd.Categorical.from_codes(light.astype(np.int8), pd.Index(_DECISIONS)),
-                "model_type": pd.Categorical.from_codes(np.repeat(codes, sizes), pd.Index(models.astype(str))),
-            }
-        )
+        candidates = [b for b in batches if isinstance(b, DecisionBatch)]
+        prompts = [b for b in batches if isinstance(b, PromptDecisionBatch)]
+        frame = _candidate_frame(candidates)
+        if not prompts:
+            for column in PROMPT_DECISION_COLUMNS:
+                frame[column] = pd.Series(np.full(len(frame), np.nan), dtype="float64" if column in _NUMERIC else _STR)
+            return frame
+        both = pd.concat([frame, _prompt_frame(prompts)], ignore_index=True) if candidates else _prompt_frame(prompts)
+        if candidates:  # interleaved kinds (a reload switched them): back into request order
+            both = both.sort_values("request_id", kind="stable", ignore_index=True)
+        for column in ("decision", "model_type"):
+            both[column] = both[column].astype("category")
+        return both
 
     def logs(self, expand_fields: bool = False) -> pd.DataFrame:
         """One row per log event; ``expand_fields`` appends one column per ``fields`` key (sorted)."""
@@ -514,6 +586,88 @@ got one that belongs to router A; give each Router its own Collector
             }
         )
         return _expand(frame, "labels") if expand_labels else frame
+
+
+def _candidate_frame(batches: Sequence[DecisionBatch]) -> pd.DataFrame:
+    """The candidate rows of :meth:`Collector.decisions`, one per candidate, in order."""
+    import pandas as pd
+
+    sizes = np.array([len(b.candidate_ids) for b in batches], dtype=np.int64)
+
+    def cat(name: str, dtype: type) -> np.ndarray:
+        parts: list[np.ndarray] = [np.asarray(getattr(b, name), dtype=dtype) for b in batches]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+    light = cat("use_lightweight", np.bool_)
+    # Low-cardinality columns are categorical: building 1M Python strings would dominate the cost.
+    models, codes = np.unique(np.array([b.model_type for b in batches], dtype=object), return_inverse=True)
+    per_request = {f: np.array([getattr(b, f) for b in batches]) for f in ("request_id", "timestamp")}
+    return pd.DataFrame(
+        {
+            "request_id": np.repeat(per_request["request_id"].astype(np.int64), sizes),
+            "timestamp": _to_utc(np.repeat(per_request["timestamp"].astype(np.float64), sizes)),
+            "candidate_id": pd.Series(
+                list(itertools.chain.from_iterable(b.candidate_ids for b in batches)), dtype=_STR
+            ),
+            "rank": cat("rank", np.int64),
+            "confidence": cat("confidence", np.float64),
+            "uncertainty": cat("uncertainty", np.float64),
+            "use_lightweight": light,
+            "decision": pd.Categorical.from_codes(light.astype(np.int8), pd.Index(_DECISIONS)),
+            "model_type": pd.Categorical.from_codes(np.repeat(codes, sizes), pd.Index(models.astype(str))),
+        }
+    )
+
+
+_NUMERIC = ("p_strong", "threshold", "prompt_chars")
+_SET_NAMES = np.array(["", "strong", "weak", "weak,strong"], dtype=object)  # index: 2 * weak + strong
+
+
+def _prompt_frame(batches: Sequence[PromptDecisionBatch]) -> pd.DataFrame:
+    """The prompt rows of :meth:`Collector.decisions`, one per prompt, in order."""
+    import pandas as pd
+
+    sizes = np.array([len(b.prompt_hash) for b in batches], dtype=np.int64)
+
+    def cat(name: str, dtype: type) -> np.ndarray:
+        return np.concatenate([np.asarray(getattr(b, name), dtype=dtype) for b in batches])
+
+    def per_prompt(values: list[Any]) -> np.ndarray:
+        return np.repeat(np.array(values, dtype=object), sizes)
+
+    strong = cat("use_strong", np.bool_)
+    sets = np.concatenate(
+        [
+            _SET_NAMES[2 * np.asarray(b.in_set_weak, np.intp) + np.asarray(b.in_set_strong, np.intp)]
+            if b.in_set_weak is not None and b.in_set_strong is not None
+            else np.full(len(b.prompt_hash), None, dtype=object)
+            for b in batches
+        ]
+    )
+    texts = [b.prompt_text if b.prompt_text is not None else (None,) * len(b.prompt_hash) for b in batches]
+    ids = np.concatenate([np.arange(b.first_request_id, b.first_request_id + len(b.prompt_hash)) for b in batches])
+    return pd.DataFrame(
+        {
+            "request_id": ids.astype(np.int64),
+            "timestamp": _to_utc(np.repeat([b.timestamp for b in batches], sizes).astype(np.float64)),
+            "candidate_id": pd.Series([None] * len(ids), dtype=_STR),
+            "rank": np.zeros(len(ids), np.int64),
+            "confidence": cat("confidence", np.float64),
+            "uncertainty": cat("uncertainty", np.float64),
+            "use_lightweight": ~strong,
+            "decision": pd.Categorical.from_codes((~strong).astype(np.int8), pd.Index(_DECISIONS)),
+            "model_type": pd.Categorical(per_prompt([b.model_type for b in batches])),
+            "model": pd.Series(np.where(strong, per_prompt([b.strong_model for b in batches]),
+                                        per_prompt([b.weak_model for b in batches])), dtype=_STR),
+            "p_strong": cat("p_strong", np.float64),
+            "prediction_set": pd.Series(sets, dtype=_STR),
+            "operating_point": pd.Series(per_prompt([b.operating_point for b in batches]), dtype=_STR),
+            "threshold": np.repeat([b.threshold for b in batches], sizes).astype(np.float64),
+            "prompt_chars": cat("prompt_chars", np.float64),
+            "prompt_hash": pd.Series(list(itertools.chain.from_iterable(b.prompt_hash for b in batches)), dtype=_STR),
+            "prompt": pd.Series(list(itertools.chain.from_iterable(texts)), dtype=_STR),
+        }
+    )  # fmt: skip
 
 
 def _span_key(span: ReadableSpan) -> tuple[int, int] | int:

@@ -94,6 +94,7 @@ class LogEvent:
     CIRCUIT_STATE_CHANGED = "Circuit breaker state changed"
     MODEL_RELOADED = "Model reloaded"
     MODEL_RELOAD_FAILED = "Model reload failed, keeping the previous model"
+    OPERATING_POINT_CHANGED = "Operating point changed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -457,3 +458,23 @@ def log_request_failed(logger: FilteringBoundLogger, error: BaseException) -> No
     """
     error_type = getattr(error, "error_type", "internal_error")
     logger.error(LogEvent.REQUEST_FAILED, error_type=str(error_type), error=str(error))
+
+
+def log_operating_point_changed(
+    logger: FilteringBoundLogger, from_point: str | None, to_point: str, threshold: float
+) -> None:
+    """``Operating point changed`` (INFO) with ``from_operating_point``, ``to_operating_point``, ``threshold``.
+
+    Examples:
+        >>> records = []
+        >>> log = make_router_logger(LogConfig(renderer="none"), sink=records.append)
+        >>> log_operating_point_changed(log, None, "a", 0.5)
+        >>> records[0]["to_operating_point"], records[0]["threshold"]
+        ('a', 0.5)
+    """
+    logger.info(
+        LogEvent.OPERATING_POINT_CHANGED,
+        from_operating_point=from_point,
+        to_operating_point=to_point,
+        threshold=float(threshold),
+    )

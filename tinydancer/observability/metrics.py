@@ -66,6 +66,7 @@ FEATURE_BUCKETS: tuple[float, ...] = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01)
 BREAKER_STATES: Mapping[str, int] = MappingProxyType({"closed": 0, "half_open": 1, "open": 2})
 
 _MODEL_TYPE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_OPERATING_POINT_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 def _check_model_type(model_type: object) -> None:
@@ -163,6 +164,8 @@ class RouterMetrics:
         reg.register(self._decision_stats)
         errors = Counter("tiny_dancer_errors_total", "Errors by type.", ["error_type"], registry=reg)
         self._errors = {e: errors.labels(e) for e in ERROR_TYPES}
+        self._threshold: Gauge | None = None  # operating-point series, made by set_operating_point
+        self._operating_point: Gauge | None = None
 
     @property
     def registry(self) -> CollectorRegistry:
@@ -184,6 +187,69 @@ class RouterMetrics:
         """
         (self._req_ok if success else self._req_fail).inc()
         self._latency_total.observe(latency_s)
+
+    def record_requests(self, success: bool, count: int, latency_s: float) -> None:
+        """Count ``count`` requests served together (a batch of prompts), each observed at ``latency_s``.
+
+        Args:
+            success: Whether they produced routing responses.
+            count: How many requests (0 records nothing).
+            latency_s: Latency of each (a batch's wall time divided by its size: amortised).
+
+        Examples:
+            >>> m = RouterMetrics()
+            >>> m.record_requests(True, 3, 1e-4)
+            >>> 'tiny_dancer_routing_requests_total{status="success"} 3.0' in m.export()
+            True
+        """
+        if count <= 0:
+            return
+        (self._req_ok if success else self._req_fail).inc(count)
+        observe = self._latency_total.observe
+        for _ in range(count):
+            observe(latency_s)
+
+    def set_operating_point(self, name: str, threshold: float) -> None:
+        """Publish the operating point in force: its threshold, and which one is live (1) or was (0).
+
+        Two series, made on first use (a router serving candidates has neither):
+        ``tiny_dancer_operating_point_threshold`` (the threshold on the calibrated P(weak fails); +Inf
+        never calls the strong model) and ``tiny_dancer_operating_point_info{operating_point}``.
+
+        Raises:
+            ConfigError: ``name`` is not 1-64 characters of ``[A-Za-z0-9_.:-]``.
+
+        Examples:
+            >>> m = RouterMetrics()
+            >>> m.set_operating_point("share-0.5", 0.61)
+            >>> m.set_operating_point("quality-0.95", 0.4)
+            >>> for line in m.export().splitlines():
+            ...     if line.startswith("tiny_dancer_operating_point"):
+            ...         print(line)
+            tiny_dancer_operating_point_threshold 0.4
+            tiny_dancer_operating_point_info{operating_point="share-0.5"} 0.0
+            tiny_dancer_operating_point_info{operating_point="quality-0.95"} 1.0
+        """
+        if not isinstance(name, str) or not _OPERATING_POINT_RE.fullmatch(name):
+            raise ConfigError(f"operating point: expected 1-64 characters of [A-Za-z0-9_.:-], got {name!r}")
+        if self._threshold is None:
+            self._threshold = Gauge(
+                "tiny_dancer_operating_point_threshold",
+                "Threshold in force on the calibrated probability that the weak model fails (strong iff >=).",
+                registry=self._registry,
+            )
+            self._operating_point = Gauge(
+                "tiny_dancer_operating_point_info",
+                "Operating point of a prompt router: 1 for the one in force, 0 for earlier ones.",
+                ["operating_point"],
+                registry=self._registry,
+            )
+        info = self._operating_point
+        assert info is not None
+        for sample in next(iter(info.collect())).samples:
+            info.labels(sample.labels["operating_point"]).set(0)
+        info.labels(name).set(1)
+        self._threshold.set(threshold)
 
     def record_features(self, batch_size: int, duration_s: float) -> None:
         """Observe a feature-engineering duration under the batch's size range.

@@ -168,6 +168,16 @@ class RoutingSpan:
         """
         return _start(tracer, MODEL_INFERENCE, {"batch_size": int(batch_size), "model_type": model_type})
 
+    @staticmethod
+    def uncertainty_estimation(tracer: trace.Tracer | None = None) -> SpanCM:
+        """Batch-level ``uncertainty_estimation`` (a prompt router's calibration, conformal set, uncertainty).
+
+        Examples:
+            >>> with RoutingSpan.uncertainty_estimation(tracer=trace.NoOpTracer()):
+            ...     pass
+        """
+        return _start(tracer, UNCERTAINTY_ESTIMATION, {})
+
 
 def emit_candidate_spans(
     tracer: trace.Tracer,

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tinydancer.model.prompt_scoring import UNCERTAINTY_MODES
 from tinydancer.observability.route_spans import DEFAULT_MAX_CANDIDATE_SPANS
-from tinydancer.validation import check_bool, check_int, check_number, check_optional, check_text
+from tinydancer.validation import check_bool, check_choice, check_int, check_number, check_optional, check_text
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,12 @@ class RouterConfig:
             (:data:`~tinydancer.observability.route_spans.DEFAULT_MAX_CANDIDATE_SPANS`).
         inference_timeout_s: model inference slower than this fails the request with
             ``InferenceTimeoutError`` and counts towards opening the breaker; None = no limit.
+        operating_point: a prompt router's operating point to start with (None: the artifact's default).
+        prompt_uncertainty: how a prompt router computes uncertainty: ``"auto"``, ``"conformal"``,
+            ``"mutual_information"`` or ``"original"`` (:mod:`tinydancer.model.prompt_scoring`).
+        max_prompt_chars: longer prompts are rejected with ``InvalidInputError``.
+        record_prompts: keep each prompt's text in the collector's decisions (prompts are user data: off
+            by default; the length and a hash are always kept).
     """
 
     model_path: str = "./models/fastgrnn.safetensors"
@@ -54,6 +61,10 @@ class RouterConfig:
     database_path: str | None = None
     max_candidate_spans: int = DEFAULT_MAX_CANDIDATE_SPANS
     inference_timeout_s: float | None = None
+    operating_point: str | None = None
+    prompt_uncertainty: str = "auto"
+    max_prompt_chars: int = 100_000
+    record_prompts: bool = False
 
     def __post_init__(self) -> None:
         check_text("model_path", self.model_path)
@@ -68,3 +79,7 @@ class RouterConfig:
         check_optional(check_text, "database_path", self.database_path, allow_empty=True)
         check_int("max_candidate_spans", self.max_candidate_spans, low=0)
         check_optional(check_number, "inference_timeout_s", self.inference_timeout_s, low=0, low_open=True)
+        check_optional(check_text, "operating_point", self.operating_point)
+        check_choice("prompt_uncertainty", self.prompt_uncertainty, UNCERTAINTY_MODES)
+        check_int("max_prompt_chars", self.max_prompt_chars, low=1)
+        check_bool("record_prompts", self.record_prompts)

@@ -11,8 +11,19 @@ attributes in :mod:`tinydancer.observability.route_spans`, whose :class:`Routing
                                 model_inference -> per candidate: model_inference, uncertainty_estimation
 
 Every metric, span attribute and collector row that names a model says what served the request:
-``model_type`` is ``"original"`` for the original's model and ``"fastgrnn"`` for a FastGRNN
-checkpoint (:data:`MODEL_TYPES`), and follows a hot reload that switches kinds.
+``model_type`` is ``"original"`` for the original's model, ``"fastgrnn"`` for a FastGRNN checkpoint on
+candidate features and ``"fastgrnn_prompt"`` for a prompt router (:data:`MODEL_TYPES`), and follows a hot
+reload that switches kinds.
+
+A prompt router (a ``tinydancer-prompt-router-v1`` artifact, :mod:`tinydancer.model.prompt_artifact`) is
+served by :meth:`Router.route_prompt` and :meth:`Router.route_prompts`; each prompt is one request in the
+metrics and the collectors. Its span tree::
+
+    routing_request (SERVER) -> circuit_breaker_check, feature_engineering (tokenise),
+                                model_inference (embed, FastGRNN, calibrate) -> uncertainty_estimation
+
+``route()`` on a prompt router and ``route_prompt()`` on a candidate router raise ``InvalidInputError``
+saying which to call (counted as a failed request).
 
 A Collector belongs to one Router: handing the same one to a second Router raises ``ConfigError``
 (see :meth:`tinydancer.observability.collector.Collector.attach`).
@@ -35,30 +46,42 @@ router.export_metrics()
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sized
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from tinydancer.errors import CircuitOpenError, InferenceError, InferenceTimeoutError, ModelLoadError
-from tinydancer.model.family import load_model
+from tinydancer.errors import (
+    CircuitOpenError,
+    ConfigError,
+    InferenceError,
+    InferenceTimeoutError,
+    InvalidInputError,
+    ModelLoadError,
+)
+from tinydancer.model.family import model_from_file
 from tinydancer.model.original import CompatModelConfig, init_compat_params
+from tinydancer.model.prompt_artifact import is_prompt_router_file, prompt_router_from_file
+from tinydancer.model.safetensors_file import read_safetensors
 from tinydancer.model.served_fastgrnn import ROUTER_INPUT_DIM
-from tinydancer.observability.collector import Collector, DecisionBatch, RequestRecord
+from tinydancer.observability.collector import Collector, DecisionBatch, PromptDecisionBatch, RequestRecord
 from tinydancer.observability.logs import (
     LogConfig,
     LogEvent,
     follow_default_log_config,
     log_candidate_results,
     log_circuit_open,
+    log_operating_point_changed,
     log_request_completed,
     log_request_failed,
     log_request_started,
@@ -75,19 +98,36 @@ from tinydancer.routing.breaker import BreakerPolicy, CircuitBreaker
 from tinydancer.routing.config import RouterConfig
 from tinydancer.routing.kernel import DeviceModel, run_route_kernel
 from tinydancer.routing.packing import PackedRequest, floor_unix_seconds, pack_request
+from tinydancer.routing.prompts import (
+    PROMPT_MODEL_TYPE,
+    PromptBatch,
+    PromptDecision,
+    PromptModel,
+    check_prompts,
+    prediction_set,
+    prompt_hash,
+)
 from tinydancer.routing.requests import RoutingRequest, RoutingResponse
+from tinydancer.validation import check_number
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Signature of the model-inference step; replaceable for fault injection.
 InferenceFn = Callable[[DeviceModel, PackedRequest, float, float], tuple[np.ndarray, np.ndarray, np.ndarray]]
 #: ``model_type`` label (metrics, spans, collector rows) of what serves, by the kind of its model: the
 #: original's model, or a trained FastGRNN checkpoint on the same five features.
-MODEL_TYPES: Mapping[str, str] = MappingProxyType({"compat": "original", "fastgrnn": "fastgrnn"})
+MODEL_TYPES: Mapping[str, str] = MappingProxyType(
+    {"compat": "original", "fastgrnn": "fastgrnn", PromptModel.kind: PROMPT_MODEL_TYPE}
+)
+#: What the router serves: the candidate kernel's model, or a prompt router.
+Served = DeviceModel | PromptModel
 #: A child span of a request that is not sampled: nothing (one shared no-op; a nullcontext keeps no state).
 _UNSAMPLED: AbstractContextManager[trace.Span] = nullcontext(trace.INVALID_SPAN)
 
 
-def model_type_of(model: DeviceModel) -> str:
-    """The ``model_type`` label of a model: ``"original"`` or ``"fastgrnn"``.
+def model_type_of(model: Served) -> str:
+    """The ``model_type`` label of a model: ``"original"``, ``"fastgrnn"`` or ``"fastgrnn_prompt"``.
 
     The one place the router reads what kind of model it holds.
 
@@ -155,9 +195,12 @@ def _checked_hook(hook: InferenceFn) -> InferenceFn:
     return checked
 
 
-def _load_device_model(path: Path) -> DeviceModel:
-    """The original's model file, or a trained FastGRNN checkpoint on the same five features (one read)."""
-    params, config = load_model(path)
+def _load_served(path: Path, uncertainty: str) -> Served:
+    """One read of ``path``: a prompt router, the original's model file, or a FastGRNN on the five features."""
+    file = read_safetensors(path)
+    if is_prompt_router_file(file):
+        return PromptModel(prompt_router_from_file(file), uncertainty, path)
+    params, config = model_from_file(file)
     if config.input_dim != ROUTER_INPUT_DIM:
         raise ModelLoadError(
             f"model file {str(path)!r} has input_dim {config.input_dim}; the router's candidate features need "
@@ -207,8 +250,14 @@ class Router:
         self._reload_lock = threading.Lock()
         model, random_model = self._initial_model()
         # (model, its model_type label), swapped as one reference on reload: a request reads both at once.
-        self._serving: tuple[DeviceModel, str] = (model, model_type_of(model))
+        self._serving: tuple[Served, str] = (model, model_type_of(model))
         self.metrics = RouterMetrics(self._serving[1])
+        # (name, threshold) of the operating point in force (prompt routers), swapped as one reference.
+        self._operating: tuple[str, float] = ("", float("nan"))
+        if isinstance(model, PromptModel):
+            name, point = model.artifact.resolve_operating_point(self.config.operating_point)
+            self._operating = (name, point.threshold)
+            self.metrics.set_operating_point(name, point.threshold)
         self.collector = collector if collector is not None else Collector(clock=clock)
         registry = self.metrics.registry  # the source holds the registry, not the router: no reference cycle
         self.collector.attach(f"Router at {id(self):#x}", lambda: registry)
@@ -232,7 +281,7 @@ class Router:
         # The gauge reads the breaker at scrape time, so it follows the time-driven open -> half-open too.
         self.metrics.bind_breaker_state(lambda: BREAKER_STATES[breaker.state])
 
-    def _initial_model(self) -> tuple[DeviceModel, bool]:
+    def _initial_model(self) -> tuple[Served, bool]:
         """The configured model, or a seeded random one and True when its file does not exist (logged later)."""
         path = Path(self.config.model_path)
         if not path.exists():
@@ -243,7 +292,7 @@ class Router:
             )
             config = CompatModelConfig()
             return DeviceModel.from_params(init_compat_params(config, self.config.seed), config), True
-        return _load_device_model(path), False
+        return _load_served(path, self.config.prompt_uncertainty), False
 
     def _use_log_config(self, config: LogConfig) -> None:
         # One reference swap (atomic): each record goes through the old logger or the new one, whole.
@@ -254,9 +303,38 @@ class Router:
         level(LogEvent.CIRCUIT_STATE_CHANGED, from_state=old, to_state=new)
 
     @property
-    def model(self) -> DeviceModel:
-        """The model serving now."""
+    def model(self) -> Served:
+        """The model serving now: a ``DeviceModel`` (candidates) or a ``PromptModel`` (prompts)."""
         return self._serving[0]
+
+    @property
+    def operating_point(self) -> tuple[str, float] | None:
+        """``(name, threshold)`` of the operating point in force; None when serving candidates."""
+        return self._operating if isinstance(self._serving[0], PromptModel) else None
+
+    def use_operating_point(self, name: str) -> None:
+        """Switch the prompt router's threshold to one of its artifact's operating points, atomically.
+
+        Later requests use it (a request in flight finishes with the one it read); the change is logged
+        and published (``tiny_dancer_operating_point_threshold``, ``tiny_dancer_operating_point_info``).
+        Switching compiles nothing: the threshold is an argument of the jitted scorer.
+
+        Raises:
+            ConfigError: ``name`` is not one of the artifact's operating points.
+            InvalidInputError: this router serves candidates, not prompts.
+        """
+        with self._reload_lock:
+            model = self._serving[0]
+            if not isinstance(model, PromptModel):
+                raise InvalidInputError("use_operating_point: this router serves candidates (route()), not prompts")
+            chosen, point = model.artifact.resolve_operating_point(name)
+            self._set_operating(chosen, point.threshold)
+
+    def _set_operating(self, name: str, threshold: float) -> None:
+        old = self._operating[0]
+        self._operating = (name, threshold)  # one reference swap
+        self.metrics.set_operating_point(name, threshold)
+        log_operating_point_changed(self._log, old or None, name, threshold)
 
     @property
     def model_type(self) -> str:
@@ -277,12 +355,20 @@ class Router:
         """
         with self._reload_lock:
             try:
-                model = _load_device_model(Path(self.config.model_path))
+                model = _load_served(Path(self.config.model_path), self.config.prompt_uncertainty)
                 serving = (model, model_type_of(model))
-            except ModelLoadError as exc:
-                self.metrics.record_exception(exc)
-                self._log.error(LogEvent.MODEL_RELOAD_FAILED, error_type=exc.error_type, error=str(exc))
-                raise
+            except (ModelLoadError, ConfigError) as exc:
+                error = exc if isinstance(exc, ModelLoadError) else ModelLoadError(str(exc))
+                self.metrics.record_exception(error)
+                self._log.error(LogEvent.MODEL_RELOAD_FAILED, error_type=error.error_type, error=str(exc))
+                raise error from exc
+            if isinstance(model, PromptModel):  # keep the operating point in force if the new artifact has it
+                current = self._operating[0]
+                keep = current if current in model.artifact.operating_points else None
+                name, point = model.artifact.resolve_operating_point(keep)
+                self._serving = serving
+                if (name, point.threshold) != self._operating:  # logged and published
+                    self._set_operating(name, point.threshold)
             self._serving = serving  # one reference swap: atomic; later requests record the new model_type
         self._log.info(LogEvent.MODEL_RELOADED, model_path=self.config.model_path, model_type=serving[1])
 
@@ -347,14 +433,261 @@ class Router:
                 self.collector.record_spans(end_span_capture(capture))
         return response
 
+    def route_prompt(
+        self,
+        text: str,
+        metadata: Mapping[str, object] | None = None,
+        now: float | None = None,
+        traceparent: str | None = None,
+    ) -> PromptDecision:
+        """Route one prompt to the weak or the strong model (a prompt router only).
+
+        Args:
+            text: The prompt.
+            metadata: Returned on the decision as given; never recorded (it may hold user data).
+            now: Unix seconds stamped on the records; None reads the clock.
+            traceparent: A W3C ``traceparent`` header; the request's span joins that trace.
+
+        Returns:
+            A :class:`~tinydancer.routing.prompts.PromptDecision`.
+
+        Raises:
+            InvalidInputError: not a valid prompt (:func:`~tinydancer.routing.prompts.check_prompts`), bad
+                metadata, or this router serves candidates (call ``route()``).
+            CircuitOpenError: the breaker is open.
+            InferenceError: the model failed (counts towards opening the breaker).
+        """
+        if metadata is not None and not isinstance(metadata, Mapping):
+            error = InvalidInputError(f"metadata: expected a mapping or None, got {type(metadata).__name__}")
+            self._record_prompt_failure(error, self.collector.next_request_ids(1), self._clock(), time.perf_counter())
+            raise error
+        batch = self._route_prompt_batch([text], now, traceparent)
+        s = batch.scores
+        strong = bool(s.use_strong[0])
+        return PromptDecision(
+            request_id=batch.first_request_id,
+            model=batch.strong_model if strong else batch.weak_model,
+            use_strong=strong,
+            p_strong=float(s.p_strong[0]),
+            confidence=float(s.confidence[0]),
+            uncertainty=float(s.uncertainty[0]),
+            prediction_set=prediction_set(bool(s.in_set_weak[0]), bool(s.in_set_strong[0]))
+            if batch.conformal
+            else None,
+            operating_point=batch.operating_point,
+            threshold=batch.threshold,
+            latency_us=batch.latency_us,
+            metadata=metadata,
+        )
+
+    def route_prompts(
+        self,
+        texts: Iterable[str],
+        *,
+        now: float | None = None,
+        traceparent: str | None = None,
+        as_frame: bool = True,
+    ) -> pd.DataFrame | PromptBatch:
+        """Route a batch of prompts: one vectorised tokenisation, one jitted call per padded chunk.
+
+        Each prompt is one request in the metrics and the collectors (latency: the call's wall time
+        divided by its size); the call is one ``routing_request`` span with ``batch_size``. A batch with
+        an invalid prompt routes nothing and counts every prompt of it as a failed request.
+
+        Args:
+            texts: A list (or pandas Series) of prompts.
+            now: Unix seconds stamped on the records; None reads the clock.
+            traceparent: A W3C ``traceparent`` header.
+            as_frame: Return a DataFrame (columns :data:`~tinydancer.routing.prompts.PROMPT_RESULT_COLUMNS`);
+                False returns the columnar :class:`~tinydancer.routing.prompts.PromptBatch`.
+
+        Raises:
+            InvalidInputError, CircuitOpenError, InferenceError: as :meth:`route_prompt`.
+        """
+        batch = self._route_prompt_batch(texts, now, traceparent)
+        return batch.to_frame() if as_frame else batch
+
+    def _route_prompt_batch(self, texts: object, now: float | None, traceparent: str | None) -> PromptBatch:
+        """Route prompts and record everything: the one path behind route_prompt and route_prompts."""
+        start = time.perf_counter()
+        count = len(texts) if isinstance(texts, Sized) and not isinstance(texts, str | bytes) else 1
+        ids, started_at = self.collector.next_request_ids(count), self._clock() if now is None else now
+        try:
+            check_number("now", started_at)
+            parent = None if traceparent is None else TraceContext.from_w3c_traceparent(traceparent).to_otel_context()
+        except Exception as exc:
+            self._record_prompt_failure(exc, ids, started_at, start)
+            raise InvalidInputError(str(exc)) from exc
+        span = RoutingSpan.start_routing_request(count, self._tracer, parent)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        capture = begin_span_capture() if span.is_recording() else None
+        try:
+            batch, prompts, tokenize_s, infer_s = self._score_prompts(texts, ids, start, span)
+            self._record_prompt_success(batch, prompts, started_at, tokenize_s, infer_s, span)
+        except Exception as exc:
+            self._record_prompt_failure(exc, ids, started_at, start, span)
+            if span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
+            if capture is not None:
+                self.collector.record_spans(end_span_capture(capture))
+        return batch
+
+    def _score_prompts(
+        self, texts: object, ids: range, start: float, span: trace.Span
+    ) -> tuple[PromptBatch, list[str], float, float]:
+        """Check, tokenise and score; returns the batch, the prompts and the two phases' seconds."""
+        recording, tracer, breaker = span.is_recording(), self._tracer, self._breaker
+        model, model_type = self._serving
+        name, threshold = self._operating
+        if not isinstance(model, PromptModel):
+            raise InvalidInputError("route_prompt: this router serves candidates; call route(request) instead")
+        prompts = check_prompts(texts, self.config.max_prompt_chars)  # type: ignore[arg-type]
+        if len(prompts) != len(ids):
+            raise InvalidInputError(f"texts: expected {len(ids)} prompts (its len()), iterating gave {len(prompts)}")
+        n = len(prompts)
+        log_request_started(self._log, n)
+        with RoutingSpan.circuit_breaker_check(breaker.state, tracer) if recording else _UNSAMPLED:
+            ticket = breaker.admit()
+        settle = breaker.release
+        try:
+            with RoutingSpan.feature_engineering(n, tracer) if recording else _UNSAMPLED:
+                tokens = model.scorer.tokenize(prompts)
+            self._log.debug(LogEvent.FEATURES, batch_size=n)
+            feature_done = time.perf_counter()
+            with RoutingSpan.model_inference(n, model_type, tracer) if recording else _UNSAMPLED:
+                try:
+                    scores = model.scorer.score_tokens(tokens, threshold)
+                    if not np.isfinite(scores.p_strong).all() or not np.isfinite(scores.uncertainty).all():
+                        raise InferenceError("model produced NaN or infinite probabilities")
+                except InferenceError:
+                    settle = breaker.failure
+                    raise
+                except Exception as exc:
+                    settle = breaker.failure
+                    raise InferenceError(f"model inference failed: {type(exc).__name__}: {exc}") from exc
+                settle = breaker.success
+                if recording:
+                    with RoutingSpan.uncertainty_estimation(tracer) as estimation:
+                        estimation.set_attribute("uncertainty_mode", model.scorer.uncertainty)
+                        estimation.set_attribute("uncertainty.mean", float(scores.uncertainty.mean()) if n else 0.0)
+                        estimation.set_attribute("strong_routes", int(scores.use_strong.sum()))
+        finally:
+            settle(ticket)
+        inference_done = time.perf_counter()
+        art = model.artifact
+        batch = PromptBatch(
+            first_request_id=ids.start,
+            scores=scores,
+            weak_model=art.weak_model,
+            strong_model=art.strong_model,
+            operating_point=name,
+            threshold=threshold,
+            conformal=art.conformal is not None,
+            latency_us=(inference_done - start) * 1e6,
+        )
+        return batch, prompts, feature_done - start, inference_done - feature_done
+
+    def _record_prompt_success(
+        self,
+        batch: PromptBatch,
+        prompts: list[str],
+        timestamp: float,
+        tokenize_s: float,
+        infer_s: float,
+        span: trace.Span,
+    ) -> None:
+        """Metrics, span attributes, one request row per prompt, the decisions and the logs of a routed batch."""
+        n, s = len(prompts), batch.scores
+        strong = int(s.use_strong.sum())
+        metrics = self.metrics
+        metrics.record_requests(True, n, batch.latency_us / 1e6 / max(n, 1))
+        metrics.record_features(n, tokenize_s)
+        metrics.record_inference(infer_s, PROMPT_MODEL_TYPE)
+        metrics.record_decisions(s.confidence, s.uncertainty, ~s.use_strong)
+        if span.is_recording():
+            span.set_attribute("outcome", "success")
+            span.set_attribute("lightweight_routes", n - strong)
+            span.set_attribute("powerful_routes", strong)
+            span.set_attribute("operating_point", batch.operating_point)
+        trace_id, span_id = self._trace_ids(span)
+        each_us, feature_us = batch.latency_us / max(n, 1), tokenize_s * 1e6 / max(n, 1)
+        self.collector.record_requests(
+            [
+                RequestRecord(i, timestamp, each_us, feature_us, 1, "success", None, trace_id, span_id, 1 - u, u)
+                for i, u in zip(
+                    range(batch.first_request_id, batch.first_request_id + n), s.use_strong.tolist(), strict=True
+                )
+            ]
+        )
+        art_text = tuple(prompts) if self.config.record_prompts else None
+        self.collector.record_prompt_decisions(
+            PromptDecisionBatch(
+                first_request_id=batch.first_request_id,
+                timestamp=timestamp,
+                prompt_chars=np.fromiter(map(len, prompts), np.int64, n),
+                prompt_hash=tuple(map(prompt_hash, prompts)),
+                prompt_text=art_text,
+                use_strong=s.use_strong,
+                p_strong=s.p_strong,
+                confidence=s.confidence,
+                uncertainty=s.uncertainty,
+                in_set_weak=s.in_set_weak if batch.conformal else None,
+                in_set_strong=s.in_set_strong if batch.conformal else None,
+                weak_model=batch.weak_model,
+                strong_model=batch.strong_model,
+                operating_point=batch.operating_point,
+                threshold=batch.threshold,
+                model_type=PROMPT_MODEL_TYPE,
+            )
+        )
+        ids = [f"request-{i}" for i in range(batch.first_request_id, batch.first_request_id + n)]
+        log_candidate_results(self._log, ids, s.confidence, s.uncertainty, ~s.use_strong)
+        log_request_completed(self._log, int(batch.latency_us), n - strong, strong)
+
+    def _record_prompt_failure(
+        self, exc: Exception, ids: range, timestamp: float, start: float, span: trace.Span | None = None
+    ) -> None:
+        """A failed or rejected prompt call: every prompt of it is one failed request (metrics, rows, logs)."""
+        n = max(len(ids), 1)
+        latency_s = time.perf_counter() - start
+        self.metrics.record_requests(False, len(ids), latency_s / n)
+        error_type = "internal_error"
+        for _ in ids:
+            error_type = self.metrics.record_exception(exc)
+        if isinstance(exc, CircuitOpenError):
+            log_circuit_open(self._log, exc.retry_after)
+            outcome = "rejected"
+        else:
+            log_request_failed(self._log, exc)
+            outcome = "failure"
+        if span is not None:
+            span.set_attribute("outcome", outcome)
+        trace_id, span_id = self._trace_ids(span)
+        stamp = timestamp if isinstance(timestamp, int | float) and math.isfinite(timestamp) else self._clock()
+        self.collector.record_requests(
+            [
+                RequestRecord(i, stamp, latency_s * 1e6 / n, 0.0, 1, outcome, error_type, trace_id, span_id, 0, 0)
+                for i in ids
+            ]
+        )
+
     def _route(
         self, request: RoutingRequest, count: int, now: float | None, start: float, span: trace.Span
     ) -> tuple[RoutingResponse, str, float]:
         """The response, the model_type that served it and the inference seconds; records nothing itself."""
         recording = span.is_recording()
         tracer, breaker = self._tracer, self._breaker
-        log_request_started(self._log, count)
         model, model_type = self._serving  # one read: the whole request sees one model and its label
+        if isinstance(model, PromptModel):
+            raise InvalidInputError(
+                "route: this router serves a prompt router; call route_prompt(text) or route_prompts(texts)"
+            )
+        log_request_started(self._log, count)
         with RoutingSpan.circuit_breaker_check(breaker.state, tracer) if recording else _UNSAMPLED:
             ticket = breaker.admit()
         # The ticket's whole life is here: it is released if the request never reaches inference (bad
