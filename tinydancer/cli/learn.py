@@ -1,11 +1,15 @@
-"""``python -m tinydancer train|calibrate|evaluate``: train, calibrate and evaluate FastGRNN routers.
+"""``python -m tinydancer train|calibrate|tune|evaluate|route``: learn a prompt router, then serve it.
 
 ``--data`` takes a bundled dataset name (``routellm-mmlu``, ``synthetic``; see ``datasets/README.md``)
 or a path to RouteLLM-format outcomes. Examples (from the repository root)::
 
     python -m tinydancer train --data routellm-mmlu --out models/mmlu.safetensors
     python -m tinydancer calibrate --model models/mmlu.safetensors --data routellm-mmlu
+    python -m tinydancer tune --model models/mmlu.safetensors --data routellm-mmlu --target strong-share=0.5 \
+        --name share-0.5 --default
     python -m tinydancer evaluate --model models/mmlu.safetensors --data routellm-mmlu --json
+    python -m tinydancer route --model models/mmlu.safetensors "What is the derivative of x**3?"
+    python -m tinydancer route --model models/mmlu.safetensors --file prompts.jsonl --out decisions.csv
     python -m tinydancer train --data datasets/synthetic_routing.csv --out models/synthetic.safetensors
 
 ``evaluate`` on the training data scores the held-out test rows of the stored split; ``--rows all``
@@ -19,8 +23,17 @@ target ``1 - weak``; ``calibrate`` and ``evaluate`` count a weak score below ``-
 stored by ``calibrate``) as a failure for calibration, AUROC, ECE, conformal sets and the weak-error
 threshold; APGR, CPT and quality use the scores themselves.
 
-Each command is one call of :mod:`tinydancer.learning.experiment` (``train_router``, ``calibrate_router``,
-``evaluate_router``); this module parses the options and prints the typed results.
+``train`` writes one prompt-router artifact (:mod:`tinydancer.model.prompt_artifact`); ``calibrate`` adds the
+calibrator and a conformal quantile; ``tune`` adds a named operating point (``--target strong-share=S``,
+``quality=Q`` or ``weak-error=ALPHA@DELTA``; ``--default`` makes it the one a Router starts with). ``route``
+serves the artifact with a :class:`~tinydancer.routing.router.Router` (metrics, logs and collectors as in
+production) and writes one decision per prompt: JSON lines to stdout, or ``--out`` ``.jsonl``/``.csv``.
+``--file`` reads ``.jsonl`` (a ``prompt`` field, or a JSON string, per line), ``.csv`` (a ``prompt`` column)
+or ``.txt`` (one prompt per line).
+
+Each learning command is one call of :mod:`tinydancer.learning.experiment` (``train_router``,
+``calibrate_router``, ``tune_router``, ``evaluate_router``); this module parses the options and prints the
+typed results.
 """
 
 from __future__ import annotations
@@ -31,16 +44,19 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tinydancer.datasets import BUNDLED, load
 from tinydancer.datasets.outcomes import KNOWN_OUTCOME_PAIRS
 from tinydancer.errors import DataError, TinyDancerError
 from tinydancer.learning.calibration import CALIBRATORS
-from tinydancer.learning.experiment import SPLITS, calibrate_router, evaluate_router, train_router
+from tinydancer.learning.experiment import SPLITS, calibrate_router, evaluate_router, train_router, tune_router
 from tinydancer.learning.labels import PASS_MARK
 from tinydancer.learning.train import TrainConfig
+from tinydancer.model.prompt_scoring import UNCERTAINTY_MODES
 from tinydancer.model.text_features import FEATURIZER_KINDS, FeaturizerConfig
 
 
@@ -105,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (Adam, cosine decay)")
     t.add_argument("--sparsity", type=float, default=1.0, help="share of recurrent weights kept (IHT)")
     t.add_argument("--quantize", action="store_true", help="store the model as int8")
+    t.add_argument("--ensemble", type=int, default=1, help="members trained (seeds seed, seed+1, ...) and stored")
+    t.add_argument("--weak-name", default=None, help="the weak model's name (default: its outcome column)")
+    t.add_argument("--strong-name", default=None, help="the strong model's name (default: its outcome column)")
+    t.add_argument(
+        "--prices", type=float, nargs=2, default=None, metavar=("WEAK", "STRONG"), help="$ per million tokens"
+    )
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     c = sub.add_parser(
         "calibrate", help="fit a calibrator on the stored split's calibration rows", formatter_class=HelpFormatter
@@ -119,6 +141,19 @@ def _parser() -> argparse.ArgumentParser:
         default=PASS_MARK,
         help="score outcomes: a weak score below it counts as a failure (the calibrator's label; stored)",
     )
+    c.add_argument("--alpha", type=float, default=0.1, help="miscoverage of the stored conformal prediction sets")
+    u = sub.add_parser("tune", help="add a named operating point to a router", formatter_class=HelpFormatter)
+    _data_args(u)
+    u.add_argument("--model", required=True, help="artifact written by train (and calibrate)")
+    u.add_argument(
+        "--target", required=True, help="strong-share=S, quality=Q (share of the strong model's) or weak-error=A@D"
+    )
+    u.add_argument("--name", required=True, help="the operating point's name ([A-Za-z0-9_.:-], at most 64)")
+    u.add_argument("--default", action="store_true", help="make it the operating point a Router starts with")
+    u.add_argument(
+        "--rows", choices=("cal", "all"), default="cal", help="the stored split's calibration rows, or every row"
+    )
+    u.add_argument("--out", default=None, help="artifact to write (default: overwrite --model)")
     e = sub.add_parser(
         "evaluate", help="RouteLLM-protocol metrics, calibration and guarantees", formatter_class=HelpFormatter
     )
@@ -135,6 +170,14 @@ def _parser() -> argparse.ArgumentParser:
         f"else {PASS_MARK})",
     )
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    r = sub.add_parser("route", help="route prompts with a trained router", formatter_class=HelpFormatter)
+    r.add_argument("--model", required=True, help="prompt-router artifact")
+    r.add_argument("prompt", nargs="*", help="prompts to route (or --file)")
+    r.add_argument("--file", default=None, help="prompts: .jsonl, .csv (a 'prompt' column) or .txt (one per line)")
+    r.add_argument("--out", default=None, help="decisions: .jsonl or .csv (default: JSON lines to stdout)")
+    r.add_argument("--operating-point", default=None, help="operating point (default: the artifact's default)")
+    r.add_argument("--uncertainty", choices=UNCERTAINTY_MODES, default="auto", help="how uncertainty is computed")
+    r.add_argument("--metrics", action="store_true", help="print the router's Prometheus metrics to stderr at the end")
     return parser
 
 
@@ -161,7 +204,8 @@ def _train(ns: argparse.Namespace) -> int:
     )
     trained = train_router(
         frame, ns.out, split=ns.split, seed=ns.seed, featurizer=feat, model=model, train=tcfg,
-        quantize=ns.quantize, data_tag=str(ns.data),
+        quantize=ns.quantize, data_tag=str(ns.data), ensemble=ns.ensemble, weak_model=ns.weak_name,
+        strong_model=ns.strong_name, prices=None if ns.prices is None else tuple(ns.prices),
     )  # fmt: skip
     print(trained.result.history.round(4).to_string(index=False))
     summary = {
@@ -176,7 +220,7 @@ def _train(ns: argparse.Namespace) -> int:
 
 
 def _calibrate(ns: argparse.Namespace) -> int:
-    fitted = calibrate_router(ns.model, _load(ns), ns.method, out=ns.out, pass_mark=ns.pass_mark)
+    fitted = calibrate_router(ns.model, _load(ns), ns.method, out=ns.out, pass_mark=ns.pass_mark, alpha=ns.alpha)
     summary = {
         "model": str(fitted.path),
         "calibrator": fitted.calibrator.kind,
@@ -184,6 +228,64 @@ def _calibrate(ns: argparse.Namespace) -> int:
         "ece_cal_after": fitted.ece_cal_after,
     }
     print(json.dumps(summary))
+    return 0
+
+
+def _tune(ns: argparse.Namespace) -> int:
+    tuned = tune_router(
+        ns.model, _load(ns), ns.target, ns.name, default=ns.default, rows=ns.rows, out=ns.out, data_tag=str(ns.data)
+    )
+    point = tuned.point.as_json()
+    print(json.dumps({"model": str(tuned.path), "operating_point": tuned.name, **point}))
+    return 0
+
+
+def _read_prompts(path: str) -> list[Any]:
+    """Prompts of a .jsonl, .csv or .txt file (module docstring)."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"--file: expected an existing .jsonl, .csv or .txt file, got {path!r}")
+    if file.suffix == ".csv":
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+        if "prompt" not in frame.columns:
+            raise DataError(f"--file {path}: expected a 'prompt' column, got {list(frame.columns)}")
+        return frame["prompt"].tolist()
+    lines = [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if file.suffix != ".jsonl":
+        return lines
+    prompts = []
+    for number, line in enumerate(lines, 1):
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"--file {path}: line {number} is not JSON ({exc})") from None
+        prompts.append(value.get("prompt") if isinstance(value, dict) else value)
+    return prompts
+
+
+def _route(ns: argparse.Namespace) -> int:
+    from tinydancer.observability.logs import LogConfig
+    from tinydancer.routing.config import RouterConfig
+    from tinydancer.routing.router import Router
+
+    if bool(ns.prompt) == bool(ns.file):
+        raise DataError("route: expected prompts as arguments or --file, not both and not neither")
+    if not Path(ns.model).is_file():
+        raise DataError(f"--model: expected an existing prompt-router artifact, got {ns.model!r}")
+    prompts = _read_prompts(ns.file) if ns.file else list(ns.prompt)
+    config = RouterConfig(model_path=ns.model, operating_point=ns.operating_point, prompt_uncertainty=ns.uncertainty)
+    router = Router(config, log_config=LogConfig(level="WARNING"))
+    decisions = router.route_prompts(prompts)
+    assert isinstance(decisions, pd.DataFrame)
+    if ns.out is not None and ns.out.endswith(".csv"):
+        decisions.to_csv(ns.out, index=False)
+    elif ns.out is not None:
+        decisions.to_json(ns.out, orient="records", lines=True)
+    else:
+        for row in decisions.to_dict(orient="records"):
+            print(json.dumps(_finite(row)))
+    if ns.metrics:
+        print(router.export_metrics(), file=sys.stderr)
     return 0
 
 
@@ -207,6 +309,8 @@ def _finite(value: object) -> object:
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, np.generic):
+        return _finite(value.item())
     return value
 
 
@@ -222,7 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     ns = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        return {"train": _train, "calibrate": _calibrate, "evaluate": _evaluate}[ns.command](ns)
+        commands = {"train": _train, "calibrate": _calibrate, "tune": _tune, "evaluate": _evaluate, "route": _route}
+        return commands[ns.command](ns)
     except TinyDancerError as exc:
         print(f"tinydancer {ns.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""The entry point of ``python -m tinydancer demo | assets | train | calibrate | evaluate``."""
+"""The entry point of ``python -m tinydancer demo | assets | train | calibrate | tune | evaluate | route``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-LEARNING_COMMANDS = ("train", "calibrate", "evaluate")
+LEARNING_COMMANDS = ("train", "calibrate", "tune", "evaluate", "route")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     assets.add_argument("--out", default="monitoring", help="folder to write them to (as `make monitoring`)")
     for name in LEARNING_COMMANDS:
-        sub.add_parser(name, help=f"{name} a FastGRNN router (see `tinydancer {name} --help`)")
+        sub.add_parser(name, help=f"{name}: see `tinydancer {name} --help`")
     ns = parser.parse_args(args)
     if ns.command == "demo":
         from tinydancer.cli.demo import run_demo

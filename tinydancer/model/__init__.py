@@ -8,6 +8,7 @@ unflatten, save, load), and both families' files are read once and written atomi
 
 from __future__ import annotations
 
+from tinydancer.model.calibration_map import CALIBRATORS, Calibrator
 from tinydancer.model.candidate_features import candidate_features, cosine_similarity, frequency, recency
 from tinydancer.model.compression import (
     QuantizedFastGRNNParams,
@@ -29,6 +30,14 @@ from tinydancer.model.fastgrnn import (
 from tinydancer.model.fastgrnn_file import load_fastgrnn, save_fastgrnn
 from tinydancer.model.original import CompatModelConfig, CompatParams, compat_forward, init_compat_params
 from tinydancer.model.original_file import load_compat_model, save_compat_model
+from tinydancer.model.prompt_artifact import (
+    ConformalSpec,
+    OperatingPoint,
+    PromptRouterArtifact,
+    load_prompt_router,
+    save_prompt_router,
+)
+from tinydancer.model.prompt_scoring import UNCERTAINTY_MODES, PromptScorer, PromptScores
 from tinydancer.model.served_fastgrnn import ServedFastGRNN
 from tinydancer.model.text_features import (
     FeaturizerConfig,
@@ -41,13 +50,21 @@ from tinydancer.model.text_features import (
 )
 
 __all__ = [
+    "CALIBRATORS",
+    "UNCERTAINTY_MODES",
+    "Calibrator",
     "CompatModelConfig",
     "CompatParams",
+    "ConformalSpec",
     "FastGRNNConfig",
     "FastGRNNParams",
     "FeaturizerConfig",
     "ModelFamily",
     "NormStats",
+    "OperatingPoint",
+    "PromptRouterArtifact",
+    "PromptScorer",
+    "PromptScores",
     "QuantizedFastGRNNParams",
     "QuantizedTensor",
     "ServedFastGRNN",
@@ -70,9 +87,11 @@ __all__ = [
     "load_compat_model",
     "load_fastgrnn",
     "load_model",
+    "load_prompt_router",
     "model_size_bytes",
     "quantize_params",
     "recency",
     "save_compat_model",
     "save_fastgrnn",
+    "save_prompt_router",
 ]

@@ -10,15 +10,29 @@ from tinydancer.routing.breaker import BreakerPolicy, CircuitBreaker
 from tinydancer.routing.config import RouterConfig
 from tinydancer.routing.kernel import DeviceModel, bucket_size, run_route_kernel
 from tinydancer.routing.packing import PackedRequest, pack_request, request_features
+from tinydancer.routing.prompts import (
+    PROMPT_MODEL_TYPE,
+    PROMPT_RESULT_COLUMNS,
+    PromptBatch,
+    PromptDecision,
+    PromptModel,
+    check_prompts,
+    prompt_hash,
+)
 from tinydancer.routing.requests import Candidate, RoutingDecision, RoutingRequest, RoutingResponse
 from tinydancer.routing.router import Router, default_inference
 
 __all__ = [
+    "PROMPT_MODEL_TYPE",
+    "PROMPT_RESULT_COLUMNS",
     "BreakerPolicy",
     "Candidate",
     "CircuitBreaker",
     "DeviceModel",
     "PackedRequest",
+    "PromptBatch",
+    "PromptDecision",
+    "PromptModel",
     "Router",
     "RouterConfig",
     "RoutingDecision",
@@ -26,8 +40,10 @@ __all__ = [
     "RoutingResponse",
     "aligned_empty",
     "bucket_size",
+    "check_prompts",
     "default_inference",
     "pack_request",
+    "prompt_hash",
     "request_features",
     "run_route_kernel",
     "score_embeddings",
