@@ -38,7 +38,7 @@ from tinydancer.model import init_compat_params
 from tinydancer.model.original_file import COMPAT_FORMAT
 from tinydancer.observability.logs import LogConfig
 from tinydancer.observability.tracing import TracingConfig, TracingSystem
-from tinydancer.routing.router import _load_device_model, default_inference
+from tinydancer.routing.router import _load_served, default_inference
 
 RNG = np.random.default_rng(7)
 Outputs = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -356,7 +356,7 @@ def test_hot_reload_under_load_never_fails_a_request(tmp_path: Path) -> None:
     assert all(not np.array_equal(e[0], e[1]) for e in expected)  # the good models really differ
     for bad in bads.values():  # each bad kind on its own: rejected with a typed error
         with pytest.raises(ModelLoadError):
-            _load_device_model(bad)
+            _load_served(bad, "auto")
     served = [0] * 4
     failures: list[BaseException] = []
     stop = threading.Event()
