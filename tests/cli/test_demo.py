@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 from pathlib import Path
+from typing import NamedTuple
 
+import pandas as pd
 import pytest
 
-from tinydancer.cli.demo import DEMO_CONFIDENCE_THRESHOLD, DEMO_MAX_UNCERTAINTY, run_demo
+from tinydancer.cli.demo import (
+    DEMO_CONFIDENCE_THRESHOLD,
+    DEMO_MAX_UNCERTAINTY,
+    DEMO_OPERATING_POINTS,
+    DEMO_SINGLE_PROMPTS,
+    run_demo,
+)
+from tinydancer.model.prompt_artifact import load_prompt_router
 
 
-def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_demo(tmp_path / "models", n_requests=40, report_dir=tmp_path / "reports", learned_rows=400) == 0
-    out = capsys.readouterr().out
+class DemoRun(NamedTuple):
+    folder: Path
+    out: str
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    tmp_path = tmp_path_factory.mktemp("demo")
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert run_demo(tmp_path / "models", n_requests=40, report_dir=tmp_path / "reports", learned_rows=600) == 0
+    return DemoRun(tmp_path, printed.getvalue())
+
+
+def test_demo_end_to_end(demo: DemoRun) -> None:
+    tmp_path, out = demo
     assert "APGR" in out and "Decisions for the first request" in out
-    assert "400 generated RouteLLM-format outcomes" in out and "bundled" not in out  # the data is generated
+    assert "600 bundled RouteLLM MMLU outcomes" in out  # a seeded sample of the real data
     # Counts print as integers, not as 10.00000.
     for key, value in (
         ("requests", 10),
@@ -41,3 +64,21 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert (tmp_path / "reports" / "demo-overview.png").stat().st_size > 10_000
     assert {p.name for p in (tmp_path / "reports" / "monitoring").iterdir()} >= {"alerts.yml", "prometheus.yml"}
     assert (tmp_path / "models" / "demo-router.safetensors").exists()
+
+
+def test_demo_serves_the_prompt_router_it_trained(demo: DemoRun) -> None:
+    tmp_path, out = demo.folder, demo.out.split("5. Serving the prompt router")[1]
+    artifact = load_prompt_router(tmp_path / "models" / "demo-prompt-router.safetensors")
+    assert set(artifact.operating_points) == set(DEMO_OPERATING_POINTS)
+    assert artifact.default_operating_point == next(iter(DEMO_OPERATING_POINTS))
+    decisions = pd.read_csv(tmp_path / "reports" / "demo-prompt-decisions.csv")
+    n_test = 240  # 40 % of 600 rows
+    # one by one, then every test prompt once per operating point: each prompt is one request
+    routed = min(DEMO_SINGLE_PROMPTS, n_test) + n_test * len(DEMO_OPERATING_POINTS)
+    assert len(decisions) == routed and "prompt" not in decisions.columns
+    assert set(decisions["operating_point"]) == set(DEMO_OPERATING_POINTS)
+    assert (decisions["use_lightweight"] == (decisions["p_strong"] < decisions["threshold"])).all()
+    prom = (tmp_path / "reports" / "demo-prompt-metrics.prom").read_text()
+    assert f'tiny_dancer_routing_requests_total{{status="success"}} {float(routed)}' in prom
+    assert 'tiny_dancer_operating_point_info{operating_point="share-0.2"} 1.0' in prom  # the last one switched to
+    assert f"{artifact.weak_model}" in out or f"{artifact.strong_model}" in out  # decisions name the models

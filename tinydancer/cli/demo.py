@@ -1,8 +1,10 @@
-"""The end-to-end demo: fit routers on generated data, route example traffic, print what happened.
+"""The end-to-end demo: learn a prompt router on bundled real outcomes, serve it, route real prompts.
 
-Nothing is read from disk: the learned router's outcomes (:func:`tinydancer.datasets.outcomes.make_synthetic_outcomes`,
-the generator behind the bundled ``datasets/synthetic_routing.csv``) and the candidate router's traffic
-(:func:`example_traffic`) are generated from a seed, so two runs print the same decisions.
+The learned router is trained, calibrated, tuned and evaluated on the bundled RouteLLM MMLU outcomes
+(``datasets/routellm-mmlu.parquet``), then served by a :class:`~tinydancer.routing.router.Router` that routes
+the held-out test prompts with metrics, sampled spans, logs and collectors, and switches operating point
+while serving. The candidate router (the original's model family) is fitted on generated example traffic
+(:func:`example_traffic`). Everything is seeded, so two runs print the same decisions.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from tinydancer.examples.traffic import NOW, example_traffic, fit_candidate_router
 from tinydancer.routing.config import RouterConfig
@@ -58,22 +61,47 @@ class LearnedRouter(NamedTuple):
         return figures | {k: v for k, v in self._asdict().items() if k != "report"} | {"thresholds": thresholds}
 
 
-def _learned_router(n_rows: int, model_path: Path, seed: int) -> LearnedRouter:
-    """Train, calibrate and evaluate a FastGRNN on query text (seeded synthetic outcomes).
+#: The demo's operating points: name -> tune target (the first is the one the Router starts with).
+DEMO_OPERATING_POINTS = {
+    "share-0.5": "strong-share=0.5",
+    "quality-0.95": "quality=0.95",
+    "share-0.2": "strong-share=0.2",
+}
 
-    Three calls of :mod:`tinydancer.learning.experiment`; the checkpoint keeps its temperature calibrator.
+
+#: Test prompts the demo routes one by one with ``route_prompt`` (the rest go through ``route_prompts``).
+DEMO_SINGLE_PROMPTS = 200
+
+
+def _mmlu_rows(n_rows: int | None, seed: int) -> pd.DataFrame:
+    """The bundled MMLU outcomes, or a seeded sample of ``n_rows`` of them (model names kept)."""
+    from tinydancer.datasets import load
+
+    frame = load("routellm-mmlu")
+    if n_rows is None or n_rows >= len(frame):
+        return frame
+    sample = frame.sample(n=n_rows, random_state=seed).reset_index(drop=True)
+    sample.attrs.update(frame.attrs)
+    return sample
+
+
+def _learned_router(frame: pd.DataFrame, model_path: Path, seed: int) -> LearnedRouter:
+    """Train, calibrate (temperature), tune the demo's operating points and evaluate a FastGRNN prompt router.
+
+    Calls of :mod:`tinydancer.learning.experiment`; the artifact keeps its calibrator and operating points.
     """
-    from tinydancer.datasets.outcomes import make_synthetic_outcomes
-    from tinydancer.learning.experiment import calibrate_router, evaluate_router, train_router
+    from tinydancer.learning.experiment import calibrate_router, evaluate_router, train_router, tune_router
     from tinydancer.learning.train import TrainConfig
     from tinydancer.model.text_features import FeaturizerConfig
 
-    frame = make_synthetic_outcomes(n_rows, seed).rename(columns={"weak": "weak_correct", "strong": "strong_correct"})
     trained = train_router(
-        frame, model_path, seed=seed, featurizer=FeaturizerConfig(kind="wordllama_tokens", dim=64, max_tokens=24),
-        model={"hidden_dim": 16}, train=TrainConfig(epochs=40, patience=8, seed=seed, progress=False),
+        frame, model_path, seed=seed, featurizer=FeaturizerConfig(kind="wordllama_tokens", dim=64, max_tokens=32),
+        model={"hidden_dim": 16}, train=TrainConfig(epochs=12, patience=4, seed=seed, progress=False),
+        data_tag="routellm-mmlu",
     )  # fmt: skip
     calibrate_router(trained.path, frame, "temperature")
+    for name, target in DEMO_OPERATING_POINTS.items():
+        tune_router(trained.path, frame, target, name, data_tag="routellm-mmlu")
     return LearnedRouter(
         report=evaluate_router(trained.path, frame, alpha=DEMO_ALPHA, delta=DEMO_DELTA),
         weak_accuracy=float(frame["weak_correct"].mean()),
@@ -88,24 +116,24 @@ def run_demo(
     n_requests: int = 200,
     seed: int = 0,
     report_dir: str | Path = "reports",
-    learned_rows: int = 2000,
+    learned_rows: int | None = None,
 ) -> int:
-    """The main job end to end on generated data; returns a process exit code.
+    """The main job end to end on bundled data; returns a process exit code.
 
-    1. Train, calibrate and evaluate a FastGRNN on query text (``learned_rows`` generated RouteLLM-format
-       outcomes, as the bundled synthetic dataset), tuning thresholds for the three targets (strong-call
-       share, quality share, guaranteed weak error).
+    1. Train, calibrate, tune and evaluate a FastGRNN prompt router on the bundled MMLU outcomes (every
+       row, or a seeded sample of ``learned_rows``): figures on the held-out test rows.
     2. Fit the router's candidate model on generated example traffic (:func:`fit_candidate_router`).
     3. Route a traffic sample with full observability (metrics, 10 % sampled spans, logs, collectors),
        with the thresholds ``DEMO_CONFIDENCE_THRESHOLD`` / ``DEMO_MAX_UNCERTAINTY`` (printed).
     4. Print a summary and write a report folder: plots, Prometheus text, monitoring assets, summary JSON.
+    5. Serve the prompt router of step 1: route its held-out test prompts (real MMLU questions), print
+       decisions and metrics, switch operating point and show the strong share move.
     """
     import json
 
     import matplotlib
 
     matplotlib.use("Agg")
-    import pandas as pd
 
     from tinydancer.observability.logs import LogConfig
     from tinydancer.observability.monitoring_assets import write_assets
@@ -114,8 +142,10 @@ def run_demo(
 
     out, reports = Path(out_dir), Path(report_dir)
     reports.mkdir(parents=True, exist_ok=True)
-    print(f"1. Learned router: FastGRNN on query text ({learned_rows:,} generated RouteLLM-format outcomes)")
-    learned = _learned_router(learned_rows, out / "demo-fastgrnn.safetensors", seed)
+    frame = _mmlu_rows(learned_rows, seed)
+    prompt_router_path = out / "demo-prompt-router.safetensors"
+    print(f"1. Learned prompt router: FastGRNN on query text ({len(frame):,} bundled RouteLLM MMLU outcomes)")
+    learned = _learned_router(frame, prompt_router_path, seed)
     figures, t = learned.report, learned.report.thresholds
     figure_rows = [
         ("APGR (random ~0.5)", figures.apgr),
@@ -202,4 +232,69 @@ def run_demo(
     written = write_assets(reports / "monitoring")
     for path in [reports / "demo-overview.png", reports / "demo-metrics.prom", reports / "demo-summary.json", *written]:
         print(f"   {path}")
+    _serve_prompt_router(prompt_router_path, frame, seed, reports)
     return 0
+
+
+def _serve_prompt_router(path: Path, frame: pd.DataFrame, seed: int, reports: Path) -> None:
+    """Step 5: serve the artifact of step 1 and route its held-out test prompts through a Router."""
+    import json
+
+    from tinydancer.learning.experiment import evaluation_rows
+    from tinydancer.model.prompt_artifact import load_prompt_router
+    from tinydancer.observability.logs import LogConfig
+    from tinydancer.observability.tracing import TracingConfig, TracingSystem
+
+    artifact = load_prompt_router(path)
+    test = frame.iloc[evaluation_rows(frame, {"split": json.dumps(dict(artifact.split))}, "test")["test"]]
+    prompts = test["prompt"].tolist()
+    print(
+        f"\n5. Serving the prompt router of step 1 ({path}): {len(prompts):,} held-out MMLU test prompts, "
+        f"the first {DEMO_SINGLE_PROMPTS} one by one, then all of them in batches at each operating point; "
+        "metrics and logs on, spans sampled at 10 %"
+    )
+    tracing = TracingSystem(TracingConfig(service_name="tinydancer-demo-prompts", sampling_ratio=0.1))
+    router = Router(RouterConfig(model_path=str(path)), tracing=tracing, log_config=LogConfig(renderer="none"))
+    single = [router.route_prompt(p) for p in prompts[:DEMO_SINGLE_PROMPTS]]
+    first = single[:5]
+    shown = pd.DataFrame(
+        {
+            "prompt": [p.replace("\n", " ")[:48] + "..." for p in prompts[:5]],
+            "model": [d.model for d in first],
+            "p_strong": [round(d.p_strong, 3) for d in first],
+            "set": [",".join(d.prediction_set or ()) for d in first],
+        }
+    )
+    print(f"   Decisions for the first prompts (operating point {first[0].operating_point!r}):")
+    print(shown.to_string(index=False))
+    rows = []
+    for name in DEMO_OPERATING_POINTS:
+        router.use_operating_point(name)
+        routed = router.route_prompts(prompts)
+        assert isinstance(routed, pd.DataFrame)
+        strong = routed["use_strong"].to_numpy()
+        quality = np.where(strong, test["strong_correct"].to_numpy(), test["weak_correct"].to_numpy())
+        point = artifact.operating_point(name)
+        rows.append((name, point.threshold, point.reached["strong_share"], strong.mean(), quality.mean()))
+    tracing.shutdown()
+    table = pd.DataFrame(rows, columns=["operating point", "threshold", "strong share (tuning)", "strong share (test)",
+                                        "quality (test)"])  # fmt: skip
+    print("   The same test prompts at each operating point (use_operating_point switches while serving):")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    one_by_one = np.array([d.latency_us for d in single[1:]])  # the first call compiles
+    print(
+        f"   route_prompt latency over {one_by_one.size} prompts routed one by one: p50 "
+        f"{np.percentile(one_by_one, 50):.0f} us, p95 {np.percentile(one_by_one, 95):.0f} us (this machine, now)"
+    )
+    wanted = (
+        "tiny_dancer_routing_requests_total",
+        "tiny_dancer_routing_decisions_total",
+        "tiny_dancer_operating_point",
+    )
+    print("   Metrics (Prometheus text):")
+    for line in router.export_metrics().splitlines():
+        if line.startswith(wanted):
+            print(f"   {line}")
+    (reports / "demo-prompt-metrics.prom").write_text(router.export_metrics(), encoding="utf-8")
+    router.collector.decisions().drop(columns=["prompt"]).to_csv(reports / "demo-prompt-decisions.csv", index=False)
+    print(f"   {reports / 'demo-prompt-metrics.prom'}\n   {reports / 'demo-prompt-decisions.csv'}")
