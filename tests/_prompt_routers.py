@@ -36,9 +36,7 @@ def mmlu() -> pd.DataFrame:
 
 
 @functools.cache
-def trained(
-    kind: str = "wordllama_tokens", ensemble: int = 1, quantize: bool = False, max_tokens: int = 32
-) -> Path:
+def trained(kind: str = "wordllama_tokens", ensemble: int = 1, quantize: bool = False, max_tokens: int = 32) -> Path:
     """An uncalibrated artifact trained for one epoch on MMLU (no operating point)."""
     name = f"{kind}-{ensemble}-{int(quantize)}-{max_tokens}.safetensors"
     feat = FeaturizerConfig(kind=kind, dim=64, max_tokens=max_tokens)

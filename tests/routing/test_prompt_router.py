@@ -32,7 +32,9 @@ PROMPTS = [f"{SECRET} question {i}: what is the derivative of x^{i} times sin(x)
 
 def make_router(path: Path, tracing: Any = None, **config: Any) -> Router:
     return Router(
-        RouterConfig(model_path=str(path), **config), tracing=tracing, log_config=LogConfig(level="DEBUG", renderer="none")
+        RouterConfig(model_path=str(path), **config),
+        tracing=tracing,
+        log_config=LogConfig(level="DEBUG", renderer="none"),
     )
 
 
@@ -338,8 +340,6 @@ def test_switching_while_routing_keeps_every_decision_consistent(router_path: Pa
     assert set(decisions["operating_point"]) <= set(thresholds)
     np.testing.assert_array_equal(decisions["threshold"], decisions["operating_point"].map(thresholds))
     np.testing.assert_array_equal(decisions["use_lightweight"], ~(decisions["p_strong"] >= decisions["threshold"]))
-    # every prompt of one call had one operating point
-    assert decisions.groupby("timestamp").size().sum() == len(decisions)
 
 
 # (f) hot reload ----------------------------------------------------------------------------------------------------
@@ -380,9 +380,9 @@ def test_hot_reload_replaces_points_and_a_corrupt_file_keeps_the_old_model(tmp_p
     np.testing.assert_array_equal(after["p_strong"], before["p_strong"])
     logs = router.collector.logs()
     assert (logs["event"] == "Operating point changed").sum() == 3  # share50 (by hand), then two reloads
-    # a candidate-feature FastGRNN at the path: refused, still a prompt router
+    # a candidate model at the path is a valid model: the router then serves candidates
     strong_model(path)
-    router.reload_model()  # a candidate model is a valid model: the router now serves candidates
+    router.reload_model()
     assert router.model_type != "fastgrnn_prompt" and router.operating_point is None
     with pytest.raises(InvalidInputError, match=r"route\(request\)"):
         router.route_prompt("hello", now=NOW)

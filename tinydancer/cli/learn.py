@@ -274,13 +274,13 @@ def _route(ns: argparse.Namespace) -> int:
         raise DataError(f"--model: expected an existing prompt-router artifact, got {ns.model!r}")
     prompts = _read_prompts(ns.file) if ns.file else list(ns.prompt)
     config = RouterConfig(model_path=ns.model, operating_point=ns.operating_point, prompt_uncertainty=ns.uncertainty)
-    router = Router(config, log_config=LogConfig(level="WARNING"))
+    router = Router(config, log_config=LogConfig(renderer="none"))  # a typed error prints one line, below
     decisions = router.route_prompts(prompts)
     assert isinstance(decisions, pd.DataFrame)
     if ns.out is not None and ns.out.endswith(".csv"):
         decisions.to_csv(ns.out, index=False)
     elif ns.out is not None:
-        decisions.to_json(ns.out, orient="records", lines=True)
+        decisions.to_json(ns.out, orient="records", lines=True, double_precision=15)
     else:
         for row in decisions.to_dict(orient="records"):
             print(json.dumps(_finite(row)))

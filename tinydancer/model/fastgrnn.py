@@ -219,13 +219,15 @@ def _dense_params(params: object) -> FastGRNNParams:
     raise InvalidInputError(f"params: expected FastGRNNParams or QuantizedFastGRNNParams, got {type(params).__name__}")
 
 
-def _sequence_logit(params: FastGRNNParams, config: FastGRNNConfig, xs: jax.Array, mask: jax.Array) -> jax.Array:
+def _sequence_logit(
+    params: FastGRNNParams, config: FastGRNNConfig, xs: jax.Array, mask: jax.Array, unroll: int = 1
+) -> jax.Array:
     def step(h: jax.Array, inputs: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, None]:
         x, keep = inputs
         return jnp.where(keep, fastgrnn_cell(params, config, h, x), h), None
 
     h0 = jnp.zeros((config.hidden_dim,), jnp.float32)
-    h_last, _ = jax.lax.scan(step, h0, (xs, mask))
+    h_last, _ = jax.lax.scan(step, h0, (xs, mask), unroll=unroll)  # unroll: same numbers, fewer loop trips
     return h_last @ params.head_w + params.head_b
 
 

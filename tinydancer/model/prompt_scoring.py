@@ -43,6 +43,9 @@ BATCH_BUCKETS: tuple[int, ...] = (1, 4, 16, 64, 256, 1024, 4096)
 #: How uncertainty is computed (module docstring).
 UNCERTAINTY_MODES: tuple[str, ...] = ("auto", "conformal", "mutual_information", "original")
 _MIN_FLAT_TOKENS = 64
+#: Steps of the FastGRNN scan per loop trip: 8 halves the time of one prompt on CPU (measured 107 -> 57 us
+#: for B=1, T=32, H=16) and computes the same numbers.
+SCAN_UNROLL = 8
 _BOOLEAN_FIELDS = (2, 5, 6)  # use_strong, in_set_weak, in_set_strong
 
 
@@ -86,7 +89,7 @@ class KernelSpec(NamedTuple):
 
 
 def _logits(params: Any, spec: KernelSpec, x: jax.Array, mask: jax.Array) -> jax.Array:
-    per_query = jax.vmap(_sequence_logit, in_axes=(None, None, 0, 0))
+    per_query = jax.vmap(partial(_sequence_logit, unroll=SCAN_UNROLL), in_axes=(None, None, 0, 0))
     if spec.ensemble:
         return jax.vmap(per_query, in_axes=(0, None, None, None))(params, spec.config, x, mask)  # [K, B]
     return per_query(_dense_params(params), spec.config, x, mask)[None]  # [1, B]
