@@ -59,7 +59,7 @@ unit: $(STAMP)
 
 ALL_NOTEBOOKS = $(sort $(wildcard notebooks/*.ipynb))
 # The notebooks CI re-runs with nbval, explicitly listed.
-NOTEBOOKS := notebooks/01_explore_routing.ipynb notebooks/02_tune_thresholds.ipynb notebooks/03_retrain_calibrate.ipynb notebooks/04_observability_report.ipynb
+NOTEBOOKS := notebooks/01_explore_routing.ipynb notebooks/02_tune_thresholds.ipynb notebooks/03_retrain_calibrate.ipynb notebooks/04_observability_report.ipynb notebooks/05_serve_prompt_router.ipynb
 
 # TINYDANCER_REQUIRE_ALL: a missing tool fails its test instead of skipping it.
 test: $(STAMP) system-deps oracle lint typecheck
@@ -98,3 +98,13 @@ soak: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cache reports
+
+# Prompt routing on real MMLU prompts vs TF-IDF + LR and BERT-base on the CPU (issue 13; BENCHMARKS.md).
+# torch + transformers (the bench-bert extra) go into the venv here only, when missing; without them the
+# benchmark records BERT as "not installed". TORCH_PIP_ARGS: e.g. --index-url https://download.pytorch.org/whl/cpu
+# for the CPU-only torch wheel (PyPI's pulls the CUDA libraries).
+TORCH_PIP_ARGS ?=
+.PHONY: bench-prompts
+bench-prompts: $(STAMP)
+	$(PY) -c 'import torch, transformers' 2>/dev/null || $(PY) -m pip install -q $(TORCH_PIP_ARGS) -c constraints.txt -e '.[bench-bert]'
+	$(PY) -m benchmarks.prompt_routing --out $(BENCH_OUT)

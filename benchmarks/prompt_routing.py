@@ -40,7 +40,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -246,7 +245,7 @@ def run(quick: bool, seed: int = 0) -> dict[str, Any]:
         "rounds": 2 if quick else 4,
         "block": 50 if quick else 100,
         "bert_prompts": 8 if quick else 60,
-        "bert_batch_prompts_per_round": 16 if quick else 32,
+        "bert_batch_prompts_per_round": 16,
         "train_epochs": 3 if quick else 30,
     }
     result: dict[str, Any] = {
@@ -434,10 +433,16 @@ BATCH_LABELS = {
 }
 
 
+def rate(x: float) -> str:
+    """Prompts/s for a table: whole numbers, two decimals below 100."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.2f}"
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The result as Markdown: command, machine, tables, anchors, goals."""
     m, cfg, pp = result["machine"], result["config"], result["per_prompt"]
     bert = result["bert_info"]
+    torch = bert["measured"]
     ref_bert = result["per_prompt_bert_sample"]["observed"].get("p50_us")
     lines = [
         f"Run {result['date_utc']}: `{result['command']}` ({result['wall_s']:.0f} s)",
@@ -445,7 +450,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"Machine: {m['nproc']} cores ({m['cpu_model']}), load average {m['loadavg'][0]:.2f} at start, "
         f"{m['loadavg_end'][0]:.2f} at end; sum(range(1000)) took {m['python_reference_us']:.1f} us at start and "
         f"{m['python_reference_us_end']:.1f} us at end (idle: ~10-15 us); Python {m['python']}, JAX {m['jax']}, "
-        f"numpy {m['numpy']}" + (f", torch {bert['torch']} ({bert['torch_threads']} threads)." if bert["measured"] else "."),
+        f"numpy {m['numpy']}" + (f", torch {bert['torch']} ({bert['torch_threads']} threads)." if torch else "."),
         "",
         f"Data: {result['data']['rows']:,} MMLU prompts (`{result['data']['dataset']}`); per prompt: a seeded "
         f"sample of {cfg['sample']:,} (seed {cfg['seed']}), every one timed once per round, {cfg['rounds']} rounds, "
@@ -463,15 +468,17 @@ def markdown(result: dict[str, Any]) -> str:
     for name, label in LABELS.items():
         if name in pp:
             row = pp[name]
-            lines.append(f"| {label} | {row['calls']:,} | {row['p50_us']:,.1f} | {row['p95_us']:,.1f} | "
-                         f"{row['mean_us']:,.1f} |")
+            lines.append(
+                f"| {label} | {row['calls']:,} | {row['p50_us']:,.1f} | {row['p95_us']:,.1f} | {row['mean_us']:,.1f} |"
+            )
         else:
             lines.append(f"| {label} | - | {bert.get('why', 'not measured')} | | |")
     if "bert" in pp and ref_bert:
         same = result["per_prompt_bert_sample"]
         lines += [
             "",
-            f"On BERT's {pp['bert']['calls']} prompts: route_prompt p50 {same['observed']['p50_us']:.1f} us (observed), "
+            f"On BERT's {pp['bert']['calls']} prompts: route_prompt p50 {same['observed']['p50_us']:.1f} us "
+            "(observed), "
             f"{same['minimal']['p50_us']:.1f} us (minimal); BERT p50 / route_prompt p50 = "
             f"{pp['bert']['p50_us'] / same['observed']['p50_us']:,.0f}x. BERT tokens per prompt over all prompts: "
             f"mean {bert['tokens_per_prompt_all']['mean']:.0f}, p50 {bert['tokens_per_prompt_all']['p50']:.0f}, "
@@ -489,8 +496,10 @@ def markdown(result: dict[str, Any]) -> str:
     for name, label in BATCH_LABELS.items():
         row = result["batch"].get(name)
         if row:
-            lines.append(f"| {label} | {row['prompts_per_call']:,} | {row['median_per_s']:,.0f} | "
-                         f"{row['best_per_s']:,.0f} | {row['worst_per_s']:,.0f} |")
+            lines.append(
+                f"| {label} | {row['prompts_per_call']:,} | {rate(row['median_per_s'])} | "
+                f"{rate(row['best_per_s'])} | {rate(row['worst_per_s'])} |"
+            )
         else:
             lines.append(f"| {label} | - | {bert.get('why', 'not measured')} | | |")
     lines += ["", "RouteLLM's reported anchors (quoted, not measured here):", ""]
@@ -510,10 +519,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=default_out, help="results folder (default: %(default)s)")
     parser.add_argument("--from-json", type=Path, help="only re-render the Markdown of a saved result")
     args = parser.parse_args()
-    if args.from_json is not None:
-        result = json.loads(args.from_json.read_text())
-    else:
-        result = run(args.quick)
+    result = json.loads(args.from_json.read_text()) if args.from_json is not None else run(args.quick)
     mode = "quick" if result["config"]["quick"] else "full"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"prompt_routing_{mode}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")

@@ -250,7 +250,7 @@ class PromptScorer:
         """
         if math.isnan(threshold):
             raise InvalidInputError("threshold: expected a number or +-inf, got NaN")
-        t = jnp.float32(threshold)
+        t = np.float32(threshold)  # a numpy scalar: jnp.float32() would run a JAX conversion per call
         chunk = BATCH_BUCKETS[-1]
         parts = []
         for start in range(0, len(tokens.rows), chunk):

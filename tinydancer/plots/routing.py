@@ -113,15 +113,23 @@ def _plot_decision_hist(
     light = decisions["use_lightweight"].to_numpy(dtype=bool)
     groups = {"lightweight": values[light], "powerful": values[~light]}
     hi = max(1.0, float(values.max())) if values.size else 1.0
-    _stacked_hist(ax, groups, np.linspace(0.0, hi, bins + 1), DECISION_COLORS, "candidates")
+    noun = _decision_noun(decisions)
+    _stacked_hist(ax, groups, np.linspace(0.0, hi, bins + 1), DECISION_COLORS, noun)
     if line is not None:
         ax.axvline(line, color="black", linestyle="--", linewidth=1, label=f"{line_label} = {line:g}")
     if values.size or line is not None:
         ax.legend(fontsize="small", title="routing decision")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("candidates")
-    ax.set_title(f"{title} ({values.size:,} candidates)")
+    ax.set_ylabel(noun)
+    ax.set_title(f"{title} ({values.size:,} {noun})")
     return ax
+
+
+def _decision_noun(decisions: pd.DataFrame) -> str:
+    """What a decision row is: "prompts" when every row is a prompt router's (no candidate id), else "candidates"."""
+    if len(decisions) and "p_strong" in decisions and decisions["p_strong"].notna().all():
+        return "prompts"
+    return "candidates"
 
 
 def plot_confidence(

@@ -20,7 +20,7 @@ prompts invalid)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sized
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -93,7 +93,7 @@ def check_prompts(texts: Iterable[object], max_chars: int) -> list[str]:
     Raises:
         InvalidInputError: not a list of valid prompts.
     """
-    if isinstance(texts, str | bytes) or not isinstance(texts, Iterable):
+    if isinstance(texts, str | bytes) or not isinstance(texts, Iterable) or not isinstance(texts, Sized):
         raise InvalidInputError(f"texts: expected a list (or pandas Series) of str, got {type(texts).__name__}")
     prompts = list(texts)
     problems = [(i, p) for i, t in enumerate(prompts) if (p := _problem(t, max_chars)) is not None]

@@ -46,6 +46,7 @@ router.export_metrics()
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -645,8 +646,9 @@ class Router:
                 model_type=PROMPT_MODEL_TYPE,
             )
         )
-        ids = [f"request-{i}" for i in range(batch.first_request_id, batch.first_request_id + n)]
-        log_candidate_results(self._log, ids, s.confidence, s.uncertainty, ~s.use_strong)
+        if self._log.is_enabled_for(logging.DEBUG):  # per-prompt DEBUG records, named by request id
+            ids = [f"request-{i}" for i in range(batch.first_request_id, batch.first_request_id + n)]
+            log_candidate_results(self._log, ids, s.confidence, s.uncertainty, ~s.use_strong)
         log_request_completed(self._log, int(batch.latency_us), n - strong, strong)
 
     def _record_prompt_failure(
