@@ -36,6 +36,7 @@ from tinydancer.observability import (
     TracingConfig,
     TracingSystem,
     configure_logging,
+    load_recording,
 )
 from tinydancer.plots import plot_confidence, plot_latency, plot_overview, plot_span_waterfall, plot_uncertainty
 from tinydancer.routing import Candidate, Router, RouterConfig, RoutingDecision, RoutingRequest, RoutingResponse
@@ -72,6 +73,7 @@ __all__ = [
     "learning",
     "load_compat_model",
     "load_fastgrnn",
+    "load_recording",
     "model",
     "observability",
     "plot_confidence",

@@ -11,6 +11,7 @@ from tinydancer.observability.logs import LogConfig, LogEvent, configure_logging
 from tinydancer.observability.metrics import BREAKER_STATES, MetricSample, RouterMetrics
 from tinydancer.observability.metrics_server import MetricsServer
 from tinydancer.observability.monitoring_assets import read_asset, write_assets
+from tinydancer.observability.recording import RECORDING_VERSION, Recording, load_recording
 from tinydancer.observability.route_spans import RoutingSpan
 from tinydancer.observability.span_export import ExporterStats
 from tinydancer.observability.trace_context import TraceContext
@@ -18,6 +19,7 @@ from tinydancer.observability.tracing import TracingConfig, TracingSystem, activ
 
 __all__ = [
     "BREAKER_STATES",
+    "RECORDING_VERSION",
     "AlertFiring",
     "Collector",
     "DecisionBatch",
@@ -27,6 +29,7 @@ __all__ = [
     "LogRecord",
     "MetricSample",
     "MetricsServer",
+    "Recording",
     "RequestRecord",
     "RouterMetrics",
     "RoutingSpan",
@@ -36,6 +39,7 @@ __all__ = [
     "active_tracing_system",
     "configure_logging",
     "evaluate_alerts",
+    "load_recording",
     "read_asset",
     "samples_to_series",
     "write_assets",

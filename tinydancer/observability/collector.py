@@ -45,6 +45,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
@@ -425,6 +426,52 @@ got one that belongs to router A; give each Router its own Collector
             self._rows = 0
             self._span_count = 0
             self._dropped = dict.fromkeys(self._dropped, 0)
+
+    def detach(self, *, clear: bool = False) -> Collector:
+        """A new collector, attached to no router, holding a copy of every record (and the same metric source).
+
+        The copy is taken under the lock, so it is one consistent moment; with ``clear`` the records move
+        (this collector is emptied in the same step, drop counts reset), which is how a long-running router
+        saves periodically with bounded memory (:meth:`save`). The live ``span_source`` is not copied.
+
+        Examples:
+            >>> c = Collector()
+            >>> c.record_log({"event": "hello", "level": "info", "timestamp": 1.0})
+            >>> copy = c.detach(clear=True)
+            >>> len(copy.logs()), len(c.logs())
+            (1, 0)
+        """
+        cap = self.capacity
+        copy = Collector(cap["requests"], cap["decisions"], cap["logs"], cap["spans"], clock=self._clock)
+        with self._lock:
+            copy._requests.extend(self._requests)
+            copy._batches.extend(self._batches)
+            copy._logs.extend(self._logs)
+            copy._span_batches.extend(self._span_batches)
+            copy._rows, copy._span_count, copy._dropped = self._rows, self._span_count, dict(self._dropped)
+            if clear:
+                self._requests.clear()
+                self._batches.clear()
+                self._logs.clear()
+                self._span_batches.clear()
+                self._rows = self._span_count = 0
+                self._dropped = dict.fromkeys(self._dropped, 0)
+        copy.metric_source = self.metric_source
+        return copy
+
+    def save(self, path: str | Path, *, clear: bool = True) -> Path:
+        """Append this collector's records to a recording folder as one Parquet segment (:mod:`.recording`).
+
+        Args:
+            path: The recording folder (created; later saves append segments).
+            clear: Move the records (the default: periodic saves keep memory bounded); False copies them.
+
+        Returns:
+            The segment folder written.
+        """
+        from tinydancer.observability.recording import save_recording
+
+        return save_recording(self, path, clear=clear)
 
     def __repr__(self) -> str:
         return f"Collector(stored={self.stored}, dropped={self.dropped}, capacity={self.capacity})"

@@ -1,0 +1,253 @@
+"""Recordings that last: a collector's frames saved as append-only Parquet segments, and read back exactly.
+
+Layout of a recording folder (format ``tinydancer-recording``, version :data:`RECORDING_VERSION`)::
+
+    manifest.json                 {"format", "version", "segments": [{"name", "saved_at", "rows", "dropped"}]}
+    segment-000000/requests.parquet, decisions.parquet, spans.parquet, logs.parquet, metrics.parquet
+    segment-000001/...
+
+Each :meth:`Collector.save <tinydancer.observability.collector.Collector.save>` writes one segment with what
+the collector holds at that moment (by default moving the records out, so a long-running router that
+saves periodically keeps bounded memory), then rewrites the manifest atomically: a segment is part of the
+recording once the manifest lists it. The frames are the collector's own (columns and dtypes in
+:mod:`tinydancer.observability.collector`); the dict-valued columns (``logs.fields``,
+``spans.attributes``, ``metrics.labels``) are stored as JSON text and decoded on load (span attribute
+lists come back as tuples, as OpenTelemetry keeps them). ``metrics`` is a snapshot of the router's
+Prometheus registry at each save, with an added ``segment`` column. Prompt text is in ``decisions`` only
+when the router was configured to record it (``RouterConfig(record_prompts=True)``).
+
+One folder is written by one process; recordings of many router processes are combined by reading their
+folders' Parquet files together (e.g. DuckDB ``read_parquet('recordings/*/segment-*/decisions.parquet')``).
+
+Examples:
+    >>> import tempfile
+    >>> from tinydancer.observability.collector import Collector
+    >>> c = Collector()
+    >>> c.record_log({"event": "hello", "level": "info", "timestamp": 1.0, "n": 3})
+    >>> folder = Path(tempfile.mkdtemp()) / "rec"
+    >>> _ = c.save(folder)
+    >>> rec = load_recording(folder)
+    >>> rec.logs["fields"].tolist(), len(rec.segments)
+    ([{'n': 3}], 1)
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from tinydancer.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tinydancer.observability.collector import Collector
+
+RECORDING_FORMAT = "tinydancer-recording"
+#: The version this code writes; it reads every version up to it.
+RECORDING_VERSION = 1
+#: The frames of a recording, in file order.
+RECORDING_KINDS: tuple[str, ...] = ("requests", "decisions", "spans", "logs", "metrics")
+#: Dict-valued columns, stored as JSON text.
+_JSON_COLUMNS = {"logs": "fields", "spans": "attributes", "metrics": "labels"}
+_MANIFEST = "manifest.json"
+
+
+class Recording(NamedTuple):
+    """The frames of every segment of a recording, concatenated in save order.
+
+    Attributes:
+        requests: As ``Collector.requests()``.
+        decisions: As ``Collector.decisions()``.
+        spans: As ``Collector.spans()``.
+        logs: As ``Collector.logs()``.
+        metrics: As ``Collector.metrics()`` at each save, plus ``segment`` (int64, which save).
+        segments: One row per segment: ``segment``, ``name``, ``saved_at`` (UTC), rows and drops per kind.
+    """
+
+    requests: pd.DataFrame
+    decisions: pd.DataFrame
+    spans: pd.DataFrame
+    logs: pd.DataFrame
+    metrics: pd.DataFrame
+    segments: pd.DataFrame
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / _MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(
+            f"recording {str(folder)!r}: expected a {_MANIFEST} (a folder written by Collector.save)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"recording {str(folder)!r}: unreadable {_MANIFEST} ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != RECORDING_FORMAT:
+        raise DataError(f"recording {str(folder)!r}: {_MANIFEST} is not a {RECORDING_FORMAT} manifest")
+    version = manifest.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise DataError(f"recording {str(folder)!r}: invalid version {version!r} in {_MANIFEST}")
+    if version > RECORDING_VERSION:
+        raise DataError(
+            f"recording {str(folder)!r} has version {version}, newer than this tinydancer reads "
+            f"({RECORDING_VERSION}): upgrade tinydancer to read it"
+        )
+    return manifest
+
+
+def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".manifest-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(manifest, out, indent=1)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, folder / _MANIFEST)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    return str(value)
+
+
+def save_recording(collector: Collector, path: str | Path, *, clear: bool = True) -> Path:
+    """Append one segment with the collector's records (moved when ``clear``) to the recording at ``path``.
+
+    Args:
+        collector: The collector (a Router's ``router.collector``).
+        path: The recording folder; created with its manifest on the first save.
+        clear: Move the records out of the collector (bounded memory) instead of copying them.
+
+    Returns:
+        The segment folder written.
+
+    Raises:
+        DataError: ``path`` holds something that is not a recording of a version this code reads.
+    """
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest: dict[str, Any] = (
+        _read_manifest(folder)
+        if (folder / _MANIFEST).exists()
+        else {"format": RECORDING_FORMAT, "version": RECORDING_VERSION, "segments": []}
+    )
+    if manifest["version"] != RECORDING_VERSION:
+        raise DataError(f"recording {str(folder)!r}: version {manifest['version']}; start a new folder to append")
+    snapshot = collector.detach(clear=clear)
+    saved_at = datetime.datetime.now(datetime.UTC).isoformat()
+    frames = {
+        "requests": snapshot.requests(),
+        "decisions": snapshot.decisions(),
+        "spans": snapshot.spans(),
+        "logs": snapshot.logs(),
+        "metrics": snapshot.metrics(),
+    }
+    number = len(manifest["segments"])
+    name = f"segment-{number:06d}"
+    segment = folder / name
+    segment.mkdir(exist_ok=False)
+    for kind, frame in frames.items():
+        column = _JSON_COLUMNS.get(kind)
+        if column is not None:
+            frame = frame.assign(**{column: [json.dumps(v, default=_json_default) for v in frame[column]]})
+        if kind == "metrics":
+            frame = frame.assign(segment=number)
+        frame.to_parquet(segment / f"{kind}.parquet", index=False)
+    manifest["segments"].append(
+        {
+            "name": name,
+            "saved_at": saved_at,
+            "rows": {kind: len(frame) for kind, frame in frames.items()},
+            "dropped": snapshot.dropped,
+        }
+    )
+    _write_manifest(folder, manifest)
+    return segment
+
+
+def _decode(kind: str, frame: pd.DataFrame) -> pd.DataFrame:
+    column = _JSON_COLUMNS.get(kind)
+    if column is None:
+        return frame
+    values = [json.loads(v) for v in frame[column]]
+    if kind == "spans":  # OpenTelemetry keeps sequence attributes as tuples
+        values = [{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()} for d in values]
+    return frame.assign(**{column: _object_series(values, frame.index)})
+
+
+def _object_series(values: list[Any], index: pd.Index) -> pd.Series:
+    import pandas as pd
+
+    return pd.Series(values, index=index, dtype=object)
+
+
+def load_recording(path: str | Path) -> Recording:
+    """Read every segment of a recording back into the collector's DataFrames.
+
+    Args:
+        path: A folder written by ``Collector.save``.
+
+    Returns:
+        A :class:`Recording`.
+
+    Raises:
+        DataError: no manifest, another format, a newer version, or a listed segment file missing.
+    """
+    import pandas as pd
+
+    folder = Path(path)
+    manifest = _read_manifest(folder)
+    parts: dict[str, list[pd.DataFrame]] = {kind: [] for kind in RECORDING_KINDS}
+    for entry in manifest["segments"]:
+        for kind in RECORDING_KINDS:
+            file = folder / entry["name"] / f"{kind}.parquet"
+            try:
+                parts[kind].append(_decode(kind, pd.read_parquet(file)))
+            except FileNotFoundError:
+                raise DataError(
+                    f"recording {str(folder)!r}: segment file {file.name} of {entry['name']} is missing"
+                ) from None
+    frames = {kind: _concat(kind, frames) for kind, frames in parts.items()}
+    segments = pd.DataFrame(
+        {
+            "segment": pd.Series(range(len(manifest["segments"])), dtype="int64"),
+            "name": pd.Series([e["name"] for e in manifest["segments"]], dtype="str"),
+            "saved_at": pd.to_datetime([e["saved_at"] for e in manifest["segments"]], utc=True),
+            **{
+                f"{kind}_rows": pd.Series([e["rows"].get(kind, 0) for e in manifest["segments"]], dtype="int64")
+                for kind in RECORDING_KINDS
+            },
+            **{
+                f"{kind}_dropped": pd.Series([e["dropped"].get(kind, 0) for e in manifest["segments"]], dtype="int64")
+                for kind in ("requests", "decisions", "spans", "logs")
+            },
+        }
+    )
+    return Recording(**frames, segments=segments)
+
+
+def _concat(kind: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Segments in order; an empty recording gives the collector's empty frame (with ``segment`` for metrics)."""
+    import pandas as pd
+
+    from tinydancer.observability.collector import Collector
+
+    empty: pd.DataFrame = getattr(Collector(), kind)()
+    if not frames:
+        return empty.assign(segment=pd.Series(dtype="int64")) if kind == "metrics" else empty
+    if len(frames) == 1:
+        return frames[0]
+    categorical = [c for c in empty.columns if isinstance(empty[c].dtype, pd.CategoricalDtype)]
+    both = pd.concat(frames, ignore_index=True)
+    for column in categorical:  # categories differ between segments: concat falls back to object
+        both[column] = both[column].astype("category")
+    return both
