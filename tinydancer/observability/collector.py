@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import numpy as np
 
 from tinydancer.errors import ConfigError, InvalidInputError
+from tinydancer.observability.outcomes import Outcome
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -241,6 +242,8 @@ class Collector:
         self._batches: deque[DecisionBatch | PromptDecisionBatch] = deque()
         self._logs: deque[tuple[dict[str, Any], float | None]] = deque(maxlen=capacity_logs)
         self._span_batches: deque[tuple[ReadableSpan, ...]] = deque()
+        self._outcomes: deque[Outcome] = deque(maxlen=capacity_requests)  # as many as request records
+        self._outcomes_dropped = 0
         self._rows = 0
         self._span_count = 0
         self._dropped = dict.fromkeys(capacities, 0)
@@ -373,6 +376,48 @@ got one that belongs to router A; give each Router its own Collector
                 self._rows -= size
                 self._dropped["decisions"] += size
 
+    def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """Stores outcome reports (joined to a request or not), dropping (and counting) the oldest when full."""
+        with self._lock:
+            overflow = len(self._outcomes) + len(outcomes) - self.capacity["requests"]
+            if overflow > 0:
+                self._outcomes_dropped += min(overflow, len(outcomes) + len(self._outcomes))
+            self._outcomes.extend(outcomes)
+
+    @property
+    def outcomes_dropped(self) -> int:
+        """Outcome reports dropped since the last clear (the collector keeps as many as request records)."""
+        with self._lock:
+            return self._outcomes_dropped
+
+    def outcomes(self) -> pd.DataFrame:
+        """One row per outcome report, oldest first: request_id int64, timestamp (arrival, UTC), weak_correct,
+        strong_correct, quality, cost float64 (NaN: not in that report), joined bool (False: the request id was
+        unknown or forgotten).
+
+        Examples:
+            >>> c = Collector()
+            >>> c.record_outcomes([Outcome(4, 0.0, 1.0, None, None, None, True)])
+            >>> c.outcomes()[["request_id", "weak_correct", "joined"]].values.tolist()
+            [[4, 1.0, True]]
+        """
+        import pandas as pd
+
+        with self._lock:
+            rows = list(self._outcomes)
+        cols = list(zip(*rows, strict=True)) if rows else [()] * len(Outcome._fields)
+        return pd.DataFrame(
+            {
+                "request_id": pd.Series(cols[0], dtype="int64"),
+                "timestamp": _to_utc(cols[1]),
+                **{
+                    name: pd.Series([np.nan if v is None else v for v in col], dtype="float64")
+                    for name, col in zip(Outcome._fields[2:6], cols[2:6], strict=True)
+                },
+                "joined": pd.Series(cols[6], dtype="bool"),
+            }
+        )
+
     def record_log(self, event_dict: Mapping[str, Any]) -> None:
         """Stores a shallow copy of one structlog event dict (usable as a sink callable).
 
@@ -423,6 +468,8 @@ got one that belongs to router A; give each Router its own Collector
             self._batches.clear()
             self._logs.clear()
             self._span_batches.clear()
+            self._outcomes.clear()
+            self._outcomes_dropped = 0
             self._rows = 0
             self._span_count = 0
             self._dropped = dict.fromkeys(self._dropped, 0)
@@ -448,8 +495,12 @@ got one that belongs to router A; give each Router its own Collector
             copy._batches.extend(self._batches)
             copy._logs.extend(self._logs)
             copy._span_batches.extend(self._span_batches)
+            copy._outcomes.extend(self._outcomes)
+            copy._outcomes_dropped = self._outcomes_dropped
             copy._rows, copy._span_count, copy._dropped = self._rows, self._span_count, dict(self._dropped)
             if clear:
+                self._outcomes.clear()
+                self._outcomes_dropped = 0
                 self._requests.clear()
                 self._batches.clear()
                 self._logs.clear()

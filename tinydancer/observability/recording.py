@@ -3,7 +3,8 @@
 Layout of a recording folder (format ``tinydancer-recording``, version :data:`RECORDING_VERSION`)::
 
     manifest.json                 {"format", "version", "segments": [{"name", "saved_at", "rows", "dropped"}]}
-    segment-000000/requests.parquet, decisions.parquet, spans.parquet, logs.parquet, metrics.parquet
+    segment-000000/requests.parquet, decisions.parquet, spans.parquet, logs.parquet, metrics.parquet,
+                   outcomes.parquet
     segment-000001/...
 
 Each :meth:`Collector.save <tinydancer.observability.collector.Collector.save>` writes one segment with what
@@ -51,7 +52,7 @@ RECORDING_FORMAT = "tinydancer-recording"
 #: The version this code writes; it reads every version up to it.
 RECORDING_VERSION = 1
 #: The frames of a recording, in file order.
-RECORDING_KINDS: tuple[str, ...] = ("requests", "decisions", "spans", "logs", "metrics")
+RECORDING_KINDS: tuple[str, ...] = ("requests", "decisions", "spans", "logs", "metrics", "outcomes")
 #: Dict-valued columns, stored as JSON text.
 _JSON_COLUMNS = {"logs": "fields", "spans": "attributes", "metrics": "labels"}
 _MANIFEST = "manifest.json"
@@ -66,6 +67,7 @@ class Recording(NamedTuple):
         spans: As ``Collector.spans()``.
         logs: As ``Collector.logs()``.
         metrics: As ``Collector.metrics()`` at each save, plus ``segment`` (int64, which save).
+        outcomes: As ``Collector.outcomes()`` (outcome reports joined to routed prompts).
         segments: One row per segment: ``segment``, ``name``, ``saved_at`` (UTC), rows and drops per kind.
     """
 
@@ -74,6 +76,7 @@ class Recording(NamedTuple):
     spans: pd.DataFrame
     logs: pd.DataFrame
     metrics: pd.DataFrame
+    outcomes: pd.DataFrame
     segments: pd.DataFrame
 
 
@@ -150,6 +153,7 @@ def save_recording(collector: Collector, path: str | Path, *, clear: bool = True
         "spans": snapshot.spans(),
         "logs": snapshot.logs(),
         "metrics": snapshot.metrics(),
+        "outcomes": snapshot.outcomes(),
     }
     number = len(manifest["segments"])
     name = f"segment-{number:06d}"

@@ -47,6 +47,8 @@ class RouterConfig:
         max_prompt_chars: longer prompts are rejected with ``InvalidInputError``.
         record_prompts: keep each prompt's text in the collector's decisions (prompts are user data: off
             by default; the length and a hash are always kept).
+        outcome_window: labelled requests (and routed prompts) the live quality series cover
+            (:mod:`tinydancer.observability.outcomes`).
     """
 
     model_path: str = "./models/fastgrnn.safetensors"
@@ -65,6 +67,7 @@ class RouterConfig:
     prompt_uncertainty: str = "auto"
     max_prompt_chars: int = 100_000
     record_prompts: bool = False
+    outcome_window: int = 1000
 
     def __post_init__(self) -> None:
         check_text("model_path", self.model_path)
@@ -83,3 +86,4 @@ class RouterConfig:
         check_choice("prompt_uncertainty", self.prompt_uncertainty, UNCERTAINTY_MODES)
         check_int("max_prompt_chars", self.max_prompt_chars, low=1)
         check_bool("record_prompts", self.record_prompts)
+        check_int("outcome_window", self.outcome_window, low=1)

@@ -51,7 +51,7 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sized
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import MappingProxyType
@@ -91,6 +91,7 @@ from tinydancer.observability.logs import (
 )
 from tinydancer.observability.metrics import BREAKER_STATES, RouterMetrics
 from tinydancer.observability.metrics_server import MetricsServer, WsgiApp
+from tinydancer.observability.outcomes import Outcome, OutcomeMonitor, outcome_rows
 from tinydancer.observability.route_spans import CANDIDATE_SPANS_DROPPED, RoutingSpan, emit_candidate_spans
 from tinydancer.observability.span_export import begin_span_capture, end_span_capture
 from tinydancer.observability.trace_context import TraceContext
@@ -255,10 +256,11 @@ class Router:
         self.metrics = RouterMetrics(self._serving[1])
         # (name, threshold) of the operating point in force (prompt routers), swapped as one reference.
         self._operating: tuple[str, float] = ("", float("nan"))
+        self._outcomes: OutcomeMonitor | None = None  # made when a prompt router first serves
         if isinstance(model, PromptModel):
             name, point = model.artifact.resolve_operating_point(self.config.operating_point)
             self._operating = (name, point.threshold)
-            self.metrics.set_operating_point(name, point.threshold)
+            self._publish_operating_point(model, name)
         self.collector = collector if collector is not None else Collector(clock=clock)
         registry = self.metrics.registry  # the source holds the registry, not the router: no reference cycle
         self.collector.attach(f"Router at {id(self):#x}", lambda: registry)
@@ -334,8 +336,79 @@ class Router:
     def _set_operating(self, name: str, threshold: float) -> None:
         old = self._operating[0]
         self._operating = (name, threshold)  # one reference swap
-        self.metrics.set_operating_point(name, threshold)
+        model = self._serving[0]
+        if isinstance(model, PromptModel):
+            self._publish_operating_point(model, name)
         log_operating_point_changed(self._log, old or None, name, threshold)
+
+    def _publish_operating_point(self, model: PromptModel, name: str) -> None:
+        """The threshold and info gauges, and the targets the outcome alerts compare with."""
+        art = model.artifact
+        point = art.operating_point(name)
+        self.metrics.set_operating_point(name, point.threshold)
+        if self._outcomes is None:
+            self._outcomes = OutcomeMonitor(self.metrics.registry, self.config.outcome_window, pass_mark=art.pass_mark)
+        coverage = None if art.conformal is None else 1.0 - art.conformal.alpha
+        self._outcomes.set_targets(point.target, point.value, coverage)
+
+    def record_outcome(
+        self,
+        request_id: int,
+        *,
+        weak_correct: float | None = None,
+        strong_correct: float | None = None,
+        quality: float | None = None,
+        cost: float | None = None,
+    ) -> bool:
+        """Join what happened to a routed prompt (any subset of the fields; late and partial reports are normal).
+
+        Args:
+            request_id: The decision's ``request_id``.
+            weak_correct: The weak model's outcome in [0, 1] (it gives the request's label: the weak model
+                fails iff below the artifact's pass mark).
+            strong_correct: The strong model's outcome in [0, 1].
+            quality: The served answer's quality (any finite number).
+            cost: What the request cost (>= 0).
+
+        Returns:
+            Whether the id was a remembered routed prompt (unknown ids are counted, not fatal).
+
+        Raises:
+            InvalidInputError: a value out of range, or this router serves candidates.
+        """
+        fields = {"weak_correct": weak_correct, "strong_correct": strong_correct, "quality": quality, "cost": cost}
+        report: dict[str, Sequence[object]] = {"request_id": [request_id], **{k: [v] for k, v in fields.items()}}
+        return self.record_outcomes(report)["joined"] == 1
+
+    def record_outcomes(self, outcomes: pd.DataFrame | Mapping[str, Sequence[object]]) -> dict[str, int]:
+        """Bulk :meth:`record_outcome`: a DataFrame (or mapping of columns) with ``request_id`` and any of the fields.
+
+        The whole report is checked before any of it is recorded (a bad row names itself and records nothing).
+
+        Returns:
+            ``{"joined": n, "unknown_request": m}``.
+
+        Raises:
+            InvalidInputError: no ``request_id`` column, an unknown column, or a bad value.
+        """
+        monitor = self._outcomes
+        if monitor is None or not isinstance(self._serving[0], PromptModel):
+            raise InvalidInputError("record_outcomes: this router serves candidates; outcomes join prompt decisions")
+        columns: dict[str, Iterable[object]] = {str(k): list(v) for k, v in dict(outcomes).items()}
+        if "request_id" not in columns:
+            raise InvalidInputError(f"outcomes: expected a 'request_id' column, got {sorted(columns)}")
+        stamp = self._clock()
+        rows = outcome_rows(columns.pop("request_id"), columns, stamp)
+        records, joined = [], 0
+        for request_id, fields in rows:
+            ok = monitor.join(request_id, fields.get("weak_correct"))
+            joined += ok
+            get = fields.get
+            records.append(
+                Outcome(request_id, stamp, get("weak_correct"), get("strong_correct"), get("quality"), get("cost"), ok)
+            )
+        self.collector.record_outcomes(records)
+        return {"joined": joined, "unknown_request": len(rows) - joined}
 
     @property
     def model_type(self) -> str:
@@ -610,6 +683,9 @@ class Router:
         metrics.record_features(n, tokenize_s)
         metrics.record_inference(infer_s, PROMPT_MODEL_TYPE)
         metrics.record_decisions(s.confidence, s.uncertainty, ~s.use_strong)
+        if self._outcomes is not None:
+            sets = (s.in_set_weak, s.in_set_strong) if batch.conformal else (None, None)
+            self._outcomes.record_routes(batch.first_request_id, s.use_strong, s.p_strong, *sets)
         if span.is_recording():
             span.set_attribute("outcome", "success")
             span.set_attribute("lightweight_routes", n - strong)
