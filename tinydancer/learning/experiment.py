@@ -58,6 +58,7 @@ from tinydancer.model.prompt_artifact import (
     OperatingPoint,
     PromptRouterArtifact,
     prompt_router_from_file,
+    reference_quantiles,
     save_prompt_router,
 )
 from tinydancer.model.prompt_scoring import PromptScorer
@@ -555,6 +556,10 @@ def calibrate_router(
         conformal=conformal,
         operating_points={},
         default_operating_point=None,
+        reference={
+            "p_strong": reference_quantiles(calibrated),
+            "prompt_chars": reference_quantiles(frame["prompt"].astype(str).str.len().to_numpy()[cal_rows]),
+        },
     )
     path = save_prompt_router(out or model, artifact)
     return CalibratedRouter(path, calibrator, ece(scores[cal_rows], y), ece(calibrated, y))

@@ -18,6 +18,8 @@ their zeros). Its ``__metadata__`` string entries, each JSON unless said otherwi
                                   million tokens, or null)
 ``operating_points``              name -> :class:`OperatingPoint` fields
 ``default_operating_point``       a name in ``operating_points``, or null
+``reference``                     feature -> 101 quantiles of ``p_strong`` and ``prompt_chars`` on the
+                                  calibration rows (drift monitoring), or absent
 ``split``                         ``{"kind", "seed", "data"}``: the rows ``train`` used (evaluation reuses it)
 ``provenance``                    ``{"data_sha256", "rows", "created"}`` of the training data
 ================================  ==========================================================================
@@ -44,6 +46,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import re
@@ -76,6 +79,17 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 IMPLICIT_OPERATING_POINT = "p0.5"
 #: Entries every file of this format has (``conformal``, ``split`` and ``provenance`` are optional).
 _REQUIRED = ("calibrator", "pass_mark", "models", "operating_points", "default_operating_point")
+
+
+def reference_quantiles(values: np.ndarray) -> tuple[float, ...]:
+    """The 101 quantiles (0 %, 1 %, ..., 100 %) of a feature on reference rows (an artifact's ``reference``).
+
+    Examples:
+        >>> q = reference_quantiles(np.arange(101.0))
+        >>> len(q), q[0], q[50], q[-1]
+        (101, 0.0, 50.0, 100.0)
+    """
+    return tuple(float(v) for v in np.quantile(np.asarray(values, np.float64), np.linspace(0, 1, 101)))
 
 
 def check_name(what: str, name: object) -> str:
@@ -209,6 +223,8 @@ class PromptRouterArtifact:
             the implicit ``p0.5``).
         split: ``{"kind", "seed", "data"}`` of the training split, or empty.
         provenance: ``{"data_sha256", "rows", "created"}`` of the training data, or empty.
+        reference: feature (``p_strong``, ``prompt_chars``) -> 101 quantiles on the calibration rows, or
+            empty (drift is then not monitored).
 
     Raises:
         ModelLoadError: the parts do not fit together (a dim, a name, an unknown default).
@@ -229,6 +245,7 @@ class PromptRouterArtifact:
     default_operating_point: str | None = None
     split: Mapping[str, Any] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    reference: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         d = self.featurizer.dim
@@ -270,6 +287,10 @@ class PromptRouterArtifact:
         object.__setattr__(self, "operating_points", MappingProxyType(dict(self.operating_points)))
         object.__setattr__(self, "split", MappingProxyType(dict(self.split)))
         object.__setattr__(self, "provenance", MappingProxyType(dict(self.provenance)))
+        reference = {k: tuple(float(x) for x in v) for k, v in self.reference.items()}
+        if any(len(q) != 101 or any(b < a for a, b in itertools.pairwise(q)) for q in reference.values()):
+            raise ModelLoadError(f"{WHAT}: reference: expected 101 non-decreasing quantiles per feature")
+        object.__setattr__(self, "reference", MappingProxyType(reference))
 
     @property
     def members(self) -> int:
@@ -330,6 +351,8 @@ def _metadata(artifact: PromptRouterArtifact) -> dict[str, str]:
         meta["split"] = json.dumps(dict(a.split))
     if a.provenance:
         meta["provenance"] = json.dumps(dict(a.provenance))
+    if a.reference:
+        meta["reference"] = json.dumps({k: list(v) for k, v in a.reference.items()})
     return meta
 
 
@@ -405,6 +428,7 @@ def prompt_router_from_file(file: SafetensorsFile) -> PromptRouterArtifact:
             default_operating_point=_part(file, meta, "default_operating_point", None),
             split=_part(file, meta, "split", {}),
             provenance=_part(file, meta, "provenance", {}),
+            reference=_part(file, meta, "reference", {}),
         )
     except ModelLoadError as exc:
         if str(exc).startswith(f"{WHAT} '"):  # already names the file

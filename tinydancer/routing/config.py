@@ -49,6 +49,8 @@ class RouterConfig:
             by default; the length and a hash are always kept).
         outcome_window: labelled requests (and routed prompts) the live quality series cover
             (:mod:`tinydancer.observability.outcomes`).
+        drift_window: recent prompts compared with the artifact's calibration rows
+            (:mod:`tinydancer.observability.drift`).
     """
 
     model_path: str = "./models/fastgrnn.safetensors"
@@ -68,6 +70,7 @@ class RouterConfig:
     max_prompt_chars: int = 100_000
     record_prompts: bool = False
     outcome_window: int = 1000
+    drift_window: int = 1000
 
     def __post_init__(self) -> None:
         check_text("model_path", self.model_path)
@@ -87,3 +90,4 @@ class RouterConfig:
         check_int("max_prompt_chars", self.max_prompt_chars, low=1)
         check_bool("record_prompts", self.record_prompts)
         check_int("outcome_window", self.outcome_window, low=1)
+        check_int("drift_window", self.drift_window, low=1)

@@ -76,6 +76,7 @@ from tinydancer.model.prompt_artifact import is_prompt_router_file, prompt_route
 from tinydancer.model.safetensors_file import read_safetensors
 from tinydancer.model.served_fastgrnn import ROUTER_INPUT_DIM
 from tinydancer.observability.collector import Collector, DecisionBatch, PromptDecisionBatch, RequestRecord
+from tinydancer.observability.drift import DriftMonitor
 from tinydancer.observability.logs import (
     LogConfig,
     LogEvent,
@@ -257,10 +258,12 @@ class Router:
         # (name, threshold) of the operating point in force (prompt routers), swapped as one reference.
         self._operating: tuple[str, float] = ("", float("nan"))
         self._outcomes: OutcomeMonitor | None = None  # made when a prompt router first serves
+        self._drift: DriftMonitor | None = None  # likewise
         if isinstance(model, PromptModel):
             name, point = model.artifact.resolve_operating_point(self.config.operating_point)
             self._operating = (name, point.threshold)
             self._publish_operating_point(model, name)
+            self._watch_drift(model)
         self.collector = collector if collector is not None else Collector(clock=clock)
         registry = self.metrics.registry  # the source holds the registry, not the router: no reference cycle
         self.collector.attach(f"Router at {id(self):#x}", lambda: registry)
@@ -351,6 +354,12 @@ class Router:
         coverage = None if art.conformal is None else 1.0 - art.conformal.alpha
         self._outcomes.set_targets(point.target, point.value, coverage)
 
+    def _watch_drift(self, model: PromptModel) -> None:
+        """Compare live traffic with the artifact's calibration rows (:mod:`tinydancer.observability.drift`)."""
+        if self._drift is None:
+            self._drift = DriftMonitor(self.metrics.registry, self.config.drift_window)
+        self._drift.set_reference(model.artifact.reference)  # empty without one: the series stay NaN
+
     def record_outcome(
         self,
         request_id: int,
@@ -440,9 +449,13 @@ class Router:
                 current = self._operating[0]
                 keep = current if current in model.artifact.operating_points else None
                 name, point = model.artifact.resolve_operating_point(keep)
+                changed = (name, point.threshold) != self._operating
                 self._serving = serving
-                if (name, point.threshold) != self._operating:  # logged and published
+                if changed:  # logged and published
                     self._set_operating(name, point.threshold)
+                else:  # the new artifact's targets and coverage level
+                    self._publish_operating_point(model, name)
+                self._watch_drift(model)
             self._serving = serving  # one reference swap: atomic; later requests record the new model_type
         self._log.info(LogEvent.MODEL_RELOADED, model_path=self.config.model_path, model_type=serving[1])
 
@@ -686,6 +699,9 @@ class Router:
         if self._outcomes is not None:
             sets = (s.in_set_weak, s.in_set_strong) if batch.conformal else (None, None)
             self._outcomes.record_routes(batch.first_request_id, s.use_strong, s.p_strong, *sets)
+        chars = np.fromiter(map(len, prompts), np.int64, n)
+        if self._drift is not None:
+            self._drift.record({"p_strong": s.p_strong, "prompt_chars": chars})
         if span.is_recording():
             span.set_attribute("outcome", "success")
             span.set_attribute("lightweight_routes", n - strong)
@@ -706,7 +722,7 @@ class Router:
             PromptDecisionBatch(
                 first_request_id=batch.first_request_id,
                 timestamp=timestamp,
-                prompt_chars=np.fromiter(map(len, prompts), np.int64, n),
+                prompt_chars=chars,
                 prompt_hash=tuple(map(prompt_hash, prompts)),
                 prompt_text=art_text,
                 use_strong=s.use_strong,
