@@ -11,10 +11,13 @@ import pandas as pd
 import pytest
 
 from tests._prompt_routers import mmlu, tuned
+from tinydancer.cli.main import main
 from tinydancer.errors import DataError, InvalidInputError
+from tinydancer.learning.experiment import train_router
+from tinydancer.learning.train import TrainConfig
 from tinydancer.observability.collector import Collector
 from tinydancer.observability.logs import LogConfig
-from tinydancer.observability.recording import RECORDING_KINDS, RECORDING_VERSION, load_recording
+from tinydancer.observability.recording import RECORDING_KINDS, RECORDING_VERSION, load_recording, recording_outcomes
 from tinydancer.observability.tracing import TracingConfig, TracingSystem
 from tinydancer.routing import Router, RouterConfig, RoutingRequest
 
@@ -46,6 +49,8 @@ def test_a_prompt_routers_recording_round_trips_exactly(tmp_path: Path, prompts:
         router.route_prompt(prompts[40], metadata={"user": "u1"})
         with pytest.raises(InvalidInputError):
             router.route_prompt("   ")
+        router.record_outcome(0, weak_correct=1.0, cost=0.25)
+        router.record_outcome(10**9, strong_correct=0.0)  # unknown: kept, not joined
     finally:
         tracing.shutdown()
     expected = frames(router.collector)
@@ -145,3 +150,37 @@ def test_unreadable_recordings_fail_with_a_clear_message(tmp_path: Path) -> None
     (tmp_path / "other" / "manifest.json").write_text('{"format": "something-else"}')
     with pytest.raises(DataError, match="not a tinydancer-recording manifest"):
         load_recording(tmp_path / "other")
+
+
+def test_a_recording_with_outcomes_is_a_training_set(tmp_path: Path, prompts: list[str]) -> None:
+    frame = mmlu().head(60)
+    router = Router(RouterConfig(model_path=str(tuned()), record_prompts=True), log_config=LogConfig(renderer="none"))
+    routed = router.route_prompts(frame["prompt"])
+    ids = routed["request_id"].tolist()
+    # late, partial reports: strong outcomes first for everyone, weak ones later for all but the last 10
+    router.record_outcomes({"request_id": ids, "strong_correct": frame["strong_correct"].tolist()})
+    router.record_outcomes({"request_id": ids[:-10], "weak_correct": frame["weak_correct"].tolist()[:-10]})
+    router.record_outcome(10**9, weak_correct=1.0)  # unknown: counted, not joined
+    router.collector.save(tmp_path / "rec")
+    recording = load_recording(tmp_path / "rec")
+    assert recording.outcomes["joined"].tolist().count(False) == 1
+    both = recording_outcomes(recording)
+    assert both["prompt"].tolist() == frame["prompt"].tolist()[:-10]
+    assert both["weak_correct"].tolist() == frame["weak_correct"].tolist()[:-10]
+    assert both["strong_correct"].tolist() == frame["strong_correct"].tolist()[:-10]
+    assert (both["use_strong"].to_numpy() == routed["use_strong"].to_numpy()[:-10]).all()
+    assert len(recording_outcomes(recording, require="weak")) == 50
+    trained = train_router(both, tmp_path / "retrained.safetensors", train=TrainConfig(epochs=1, progress=False))
+    assert trained.row_counts["train"] + trained.row_counts["test"] < len(both)
+    assert main(["train", "--data", str(tmp_path / "rec"), "--out", str(tmp_path / "cli.safetensors"),
+                 "--epochs", "1", "--no-progress"]) == 0  # fmt: skip
+
+
+def test_a_recording_without_prompt_text_is_not_training_data(tmp_path: Path, prompts: list[str]) -> None:
+    router = Router(RouterConfig(model_path=str(tuned())), log_config=LogConfig(renderer="none"))
+    ids = router.route_prompts(prompts[:5])["request_id"].tolist()
+    router.record_outcomes({"request_id": ids, "weak_correct": [1.0] * 5, "strong_correct": [1.0] * 5})
+    router.collector.save(tmp_path / "rec")
+    with pytest.raises(DataError, match="record_prompts=True"):
+        recording_outcomes(load_recording(tmp_path / "rec"))
+    assert main(["train", "--data", str(tmp_path / "rec"), "--out", str(tmp_path / "m.safetensors")]) == 2

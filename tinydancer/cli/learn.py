@@ -91,7 +91,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
         required=True,
         metavar="NAME_OR_PATH",
         help=f"bundled dataset name ({', '.join(sorted(BUNDLED))}) or a path: a RouteLLM-format "
-        ".parquet/.csv/.jsonl/.json file or a folder of subject CSVs",
+        ".parquet/.csv/.jsonl/.json file, a folder of subject CSVs, or a recording folder (Collector.save) "
+        "whose prompts were recorded with their outcomes",
     )
     for flag, side, model in (("--weak", 0, "weak"), ("--strong", 1, "strong")):
         p.add_argument(
@@ -182,6 +183,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(ns: argparse.Namespace) -> pd.DataFrame:
+    if (Path(ns.data) / "manifest.json").is_file():  # a recording: routed prompts joined with their outcomes
+        from tinydancer.observability.recording import load_recording, recording_outcomes
+
+        return recording_outcomes(load_recording(ns.data), require="weak" if ns.command == "train" else "both")
     if ns.data not in BUNDLED and not Path(ns.data).exists():
         raise DataError(
             f"--data: expected a bundled dataset name (one of {sorted(BUNDLED)}) or an existing file or folder, "

@@ -41,6 +41,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
+
 from tinydancer.errors import DataError
 
 if TYPE_CHECKING:
@@ -255,3 +257,68 @@ def _concat(kind: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
     for column in categorical:  # categories differ between segments: concat falls back to object
         both[column] = both[column].astype("category")
     return both
+
+
+#: ``recording_outcomes(require=...)``: which outcomes a row must have.
+REQUIRE_OUTCOMES: tuple[str, ...] = ("weak", "both")
+
+
+def recording_outcomes(recording: Recording, *, require: str = "both") -> pd.DataFrame:
+    """A recording's routed prompts joined with their outcomes: a training and evaluation set.
+
+    Partial reports of one request are merged (the last value reported for each field wins). The frame
+    has the columns ``tinydancer.datasets.load`` gives (``prompt``, ``subject`` = ``"recording"``,
+    ``weak_correct``, ``strong_correct``) plus ``request_id``, ``timestamp``, ``p_strong``, ``use_strong``,
+    ``operating_point``, ``quality`` and ``cost`` of the recorded decision; it feeds
+    ``td.learning.train_router`` (``require="weak"``: the label) and ``evaluate`` / ``tune``
+    (``require="both"``: quality needs both models' outcomes).
+
+    Args:
+        recording: From :func:`load_recording`.
+        require: ``"weak"`` (rows with a weak outcome) or ``"both"`` (rows with both outcomes).
+
+    Returns:
+        One row per routed prompt with the required outcomes, in request order.
+
+    Raises:
+        DataError: the recording has no prompt text (route with ``RouterConfig(record_prompts=True)``), or
+            no row has the required outcomes.
+    """
+    import pandas as pd
+
+    if require not in REQUIRE_OUTCOMES:
+        raise DataError(f"require: expected one of {REQUIRE_OUTCOMES}, got {require!r}")
+    decisions = recording.decisions[recording.decisions["p_strong"].notna()]  # a prompt router's rows
+    if decisions.empty:
+        raise DataError("recording: expected decisions of a prompt router, found none")
+    if decisions["prompt"].isna().all():
+        raise DataError(
+            "recording: its decisions carry no prompt text; a recording becomes training data only when the "
+            "router records prompts (RouterConfig(record_prompts=True))"
+        )
+    fields = ["weak_correct", "strong_correct", "quality", "cost"]
+    reports = recording.outcomes[recording.outcomes["joined"]]
+    merged = reports.groupby("request_id", sort=False)[fields].last()  # last non-null value of each field
+    frame = decisions.merge(merged, left_on="request_id", right_index=True, how="inner")
+    needed = ["weak_correct"] if require == "weak" else ["weak_correct", "strong_correct"]
+    frame = frame.dropna(subset=["prompt", *needed]).sort_values("request_id", kind="stable")
+    if frame.empty:
+        raise DataError(f"recording: no routed prompt has {' and '.join(needed)} outcomes yet")
+    out = pd.DataFrame(
+        {
+            "prompt": frame["prompt"].astype(str).to_numpy(),
+            "subject": "recording",
+            "weak_correct": frame["weak_correct"].to_numpy(np.float64),
+            "strong_correct": frame["strong_correct"].to_numpy(np.float64),
+            "request_id": frame["request_id"].to_numpy(np.int64),
+            "timestamp": frame["timestamp"].to_numpy(),
+            "p_strong": frame["p_strong"].to_numpy(np.float64),
+            "use_strong": ~frame["use_lightweight"].to_numpy(bool),
+            "operating_point": frame["operating_point"].astype(str).to_numpy(),
+            "quality": frame["quality"].to_numpy(np.float64),
+            "cost": frame["cost"].to_numpy(np.float64),
+        }
+    )
+    models = frame["model"].dropna().unique().tolist()
+    out.attrs.update(source="recording", models=models)
+    return out
