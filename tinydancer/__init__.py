@@ -39,7 +39,15 @@ from tinydancer.observability import (
     load_recording,
 )
 from tinydancer.plots import plot_confidence, plot_latency, plot_overview, plot_span_waterfall, plot_uncertainty
-from tinydancer.routing import Candidate, Router, RouterConfig, RoutingDecision, RoutingRequest, RoutingResponse
+from tinydancer.routing import (
+    Candidate,
+    Router,
+    RouterConfig,
+    RoutingDecision,
+    RoutingRequest,
+    RoutingResponse,
+    replay,
+)
 from tinydancer.runtime import configure_jax
 
 __all__ = [
@@ -82,6 +90,7 @@ __all__ = [
     "plot_span_waterfall",
     "plot_uncertainty",
     "plots",
+    "replay",
     "routing",
     "save_compat_model",
 ]

@@ -11,7 +11,13 @@ from tinydancer.observability.logs import LogConfig, LogEvent, configure_logging
 from tinydancer.observability.metrics import BREAKER_STATES, MetricSample, RouterMetrics
 from tinydancer.observability.metrics_server import MetricsServer
 from tinydancer.observability.monitoring_assets import read_asset, write_assets
-from tinydancer.observability.recording import RECORDING_VERSION, Recording, load_recording, recording_outcomes
+from tinydancer.observability.recording import (
+    RECORDING_VERSION,
+    Recording,
+    load_recording,
+    recording_outcomes,
+    recording_segments,
+)
 from tinydancer.observability.route_spans import RoutingSpan
 from tinydancer.observability.span_export import ExporterStats
 from tinydancer.observability.trace_context import TraceContext
@@ -42,6 +48,7 @@ __all__ = [
     "load_recording",
     "read_asset",
     "recording_outcomes",
+    "recording_segments",
     "samples_to_series",
     "write_assets",
 ]

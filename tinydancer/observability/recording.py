@@ -38,6 +38,7 @@ import datetime
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -196,6 +197,40 @@ def _object_series(values: list[Any], index: pd.Index) -> pd.Series:
     return pd.Series(values, index=index, dtype=object)
 
 
+def _segments_frame(entries: list[dict[str, Any]], first: int = 0) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "segment": pd.Series(range(first, first + len(entries)), dtype="int64"),
+            "name": pd.Series([e["name"] for e in entries], dtype="str"),
+            "saved_at": pd.to_datetime([e["saved_at"] for e in entries], utc=True),
+            **{
+                f"{kind}_rows": pd.Series([e["rows"].get(kind, 0) for e in entries], dtype="int64")
+                for kind in RECORDING_KINDS
+            },
+            **{
+                f"{kind}_dropped": pd.Series([e["dropped"].get(kind, 0) for e in entries], dtype="int64")
+                for kind in ("requests", "decisions", "spans", "logs")
+            },
+        }
+    )
+
+
+def _read_segment(folder: Path, entry: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    import pandas as pd
+
+    frames = {}
+    for kind in kinds:
+        file = folder / entry["name"] / f"{kind}.parquet"
+        try:
+            frames[kind] = _decode(kind, pd.read_parquet(file))
+        except FileNotFoundError:
+            missing = f"segment file {file.name} of {entry['name']} is missing"
+            raise DataError(f"recording {str(folder)!r}: {missing}") from None
+    return frames
+
+
 def load_recording(path: str | Path) -> Recording:
     """Read every segment of a recording back into the collector's DataFrames.
 
@@ -208,37 +243,28 @@ def load_recording(path: str | Path) -> Recording:
     Raises:
         DataError: no manifest, another format, a newer version, or a listed segment file missing.
     """
-    import pandas as pd
-
     folder = Path(path)
-    manifest = _read_manifest(folder)
-    parts: dict[str, list[pd.DataFrame]] = {kind: [] for kind in RECORDING_KINDS}
-    for entry in manifest["segments"]:
-        for kind in RECORDING_KINDS:
-            file = folder / entry["name"] / f"{kind}.parquet"
-            try:
-                parts[kind].append(_decode(kind, pd.read_parquet(file)))
-            except FileNotFoundError:
-                raise DataError(
-                    f"recording {str(folder)!r}: segment file {file.name} of {entry['name']} is missing"
-                ) from None
-    frames = {kind: _concat(kind, frames) for kind, frames in parts.items()}
-    segments = pd.DataFrame(
-        {
-            "segment": pd.Series(range(len(manifest["segments"])), dtype="int64"),
-            "name": pd.Series([e["name"] for e in manifest["segments"]], dtype="str"),
-            "saved_at": pd.to_datetime([e["saved_at"] for e in manifest["segments"]], utc=True),
-            **{
-                f"{kind}_rows": pd.Series([e["rows"].get(kind, 0) for e in manifest["segments"]], dtype="int64")
-                for kind in RECORDING_KINDS
-            },
-            **{
-                f"{kind}_dropped": pd.Series([e["dropped"].get(kind, 0) for e in manifest["segments"]], dtype="int64")
-                for kind in ("requests", "decisions", "spans", "logs")
-            },
-        }
-    )
-    return Recording(**frames, segments=segments)
+    entries = _read_manifest(folder)["segments"]
+    parts = [_read_segment(folder, entry, RECORDING_KINDS) for entry in entries]
+    frames = {kind: _concat(kind, [p[kind] for p in parts]) for kind in RECORDING_KINDS}
+    return Recording(**frames, segments=_segments_frame(entries))
+
+
+def recording_segments(path: str | Path) -> Iterator[Recording]:
+    """The recording one segment at a time (memory bounded by a segment): each a :class:`Recording`.
+
+    Examples:
+        >>> import tempfile
+        >>> from tinydancer.observability.collector import Collector
+        >>> folder = Path(tempfile.mkdtemp()) / "rec"
+        >>> _, _ = Collector().save(folder), Collector().save(folder)
+        >>> [len(r.segments) for r in recording_segments(folder)]
+        [1, 1]
+    """
+    folder = Path(path)
+    for number, entry in enumerate(_read_manifest(folder)["segments"]):
+        frames = _read_segment(folder, entry, RECORDING_KINDS)
+        yield Recording(**{k: _concat(k, [f]) for k, f in frames.items()}, segments=_segments_frame([entry], number))
 
 
 def _concat(kind: str, frames: list[pd.DataFrame]) -> pd.DataFrame:

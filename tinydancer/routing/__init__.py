@@ -19,12 +19,14 @@ from tinydancer.routing.prompts import (
     check_prompts,
     prompt_hash,
 )
+from tinydancer.routing.replay import REPLAY_COLUMNS, ReplayResult, replay
 from tinydancer.routing.requests import Candidate, RoutingDecision, RoutingRequest, RoutingResponse
 from tinydancer.routing.router import Router, default_inference
 
 __all__ = [
     "PROMPT_MODEL_TYPE",
     "PROMPT_RESULT_COLUMNS",
+    "REPLAY_COLUMNS",
     "BreakerPolicy",
     "Candidate",
     "CircuitBreaker",
@@ -33,6 +35,7 @@ __all__ = [
     "PromptBatch",
     "PromptDecision",
     "PromptModel",
+    "ReplayResult",
     "Router",
     "RouterConfig",
     "RoutingDecision",
@@ -44,6 +47,7 @@ __all__ = [
     "default_inference",
     "pack_request",
     "prompt_hash",
+    "replay",
     "request_features",
     "run_route_kernel",
     "score_embeddings",

@@ -1,0 +1,68 @@
+"""Replay: recorded traffic decided again under another threshold or artifact, compared request by request."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests._prompt_routers import mmlu, tuned
+from tinydancer.errors import ConfigError, DataError
+from tinydancer.model.prompt_artifact import load_prompt_router
+from tinydancer.observability.logs import LogConfig
+from tinydancer.routing import REPLAY_COLUMNS, Router, RouterConfig, replay
+
+
+def record(folder: Path, *, record_prompts: bool, segments: int = 2) -> list[int]:
+    frame = mmlu().head(90)
+    router = Router(RouterConfig(model_path=str(tuned()), record_prompts=record_prompts),
+                    log_config=LogConfig(renderer="none"))  # fmt: skip
+    ids: list[int] = []
+    for part in np.array_split(np.arange(len(frame)), segments):
+        rows = frame.iloc[part]
+        routed = router.route_prompts(rows["prompt"])
+        ids += routed["request_id"].tolist()
+        router.record_outcomes({"request_id": routed["request_id"].tolist()[:20],
+                                "weak_correct": rows["weak_correct"].tolist()[:20],
+                                "strong_correct": rows["strong_correct"].tolist()[:20]})  # fmt: skip
+        router.collector.save(folder)
+    return ids
+
+
+def test_a_threshold_replay_redecides_the_recorded_scores(tmp_path: Path) -> None:
+    ids = record(tmp_path / "rec", record_prompts=False)
+    result = replay(tmp_path / "rec", threshold=0.3)
+    frame = result.requests
+    assert frame.columns.tolist() == list(REPLAY_COLUMNS) and frame["request_id"].tolist() == ids
+    assert (frame["new_use_strong"] == (frame["old_p_strong"] >= np.float32(0.3))).all()
+    assert (frame["flipped"] == (frame["new_use_strong"] != frame["old_use_strong"])).all()
+    s = result.summary
+    assert s["requests"] == 90 and s["flipped"] == s["to_strong"] + s["to_weak"]
+    assert s["with_outcomes"] == 40  # 20 rows with both outcomes per segment
+    known = frame.dropna(subset=["old_quality", "new_quality"])
+    assert s["new_quality"] == pytest.approx(known["new_quality"].mean())
+    everything = replay(tmp_path / "rec", threshold=-math.inf).summary
+    assert everything["new_strong_share"] == 1.0 and everything["to_weak"] == 0
+
+
+def test_replaying_the_same_artifact_and_operating_point_flips_nothing(tmp_path: Path) -> None:
+    record(tmp_path / "rec", record_prompts=True)
+    artifact = load_prompt_router(tuned())
+    same = replay(tmp_path / "rec", tuned())
+    assert same.summary["flipped"] == 0 and same.summary["threshold"] == artifact.operating_point().threshold
+    np.testing.assert_allclose(same.requests["new_p_strong"], same.requests["old_p_strong"], atol=1e-6)
+    other = next(name for name in artifact.operating_points if name != artifact.default_operating_point)
+    moved = replay(tmp_path / "rec", artifact, other)
+    assert moved.summary["threshold"] == artifact.operating_point(other).threshold
+
+
+def test_a_model_replay_needs_recorded_prompts_and_clear_arguments(tmp_path: Path) -> None:
+    record(tmp_path / "rec", record_prompts=False)
+    with pytest.raises(DataError, match="record_prompts=True"):
+        replay(tmp_path / "rec", tuned())
+    with pytest.raises(ConfigError, match="not both"):
+        replay(tmp_path / "rec", tuned(), "x", threshold=0.5)
+    with pytest.raises(ConfigError, match="expected a threshold"):
+        replay(tmp_path / "rec")

@@ -1,0 +1,151 @@
+"""Replay: re-route recorded traffic under another operating point or another artifact, and compare.
+
+:func:`replay` reads a recording segment by segment (memory bounded by a segment, not by the
+recording) and decides every recorded prompt again: with the recorded ``p_strong`` and a new threshold
+(no prompt text needed), or with a new artifact, which re-scores the recorded prompt text (the router must
+have recorded it: ``RouterConfig(record_prompts=True)``). Per request it gives the old and new decision
+and whether it flipped; where outcomes were joined, the quality either way (the chosen model's outcome;
+NaN where the newly chosen model's outcome is unknown). Not done here: off-policy estimates (they need a
+recorded exploration policy, which the router does not have yet).
+
+Examples:
+    >>> import tempfile
+    >>> from tinydancer.observability.collector import Collector
+    >>> folder = Path(tempfile.mkdtemp()) / "empty"
+    >>> _ = Collector().save(folder)
+    >>> replay(folder, threshold=0.5).summary["requests"]
+    0
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from tinydancer.errors import ConfigError, DataError
+from tinydancer.model.prompt_artifact import PromptRouterArtifact, load_prompt_router
+from tinydancer.model.prompt_scoring import PromptScorer
+from tinydancer.observability.recording import Recording, load_recording, recording_segments
+
+#: Columns of :attr:`ReplayResult.requests`.
+REPLAY_COLUMNS: tuple[str, ...] = (
+    "request_id",
+    "old_p_strong",
+    "new_p_strong",
+    "old_use_strong",
+    "new_use_strong",
+    "flipped",
+    "old_quality",
+    "new_quality",
+)
+
+
+class ReplayResult(NamedTuple):
+    """What :func:`replay` found.
+
+    Attributes:
+        requests: One row per replayed prompt (:data:`REPLAY_COLUMNS`).
+        summary: ``requests``, ``flipped``, ``to_strong``, ``to_weak``, ``old_strong_share``,
+            ``new_strong_share``, ``with_outcomes`` (rows whose quality is known either way),
+            ``old_quality`` and ``new_quality`` (means over those rows; NaN with none), ``threshold``.
+    """
+
+    requests: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def _outcome_of(chosen_strong: np.ndarray, weak: np.ndarray, strong: np.ndarray) -> np.ndarray:
+    out: np.ndarray = np.where(chosen_strong, strong, weak)
+    return out
+
+
+def _replay_part(recording: Recording, scorer: PromptScorer | None, threshold: float) -> pd.DataFrame:
+    decisions = recording.decisions[recording.decisions["p_strong"].notna()]
+    if decisions.empty:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in REPLAY_COLUMNS})
+    old_p = decisions["p_strong"].to_numpy(np.float64)
+    old_strong = ~decisions["use_lightweight"].to_numpy(bool)
+    if scorer is None:
+        new_p = old_p
+    else:
+        if decisions["prompt"].isna().any():
+            raise DataError(
+                "replay with another model re-scores the recorded prompts, but this recording has no prompt text "
+                "(route with RouterConfig(record_prompts=True)); replay a threshold instead"
+            )
+        new_p = scorer.score(decisions["prompt"].astype(str).tolist(), threshold).p_strong.astype(np.float64)
+    new_strong = new_p >= np.float32(threshold)
+    reports = recording.outcomes[recording.outcomes["joined"]]
+    merged = reports.groupby("request_id", sort=False)[["weak_correct", "strong_correct"]].last()
+    outcomes = merged.reindex(decisions["request_id"].to_numpy())
+    weak, strong = outcomes["weak_correct"].to_numpy(np.float64), outcomes["strong_correct"].to_numpy(np.float64)
+    return pd.DataFrame(
+        {
+            "request_id": decisions["request_id"].to_numpy(np.int64),
+            "old_p_strong": old_p,
+            "new_p_strong": new_p,
+            "old_use_strong": old_strong,
+            "new_use_strong": new_strong,
+            "flipped": old_strong != new_strong,
+            "old_quality": _outcome_of(old_strong, weak, strong),
+            "new_quality": _outcome_of(new_strong, weak, strong),
+        }
+    )
+
+
+def replay(
+    recording: str | Path,
+    model: str | Path | PromptRouterArtifact | None = None,
+    operating_point: str | None = None,
+    *,
+    threshold: float | None = None,
+) -> ReplayResult:
+    """Decide every recorded prompt again and compare with what was decided.
+
+    Args:
+        recording: A recording folder (``Collector.save``).
+        model: Another artifact (path or loaded) to re-score the recorded prompt text with; None keeps the
+            recorded ``p_strong``.
+        operating_point: An operating point of ``model`` (its default when None and no ``threshold``).
+        threshold: A threshold on p_strong instead of an operating point.
+
+    Returns:
+        A :class:`ReplayResult`.
+
+    Raises:
+        ConfigError: neither a model nor a threshold, both an operating point and a threshold, or an unknown
+            operating point.
+        DataError: a model replay of a recording without prompt text, or not a recording.
+    """
+    if operating_point is not None and threshold is not None:
+        raise ConfigError("replay: expected an operating point or a threshold, not both")
+    artifact = load_prompt_router(model) if isinstance(model, str | Path) else model
+    if artifact is None and threshold is None:
+        raise ConfigError("replay: expected a threshold, or a model (whose operating point gives one)")
+    if threshold is None:
+        assert artifact is not None
+        threshold = artifact.operating_point(operating_point).threshold
+    if math.isnan(threshold):
+        raise ConfigError("replay: threshold: expected a number or +-inf, got NaN")
+    scorer = None if artifact is None else PromptScorer(artifact, uncertainty="original")
+    parts = [_replay_part(segment, scorer, threshold) for segment in recording_segments(recording)]
+    frame = pd.concat(parts, ignore_index=True) if parts else _replay_part(load_recording(recording), None, threshold)
+    known = frame["old_quality"].notna() & frame["new_quality"].notna()
+    n = len(frame)
+    summary = {
+        "requests": n,
+        "flipped": int(frame["flipped"].sum()),
+        "to_strong": int((frame["flipped"] & frame["new_use_strong"]).sum()),
+        "to_weak": int((frame["flipped"] & ~frame["new_use_strong"].astype(bool)).sum()),
+        "old_strong_share": float(frame["old_use_strong"].mean()) if n else math.nan,
+        "new_strong_share": float(frame["new_use_strong"].mean()) if n else math.nan,
+        "with_outcomes": int(known.sum()),
+        "old_quality": float(frame.loc[known, "old_quality"].mean()) if known.any() else math.nan,
+        "new_quality": float(frame.loc[known, "new_quality"].mean()) if known.any() else math.nan,
+        "threshold": float(threshold),
+    }
+    return ReplayResult(frame, summary)
