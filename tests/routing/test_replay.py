@@ -66,3 +66,13 @@ def test_a_model_replay_needs_recorded_prompts_and_clear_arguments(tmp_path: Pat
         replay(tmp_path / "rec", tuned(), "x", threshold=0.5)
     with pytest.raises(ConfigError, match="expected a threshold"):
         replay(tmp_path / "rec")
+
+
+def test_the_summary_is_the_same_without_the_per_request_frame(tmp_path: Path) -> None:
+    record(tmp_path / "rec", record_prompts=False, segments=3)
+    kept, streamed = (
+        replay(tmp_path / "rec", threshold=0.35),
+        replay(tmp_path / "rec", threshold=0.35, keep_requests=False),
+    )
+    assert len(streamed.requests) == 0 and streamed.requests.columns.tolist() == list(REPLAY_COLUMNS)
+    assert streamed.summary == pytest.approx(kept.summary)

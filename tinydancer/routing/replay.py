@@ -29,7 +29,7 @@ import pandas as pd
 from tinydancer.errors import ConfigError, DataError
 from tinydancer.model.prompt_artifact import PromptRouterArtifact, load_prompt_router
 from tinydancer.model.prompt_scoring import PromptScorer
-from tinydancer.observability.recording import Recording, load_recording, recording_segments
+from tinydancer.observability.recording import Recording, recording_segments
 
 #: Columns of :attr:`ReplayResult.requests`.
 REPLAY_COLUMNS: tuple[str, ...] = (
@@ -66,7 +66,7 @@ def _outcome_of(chosen_strong: np.ndarray, weak: np.ndarray, strong: np.ndarray)
 def _replay_part(recording: Recording, scorer: PromptScorer | None, threshold: float) -> pd.DataFrame:
     decisions = recording.decisions[recording.decisions["p_strong"].notna()]
     if decisions.empty:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in REPLAY_COLUMNS})
+        return _empty_requests()
     old_p = decisions["p_strong"].to_numpy(np.float64)
     old_strong = ~decisions["use_lightweight"].to_numpy(bool)
     if scorer is None:
@@ -103,6 +103,7 @@ def replay(
     operating_point: str | None = None,
     *,
     threshold: float | None = None,
+    keep_requests: bool = True,
 ) -> ReplayResult:
     """Decide every recorded prompt again and compare with what was decided.
 
@@ -112,6 +113,8 @@ def replay(
             recorded ``p_strong``.
         operating_point: An operating point of ``model`` (its default when None and no ``threshold``).
         threshold: A threshold on p_strong instead of an operating point.
+        keep_requests: Return the per-request frame; False returns an empty one and only the summary,
+            so memory stays bounded by one segment however long the recording.
 
     Returns:
         A :class:`ReplayResult`.
@@ -132,20 +135,45 @@ def replay(
     if math.isnan(threshold):
         raise ConfigError("replay: threshold: expected a number or +-inf, got NaN")
     scorer = None if artifact is None else PromptScorer(artifact, uncertainty="original")
-    parts = [_replay_part(segment, scorer, threshold) for segment in recording_segments(recording)]
-    frame = pd.concat(parts, ignore_index=True) if parts else _replay_part(load_recording(recording), None, threshold)
-    known = frame["old_quality"].notna() & frame["new_quality"].notna()
-    n = len(frame)
+    totals = dict.fromkeys(("requests", "flipped", "to_strong", "to_weak", "old_strong", "new_strong", "known"), 0)
+    quality = {"old": 0.0, "new": 0.0}
+    kept = []
+    for segment in recording_segments(recording):
+        part = _replay_part(segment, scorer, threshold)
+        flipped, new_strong = part["flipped"].to_numpy(bool), part["new_use_strong"].to_numpy(bool)
+        known = (part["old_quality"].notna() & part["new_quality"].notna()).to_numpy()
+        counts = {
+            "requests": len(part),
+            "flipped": flipped.sum(),
+            "to_strong": (flipped & new_strong).sum(),
+            "to_weak": (flipped & ~new_strong).sum(),
+            "old_strong": part["old_use_strong"].sum(),
+            "new_strong": new_strong.sum(),
+            "known": known.sum(),
+        }
+        for key, value in counts.items():
+            totals[key] += int(value)
+        quality["old"] += float(part["old_quality"].to_numpy()[known].sum())
+        quality["new"] += float(part["new_quality"].to_numpy()[known].sum())
+        if keep_requests:
+            kept.append(part)
+    n, k = totals["requests"], totals["known"]
     summary = {
         "requests": n,
-        "flipped": int(frame["flipped"].sum()),
-        "to_strong": int((frame["flipped"] & frame["new_use_strong"]).sum()),
-        "to_weak": int((frame["flipped"] & ~frame["new_use_strong"].astype(bool)).sum()),
-        "old_strong_share": float(frame["old_use_strong"].mean()) if n else math.nan,
-        "new_strong_share": float(frame["new_use_strong"].mean()) if n else math.nan,
-        "with_outcomes": int(known.sum()),
-        "old_quality": float(frame.loc[known, "old_quality"].mean()) if known.any() else math.nan,
-        "new_quality": float(frame.loc[known, "new_quality"].mean()) if known.any() else math.nan,
+        "flipped": totals["flipped"],
+        "to_strong": totals["to_strong"],
+        "to_weak": totals["to_weak"],
+        "old_strong_share": totals["old_strong"] / n if n else math.nan,
+        "new_strong_share": totals["new_strong"] / n if n else math.nan,
+        "with_outcomes": k,
+        "old_quality": quality["old"] / k if k else math.nan,
+        "new_quality": quality["new"] / k if k else math.nan,
         "threshold": float(threshold),
     }
+    frame = pd.concat(kept, ignore_index=True) if kept else _empty_requests()
     return ReplayResult(frame, summary)
+
+
+def _empty_requests() -> pd.DataFrame:
+    dtypes = ("int64", "float64", "float64", "bool", "bool", "bool", "float64", "float64")
+    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in zip(REPLAY_COLUMNS, dtypes, strict=True)})
