@@ -43,6 +43,24 @@ GUIDE_ALERTS = {
         }
     ]
 }
+# The prompt router's live-quality alerts (tinydancer.observability.outcomes): name -> (expr, for).
+QUALITY_ALERTS = {
+    "ConformalCoverageLow": (
+        "tiny_dancer_conformal_coverage < on(job, instance) tiny_dancer_conformal_coverage_target - 0.05"
+        " and on(job, instance) tiny_dancer_outcome_window_size >= 200",
+        "10m",
+    ),
+    "WeakErrorAboveTarget": (
+        'tiny_dancer_weak_error_rate > on(job, instance) tiny_dancer_operating_point_target{target="weak_error"}',
+        "10m",
+    ),
+    "StrongShareOffTarget": (
+        "abs(tiny_dancer_strong_share - on(job, instance)"
+        ' tiny_dancer_operating_point_target{target="strong_share"}) > 0.1',
+        "15m",
+    ),
+    "DriftDetected": ("tiny_dancer_drift_psi > 0.2", "20m"),
+}
 # The guide's example dashboard: title -> expression.
 GUIDE_PANELS = {
     "Request Rate": "rate(tiny_dancer_routing_requests_total[5m])",
@@ -103,9 +121,50 @@ def test_alert_rules_are_exactly_the_guides() -> None:
     assert yaml.safe_load(read_asset("alerts.yml")) == GUIDE_ALERTS
 
 
+def test_asset_names_are_every_shipped_file() -> None:
+    assert ASSET_NAMES == (
+        "prometheus.yml",
+        "alerts.yml",
+        "alerts_test.yml",
+        "quality_alerts.yml",
+        "quality_alerts_test.yml",
+        "grafana-dashboard.json",
+    )
+
+
+def test_quality_alert_rules() -> None:
+    spec = yaml.safe_load(read_asset("quality_alerts.yml"))
+    [group] = spec["groups"]
+    assert group["name"] == "tiny_dancer_quality"
+    rules = {r["alert"]: r for r in group["rules"]}
+    assert list(rules) == list(QUALITY_ALERTS)
+    for name, (expr, duration) in QUALITY_ALERTS.items():
+        assert rules[name]["expr"] == expr, name
+        assert rules[name]["for"] == duration, name
+        assert set(rules[name]["annotations"]) == {"summary", "description"}, name
+        assert set(rules[name]) == {"alert", "expr", "for", "annotations"}, name
+
+
+def test_quality_alerts_name_only_exported_series() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from tinydancer.observability.drift import DriftMonitor
+    from tinydancer.observability.outcomes import OPERATING_POINT_TARGETS, OutcomeMonitor
+
+    registry = CollectorRegistry()
+    OutcomeMonitor(registry)
+    DriftMonitor(registry)
+    exported = {s.name for m in registry.collect() for s in m.samples}
+    [group] = yaml.safe_load(read_asset("quality_alerts.yml"))["groups"]
+    for rule in group["rules"]:
+        names = set(re.findall(r"\btiny_dancer_[a-z_]+", rule["expr"]))
+        assert names and names <= exported, rule["alert"]
+        assert set(re.findall(r'target="(\w+)"', rule["expr"])) <= set(OPERATING_POINT_TARGETS), rule["alert"]
+
+
 def test_scrape_config_is_the_guides_plus_rule_files() -> None:
     cfg = yaml.safe_load(read_asset("prometheus.yml"))
-    assert cfg["rule_files"] == ["alerts.yml"]
+    assert cfg["rule_files"] == ["alerts.yml", "quality_alerts.yml"]
     assert cfg["scrape_configs"] == [
         {"job_name": "tiny-dancer", "scrape_interval": "15s", "static_configs": [{"targets": ["localhost:9090"]}]}
     ]
@@ -121,21 +180,35 @@ def test_alert_unit_tests_cover_firing_and_not_firing_for_every_alert() -> None:
     assert outcomes == {name: {True, False} for name in ("HighErrorRate", "CircuitBreakerOpen", "HighLatency")}
 
 
+def test_quality_alert_unit_tests_cover_firing_and_not_firing_for_every_alert() -> None:
+    spec = yaml.safe_load(read_asset("quality_alerts_test.yml"))
+    assert spec["rule_files"] == ["quality_alerts.yml"]
+    outcomes: dict[str, set[bool]] = {}
+    for group in spec["tests"]:
+        for case in group.get("alert_rule_test", []):
+            outcomes.setdefault(case["alertname"], set()).add(bool(case["exp_alerts"]))
+    assert outcomes == {name: {True, False} for name in QUALITY_ALERTS}
+    text = read_asset("quality_alerts_test.yml")
+    assert "NaN" in text and "150x20" in text  # NaN targets and a too-small window are exercised
+
+
 @pytest.mark.prometheus
 def test_promtool_check_rules_and_config(assets_dir: Path) -> None:
     promtool = require_tool("promtool")
-    rules = run(promtool, "check", "rules", assets_dir / "alerts.yml")
-    assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "SUCCESS: 3 rules found" in rules.stdout
+    for name, count in (("alerts.yml", 3), ("quality_alerts.yml", 4)):
+        rules = run(promtool, "check", "rules", assets_dir / name)
+        assert rules.returncode == 0, rules.stdout + rules.stderr
+        assert f"SUCCESS: {count} rules found" in rules.stdout, name
     config = run(promtool, "check", "config", assets_dir / "prometheus.yml")
     assert config.returncode == 0, config.stdout + config.stderr
-    assert "1 rule files found" in config.stdout
+    assert "2 rule files found" in config.stdout
 
 
 @pytest.mark.prometheus
-def test_promtool_unit_tests_pass(assets_dir: Path) -> None:
+@pytest.mark.parametrize("tests", ["alerts_test.yml", "quality_alerts_test.yml"])
+def test_promtool_unit_tests_pass(assets_dir: Path, tests: str) -> None:
     promtool = require_tool("promtool")
-    result = run(promtool, "test", "rules", "alerts_test.yml", cwd=assets_dir)
+    result = run(promtool, "test", "rules", tests, cwd=assets_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr
 
@@ -152,6 +225,30 @@ def test_promtool_unit_tests_catch_a_changed_rule(assets_dir: Path, old: str, ne
     assert text.count(old) == 1
     rules.write_text(text.replace(old, new))
     result = run(promtool, "test", "rules", "alerts_test.yml", cwd=assets_dir)
+    assert result.returncode != 0, result.stdout
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("- 0.05", "- 0.5"),
+        (">= 200", ">= 100"),
+        ("abs(", "("),
+        ('{target="weak_error"}', '{target="strong_share"}'),
+        ("> 0.1", "> 0.3"),
+        ("for: 15m", "for: 10m"),
+        ("drift_psi > 0.2", "drift_psi > 0.4"),
+        ("for: 20m", "for: 30m"),
+    ],
+)
+def test_promtool_quality_unit_tests_catch_a_changed_rule(assets_dir: Path, old: str, new: str) -> None:
+    promtool = require_tool("promtool")
+    rules = assets_dir / "quality_alerts.yml"
+    text = rules.read_text()
+    assert text.count(old) == 1
+    rules.write_text(text.replace(old, new))
+    result = run(promtool, "test", "rules", "quality_alerts_test.yml", cwd=assets_dir)
     assert result.returncode != 0, result.stdout
 
 

@@ -2,7 +2,7 @@
 
 The files live in ``tinydancer/observability/assets/`` (package data) and are written out as-is by
 :func:`write_assets`, ready for ``prometheus --config.file=prometheus.yml``, ``promtool test rules
-alerts_test.yml`` and Grafana's *Dashboards > Import* (choose a Prometheus data source for
+alerts_test.yml quality_alerts_test.yml`` and Grafana's *Dashboards > Import* (choose a Prometheus data source for
 ``DS_PROMETHEUS``; for the HTTP API, wrap the JSON as ``{"dashboard": ..., "overwrite": true}``).
 
 Examples:
@@ -20,8 +20,16 @@ from tinydancer.errors import InvalidInputError
 __all__ = ["ASSET_NAMES", "read_asset", "write_assets"]
 
 #: Every shipped asset: the scrape config (with ``rule_files``), the guide's three alert rules, their
-#: promtool unit tests, and an importable Grafana dashboard.
-ASSET_NAMES: tuple[str, ...] = ("prometheus.yml", "alerts.yml", "alerts_test.yml", "grafana-dashboard.json")
+#: promtool unit tests, the prompt router's three live-quality alert rules (:mod:`tinydancer.observability.outcomes`)
+#: and their unit tests, and an importable Grafana dashboard.
+ASSET_NAMES: tuple[str, ...] = (
+    "prometheus.yml",
+    "alerts.yml",
+    "alerts_test.yml",
+    "quality_alerts.yml",
+    "quality_alerts_test.yml",
+    "grafana-dashboard.json",
+)
 
 
 def read_asset(name: str) -> str:
@@ -48,8 +56,9 @@ def read_asset(name: str) -> str:
 def write_assets(out_dir: str | Path, *, overwrite: bool = True) -> list[Path]:
     """Write every shipped asset into ``out_dir`` (created if missing), keeping their relative layout.
 
-    ``prometheus.yml`` names ``alerts.yml`` in ``rule_files`` and ``alerts_test.yml`` names it too,
-    both relative to their own directory, so the written folder works as it is.
+    ``prometheus.yml`` names ``alerts.yml`` and ``quality_alerts.yml`` in ``rule_files``, and
+    ``alerts_test.yml`` / ``quality_alerts_test.yml`` name their rule file too, all relative to their own
+    directory, so the written folder works as it is.
 
     Args:
         out_dir: Destination directory.

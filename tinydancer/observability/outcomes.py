@@ -54,6 +54,7 @@ class RoutedPrompt(NamedTuple):
     p_strong: float
     in_set_weak: bool | None
     in_set_strong: bool | None
+    labelled: bool = False  # a weak outcome has entered the window (a repeated report does not again)
 
 
 class Outcome(NamedTuple):
@@ -77,6 +78,8 @@ def check_outcome(name: str, value: object, *, unit: bool) -> float | None:
     """
     if value is None:
         return None
+    if isinstance(value, str | bytes):  # float("0.5") would pass: a string is not a number
+        raise InvalidInputError(f"{name}: expected a number or None, got {value!r}")
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -172,13 +175,15 @@ class OutcomeMonitor:
             self._routed.extend(strong)
 
     def join(self, request_id: int, weak_correct: float | None) -> bool:
-        """Count one outcome; a ``weak_correct`` one enters the labelled window. Returns whether it joined."""
+        """Count one outcome; the first ``weak_correct`` of a request enters the labelled window (a repeated one is
+        counted, not labelled twice). Returns whether it joined."""
         with self._lock:
             routed = self._pending.get(request_id)
             self._counts["joined" if routed is not None else "unknown_request"].inc()
             if routed is None:
                 return False
-            if weak_correct is not None:
+            if weak_correct is not None and not routed.labelled:
+                self._pending[request_id] = routed._replace(labelled=True)
                 failed = weak_correct < self.pass_mark
                 covered = (
                     None if routed.in_set_weak is None else (routed.in_set_strong if failed else routed.in_set_weak)
@@ -248,6 +253,9 @@ def outcome_rows(
         raise InvalidInputError(f"outcomes: expected columns among {sorted(unit)} besides request_id, got {unknown}")
     ids = list(request_ids)
     values = {k: list(v) for k, v in columns.items()}
+    lengths = {k: len(v) for k, v in values.items() if len(v) != len(ids)}
+    if lengths:
+        raise InvalidInputError(f"outcomes: expected {len(ids)} values per column (as request_id), got {lengths}")
     rows = []
     for i, rid in enumerate(ids):
         if isinstance(rid, bool) or not isinstance(rid, int | np.integer):

@@ -92,7 +92,7 @@ from tinydancer.observability.logs import (
 )
 from tinydancer.observability.metrics import BREAKER_STATES, RouterMetrics
 from tinydancer.observability.metrics_server import MetricsServer, WsgiApp
-from tinydancer.observability.outcomes import Outcome, OutcomeMonitor, outcome_rows
+from tinydancer.observability.outcomes import Outcome, OutcomeMonitor, check_outcome, outcome_rows
 from tinydancer.observability.route_spans import CANDIDATE_SPANS_DROPPED, RoutingSpan, emit_candidate_spans
 from tinydancer.observability.span_export import begin_span_capture, end_span_capture
 from tinydancer.observability.trace_context import TraceContext
@@ -353,6 +353,7 @@ class Router:
             self._outcomes = OutcomeMonitor(self.metrics.registry, self.config.outcome_window, pass_mark=art.pass_mark)
         coverage = None if art.conformal is None else 1.0 - art.conformal.alpha
         self._outcomes.set_targets(point.target, point.value, coverage)
+        self._outcomes.pass_mark = art.pass_mark  # labels follow the artifact serving now
 
     def _watch_drift(self, model: PromptModel) -> None:
         """Compare live traffic with the artifact's calibration rows (:mod:`tinydancer.observability.drift`)."""
@@ -386,6 +387,8 @@ class Router:
             InvalidInputError: a value out of range, or this router serves candidates.
         """
         fields = {"weak_correct": weak_correct, "strong_correct": strong_correct, "quality": quality, "cost": cost}
+        for name, value in fields.items():  # a NaN here is a bad value, not "not reported" as in a frame's column
+            check_outcome(name, value, unit=name in ("weak_correct", "strong_correct"))
         report: dict[str, Sequence[object]] = {"request_id": [request_id], **{k: [v] for k, v in fields.items()}}
         return self.record_outcomes(report)["joined"] == 1
 
