@@ -24,7 +24,7 @@ set_status_on_exception=True``, kept explicitly here).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 from numpy.typing import NDArray
@@ -247,3 +247,20 @@ def emit_candidate_spans(
         )
         span.end(end_time=end_ns)
     return count - emitted
+
+
+#: A child span of a request that is not sampled: nothing (one shared no-op; a nullcontext keeps no state).
+UNSAMPLED: AbstractContextManager[trace.Span] = nullcontext(trace.INVALID_SPAN)
+
+
+def span_ids(span: trace.Span | None) -> tuple[str | None, str | None]:
+    """``(trace_id, span_id)`` of a span as lowercase hex, or ``(None, None)`` when it has no valid context.
+
+    Examples:
+        >>> span_ids(trace.INVALID_SPAN)
+        (None, None)
+    """
+    ctx = span.get_span_context() if span is not None else None
+    if ctx is None or not ctx.is_valid:
+        return None, None
+    return trace.format_trace_id(ctx.trace_id), trace.format_span_id(ctx.span_id)
