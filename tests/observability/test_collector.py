@@ -189,7 +189,7 @@ def test_mismatched_decision_arrays_are_rejected() -> None:
 _TS, _STR, _CAT, _F, _I = "datetime64[ns, UTC]", "str", "category", "float64", "int64"
 EXPECTED_DTYPES = {
     "requests": [_I, _TS, _F, _F, _I, _STR, _STR, _STR, _STR, _I, _I],
-    "decisions": [_I, _TS, _STR, _I, _F, _F, "bool", _CAT, _CAT, _STR, _F, _STR, _STR, _F, _F, _STR, _STR],
+    "decisions": [_I, _TS, _STR, _I, _F, _F, "bool", _CAT, _CAT, _STR, _F, _STR, _STR, _F, _F, _STR, _STR, _F],
     "logs": [_TS, _STR, _STR, _STR, _STR, "object"],
     "spans": [_STR, _STR, _STR, _STR, _STR, _TS, _TS, _F, _STR, "object"],
     "metrics": [_STR, _STR, _STR, "object", _F],

@@ -75,4 +75,47 @@ def test_the_summary_is_the_same_without_the_per_request_frame(tmp_path: Path) -
         replay(tmp_path / "rec", threshold=0.35, keep_requests=False),
     )
     assert len(streamed.requests) == 0 and streamed.requests.columns.tolist() == list(REPLAY_COLUMNS)
-    assert streamed.summary == pytest.approx(kept.summary)
+    assert streamed.summary == pytest.approx(kept.summary, nan_ok=True)
+
+
+def test_off_policy_estimates_recover_a_new_policys_quality_from_explored_traffic(tmp_path: Path) -> None:
+    frame = mmlu().sample(3000, random_state=0)
+    router = Router(RouterConfig(model_path=str(tuned()), exploration_rate=0.4, seed=3),
+                    log_config=LogConfig(renderer="none"))  # fmt: skip
+    routed = router.route_prompts(frame["prompt"])
+    strong = routed["use_strong"].to_numpy()
+    decisions = router.collector.decisions()
+    policy = decisions["p_strong"] >= decisions["threshold"]
+    explored = strong != policy.to_numpy()
+    assert 0.1 < explored.mean() < 0.3  # a random model: about half of the 40 % differ from the policy
+    assert set(np.round(decisions["propensity"], 6)) == {0.8, 0.2}
+    assert (decisions.loc[explored, "propensity"] == 0.2).all()
+    # only the served model's outcome is observed, as in production
+    weak, strong_out = frame["weak_correct"].to_numpy(), frame["strong_correct"].to_numpy()
+    router.record_outcomes({"request_id": routed["request_id"].tolist(),
+                            "weak_correct": np.where(strong, np.nan, weak).tolist(),
+                            "strong_correct": np.where(strong, strong_out, np.nan).tolist()})  # fmt: skip
+    router.collector.save(tmp_path / "rec")
+    result = replay(tmp_path / "rec", threshold=0.25)
+    s = result.summary
+    assert s["explored"] and s["with_reward"] == 3000
+    truth = np.where(decisions["p_strong"].to_numpy() >= np.float32(0.25), strong_out, weak).mean()
+    assert s["snips_low"] < truth < s["snips_high"] and s["ips_low"] < truth < s["ips_high"]
+    assert s["snips_high"] - s["snips_low"] < 0.06
+
+
+def test_without_exploration_there_is_no_off_policy_estimate(tmp_path: Path) -> None:
+    record(tmp_path / "rec", record_prompts=False)
+    s = replay(tmp_path / "rec", threshold=0.3).summary
+    assert not s["explored"] and math.isnan(s["ips_quality"]) and math.isnan(s["snips_quality"])
+
+
+def test_outcomes_saved_after_their_decisions_still_join(tmp_path: Path) -> None:
+    frame = mmlu().head(30)
+    router = Router(RouterConfig(model_path=str(tuned())), log_config=LogConfig(renderer="none"))
+    ids = router.route_prompts(frame["prompt"])["request_id"].tolist()
+    router.collector.save(tmp_path / "rec")  # segment 0: the decisions
+    router.record_outcomes({"request_id": ids, "weak_correct": frame["weak_correct"].tolist(),
+                            "strong_correct": frame["strong_correct"].tolist()})  # fmt: skip
+    router.collector.save(tmp_path / "rec")  # segment 1: their late outcomes
+    assert replay(tmp_path / "rec", threshold=0.4).summary["with_outcomes"] == 30

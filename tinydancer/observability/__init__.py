@@ -14,6 +14,7 @@ from tinydancer.observability.monitoring_assets import read_asset, write_assets
 from tinydancer.observability.recording import (
     RECORDING_VERSION,
     Recording,
+    joined_outcomes,
     load_recording,
     recording_outcomes,
     recording_segments,
@@ -45,6 +46,7 @@ __all__ = [
     "active_tracing_system",
     "configure_logging",
     "evaluate_alerts",
+    "joined_outcomes",
     "load_recording",
     "read_asset",
     "recording_outcomes",

@@ -27,7 +27,8 @@ Frames (fixed columns and dtypes; an empty frame has the same ones; missing stri
   (calibrated P(weak fails)), prediction_set str ("weak", "strong", "weak,strong" or "" for the empty
   set; NaN without a conformal quantile), operating_point str, threshold float64, prompt_chars float64,
   prompt_hash str (the first 16 hex digits of the prompt's SHA-256), prompt str (NaN unless the router
-  records prompt text).
+  records prompt text), propensity float64 (probability that the router took the decision it took: 1 without
+  exploration).
 * ``logs()``: timestamp datetime64[ns, UTC], level str, event str, trace_id str, span_id str,
   fields object (dict of every other key of the event dict; ``expand_fields=True`` adds one column
   per key).
@@ -114,6 +115,7 @@ class PromptDecisionBatch(NamedTuple):
     operating_point: str
     threshold: float
     model_type: str
+    propensity: np.ndarray | None = None
 
 
 class LogRecord(NamedTuple):
@@ -153,6 +155,7 @@ PROMPT_DECISION_COLUMNS: tuple[str, ...] = (
     "prompt_chars",
     "prompt_hash",
     "prompt",
+    "propensity",
 )
 DECISION_COLUMNS: tuple[str, ...] = CANDIDATE_DECISION_COLUMNS + PROMPT_DECISION_COLUMNS
 LOG_COLUMNS: tuple[str, ...] = LogRecord._fields
@@ -717,7 +720,7 @@ def _candidate_frame(batches: Sequence[DecisionBatch]) -> pd.DataFrame:
     )
 
 
-_NUMERIC = ("p_strong", "threshold", "prompt_chars")
+_NUMERIC = ("p_strong", "threshold", "prompt_chars", "propensity")
 _SET_NAMES = np.array(["", "strong", "weak", "weak,strong"], dtype=object)  # index: 2 * weak + strong
 
 
@@ -764,6 +767,10 @@ def _prompt_frame(batches: Sequence[PromptDecisionBatch]) -> pd.DataFrame:
             "prompt_chars": cat("prompt_chars", np.float64),
             "prompt_hash": pd.Series(list(itertools.chain.from_iterable(b.prompt_hash for b in batches)), dtype=_STR),
             "prompt": pd.Series(list(itertools.chain.from_iterable(texts)), dtype=_STR),
+            "propensity": np.concatenate(
+                [np.ones(len(b.prompt_hash)) if b.propensity is None else np.asarray(b.propensity, np.float64)
+                 for b in batches]
+            ),
         }
     )  # fmt: skip
 

@@ -285,6 +285,32 @@ def _concat(kind: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
     return both
 
 
+def joined_outcomes(path: str | Path) -> pd.DataFrame:
+    """Every joined outcome of a recording, merged per request (the last value reported for each field wins),
+    across segments: a late outcome may be saved in a later segment than its decision.
+
+    Only the ``outcomes`` files are read (request_id, weak_correct, strong_correct), so memory grows with the
+    outcomes (24 bytes each), not with the rest of the recording.
+
+    Returns:
+        weak_correct and strong_correct (float64, NaN where never reported), indexed by request_id.
+    """
+    import pandas as pd
+
+    folder = Path(path)
+    columns = ["request_id", "weak_correct", "strong_correct", "joined"]
+    parts = []
+    for entry in _read_manifest(folder)["segments"]:
+        file = folder / entry["name"] / "outcomes.parquet"
+        if not file.exists():
+            raise DataError(f"recording {str(folder)!r}: segment file {file.name} of {entry['name']} is missing")
+        reports = pd.read_parquet(file, columns=columns)
+        parts.append(reports[reports["joined"]].drop(columns="joined"))
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns[:3])
+    merged: pd.DataFrame = frame.groupby("request_id", sort=True)[["weak_correct", "strong_correct"]].last()
+    return merged.astype("float64")
+
+
 #: ``recording_outcomes(require=...)``: which outcomes a row must have.
 REQUIRE_OUTCOMES: tuple[str, ...] = ("weak", "both")
 

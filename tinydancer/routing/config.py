@@ -51,6 +51,9 @@ class RouterConfig:
             (:mod:`tinydancer.observability.outcomes`).
         drift_window: recent prompts compared with the artifact's calibration rows
             (:mod:`tinydancer.observability.drift`).
+        exploration_rate: share of prompts routed to a model drawn at random (each with probability 1/2,
+            seeded by ``seed``), the propensity of every decision recorded, so that a replay can estimate
+            another policy off-policy; 0 (the default) routes every prompt by its threshold.
     """
 
     model_path: str = "./models/fastgrnn.safetensors"
@@ -71,6 +74,7 @@ class RouterConfig:
     record_prompts: bool = False
     outcome_window: int = 1000
     drift_window: int = 1000
+    exploration_rate: float = 0.0
 
     def __post_init__(self) -> None:
         check_text("model_path", self.model_path)
@@ -91,3 +95,4 @@ class RouterConfig:
         check_bool("record_prompts", self.record_prompts)
         check_int("outcome_window", self.outcome_window, low=1)
         check_int("drift_window", self.drift_window, low=1)
+        check_number("exploration_rate", self.exploration_rate, low=0, high=1)

@@ -29,6 +29,7 @@ from tinydancer.errors import (
     InferenceError,
     InvalidInputError,
 )
+from tinydancer.model.prompt_scoring import PromptScores
 from tinydancer.observability.collector import Collector, PromptDecisionBatch, RequestRecord
 from tinydancer.observability.drift import DriftMonitor
 from tinydancer.observability.logs import (
@@ -82,6 +83,23 @@ class PromptServing:
     _clock: Callable[[], float]
     _tracer: trace.Tracer
     _breaker: CircuitBreaker
+    _exploration: np.random.Generator
+    _exploration_lock: threading.Lock
+
+    def _explore(self, scores: PromptScores) -> tuple[PromptScores, np.ndarray | None]:
+        """With ``exploration_rate`` > 0: route that share of prompts to a model drawn at random, and return
+        every decision's propensity (probability of the decision taken); otherwise the scores as they are."""
+        rate = self.config.exploration_rate
+        if rate == 0.0:
+            return scores, None
+        n = len(scores.p_strong)
+        with self._exploration_lock:  # numpy generators are not thread-safe
+            draws = self._exploration.random((2, n))
+        policy = scores.use_strong
+        chosen = np.where(draws[0] < rate, draws[1] < 0.5, policy)
+        propensity = np.where(chosen == policy, 1.0 - rate / 2.0, rate / 2.0)
+        confidence = np.where(chosen, scores.p_strong, 1.0 - scores.p_strong).astype(np.float32)
+        return scores._replace(use_strong=chosen, confidence=confidence), propensity
 
     @property
     def operating_point(self) -> tuple[str, float] | None:
@@ -330,6 +348,7 @@ class PromptServing:
                     settle = breaker.failure
                     raise InferenceError(f"model inference failed: {type(exc).__name__}: {exc}") from exc
                 settle = breaker.success
+                scores, propensity = self._explore(scores)
                 if recording:
                     with RoutingSpan.uncertainty_estimation(tracer) as estimation:
                         estimation.set_attribute("uncertainty_mode", model.scorer.uncertainty)
@@ -348,6 +367,7 @@ class PromptServing:
             threshold=threshold,
             conformal=art.conformal is not None,
             latency_us=(inference_done - start) * 1e6,
+            propensity=propensity,
         )
         return batch, prompts, feature_done - start, inference_done - feature_done
 
@@ -408,6 +428,7 @@ class PromptServing:
                 operating_point=batch.operating_point,
                 threshold=batch.threshold,
                 model_type=PROMPT_MODEL_TYPE,
+                propensity=batch.propensity,
             )
         )
         if self._log.is_enabled_for(logging.DEBUG):  # per-prompt DEBUG records, named by request id

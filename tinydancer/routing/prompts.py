@@ -165,6 +165,7 @@ class PromptBatch(NamedTuple):
         threshold: Its threshold.
         conformal: Whether ``scores.in_set_*`` hold a conformal set.
         latency_us: Wall time of the whole call.
+        propensity: [N] probability of each decision taken (exploration on), or None (all 1).
     """
 
     first_request_id: int
@@ -175,6 +176,7 @@ class PromptBatch(NamedTuple):
     threshold: float
     conformal: bool
     latency_us: float
+    propensity: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.scores.p_strong)

@@ -1,12 +1,19 @@
 """Replay: re-route recorded traffic under another operating point or another artifact, and compare.
 
-:func:`replay` reads a recording segment by segment (memory bounded by a segment, not by the
-recording) and decides every recorded prompt again: with the recorded ``p_strong`` and a new threshold
+:func:`replay` reads a recording segment by segment (memory bounded by a segment plus 24 bytes per joined
+outcome, which are read first, from every segment, so that an outcome saved after its decision still joins)
+and decides every recorded prompt again: with the recorded ``p_strong`` and a new threshold
 (no prompt text needed), or with a new artifact, which re-scores the recorded prompt text (the router must
 have recorded it: ``RouterConfig(record_prompts=True)``). Per request it gives the old and new decision
 and whether it flipped; where outcomes were joined, the quality either way (the chosen model's outcome;
-NaN where the newly chosen model's outcome is unknown). Not done here: off-policy estimates (they need a
-recorded exploration policy, which the router does not have yet).
+NaN where the newly chosen model's outcome is unknown).
+
+Off-policy estimates: when the recorded router explored (``RouterConfig(exploration_rate=...)``: a share of
+prompts routed at random, every decision's propensity recorded), the new policy's quality is also estimated
+from the served model's outcomes alone, with importance weights ``w = 1[new decision == recorded] /
+propensity``: inverse propensity scoring ``mean(w r)`` and its self-normalised form ``sum(w r) / sum(w)``,
+each with a 95 % normal interval (the self-normalised one by the delta method). Without exploration every
+flipped decision has propensity 0 and the estimates are NaN.
 
 Examples:
     >>> import tempfile
@@ -29,7 +36,7 @@ import pandas as pd
 from tinydancer.errors import ConfigError, DataError
 from tinydancer.model.prompt_artifact import PromptRouterArtifact, load_prompt_router
 from tinydancer.model.prompt_scoring import PromptScorer
-from tinydancer.observability.recording import Recording, recording_segments
+from tinydancer.observability.recording import Recording, joined_outcomes, recording_segments
 
 #: Columns of :attr:`ReplayResult.requests`.
 REPLAY_COLUMNS: tuple[str, ...] = (
@@ -41,6 +48,8 @@ REPLAY_COLUMNS: tuple[str, ...] = (
     "flipped",
     "old_quality",
     "new_quality",
+    "propensity",
+    "weight",
 )
 
 
@@ -51,7 +60,10 @@ class ReplayResult(NamedTuple):
         requests: One row per replayed prompt (:data:`REPLAY_COLUMNS`).
         summary: ``requests``, ``flipped``, ``to_strong``, ``to_weak``, ``old_strong_share``,
             ``new_strong_share``, ``with_outcomes`` (rows whose quality is known either way),
-            ``old_quality`` and ``new_quality`` (means over those rows; NaN with none), ``threshold``.
+            ``old_quality`` and ``new_quality`` (means over those rows; NaN with none), ``threshold``;
+            off-policy: ``explored`` (whether any recorded propensity is below 1), ``with_reward`` (rows whose
+            served model's outcome is known), ``ips_quality``, ``ips_low``, ``ips_high``,
+            ``snips_quality``, ``snips_low``, ``snips_high`` (NaN without exploration).
     """
 
     requests: pd.DataFrame
@@ -63,7 +75,9 @@ def _outcome_of(chosen_strong: np.ndarray, weak: np.ndarray, strong: np.ndarray)
     return out
 
 
-def _replay_part(recording: Recording, scorer: PromptScorer | None, threshold: float) -> pd.DataFrame:
+def _replay_part(
+    recording: Recording, scorer: PromptScorer | None, threshold: float, outcomes: pd.DataFrame
+) -> pd.DataFrame:
     decisions = recording.decisions[recording.decisions["p_strong"].notna()]
     if decisions.empty:
         return _empty_requests()
@@ -79,10 +93,9 @@ def _replay_part(recording: Recording, scorer: PromptScorer | None, threshold: f
             )
         new_p = scorer.score(decisions["prompt"].astype(str).tolist(), threshold).p_strong.astype(np.float64)
     new_strong = new_p >= np.float32(threshold)
-    reports = recording.outcomes[recording.outcomes["joined"]]
-    merged = reports.groupby("request_id", sort=False)[["weak_correct", "strong_correct"]].last()
-    outcomes = merged.reindex(decisions["request_id"].to_numpy())
-    weak, strong = outcomes["weak_correct"].to_numpy(np.float64), outcomes["strong_correct"].to_numpy(np.float64)
+    propensity = decisions["propensity"].to_numpy(np.float64) if "propensity" in decisions else np.ones(len(decisions))
+    known = outcomes.reindex(decisions["request_id"].to_numpy())  # outcomes of any segment, late ones too
+    weak, strong = known["weak_correct"].to_numpy(np.float64), known["strong_correct"].to_numpy(np.float64)
     return pd.DataFrame(
         {
             "request_id": decisions["request_id"].to_numpy(np.int64),
@@ -93,6 +106,8 @@ def _replay_part(recording: Recording, scorer: PromptScorer | None, threshold: f
             "flipped": old_strong != new_strong,
             "old_quality": _outcome_of(old_strong, weak, strong),
             "new_quality": _outcome_of(new_strong, weak, strong),
+            "propensity": propensity,
+            "weight": (new_strong == old_strong) / propensity,
         }
     )
 
@@ -137,9 +152,12 @@ def replay(
     scorer = None if artifact is None else PromptScorer(artifact, uncertainty="original")
     totals = dict.fromkeys(("requests", "flipped", "to_strong", "to_weak", "old_strong", "new_strong", "known"), 0)
     quality = {"old": 0.0, "new": 0.0}
+    sums = dict.fromkeys(("n", "wr", "wr2", "w", "w2", "w2r", "w2r2"), 0.0)  # off-policy running sums
+    explored = False
     kept = []
+    outcomes = joined_outcomes(recording)
     for segment in recording_segments(recording):
-        part = _replay_part(segment, scorer, threshold)
+        part = _replay_part(segment, scorer, threshold, outcomes)
         flipped, new_strong = part["flipped"].to_numpy(bool), part["new_use_strong"].to_numpy(bool)
         known = (part["old_quality"].notna() & part["new_quality"].notna()).to_numpy()
         counts = {
@@ -155,6 +173,12 @@ def replay(
             totals[key] += int(value)
         quality["old"] += float(part["old_quality"].to_numpy()[known].sum())
         quality["new"] += float(part["new_quality"].to_numpy()[known].sum())
+        explored = explored or bool((part["propensity"] < 1.0).any())
+        served = part["old_quality"].notna().to_numpy()
+        w, r = part["weight"].to_numpy()[served], part["old_quality"].to_numpy()[served]
+        for key, value in (("n", served.sum()), ("wr", w @ r), ("wr2", (w * r) @ (w * r)), ("w", w.sum()),
+                           ("w2", w @ w), ("w2r", (w * w) @ r), ("w2r2", (w * w) @ (r * r))):  # fmt: skip
+            sums[key] += float(value)
         if keep_requests:
             kept.append(part)
     n, k = totals["requests"], totals["known"]
@@ -169,11 +193,30 @@ def replay(
         "old_quality": quality["old"] / k if k else math.nan,
         "new_quality": quality["new"] / k if k else math.nan,
         "threshold": float(threshold),
+        **_off_policy(sums, explored),
     }
     frame = pd.concat(kept, ignore_index=True) if kept else _empty_requests()
     return ReplayResult(frame, summary)
 
 
+def _off_policy(sums: dict[str, float], explored: bool) -> dict[str, Any]:
+    """IPS and self-normalised IPS estimates with 95 % normal intervals from the running sums."""
+    n, nan = sums["n"], math.nan
+    out: dict[str, Any] = {"explored": explored, "with_reward": int(n)}
+    keys = ("ips_quality", "ips_low", "ips_high", "snips_quality", "snips_low", "snips_high")
+    if not explored or n < 2 or sums["w"] <= 0:
+        return out | dict.fromkeys(keys, nan)
+    ips = sums["wr"] / n
+    ips_se = math.sqrt(max(sums["wr2"] / n - ips * ips, 0.0) / n)
+    snips = sums["wr"] / sums["w"]
+    mean_w = sums["w"] / n
+    spread = (sums["w2r2"] - 2 * snips * sums["w2r"] + snips * snips * sums["w2"]) / n  # E[w^2 (r - snips)^2]
+    snips_se = math.sqrt(max(spread, 0.0) / n) / mean_w
+    z = 1.959963984540054
+    values = (ips, ips - z * ips_se, ips + z * ips_se, snips, snips - z * snips_se, snips + z * snips_se)
+    return out | dict(zip(keys, values, strict=True))
+
+
 def _empty_requests() -> pd.DataFrame:
-    dtypes = ("int64", "float64", "float64", "bool", "bool", "bool", "float64", "float64")
+    dtypes = ("int64", "float64", "float64", "bool", "bool", "bool", "float64", "float64", "float64", "float64")
     return pd.DataFrame({c: pd.Series(dtype=d) for c, d in zip(REPLAY_COLUMNS, dtypes, strict=True)})

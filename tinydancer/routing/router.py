@@ -252,6 +252,8 @@ class Router(PromptServing):
         self._operating: tuple[str, float] = ("", float("nan"))
         self._outcomes: OutcomeMonitor | None = None  # made when a prompt router first serves
         self._drift: DriftMonitor | None = None  # likewise
+        self._exploration = np.random.default_rng(self.config.seed)  # exploration_rate's draws, seeded
+        self._exploration_lock = threading.Lock()
         if isinstance(model, PromptModel):
             name, point = model.artifact.resolve_operating_point(self.config.operating_point)
             self._operating = (name, point.threshold)
