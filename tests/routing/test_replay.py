@@ -12,6 +12,7 @@ from tests._prompt_routers import mmlu, tuned
 from tinydancer.errors import ConfigError, DataError
 from tinydancer.model.prompt_artifact import load_prompt_router
 from tinydancer.observability.logs import LogConfig
+from tinydancer.observability.recording import load_recording
 from tinydancer.routing import REPLAY_COLUMNS, Router, RouterConfig, replay
 
 
@@ -119,3 +120,11 @@ def test_outcomes_saved_after_their_decisions_still_join(tmp_path: Path) -> None
                             "strong_correct": frame["strong_correct"].tolist()})  # fmt: skip
     router.collector.save(tmp_path / "rec")  # segment 1: their late outcomes
     assert replay(tmp_path / "rec", threshold=0.4).summary["with_outcomes"] == 30
+
+
+def test_a_loaded_recording_replays_like_its_folder(tmp_path: Path) -> None:
+    record(tmp_path / "rec", record_prompts=True)
+    from_folder = replay(tmp_path / "rec", tuned(), threshold=0.3)
+    loaded = replay(load_recording(tmp_path / "rec"), tuned(), threshold=0.3)
+    assert loaded.summary == pytest.approx(from_folder.summary, nan_ok=True)
+    assert loaded.requests.equals(from_folder.requests)

@@ -27,6 +27,7 @@ Examples:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -113,7 +114,7 @@ def _replay_part(
 
 
 def replay(
-    recording: str | Path,
+    recording: str | Path | Recording,
     model: str | Path | PromptRouterArtifact | None = None,
     operating_point: str | None = None,
     *,
@@ -123,7 +124,8 @@ def replay(
     """Decide every recorded prompt again and compare with what was decided.
 
     Args:
-        recording: A recording folder (``Collector.save``).
+        recording: A recording folder (``Collector.save``; read segment by segment), or a recording already
+            loaded (``td.load_recording``).
         model: Another artifact (path or loaded) to re-score the recorded prompt text with; None keeps the
             recorded ``p_strong``.
         operating_point: An operating point of ``model`` (its default when None and no ``threshold``).
@@ -155,8 +157,13 @@ def replay(
     sums = dict.fromkeys(("n", "wr", "wr2", "w", "w2", "w2r", "w2r2"), 0.0)  # off-policy running sums
     explored = False
     kept = []
-    outcomes = joined_outcomes(recording)
-    for segment in recording_segments(recording):
+    if isinstance(recording, Recording):
+        segments: Iterable[Recording] = [recording]
+        reports = recording.outcomes[recording.outcomes["joined"]]
+        outcomes = reports.groupby("request_id")[["weak_correct", "strong_correct"]].last().astype("float64")
+    else:
+        segments, outcomes = recording_segments(recording), joined_outcomes(recording)
+    for segment in segments:
         part = _replay_part(segment, scorer, threshold, outcomes)
         flipped, new_strong = part["flipped"].to_numpy(bool), part["new_use_strong"].to_numpy(bool)
         known = (part["old_quality"].notna() & part["new_quality"].notna()).to_numpy()
