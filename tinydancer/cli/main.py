@@ -7,7 +7,14 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-LEARNING_COMMANDS = ("train", "calibrate", "tune", "evaluate", "route")
+#: The learning and serving commands (``tinydancer.cli.learn``), with their one-line help.
+LEARNING_COMMANDS = {
+    "train": "train a FastGRNN prompt router on routing outcomes (writes one artifact)",
+    "calibrate": "fit a calibrator and a conformal quantile on the stored calibration rows",
+    "tune": "add a named operating point (strong share, quality or guaranteed weak error)",
+    "evaluate": "RouteLLM-protocol metrics, calibration and guarantees on held-out rows",
+    "route": "route prompts with a trained artifact through a Router",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,7 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
     demo = sub.add_parser(
-        "demo", help="fit routers on generated data, route a traffic sample, report", formatter_class=fmt
+        "demo",
+        help="train a prompt router on the bundled MMLU outcomes and serve it; fit and route the candidate router",
+        formatter_class=fmt,
     )
     demo.add_argument("--out", default="models", help="folder for the fitted models")
     demo.add_argument(
@@ -46,8 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "assets", help="write the Prometheus config, alert rules and Grafana dashboard", formatter_class=fmt
     )
     assets.add_argument("--out", default="monitoring", help="folder to write them to (as `make monitoring`)")
-    for name in LEARNING_COMMANDS:
-        sub.add_parser(name, help=f"{name}: see `tinydancer {name} --help`")
+    for name, summary in LEARNING_COMMANDS.items():
+        sub.add_parser(name, help=f"{summary} (`tinydancer {name} --help`)")
     ns = parser.parse_args(args)
     if ns.command == "demo":
         from tinydancer.cli.demo import run_demo
