@@ -437,16 +437,26 @@ def score_frame(path: str | Path, frame: pd.DataFrame, *, batch_size: int = SCOR
         ModelLoadError: The file is not a prompt router (a part is missing or inconsistent).
         InvalidInputError: ``batch_size`` is not a positive integer.
     """
+    artifact, metadata = _read_router(path)
+    return ScoredFrame(_raw_scores(artifact, frame, batch_size), metadata)
+
+
+def _read_router(path: str | Path) -> tuple[PromptRouterArtifact, dict[str, str]]:
+    """The artifact and its metadata strings, from one read of the file."""
+    file = read_safetensors(path, "prompt router")
+    return prompt_router_from_file(file), dict(file.metadata or {})
+
+
+def _raw_scores(artifact: PromptRouterArtifact, frame: pd.DataFrame, batch_size: int) -> np.ndarray:
+    """[N] float64 uncalibrated P(weak fails) of the frame's prompts, ``batch_size`` prompts per scoring call."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
-    file = read_safetensors(path, "prompt router")
-    scorer = PromptScorer(prompt_router_from_file(file), uncertainty="original")
+    scorer = PromptScorer(artifact, uncertainty="original")
     prompts = frame["prompt"].astype(str).tolist()
     chunks = [
         scorer.score(prompts[i : i + batch_size], threshold=math.inf).p_raw for i in range(0, len(prompts), batch_size)
     ]
-    scores = np.concatenate(chunks).astype(np.float64) if chunks else np.zeros(0)
-    return ScoredFrame(scores, dict(file.metadata or {}))
+    return np.concatenate(chunks).astype(np.float64) if chunks else np.zeros(0)
 
 
 #: Checkpoint metadata key of the pass mark the calibrator was fitted with (:func:`calibrate_router`).
@@ -543,14 +553,15 @@ def calibrate_router(
         DataError: too few calibration rows for ``alpha``, or a single class among them.
     """
     mark = check_pass_mark(pass_mark)
-    scores, meta = score_frame(model, frame, batch_size=batch_size)
+    artifact, meta = _read_router(model)
+    scores = _raw_scores(artifact, frame, batch_size)
     cal_rows = evaluation_rows(frame, meta, "test")["cal"]
     y = failure_labels(frame, mark)[cal_rows]
     calibrator = fit_calibrator(method, scores[cal_rows], y)
     calibrated = apply_calibrator(calibrator, scores[cal_rows])
     conformal = ConformalSpec(conformal_quantile(calibrated, y, alpha), alpha)
     artifact = dataclasses.replace(
-        prompt_router_from_file(read_safetensors(model, "prompt router")),
+        artifact,
         calibrator=calibrator,
         pass_mark=mark,
         conformal=conformal,
@@ -663,10 +674,9 @@ def tune_router(
     goal = target if isinstance(target, TuningTarget) else parse_target(target)
     if rows not in ("cal", "all"):
         raise InvalidInputError(f"rows: expected 'cal' or 'all', got {rows!r}")
-    file = read_safetensors(model, "prompt router")
-    artifact = prompt_router_from_file(file)
+    artifact, meta = _read_router(model)
     split = dict(artifact.split)
-    chosen = evaluation_rows(frame, dict(file.metadata or {}), "test" if rows == "cal" else "all")["cal"]
+    chosen = evaluation_rows(frame, meta, "test" if rows == "cal" else "all")["cal"]
     part = frame.iloc[chosen]
     scorer = PromptScorer(artifact, uncertainty="original")
     p = scorer.score(part["prompt"].astype(str).tolist(), threshold=math.inf).p_strong.astype(np.float64)

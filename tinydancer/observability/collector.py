@@ -326,9 +326,7 @@ got one that belongs to router A; give each Router its own Collector
     def record_requests(self, records: Sequence[RequestRecord]) -> None:
         """Stores request records in order, dropping (and counting) the oldest beyond capacity."""
         with self._lock:
-            overflow = len(self._requests) + len(records) - self.capacity["requests"]
-            if overflow > 0:
-                self._dropped["requests"] += min(overflow, len(records) + len(self._requests))
+            self._dropped["requests"] += max(len(self._requests) + len(records) - self.capacity["requests"], 0)
             self._requests.extend(records)
 
     def record_request(self, record: RequestRecord) -> None:
@@ -382,9 +380,7 @@ got one that belongs to router A; give each Router its own Collector
     def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         """Stores outcome reports (joined to a request or not), dropping (and counting) the oldest when full."""
         with self._lock:
-            overflow = len(self._outcomes) + len(outcomes) - self.capacity["requests"]
-            if overflow > 0:
-                self._outcomes_dropped += min(overflow, len(outcomes) + len(self._outcomes))
+            self._outcomes_dropped += max(len(self._outcomes) + len(outcomes) - self.capacity["requests"], 0)
             self._outcomes.extend(outcomes)
 
     @property

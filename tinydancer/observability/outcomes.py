@@ -228,15 +228,10 @@ class OutcomeMonitor:
             total += inside.sum() * abs(p[inside].mean() - y[inside].mean())
         return float(total / len(rows))
 
-    def counts(self) -> dict[str, float]:
-        """Outcomes received per status."""
-        return {s: c._value.get() for s, c in self._counts.items()}
-
 
 def outcome_rows(
     request_ids: Iterable[object],
     columns: dict[str, Iterable[object]],
-    timestamp: float,
 ) -> list[tuple[int, dict[str, float | None]]]:
     """Checked ``(request_id, fields)`` pairs of a bulk report (``columns``: any of the four fields).
 
@@ -244,7 +239,7 @@ def outcome_rows(
         InvalidInputError: a request id that is not an integer, or a field value out of range (the row is named).
 
     Examples:
-        >>> outcome_rows([3], {"weak_correct": [1]}, 0.0)
+        >>> outcome_rows([3], {"weak_correct": [1]})
         [(3, {'weak_correct': 1.0})]
     """
     unit = {"weak_correct": True, "strong_correct": True, "quality": False, "cost": False}

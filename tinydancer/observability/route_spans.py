@@ -30,7 +30,10 @@ import numpy as np
 from numpy.typing import NDArray
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import Status, StatusCode
 
+from tinydancer.observability.span_export import begin_span_capture, end_span_capture
 from tinydancer.observability.tracing import get_tracer
 
 #: Span names of one route: the one set of them (the Router, RoutingSpan and the records below use these).
@@ -264,3 +267,37 @@ def span_ids(span: trace.Span | None) -> tuple[str | None, str | None]:
     if ctx is None or not ctx.is_valid:
         return None, None
     return trace.format_trace_id(ctx.trace_id), trace.format_span_id(ctx.span_id)
+
+
+class RequestScope:
+    """One routing call's root span, made current, with its sampled spans captured (the Router's both paths).
+
+    A plain class instead of a ``with`` block: a request that is not sampled costs no generator-based context
+    manager. :meth:`fail` marks the span with an exception; :meth:`close` detaches the context, ends the span
+    and returns the spans captured while it was open (empty when not sampled), for the collector.
+
+    Examples:
+        >>> scope = RequestScope(3, trace.NoOpTracer(), None)
+        >>> scope.span.is_recording(), scope.close()
+        (False, ())
+    """
+
+    __slots__ = ("_capture", "_token", "span")
+
+    def __init__(self, count: int, tracer: trace.Tracer, parent: otel_context.Context | None) -> None:
+        self.span = RoutingSpan.start_routing_request(count, tracer, parent)
+        self._token = otel_context.attach(trace.set_span_in_context(self.span))  # logs and children see it
+        # A sampled request's spans (a TracingSystem's provider hands them over as they end) are kept.
+        self._capture = begin_span_capture() if self.span.is_recording() else None
+
+    def fail(self, exc: BaseException) -> None:
+        """Record the exception on the span and set its status to ERROR (nothing when not sampled)."""
+        if self.span.is_recording():
+            self.span.record_exception(exc)
+            self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+
+    def close(self) -> tuple[ReadableSpan, ...]:
+        """Detach the context, end the span; the spans captured meanwhile."""
+        otel_context.detach(self._token)
+        self.span.end()
+        return () if self._capture is None else end_span_capture(self._capture)

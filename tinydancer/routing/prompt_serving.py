@@ -20,9 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
 
 from tinydancer.errors import (
     CircuitOpenError,
@@ -43,8 +41,7 @@ from tinydancer.observability.logs import (
 )
 from tinydancer.observability.metrics import RouterMetrics
 from tinydancer.observability.outcomes import Outcome, OutcomeMonitor, check_outcome, outcome_rows
-from tinydancer.observability.route_spans import UNSAMPLED, RoutingSpan, span_ids
-from tinydancer.observability.span_export import begin_span_capture, end_span_capture
+from tinydancer.observability.route_spans import UNSAMPLED, RequestScope, RoutingSpan, span_ids
 from tinydancer.observability.trace_context import TraceContext
 from tinydancer.routing.breaker import CircuitBreaker
 from tinydancer.routing.config import RouterConfig
@@ -198,7 +195,7 @@ class PromptServing:
         if "request_id" not in columns:
             raise InvalidInputError(f"outcomes: expected a 'request_id' column, got {sorted(columns)}")
         stamp = self._clock()
-        rows = outcome_rows(columns.pop("request_id"), columns, stamp)
+        rows = outcome_rows(columns.pop("request_id"), columns)
         records, joined = [], 0
         for request_id, fields in rows:
             ok = monitor.join(request_id, fields.get("weak_correct"))
@@ -295,23 +292,16 @@ class PromptServing:
         except Exception as exc:
             self._record_prompt_failure(exc, ids, started_at, start)
             raise InvalidInputError(str(exc)) from exc
-        span = RoutingSpan.start_routing_request(count, self._tracer, parent)
-        token = otel_context.attach(trace.set_span_in_context(span))
-        capture = begin_span_capture() if span.is_recording() else None
+        scope = RequestScope(count, self._tracer, parent)
         try:
-            batch, prompts, tokenize_s, infer_s = self._score_prompts(texts, ids, start, span)
-            self._record_prompt_success(batch, prompts, started_at, tokenize_s, infer_s, span)
+            batch, prompts, tokenize_s, infer_s = self._score_prompts(texts, ids, start, scope.span)
+            self._record_prompt_success(batch, prompts, started_at, tokenize_s, infer_s, scope.span)
         except Exception as exc:
-            self._record_prompt_failure(exc, ids, started_at, start, span)
-            if span.is_recording():
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            self._record_prompt_failure(exc, ids, started_at, start, scope.span)
+            scope.fail(exc)
             raise
         finally:
-            otel_context.detach(token)
-            span.end()
-            if capture is not None:
-                self.collector.record_spans(end_span_capture(capture))
+            self.collector.record_spans(scope.close())
         return batch
 
     def _score_prompts(

@@ -55,9 +55,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
 
 from tinydancer.errors import (
     CircuitOpenError,
@@ -92,11 +90,11 @@ from tinydancer.observability.outcomes import OutcomeMonitor
 from tinydancer.observability.route_spans import (
     CANDIDATE_SPANS_DROPPED,
     UNSAMPLED,
+    RequestScope,
     RoutingSpan,
     emit_candidate_spans,
     span_ids,
 )
-from tinydancer.observability.span_export import begin_span_capture, end_span_capture
 from tinydancer.observability.trace_context import TraceContext
 from tinydancer.observability.tracing import TracingSystem, get_tracer
 from tinydancer.routing.breaker import BreakerPolicy, CircuitBreaker
@@ -386,27 +384,16 @@ class Router(PromptServing):
         except Exception as exc:
             self._record_failure(exc, request_id, started_at, count, start, None)
             raise
-        # start_routing_request + attach instead of a `with` block: the same span and context, without two
-        # generator-based context managers per request (most requests are not sampled).
-        span = RoutingSpan.start_routing_request(count, self._tracer, parent)
-        token = otel_context.attach(trace.set_span_in_context(span))  # logs and child spans see the request's span
-        # A sampled request's spans (a TracingSystem's provider hands them over as they end) go to the
-        # collector, which keeps them whatever happens to the tracing system later.
-        capture = begin_span_capture() if span.is_recording() else None
+        scope = RequestScope(count, self._tracer, parent)  # sampled spans go to the collector, which keeps them
         try:
-            response, model_type, inference_s = self._route(request, count, now, start, span)
-            self._record_success(response, model_type, inference_s, request_id, started_at, span)
+            response, model_type, inference_s = self._route(request, count, now, start, scope.span)
+            self._record_success(response, model_type, inference_s, request_id, started_at, scope.span)
         except Exception as exc:  # recorded inside the span, so error logs carry its trace id
-            self._record_failure(exc, request_id, started_at, count, start, span)
-            if span.is_recording():
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            self._record_failure(exc, request_id, started_at, count, start, scope.span)
+            scope.fail(exc)
             raise
         finally:
-            otel_context.detach(token)
-            span.end()
-            if capture is not None:
-                self.collector.record_spans(end_span_capture(capture))
+            self.collector.record_spans(scope.close())
         return response
 
     def _route(
