@@ -177,8 +177,10 @@ def _help_entries(command: str, capsys: pytest.CaptureFixture[str]) -> dict[str,
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        ("train", {"--data": None, "--weak": None, "--out": None, "--split": "random", "--seed": "0", "--dim": "64",
-                   "--max-tokens": "32", "--epochs": "30", "--lr": "0.01", "--quantize": None}),
+        ("train", {"--data": None, "--weak": None, "--out": None, "--split": "random", "--seed": "0", "--dim": "256",
+                   "--max-tokens": "256", "--epochs": "20", "--lr": "0.003", "--quantize": None,
+                   "--train-target": "strong_gain", "--featurizer": "wordllama_prefix_mean", "--ngram-l2": "0.0001",
+                   "--ngram-buckets": None}),
         ("calibrate", {"--data": None, "--model": None, "--method": "temperature", "--out": None}),
         ("evaluate", {"--data": None, "--model": None, "--rows": "test", "--alpha": "0.1", "--delta": "0.1",
                       "--json": None}),

@@ -56,7 +56,15 @@ def frame() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def trained(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> TrainedRouter:
     out = tmp_path_factory.mktemp("experiment") / "router.safetensors"
-    return train_router(frame, out, featurizer=FEATURIZER, model={"hidden_dim": 8}, train=TRAIN, data_tag="synthetic")
+    return train_router(
+        frame,
+        out,
+        featurizer=FEATURIZER,
+        model={"hidden_dim": 8},
+        train=TRAIN,
+        data_tag="synthetic",
+        target="weak_fails",
+    )
 
 
 def test_train_router_returns_what_it_wrote(trained: TrainedRouter, frame: pd.DataFrame) -> None:
@@ -82,8 +90,9 @@ def test_train_router_quantises_once(
 
     monkeypatch.setattr(experiment, "quantize_params", counting)
     quantized = train_router(
-        frame, tmp_path / "q.safetensors", featurizer=FEATURIZER, model={"hidden_dim": 8}, train=TRAIN, quantize=True
-    )
+        frame, tmp_path / "q.safetensors", featurizer=FEATURIZER, model={"hidden_dim": 8}, train=TRAIN, quantize=True,
+        target="weak_fails",
+    )  # fmt: skip
     assert len(calls) == 1 and quantized.quantized
     # Same data, same seed: the same float32 model, and the int8 copy it stored is the one it sized.
     assert quantized.size_bytes_int8 == trained.size_bytes_int8

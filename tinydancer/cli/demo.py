@@ -91,14 +91,12 @@ def _learned_router(frame: pd.DataFrame, model_path: Path, seed: int) -> Learned
     Calls of :mod:`tinydancer.learning.experiment`; the artifact keeps its calibrator and operating points.
     """
     from tinydancer.learning.experiment import calibrate_router, evaluate_router, train_router, tune_router
-    from tinydancer.learning.train import TrainConfig
-    from tinydancer.model.text_features import FeaturizerConfig
+    from tinydancer.learning.recipe import default_train_config
 
+    # The default recipe (tinydancer.learning.recipe), as `python -m tinydancer train` trains it.
     trained = train_router(
-        frame, model_path, seed=seed, featurizer=FeaturizerConfig(kind="wordllama_tokens", dim=64, max_tokens=32),
-        model={"hidden_dim": 16}, train=TrainConfig(epochs=12, patience=4, seed=seed, progress=False),
-        data_tag="routellm-mmlu",
-    )  # fmt: skip
+        frame, model_path, seed=seed, train=default_train_config(seed, progress=False), data_tag="routellm-mmlu"
+    )
     calibrate_router(trained.path, frame, "temperature")
     for name, target in DEMO_OPERATING_POINTS.items():
         tune_router(trained.path, frame, target, name, data_tag="routellm-mmlu")

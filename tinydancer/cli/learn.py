@@ -18,8 +18,13 @@ wing's one convention (:func:`tinydancer.learning.thresholds.calls_strong`): sco
 fails) and the strong model is called iff the calibrated score >= the threshold; ``null`` in the JSON is
 an infinite threshold (``-inf`` for a weak-error level nothing certifies: everything strong).
 
+``train``'s defaults are the recipe of :mod:`tinydancer.learning.recipe` (chosen on validation rows; EVALUATION.md):
+the mean of the first 256 WordLlama token vectors through a FastGRNN (hidden 16) plus 4,096 hashed n-gram buckets,
+trained for the expected gain of calling the strong model (``--train-target strong_gain``).
+
 Outcomes may be 0/1 or judge scores in [0, 1] (:mod:`tinydancer.learning.labels`): ``train`` fits the soft
-target ``1 - weak``; ``calibrate`` and ``evaluate`` count a weak score below ``--pass-mark`` (default 0.5,
+target ``(1 + strong - weak) / 2`` (or ``1 - weak`` with ``--train-target weak_fails``); ``calibrate`` maps
+the score to P(weak fails), and ``calibrate`` and ``evaluate`` count a weak score below ``--pass-mark`` (default 0.5,
 stored by ``calibrate``) as a failure for calibration, AUROC, ECE, conformal sets and the weak-error
 threshold; APGR, CPT and quality use the scores themselves.
 
@@ -39,6 +44,7 @@ typed results.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -54,8 +60,8 @@ from tinydancer.datasets.outcomes import KNOWN_OUTCOME_PAIRS
 from tinydancer.errors import DataError, TinyDancerError
 from tinydancer.learning.calibration import CALIBRATORS
 from tinydancer.learning.experiment import SPLITS, calibrate_router, evaluate_router, train_router, tune_router
-from tinydancer.learning.labels import PASS_MARK
-from tinydancer.learning.train import TrainConfig
+from tinydancer.learning.labels import PASS_MARK, TRAINING_TARGETS
+from tinydancer.learning.recipe import DEFAULT_FEATURIZER, DEFAULT_MODEL, DEFAULT_TARGET, default_train_config
 from tinydancer.model.prompt_scoring import UNCERTAINTY_MODES
 from tinydancer.model.text_features import FEATURIZER_KINDS, FeaturizerConfig
 
@@ -111,15 +117,28 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="checkpoint path to write (.safetensors)")
     t.add_argument("--split", choices=SPLITS, default="random", help="random rows, or whole subjects held out for test")
     t.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffling")
-    t.add_argument("--featurizer", choices=FEATURIZER_KINDS, default="wordllama_tokens", help="query text -> input")
-    t.add_argument("--dim", type=int, default=64, help="WordLlama token-vector size (64, 128 or 256)")
-    t.add_argument("--max-tokens", type=int, default=32, help="tokens kept per query (the first ones)")
-    t.add_argument("--hidden", type=int, default=16, help="FastGRNN hidden units")
+    recipe, recipe_train = DEFAULT_FEATURIZER, default_train_config()
+    t.add_argument("--train-target", choices=TRAINING_TARGETS, default=DEFAULT_TARGET, help="what the score estimates")
+    t.add_argument("--featurizer", choices=FEATURIZER_KINDS, default=recipe.kind, help="query text -> input")
+    t.add_argument("--dim", type=int, default=recipe.dim, help="WordLlama token-vector size (64, 128 or 256)")
+    t.add_argument("--max-tokens", type=int, default=recipe.max_tokens, help="tokens kept per query (the first ones)")
+    t.add_argument(
+        "--ngram-buckets",
+        type=int,
+        default=None,
+        help=f"hashed n-gram buckets of the logit, 0 for none (default: {recipe.ngram_buckets}; 0 with wordllama_mean)",
+    )
+    t.add_argument("--ngram-l2", type=float, default=recipe_train.ngram_l2, help="L2 penalty on the n-gram weights")
+    t.add_argument("--hidden", type=int, default=DEFAULT_MODEL["hidden_dim"], help="FastGRNN hidden units")
     t.add_argument("--w-rank", type=int, default=None, help="rank of the input matrix W (default: full rank)")
     t.add_argument("--u-rank", type=int, default=None, help="rank of the recurrent matrix U (default: full rank)")
-    t.add_argument("--epochs", type=int, default=30, help="most epochs (early stopping on validation loss)")
-    t.add_argument("--batch-size", type=int, default=128, help="rows per update")
-    t.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (Adam, cosine decay)")
+    t.add_argument(
+        "--epochs", type=int, default=recipe_train.epochs, help="most epochs (early stopping on validation loss)"
+    )
+    t.add_argument("--batch-size", type=int, default=recipe_train.batch_size, help="rows per update")
+    t.add_argument(
+        "--lr", type=float, default=recipe_train.learning_rate, help="peak learning rate (Adam, cosine decay)"
+    )
     t.add_argument("--sparsity", type=float, default=1.0, help="share of recurrent weights kept (IHT)")
     t.add_argument("--quantize", action="store_true", help="store the model as int8")
     t.add_argument("--ensemble", type=int, default=1, help="members trained (seeds seed, seed+1, ...) and stored")
@@ -197,20 +216,23 @@ def _load(ns: argparse.Namespace) -> pd.DataFrame:
 
 def _train(ns: argparse.Namespace) -> int:
     frame = _load(ns)
-    feat = FeaturizerConfig(kind=ns.featurizer, dim=ns.dim, max_tokens=ns.max_tokens)
+    buckets = ns.ngram_buckets
+    if buckets is None:
+        buckets = 0 if ns.featurizer == "wordllama_mean" else DEFAULT_FEATURIZER.ngram_buckets
+    feat = FeaturizerConfig(kind=ns.featurizer, dim=ns.dim, max_tokens=ns.max_tokens, ngram_buckets=buckets)
     model = {"hidden_dim": ns.hidden, "w_rank": ns.w_rank, "u_rank": ns.u_rank}
-    tcfg = TrainConfig(
+    tcfg = dataclasses.replace(
+        default_train_config(ns.seed, progress=not ns.no_progress),
         epochs=ns.epochs,
         batch_size=ns.batch_size,
         learning_rate=ns.lr,
         sparsity=ns.sparsity,
-        seed=ns.seed,
-        progress=not ns.no_progress,
+        ngram_l2=ns.ngram_l2,
     )
     trained = train_router(
         frame, ns.out, split=ns.split, seed=ns.seed, featurizer=feat, model=model, train=tcfg,
         quantize=ns.quantize, data_tag=str(ns.data), ensemble=ns.ensemble, weak_model=ns.weak_name,
-        strong_model=ns.strong_name, prices=None if ns.prices is None else tuple(ns.prices),
+        strong_model=ns.strong_name, prices=None if ns.prices is None else tuple(ns.prices), target=ns.train_target,
     )  # fmt: skip
     print(trained.result.history.round(4).to_string(index=False))
     summary = {

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tinydancer.datasets.mmlu_groups import MMLU_GROUPS
 from tinydancer.datasets.outcomes import (
     SyntheticRouting,
     load_routellm_outcomes,
@@ -97,6 +98,7 @@ def load(name_or_path: str | Path, *, weak: str | None = None, strong: str | Non
 __all__ = [
     "BUNDLED",
     "DATASETS_DIR_VARIABLE",
+    "MMLU_GROUPS",
     "SyntheticRouting",
     "dataset_path",
     "datasets_dir",

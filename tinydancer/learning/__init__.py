@@ -74,8 +74,16 @@ from tinydancer.learning.experiment import (
     train_router,
     tune_router,
 )
-from tinydancer.learning.labels import PASS_MARK, soft_target, weak_failed
+from tinydancer.learning.labels import (
+    PASS_MARK,
+    TRAINING_TARGETS,
+    gain_target,
+    soft_target,
+    training_target,
+    weak_failed,
+)
 from tinydancer.learning.original_training import compat_accuracy, fit_compat_model
+from tinydancer.learning.recipe import DEFAULT_FEATURIZER, DEFAULT_MODEL, DEFAULT_TARGET, default_train_config
 from tinydancer.learning.scorers import (
     SCORER_COLUMNS,
     FastGRNNScorer,
@@ -85,21 +93,28 @@ from tinydancer.learning.scorers import (
     RandomScorer,
     Scorer,
     ScorerNotFittedError,
+    ScorerRun,
     TfidfLogisticScorer,
     check_prompts,
     check_targets,
     evaluate_scorers,
+    fit_and_score,
     prompt_statistics,
+    scorer_metrics,
 )
 from tinydancer.learning.thresholds import calls_strong
-from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult, train_fastgrnn
+from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult, bag_logits, train_fastgrnn
 
 __all__ = [
     "CALIBRATORS",
+    "DEFAULT_FEATURIZER",
+    "DEFAULT_MODEL",
+    "DEFAULT_TARGET",
     "PASS_MARK",
     "SCORER_COLUMNS",
     "SCORE_BATCH",
     "SPLITS",
+    "TRAINING_TARGETS",
     "CalibratedRouter",
     "Calibrator",
     "EnsemblePrediction",
@@ -117,6 +132,7 @@ __all__ = [
     "ScoredFrame",
     "Scorer",
     "ScorerNotFittedError",
+    "ScorerRun",
     "StrongShareThreshold",
     "TfidfLogisticScorer",
     "TrainConfig",
@@ -130,6 +146,7 @@ __all__ = [
     "apgr",
     "apply_calibrator",
     "auroc",
+    "bag_logits",
     "bootstrap_ci",
     "brier",
     "calibrate_router",
@@ -141,6 +158,7 @@ __all__ = [
     "conformal_sets",
     "cost_curve",
     "cpt",
+    "default_train_config",
     "dense_thresholds",
     "ece",
     "ensemble_predict",
@@ -149,9 +167,11 @@ __all__ = [
     "evaluation_rows",
     "failure_labels",
     "featurize_frame",
+    "fit_and_score",
     "fit_calibrator",
     "fit_compat_model",
     "frame_sha256",
+    "gain_target",
     "labels",
     "ltt_threshold",
     "mce",
@@ -168,6 +188,7 @@ __all__ = [
     "report",
     "routing_curve",
     "score_frame",
+    "scorer_metrics",
     "soft_target",
     "split_rows",
     "stack_params",
@@ -176,6 +197,7 @@ __all__ = [
     "train_ensemble",
     "train_fastgrnn",
     "train_router",
+    "training_target",
     "tune_router",
     "tune_threshold",
     "weak_failed",

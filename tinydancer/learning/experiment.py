@@ -31,8 +31,6 @@ import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
@@ -46,9 +44,10 @@ from tinydancer.learning.calibration import (
     ece,
     fit_calibrator,
 )
-from tinydancer.learning.ensemble import train_ensemble
+from tinydancer.learning.ensemble import stack_params
 from tinydancer.learning.evaluation import apgr, cpt, dense_thresholds, routing_curve, tune_threshold
-from tinydancer.learning.labels import PASS_MARK, check_pass_mark, soft_target, weak_failed
+from tinydancer.learning.labels import PASS_MARK, check_pass_mark, soft_target, training_target, weak_failed
+from tinydancer.learning.recipe import DEFAULT_FEATURIZER, DEFAULT_MODEL, DEFAULT_TARGET, default_train_config
 from tinydancer.learning.thresholds import calls_strong
 from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult, train_fastgrnn
 from tinydancer.model.compression import model_size_bytes, quantize_params
@@ -132,19 +131,28 @@ def featurize_frame(
     return (x, mask) if stats is None else (apply_norm(x, stats, mask), mask)
 
 
-def labels(frame: pd.DataFrame) -> np.ndarray:
-    """Training target: ``1 - weak_correct`` (soft on score outcomes; :func:`~tinydancer.learning.labels.soft_target`).
+def labels(frame: pd.DataFrame, target: str = "weak_fails") -> np.ndarray:
+    """Training target (:func:`~tinydancer.learning.labels.training_target`) of every row, float32.
 
-    On 0/1 outcomes it is 1 when the weak model fails; on scores in [0, 1] it is the weak answer's shortfall.
+    ``"weak_fails"``: ``1 - weak_correct`` (1 when the weak model fails; on scores in [0, 1] the weak answer's
+    shortfall). ``"strong_gain"``: ``(1 + strong_correct - weak_correct) / 2``.
 
     Raises:
-        InvalidInputError: An outcome is outside [0, 1].
+        InvalidInputError: An outcome is outside [0, 1], or an unknown target.
+        DataError: ``"strong_gain"`` without a ``strong_correct`` column.
 
     Examples:
         >>> labels(pd.DataFrame({"weak_correct": [1.0, 0.0, 0.75]})).tolist()
         [0.0, 1.0, 0.25]
+        >>> labels(pd.DataFrame({"weak_correct": [1.0, 0.0], "strong_correct": [1.0, 1.0]}), "strong_gain").tolist()
+        [0.5, 1.0]
     """
-    return soft_target(frame["weak_correct"].to_numpy(np.float64)).astype(np.float32)
+    weak = frame["weak_correct"].to_numpy(np.float64)
+    if target == "weak_fails":
+        return soft_target(weak).astype(np.float32)
+    if "strong_correct" not in frame.columns:
+        raise DataError(f"target {target!r}: expected a strong_correct column, got columns {list(frame.columns)}")
+    return training_target(weak, frame["strong_correct"].to_numpy(np.float64), target).astype(np.float32)
 
 
 def failure_labels(frame: pd.DataFrame, pass_mark: float = PASS_MARK) -> np.ndarray:
@@ -176,6 +184,8 @@ class PreparedSplit(NamedTuple):
         y: [N] float32 training targets ``1 - weak_correct``, soft on score outcomes (:func:`labels`).
         rows: ``{"train", "val", "cal", "test"}`` -> row indices (:func:`split_rows`).
         stats: The normalisation statistics (fitted on ``rows["train"]``; stored in checkpoints).
+        ngram_ids: [N, G] hashed n-gram buckets, or None when the featuriser hashes none.
+        ngram_weights: [N, G] their weights, or None.
     """
 
     x: np.ndarray
@@ -183,6 +193,8 @@ class PreparedSplit(NamedTuple):
     y: np.ndarray
     rows: dict[str, np.ndarray]
     stats: NormStats
+    ngram_ids: np.ndarray | None = None
+    ngram_weights: np.ndarray | None = None
 
     def data(self, name: str) -> RoutingData:
         """The rows of one split as training data.
@@ -200,7 +212,15 @@ class PreparedSplit(NamedTuple):
         if name not in self.rows:
             raise InvalidInputError(f"name: expected one of {tuple(self.rows)}, got {name!r}")
         idx = self.rows[name]
-        return RoutingData(self.x[idx], self.mask[idx], self.y[idx])
+        if self.ngram_ids is None or self.ngram_weights is None:
+            return RoutingData(self.x[idx], self.mask[idx], self.y[idx])
+        return RoutingData(
+            self.x[idx],
+            self.mask[idx],
+            self.y[idx],
+            ngram_ids=self.ngram_ids[idx],
+            ngram_weights=self.ngram_weights[idx],
+        )
 
 
 def prepare_split(
@@ -209,6 +229,7 @@ def prepare_split(
     split: str = "random",
     seed: int = 0,
     cache_dir: str | None = None,
+    target: str = "weak_fails",
 ) -> PreparedSplit:
     """Split the rows, featurise every prompt and normalise with statistics of the training rows.
 
@@ -218,6 +239,7 @@ def prepare_split(
         split: ``"random"`` or ``"subject"`` (:func:`split_rows`).
         seed: Seed of the split.
         cache_dir: Where the WordLlama weights are cached (default: the featuriser's).
+        target: The training target of ``y`` (:func:`labels`).
 
     Returns:
         A :class:`PreparedSplit`.
@@ -230,9 +252,18 @@ def prepare_split(
         ((100, 1, 64), {'train': 40, 'val': 10, 'cal': 10, 'test': 40})
     """
     rows = split_rows(frame, split, seed)
-    x_raw, mask = featurize_frame(frame, featurizer, None, cache_dir)
+    features = TextFeaturizer(featurizer, cache_dir).featurize(frame["prompt"].astype(str).tolist())
+    x_raw, mask = features.x, features.mask
     stats = fit_norm_stats(x_raw[rows["train"]], mask[rows["train"]])
-    return PreparedSplit(apply_norm(x_raw, stats, mask), mask, labels(frame), rows, stats)
+    return PreparedSplit(
+        apply_norm(x_raw, stats, mask),
+        mask,
+        labels(frame, target),
+        rows,
+        stats,
+        features.ngram_ids,
+        features.ngram_weights,
+    )
 
 
 class TrainedRouter(NamedTuple):
@@ -299,8 +330,11 @@ def train_router(
     weak_model: str | None = None,
     strong_model: str | None = None,
     prices: tuple[float, float] | None = None,
+    target: str = DEFAULT_TARGET,
 ) -> TrainedRouter:
     """Split, featurise, fit normalisation on the training rows, train, and save a prompt-router artifact.
+
+    Unless told otherwise it trains the default recipe (:mod:`tinydancer.learning.recipe`).
 
     The parameters are quantised once: the int8 copy gives ``size_bytes_int8`` and, with ``quantize``,
     is what the artifact stores. The artifact has no calibrator and no operating point yet
@@ -311,15 +345,18 @@ def train_router(
         out: Artifact path (``.safetensors``).
         split: ``"random"`` or ``"subject"``.
         seed: Seed of the split (and of training when ``train`` is None).
-        featurizer: Default ``FeaturizerConfig()``.
-        model: Keyword arguments of :class:`FastGRNNConfig` besides ``input_dim`` (the featuriser's dim).
-        train: Default ``TrainConfig(seed=seed)``.
+        featurizer: Default: the recipe's (``DEFAULT_FEATURIZER``).
+        model: Keyword arguments of :class:`FastGRNNConfig` besides ``input_dim`` (the featuriser's dim);
+            default: the recipe's (hidden 16).
+        train: Default: the recipe's (``default_train_config(seed)``).
         quantize: Store int8 parameters (single models only).
         data_tag: Where the data came from, stored with the split.
         ensemble: Members to train (seeds ``train.seed`` onwards) and store stacked; 1 for one model.
         weak_model: The cheap model's name (default: ``frame.attrs["weak_model"]``, else ``"weak"``).
         strong_model: The expensive model's name (default: ``frame.attrs["strong_model"]``, else ``"strong"``).
         prices: ``(weak, strong)`` dollars per million tokens, or None.
+        target: What the score estimates (:data:`~tinydancer.learning.labels.TRAINING_TARGETS`; default the
+            recipe's ``"strong_gain"``).
 
     Returns:
         A :class:`TrainedRouter`.
@@ -340,18 +377,25 @@ def train_router(
         raise ConfigError(f"ensemble: expected an integer >= 1, got {ensemble!r}")
     if quantize and ensemble > 1:
         raise ConfigError("quantize: int8 storage is for single models; train the ensemble without --quantize")
-    feat = featurizer or FeaturizerConfig()
-    prepared = prepare_split(frame, feat, split, seed)
-    mcfg = FastGRNNConfig(input_dim=feat.dim, **(model or {}))
-    tcfg = train or TrainConfig(seed=seed)
-    result = train_fastgrnn(mcfg, prepared.data("train"), prepared.data("val"), tcfg)
+    feat = featurizer or DEFAULT_FEATURIZER
+    prepared = prepare_split(frame, feat, split, seed, target=target)
+    mcfg = FastGRNNConfig(input_dim=feat.dim, **(DEFAULT_MODEL if model is None else model))
+    tcfg = train or default_train_config(seed)
+    train_rows, val_rows = prepared.data("train"), prepared.data("val")
+    results = [
+        train_fastgrnn(
+            mcfg, train_rows, val_rows, dataclasses.replace(tcfg, seed=tcfg.seed + k), ngram_buckets=feat.ngram_buckets
+        )
+        for k in range(ensemble)
+    ]
+    result = results[0]
     int8 = quantize_params(result.params)
     params: Any = int8 if quantize else result.params
+    bag = result.ngram_weights
     if ensemble > 1:
-        others = train_ensemble(
-            mcfg, prepared.data("train"), prepared.data("val"), tcfg, range(tcfg.seed + 1, tcfg.seed + ensemble)
-        )
-        params = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), result.params, others)
+        params = stack_params([r.params for r in results])
+        bag = None if bag is None else np.stack([r.ngram_weights for r in results if r.ngram_weights is not None])
+    bag_bytes = 0 if result.ngram_weights is None else result.ngram_weights.nbytes
     artifact = PromptRouterArtifact(
         params=params,
         model_config=mcfg,
@@ -363,6 +407,8 @@ def train_router(
         strong_price=None if prices is None else prices[1],
         split={"kind": split, "seed": seed, "data": data_tag},
         provenance={"data_sha256": frame_sha256(frame), "rows": len(frame), "created": _now_iso()},
+        target=target,
+        ngram_weights=bag,
     )
     return TrainedRouter(
         path=save_prompt_router(out, artifact),
@@ -370,8 +416,8 @@ def train_router(
         split=split,
         seed=seed,
         rows=prepared.rows,
-        size_bytes_float32=model_size_bytes(result.params),
-        size_bytes_int8=model_size_bytes(int8),
+        size_bytes_float32=model_size_bytes(result.params) + bag_bytes,
+        size_bytes_int8=model_size_bytes(int8) + bag_bytes,
         quantized=quantize,
         members=ensemble,
     )

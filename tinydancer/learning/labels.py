@@ -4,17 +4,24 @@ Outcomes are per-query numbers in [0, 1]: 0/1 for right/wrong benchmarks (MMLU),
 [0, 1] (e.g. an LLM judge's 1-10 rating as ``(rating - 1) / 9``). Two labels are derived from the weak
 model's outcome ``w``, and both are exactly today's ``1 - weak_correct`` on 0/1 outcomes:
 
-- **Training target** (soft): :func:`soft_target` ``= 1 - w``, the weak model's shortfall. Binary
-  cross-entropy with this soft target is minimised by ``E[1 - w | query]``, so the router's score is the
-  expected shortfall of the weak answer (on 0/1 outcomes: P(weak model fails)).
+- **Training target** (soft), one of :data:`TRAINING_TARGETS`:
+
+  - ``"weak_fails"``: :func:`soft_target` ``= 1 - w``, the weak model's shortfall. Binary cross-entropy with
+    this soft target is minimised by ``E[1 - w | query]``, so the router's score is the expected shortfall of
+    the weak answer (on 0/1 outcomes: P(weak model fails)).
+  - ``"strong_gain"``: :func:`gain_target` ``= (1 + s - w) / 2`` with the strong model's outcome ``s``: the
+    score is ``(1 + E[s - w | query]) / 2``, the expected gain of calling the strong model mapped to [0, 1]
+    (0.5: no gain expected; on 0/1 outcomes ``(1 + P(strong wins) - P(weak wins)) / 2``). Routing by it
+    sends the strong model the queries where it pays, not merely the hard ones that both models miss;
+    it is the default recipe's target (EVALUATION.md measures both).
 - **Binary label** "the weak model fails" (for calibration, ECE, AUROC, conformal sets and Learn-then-Test):
   :func:`weak_failed` ``= 1 if w < pass_mark else 0``, with ``pass_mark`` in (0, 1] (default
   :data:`PASS_MARK` = 0.5: a 1-10 judge rating of 6 or more passes). On 0/1 outcomes every pass mark gives
   ``1 - w``. Calibrators fitted on it turn the score into P(weak score < pass mark).
 
 The quality figures (routing curves, APGR, CPT, ``quality_share`` thresholds) never binarise: quality is the
-mean outcome (score) of the model each query was sent to. The label does not look at the strong model:
-whether calling it pays is what the quality figures measure.
+mean outcome (score) of the model each query was sent to. Whatever the training target, calibration maps the
+score to P(weak fails) (a monotone map: the ranking, and so every routing curve, is the score's).
 
 Examples:
     >>> w = np.array([1.0, 0.0, 0.7, 0.3])
@@ -30,8 +37,17 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from tinydancer.errors import InvalidInputError
+from tinydancer.model.prompt_artifact import TRAINING_TARGETS
 
-__all__ = ["PASS_MARK", "check_pass_mark", "soft_target", "weak_failed"]
+__all__ = [
+    "PASS_MARK",
+    "TRAINING_TARGETS",
+    "check_pass_mark",
+    "gain_target",
+    "soft_target",
+    "training_target",
+    "weak_failed",
+]
 
 #: Default pass mark: a weak outcome (score) below it counts as "the weak model fails".
 PASS_MARK = 0.5
@@ -88,6 +104,47 @@ def soft_target(weak: ArrayLike) -> NDArray[np.float64]:
     """
     out: NDArray[np.float64] = 1.0 - _outcomes(weak)
     return out
+
+
+def gain_target(weak: ArrayLike, strong: ArrayLike) -> NDArray[np.float64]:
+    """Soft training target ``(1 + strong - weak) / 2``: the gain of calling the strong model, in [0, 1].
+
+    Args:
+        weak: Weak model's outcomes in [0, 1].
+        strong: Strong model's outcomes in [0, 1], same shape.
+
+    Returns:
+        float64 array of that shape, in [0, 1] (0.5 where both models score the same).
+
+    Raises:
+        InvalidInputError: An outcome is outside [0, 1] or not finite, or the shapes differ.
+
+    Examples:
+        >>> gain_target([1.0, 0.0, 1.0, 0.2], [1.0, 1.0, 0.0, 0.6]).round(3).tolist()
+        [0.5, 1.0, 0.0, 0.7]
+    """
+    w, s = _outcomes(weak), _outcomes(strong)
+    if w.shape != s.shape:
+        raise InvalidInputError(f"strong: expected the weak outcomes' shape {w.shape}, got {s.shape}")
+    out: NDArray[np.float64] = (1.0 + s - w) / 2.0
+    return out
+
+
+def training_target(weak: ArrayLike, strong: ArrayLike, target: str) -> NDArray[np.float64]:
+    """The soft training target named ``target`` (one of :data:`TRAINING_TARGETS`).
+
+    Raises:
+        InvalidInputError: Unknown target, or outcomes outside [0, 1].
+
+    Examples:
+        >>> training_target([0.0], [1.0], "weak_fails").tolist(), training_target([0.0], [1.0], "strong_gain").tolist()
+        ([1.0], [1.0])
+    """
+    if target == "weak_fails":
+        return soft_target(weak)
+    if target == "strong_gain":
+        return gain_target(weak, strong)
+    raise InvalidInputError(f"target: expected one of {TRAINING_TARGETS}, got {target!r}")
 
 
 def weak_failed(weak: ArrayLike, pass_mark: float = PASS_MARK) -> NDArray[np.float64]:

@@ -13,10 +13,11 @@ model is called iff ``score >= threshold`` (:func:`~tinydancer.learning.threshol
 
 from __future__ import annotations
 
+import math
 import re
 import time
-from collections.abc import Sequence
-from typing import Any, Protocol, Self, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, Self, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -24,10 +25,20 @@ import pandas as pd
 from tinydancer.errors import DataError, InvalidInputError, TinyDancerError
 from tinydancer.learning.calibration import apply_calibrator, auroc, ece, fit_calibrator
 from tinydancer.learning.evaluation import apgr, cpt, routing_curve
-from tinydancer.learning.experiment import failure_labels, labels, predict_scores, split_rows
+from tinydancer.learning.experiment import failure_labels, labels, split_rows
+from tinydancer.learning.recipe import DEFAULT_FEATURIZER, DEFAULT_MODEL, DEFAULT_TARGET, default_train_config
 from tinydancer.learning.train import RoutingData, TrainConfig, train_fastgrnn
 from tinydancer.model.fastgrnn import FastGRNNConfig
-from tinydancer.model.text_features import FeaturizerConfig, NormStats, TextFeaturizer, apply_norm, fit_norm_stats
+from tinydancer.model.prompt_artifact import PromptRouterArtifact
+from tinydancer.model.prompt_scoring import PromptScorer
+from tinydancer.model.text_features import (
+    FeaturizerConfig,
+    NormStats,
+    TextFeatures,
+    TextFeaturizer,
+    apply_norm,
+    fit_norm_stats,
+)
 
 #: Columns of :func:`evaluate_scorers`' table, in order.
 SCORER_COLUMNS: tuple[str, ...] = (
@@ -36,6 +47,7 @@ SCORER_COLUMNS: tuple[str, ...] = (
     "cpt50",
     "cpt80",
     "auroc",
+    "auroc_gain",
     "ece",
     "ece_raw",
     "fit_seconds",
@@ -542,19 +554,21 @@ class FastGRNNScorer:
 
     Featurises with :class:`~tinydancer.model.text_features.TextFeaturizer`, standardises with statistics of
     the training prompts and trains with :func:`~tinydancer.learning.train_fastgrnn` (early stopping on ``val``;
-    without ``val`` a seeded 10% of the training prompts is held out for it).
+    without ``val`` a seeded 10% of the training prompts is held out for it). It scores through the serving
+    path (:class:`~tinydancer.model.prompt_scoring.PromptScorer`), as a Router would.
 
     Args:
-        featurizer: Default ``FeaturizerConfig()`` (WordLlama tokens, dim 64, 32 tokens).
+        featurizer: Default: the recipe's (:mod:`tinydancer.learning.recipe`: mean of the first 256 token
+            vectors, 256-d, and 4,096 hashed n-gram buckets).
         model: Keyword arguments of :class:`~tinydancer.model.FastGRNNConfig` besides ``input_dim``
-            (default ``{"hidden_dim": 16}``).
-        train: Default ``TrainConfig(progress=False)`` (30 epochs, batch 128, learning rate 1e-2, cosine).
+            (default: the recipe's, ``{"hidden_dim": 16}``).
+        train: Default: the recipe's (``default_train_config(progress=False)``).
         name: Table label.
 
     Examples:
         >>> s = FastGRNNScorer()
         >>> s.name, s.model_config.hidden_dim, s.featurizer_config.kind, s.train_config.epochs
-        ('fastgrnn', 16, 'wordllama_tokens', 30)
+        ('fastgrnn', 16, 'wordllama_prefix_mean', 20)
     """
 
     def __init__(
@@ -565,17 +579,23 @@ class FastGRNNScorer:
         name: str = "fastgrnn",
     ) -> None:
         self.name = name
-        self.featurizer_config = featurizer or FeaturizerConfig()
-        self.model_config = FastGRNNConfig(input_dim=self.featurizer_config.dim, **(model or {"hidden_dim": 16}))
-        self.train_config = train or TrainConfig(progress=False)
+        self.featurizer_config = featurizer or DEFAULT_FEATURIZER
+        self.model_config = FastGRNNConfig(
+            input_dim=self.featurizer_config.dim, **(DEFAULT_MODEL if model is None else model)
+        )
+        self.train_config = train or default_train_config(progress=False)
         self._featurizer: TextFeaturizer | None = None
-        self._stats: NormStats | None = None
-        self._params: object = None
+        self._scorer: PromptScorer | None = None
 
-    def _features(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _data(self, prompts: list[str], y: np.ndarray, stats: NormStats | None = None) -> tuple[RoutingData, NormStats]:
         if self._featurizer is None:
             self._featurizer = TextFeaturizer(self.featurizer_config)
-        return self._featurizer(prompts)
+        f: TextFeatures = self._featurizer.featurize(prompts)
+        stats = stats or fit_norm_stats(f.x, f.mask)
+        data = RoutingData(
+            apply_norm(f.x, stats, f.mask), f.mask, y.astype(np.float32), None, f.ngram_ids, f.ngram_weights
+        )
+        return data, stats
 
     def fit(
         self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
@@ -599,20 +619,20 @@ class FastGRNNScorer:
             n_val = max(1, len(p) // 10)
             v = ([p[i] for i in order[:n_val]], t[order[:n_val]])
             p, t = [p[i] for i in order[n_val:]], t[order[n_val:]]
-        x, mask = self._features(p)
-        stats = fit_norm_stats(x, mask)
-        vx, vmask = self._features(v[0])
+        train_rows, stats = self._data(p, t)
+        val_rows, _ = self._data(v[0], v[1], stats)
+        feat = self.featurizer_config
         result = train_fastgrnn(
-            self.model_config,
-            RoutingData(apply_norm(x, stats, mask), mask, t.astype(np.float32)),
-            RoutingData(apply_norm(vx, stats, vmask), vmask, v[1].astype(np.float32)),
-            self.train_config,
+            self.model_config, train_rows, val_rows, self.train_config, ngram_buckets=feat.ngram_buckets
         )
-        self._stats, self._params = stats, result.params
+        artifact = PromptRouterArtifact(
+            result.params, self.model_config, feat, stats, ngram_weights=result.ngram_weights
+        )
+        self._scorer = PromptScorer(artifact, uncertainty="original")
         return self
 
     def score(self, prompts: Sequence[str]) -> np.ndarray:
-        """[N] float64 P(weak fails) (:func:`~tinydancer.learning.predict_scores`).
+        """[N] float64 scores (the serving path's uncalibrated ``p_raw``).
 
         Raises:
             ScorerNotFittedError: Before :meth:`fit`.
@@ -625,12 +645,9 @@ class FastGRNNScorer:
             FastGRNNScorer.score: expected a fitted scorer, got one before fit()
         """
         p = check_prompts(prompts)
-        _need(self._stats, self)
-        assert self._stats is not None
-        if not p:
-            return np.zeros(0)
-        x, mask = self._features(p)
-        return predict_scores(self._params, self.model_config, apply_norm(x, self._stats, mask), mask)
+        _need(self._scorer, self)
+        assert self._scorer is not None
+        return self._scorer.score(p, threshold=math.inf).p_raw.astype(np.float64)
 
 
 def _checked_scores(scorer: Scorer, scores: object, n: int) -> np.ndarray:
@@ -643,14 +660,22 @@ def _checked_scores(scorer: Scorer, scores: object, n: int) -> np.ndarray:
 
 
 def evaluate_scorers(
-    frame: pd.DataFrame, scorers: Sequence[Scorer], split: str = "random", seed: int = 0
+    frame: pd.DataFrame,
+    scorers: Sequence[Scorer],
+    split: str = "random",
+    seed: int = 0,
+    *,
+    target: str = DEFAULT_TARGET,
+    rows: Mapping[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Fit, calibrate and evaluate every scorer on one split of ``frame``; one row per scorer.
 
     Each scorer fits on the ``train`` rows with ``val=`` the validation rows (targets
-    :func:`~tinydancer.learning.labels`, ``1 - weak_correct``), then scores the calibration and test rows in one
+    :func:`~tinydancer.learning.labels` named ``target``: by default the recipe's ``"strong_gain"``,
+    ``(1 + strong - weak) / 2``; ``"weak_fails"``, ``1 - weak``), then scores the calibration and test rows in one
     call. On the test rows: ``apgr``, ``cpt50``, ``cpt80`` (RouteLLM's 10-quantile curve,
-    :func:`~tinydancer.learning.routing_curve`; strong iff ``score >= threshold``) and ``auroc`` of the raw scores;
+    :func:`~tinydancer.learning.routing_curve`; strong iff ``score >= threshold``), ``auroc`` of the raw scores
+    against "the weak model fails" and ``auroc_gain`` against "the strong model scores higher than the weak";
     ``ece`` after temperature scaling fitted on the calibration rows, ``ece_raw`` before it (labels
     :func:`~tinydancer.learning.failure_labels`). ``fit_seconds`` times ``fit``; ``prompts_per_s`` is the
     throughput of that ``score`` call.
@@ -660,6 +685,9 @@ def evaluate_scorers(
         scorers: Objects satisfying :class:`Scorer`, with distinct names.
         split: ``"random"`` or ``"subject"`` (:func:`~tinydancer.learning.split_rows`).
         seed: Seed of the split.
+        target: The training target (:data:`~tinydancer.learning.labels.TRAINING_TARGETS`).
+        rows: ``{"train", "val", "cal", "test"}`` -> row indices, instead of :func:`split_rows`' (e.g. a
+            small-data split inside one subject group).
 
     Returns:
         A DataFrame with columns :data:`SCORER_COLUMNS`, in the order of ``scorers``.
@@ -675,6 +703,51 @@ def evaluate_scorers(
         >>> table["scorer"].tolist(), bool(table["apgr"].iloc[1] > table["apgr"].iloc[0])
         (['random', 'oracle'], True)
     """
+    runs = fit_and_score(frame, scorers, split, seed, target=target, rows=rows)
+    return pd.DataFrame.from_records([scorer_metrics(frame, run) for run in runs], columns=list(SCORER_COLUMNS))
+
+
+class ScorerRun(NamedTuple):
+    """One scorer fitted on a split's training rows and its scores of the calibration and test rows.
+
+    Attributes:
+        name: The scorer's name.
+        rows: ``{"train", "val", "cal", "test"}`` -> row indices of the frame.
+        cal_scores: [len(rows["cal"])] float64 scores.
+        test_scores: [len(rows["test"])] float64 scores.
+        fit_seconds: Wall time of ``fit``.
+        prompts_per_s: Throughput of the one ``score`` call (calibration and test rows).
+    """
+
+    name: str
+    rows: Mapping[str, np.ndarray]
+    cal_scores: np.ndarray
+    test_scores: np.ndarray
+    fit_seconds: float
+    prompts_per_s: float
+
+
+def fit_and_score(
+    frame: pd.DataFrame,
+    scorers: Sequence[Scorer],
+    split: str = "random",
+    seed: int = 0,
+    *,
+    target: str = DEFAULT_TARGET,
+    rows: Mapping[str, np.ndarray] | None = None,
+) -> list[ScorerRun]:
+    """Fit every scorer on the train rows (``val=`` the validation rows) and score the calibration and test rows.
+
+    The first half of :func:`evaluate_scorers` (same arguments and errors); :func:`scorer_metrics` is the second.
+    Keeping the scores lets a caller bootstrap over test rows or pool seeds.
+
+    Examples:
+        >>> from tinydancer.datasets import load
+        >>> f = load("synthetic").iloc[:400]
+        >>> run = fit_and_score(f, [RandomScorer(0)])[0]
+        >>> run.name, run.test_scores.shape
+        ('random', (160,))
+    """
     missing = {"prompt", "weak_correct", "strong_correct"} - set(getattr(frame, "columns", ()))
     if not isinstance(frame, pd.DataFrame) or missing:
         raise DataError(f"frame: expected a DataFrame with prompt, weak_correct, strong_correct; missing {missing}")
@@ -686,37 +759,56 @@ def evaluate_scorers(
     names = [s.name for s in scorers]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"scorers: expected distinct names, got {names}")
-    rows = split_rows(frame, split, seed)
+    if rows is None:
+        rows = split_rows(frame, split, seed)
+    elif not isinstance(rows, Mapping) or set(rows) != {"train", "val", "cal", "test"}:
+        raise InvalidInputError(f"rows: expected a mapping with keys train, val, cal, test, got {rows!r:.100}")
+    rows = {k: np.asarray(rows[k], np.int64) for k in ("train", "val", "cal", "test")}
     prompts = check_prompts(frame["prompt"].astype(str).tolist(), "frame prompts")
-    target = labels(frame).astype(np.float64)
-    y_fail = failure_labels(frame)
-    weak = frame["weak_correct"].to_numpy(np.float64)
-    strong = frame["strong_correct"].to_numpy(np.float64)
-    train, val, cal, test = rows["train"], rows["val"], rows["cal"], rows["test"]
-    scored = np.concatenate([cal, test])
-    records = []
+    y_target = labels(frame, target).astype(np.float64)
+    train, val = rows["train"], rows["val"]
+    scored = np.concatenate([rows["cal"], rows["test"]])
+    runs = []
     for s in scorers:
         started = time.perf_counter()
-        s.fit([prompts[i] for i in train], target[train], val=([prompts[i] for i in val], target[val]))
+        s.fit([prompts[i] for i in train], y_target[train], val=([prompts[i] for i in val], y_target[val]))
         fit_seconds = time.perf_counter() - started
         started = time.perf_counter()
         raw = s.score([prompts[i] for i in scored])
         score_seconds = time.perf_counter() - started
         out = _checked_scores(s, raw, scored.size)
-        p_cal, p_test = out[: cal.size], out[cal.size :]
-        curve = routing_curve(p_test, weak[test], strong[test])
-        calibrator = fit_calibrator("temperature", p_cal, y_fail[cal])
-        records.append(
-            {
-                "scorer": s.name,
-                "apgr": apgr(curve),
-                "cpt50": cpt(curve, 0.5),
-                "cpt80": cpt(curve, 0.8),
-                "auroc": auroc(p_test, y_fail[test]),
-                "ece": ece(apply_calibrator(calibrator, p_test), y_fail[test]),
-                "ece_raw": ece(p_test, y_fail[test]),
-                "fit_seconds": fit_seconds,
-                "prompts_per_s": scored.size / max(score_seconds, 1e-9),
-            }
+        n_cal = rows["cal"].size
+        runs.append(
+            ScorerRun(s.name, rows, out[:n_cal], out[n_cal:], fit_seconds, scored.size / max(score_seconds, 1e-9))
         )
-    return pd.DataFrame.from_records(records, columns=list(SCORER_COLUMNS))
+    return runs
+
+
+def scorer_metrics(frame: pd.DataFrame, run: ScorerRun) -> dict[str, Any]:
+    """One row of :func:`evaluate_scorers`' table (:data:`SCORER_COLUMNS`) from a :class:`ScorerRun` on ``frame``.
+
+    Examples:
+        >>> from tinydancer.datasets import load
+        >>> f = load("synthetic").iloc[:400]
+        >>> sorted(scorer_metrics(f, fit_and_score(f, [RandomScorer(0)])[0])) == sorted(SCORER_COLUMNS)
+        True
+    """
+    cal, test = run.rows["cal"], run.rows["test"]
+    y_fail = failure_labels(frame)
+    weak = frame["weak_correct"].to_numpy(np.float64)
+    strong = frame["strong_correct"].to_numpy(np.float64)
+    p_test = run.test_scores
+    curve = routing_curve(p_test, weak[test], strong[test])
+    calibrator = fit_calibrator("temperature", run.cal_scores, y_fail[cal])
+    return {
+        "scorer": run.name,
+        "apgr": apgr(curve),
+        "cpt50": cpt(curve, 0.5),
+        "cpt80": cpt(curve, 0.8),
+        "auroc": auroc(p_test, y_fail[test]),
+        "auroc_gain": auroc(p_test, (strong[test] > weak[test]).astype(np.float64)),
+        "ece": ece(apply_calibrator(calibrator, p_test), y_fail[test]),
+        "ece_raw": ece(p_test, y_fail[test]),
+        "fit_seconds": run.fit_seconds,
+        "prompts_per_s": run.prompts_per_s,
+    }

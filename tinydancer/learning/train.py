@@ -7,6 +7,10 @@ original router's distillation bug). With ``sparsity < 1`` training follows Kusu
 stages: dense, then IHT (projection every ``iht_every`` batches), then the support is frozen and the
 model retrained; early stopping then only considers the sparse final stage.
 
+With hashed n-grams (``RoutingData.ngram_ids``, ``ngram_buckets > 0``) the logit is the FastGRNN's plus a
+learned weight per n-gram bucket (``sum(ngram_weights * bag[ngram_ids])``), trained jointly from zero with
+an L2 penalty ``ngram_l2 * sum(bag ** 2)`` on the bag.
+
 The jitted update is pure; the loop around it (shuffling, progress bar, history) is the shell.
 """
 
@@ -51,6 +55,7 @@ class TrainConfig:
         kd_temperature: Distillation temperature ``T`` > 0.
         sparsity: Share of each recurrent matrix kept, in (0, 1]; < 1 runs the three-stage schedule.
         iht_every: Batches between IHT projections in stage two.
+        ngram_l2: L2 penalty on the n-gram bag's weights (used only with n-grams).
         seed: Seed of initialisation and shuffling (same seed, same data: same weights).
         progress: Show a tqdm progress bar.
         stop_at_accuracy: Stop after the first (final-stage) epoch whose validation accuracy reaches
@@ -76,6 +81,7 @@ class TrainConfig:
     kd_temperature: float = 1.0
     sparsity: float = 1.0
     iht_every: int = 15
+    ngram_l2: float = 1e-4
     seed: int = 0
     progress: bool = True
     stop_at_accuracy: float | None = None
@@ -86,6 +92,7 @@ class TrainConfig:
         for name in ("learning_rate", "clip_norm", "kd_temperature"):
             check_number(name, getattr(self, name), low=0, low_open=True)
         check_number("weight_decay", self.weight_decay, low=0)
+        check_number("ngram_l2", self.ngram_l2, low=0)
         check_number("distill_weight", self.distill_weight, low=0, high=1)
         check_number("sparsity", self.sparsity, low=0, high=1, low_open=True)
         if self.sparsity < 1.0 and self.epochs < 3:
@@ -106,12 +113,17 @@ class RoutingData(NamedTuple):
         mask: [N, T] bool, True on real steps.
         y: [N] labels in [0, 1] (1 = route to the strong model, i.e. the weak model fails).
         teacher: Optional [N] teacher probabilities in [0, 1] for distillation.
+        ngram_ids: Optional [N, G] int32 hashed n-gram buckets
+            (:func:`~tinydancer.model.text_features.hashed_ngrams`).
+        ngram_weights: [N, G] float32 weights of those n-grams (given with ``ngram_ids``).
     """
 
     x: np.ndarray
     mask: np.ndarray
     y: np.ndarray
     teacher: np.ndarray | None = None
+    ngram_ids: np.ndarray | None = None
+    ngram_weights: np.ndarray | None = None
 
 
 class TrainResult(NamedTuple):
@@ -122,15 +134,17 @@ class TrainResult(NamedTuple):
         config: The architecture.
         history: One row per epoch: epoch, stage, lr, train_loss, val_loss, val_accuracy, density, seconds.
         best_epoch: The epoch whose weights were restored.
+        ngram_weights: [K] float32 bag of n-gram weights trained with the FastGRNN, or None without n-grams.
     """
 
     params: FastGRNNParams
     config: FastGRNNConfig
     history: pd.DataFrame
     best_epoch: int
+    ngram_weights: np.ndarray | None = None
 
 
-def _as_data(data: RoutingData, name: str) -> RoutingData:
+def _as_data(data: RoutingData, name: str, ngram_buckets: int = 0) -> RoutingData:
     x = np.asarray(data.x, np.float32)
     if x.ndim == 2:
         x = x[:, None, :]
@@ -149,7 +163,28 @@ def _as_data(data: RoutingData, name: str) -> RoutingData:
         teacher = np.asarray(data.teacher, np.float32)
         if teacher.shape != y.shape or not np.all((teacher >= 0) & (teacher <= 1)):
             raise DataError(f"{name}: teacher must be [N] probabilities in [0, 1], got shape {teacher.shape}")
-    return RoutingData(x, mask, y, teacher)
+    if ngram_buckets == 0:  # one code path: a single always-zero bucket
+        return RoutingData(x, mask, y, teacher, np.zeros((len(y), 1), np.int32), np.zeros((len(y), 1), np.float32))
+    if data.ngram_ids is None or data.ngram_weights is None:
+        raise DataError(f"{name}: ngram_buckets={ngram_buckets} needs ngram_ids and ngram_weights")
+    ids, weights = np.asarray(data.ngram_ids), np.asarray(data.ngram_weights, np.float32)
+    if ids.ndim != 2 or ids.shape != weights.shape or ids.shape[0] != len(y):
+        raise DataError(f"{name}: expected ngram_ids and ngram_weights [N, G], got {ids.shape}, {weights.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= ngram_buckets):
+        raise DataError(f"{name}: ngram_ids must lie in [0, {ngram_buckets}), got {ids.min()}..{ids.max()}")
+    if not np.all(np.isfinite(weights)):
+        raise DataError(f"{name}: ngram_weights contain NaN or infinity")
+    return RoutingData(x, mask, y, teacher, ids.astype(np.int32), weights)
+
+
+def bag_logits(bag: jax.Array, ngram_ids: jax.Array, ngram_weights: jax.Array) -> jax.Array:
+    """The n-gram term of each logit: [K] bag, [B, G] ids and weights -> [B] ``sum(weights * bag[ids])``.
+
+    Examples:
+        >>> bag_logits(jnp.array([0.0, 1.0, 2.0]), jnp.array([[1, 2]]), jnp.array([[0.5, 0.5]])).tolist()
+        [1.5]
+    """
+    return jnp.sum(bag[ngram_ids] * ngram_weights, axis=-1)
 
 
 def _bce(logits: jax.Array, targets: jax.Array) -> jax.Array:
@@ -213,9 +248,13 @@ def _optimizer(spec: _OptSpec) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(spec.clip_norm), adam)
 
 
+#: What training updates: the FastGRNN and the n-gram bag ([K]; [1] and always zero without n-grams).
+TrainedParams = tuple[FastGRNNParams, jax.Array]
+
+
 @partial(jax.jit, static_argnames=("config", "spec"))
 def _update(
-    params: FastGRNNParams,
+    params: TrainedParams,
     opt_state: optax.OptState,
     batch: tuple[jax.Array, ...],
     support: FastGRNNParams,
@@ -224,36 +263,55 @@ def _update(
     spec: _OptSpec,
     distill_weight: jax.Array,
     temp: jax.Array,
-) -> tuple[FastGRNNParams, optax.OptState, jax.Array]:
-    x, mask, y, teacher, weight = batch
+    ngram_l2: jax.Array,
+) -> tuple[TrainedParams, optax.OptState, jax.Array]:
+    x, mask, y, teacher, weight, ngram_ids, ngram_weights = batch
 
-    def loss_fn(p: FastGRNNParams) -> jax.Array:
-        return routing_loss(fastgrnn_logits(p, config, x, mask), y, teacher, weight, distill_weight, temp)
+    def loss_fn(p: TrainedParams) -> jax.Array:
+        logits = fastgrnn_logits(p[0], config, x, mask) + bag_logits(p[1], ngram_ids, ngram_weights)
+        return routing_loss(logits, y, teacher, weight, distill_weight, temp) + ngram_l2 * jnp.sum(p[1] ** 2)
 
     loss, grads = jax.value_and_grad(loss_fn)(params)
     # optax's Adam bias correction computes `float ** int32 count`, which strict dtype promotion
     # (tests, equinox habit) rejects; scope the standard rules to the optimiser only.
     with jax.numpy_dtype_promotion("standard"):
         updates, opt_state = _optimizer(spec).update(grads, opt_state, params)
-    params = apply_support(optax.apply_updates(params, updates), support)
-    return params, opt_state, loss
+    net, bag = optax.apply_updates(params, updates)
+    return (apply_support(net, support), bag), opt_state, loss
 
 
 @partial(jax.jit, static_argnames=("spec",))
-def _init_opt_state(params: FastGRNNParams, *, spec: _OptSpec) -> optax.OptState:
+def _init_opt_state(params: TrainedParams, *, spec: _OptSpec) -> optax.OptState:
     return _optimizer(spec).init(params)  # one compile instead of one per leaf and op
 
 
 @partial(jax.jit, static_argnames=("config",))
 def _val_metrics(
-    params: FastGRNNParams, x: jax.Array, mask: jax.Array, y: jax.Array, *, config: FastGRNNConfig
-) -> tuple[jax.Array, jax.Array]:
-    logits = fastgrnn_logits(params, config, x, mask)
+    params: TrainedParams, x: jax.Array, mask: jax.Array, y: jax.Array, ngrams: tuple[jax.Array, jax.Array], *,
+    config: FastGRNNConfig,
+) -> tuple[jax.Array, jax.Array]:  # fmt: skip
+    logits = fastgrnn_logits(params[0], config, x, mask) + bag_logits(params[1], *ngrams)
     return jnp.mean(_bce(logits, y)), jnp.mean((logits >= 0) == (y >= 0.5))
 
 
-def evaluate_loss(params: FastGRNNParams, config: FastGRNNConfig, data: RoutingData) -> tuple[float, float]:
+def _validation(params: TrainedParams, data: RoutingData, config: FastGRNNConfig) -> tuple[float, float]:
+    assert data.ngram_ids is not None and data.ngram_weights is not None  # _as_data fills them
+    loss, accuracy = _val_metrics(
+        params, data.x, data.mask, data.y, (data.ngram_ids, data.ngram_weights), config=config
+    )
+    return float(loss), float(accuracy)
+
+
+def evaluate_loss(
+    params: FastGRNNParams, config: FastGRNNConfig, data: RoutingData, ngram_weights: np.ndarray | None = None
+) -> tuple[float, float]:
     """Validation BCE and accuracy (threshold 0.5) on hard labels.
+
+    Args:
+        params: The FastGRNN.
+        config: Its architecture.
+        data: The rows (with n-grams when ``ngram_weights`` is given).
+        ngram_weights: [K] n-gram bag (:attr:`TrainResult.ngram_weights`), or None.
 
     Examples:
         >>> cfg = FastGRNNConfig(input_dim=2, hidden_dim=4)
@@ -261,9 +319,9 @@ def evaluate_loss(params: FastGRNNParams, config: FastGRNNConfig, data: RoutingD
         >>> round(evaluate_loss(init_fastgrnn_params(cfg), cfg, d)[0], 4)
         0.6931
     """
-    d = _as_data(data, "data")
-    loss, acc = _val_metrics(params, d.x, d.mask, d.y, config=config)
-    return float(loss), float(acc)
+    bag = np.zeros(1, np.float32) if ngram_weights is None else np.asarray(ngram_weights, np.float32)
+    d = _as_data(data, "data", 0 if ngram_weights is None else len(bag))
+    return _validation((params, jnp.asarray(bag)), d, config)
 
 
 def _stage_of(epoch: int, cfg: TrainConfig) -> int:
@@ -278,20 +336,24 @@ def train_fastgrnn(
     train: RoutingData,
     val: RoutingData,
     config: TrainConfig | None = None,
+    *,
+    ngram_buckets: int = 0,
 ) -> TrainResult:
-    """Train a FastGRNN router; deterministic for a given seed.
+    """Train a FastGRNN router (and its n-gram bag); deterministic for a given seed.
 
     Args:
         model_config: The architecture (``input_dim`` must match the inputs' last axis).
         train: Training split (``teacher`` required when ``distill_weight > 0``).
         val: Validation split for early stopping.
         config: Optimisation settings (defaults: :class:`TrainConfig`).
+        ngram_buckets: K of the n-gram bag trained beside the FastGRNN (both splits need ``ngram_ids``
+            and ``ngram_weights``); 0 for none.
 
     Returns:
         A :class:`TrainResult` with the best weights restored.
 
     Raises:
-        DataError: Malformed splits, a single-class training set, or a missing teacher.
+        DataError: Malformed splits, a single-class training set, a missing teacher, or missing n-grams.
         TrainingError: The loss or weights became non-finite (the message names the epoch).
 
     Examples:
@@ -303,7 +365,8 @@ def train_fastgrnn(
         (['epoch', 'stage', 'lr', 'train_loss'], 2)
     """
     cfg = config or TrainConfig()
-    tr, va = _as_data(train, "train"), _as_data(val, "val")
+    check_int("ngram_buckets", ngram_buckets, low=0)
+    tr, va = _as_data(train, "train", ngram_buckets), _as_data(val, "val", ngram_buckets)
     if tr.x.shape[-1] != model_config.input_dim or va.x.shape[-1] != model_config.input_dim:
         raise DataError(f"inputs: expected last axis {model_config.input_dim}, got {tr.x.shape[-1]}")
     if len(np.unique(np.round(tr.y))) < 2:
@@ -315,27 +378,29 @@ def train_fastgrnn(
     spec = _OptSpec(
         cfg.learning_rate, cfg.schedule, cfg.step_epochs, cfg.clip_norm, cfg.weight_decay, cfg.epochs, steps
     )
-    params = init_fastgrnn_params(model_config, cfg.seed)
+    net = init_fastgrnn_params(model_config, cfg.seed)
+    params: TrainedParams = (net, jnp.zeros(max(ngram_buckets, 1), jnp.float32))
     opt_state = _init_opt_state(params, spec=spec)
-    support = support_mask(params, 1.0)
+    support = support_mask(net, 1.0)
     teacher = tr.teacher if tr.teacher is not None else np.full(n, 0.5, np.float32)
+    assert tr.ngram_ids is not None and tr.ngram_weights is not None  # _as_data fills them
     rng = np.random.default_rng(cfg.seed)
     rows: list[dict[str, float | int]] = []
-    best: tuple[float, int, FastGRNNParams] | None = None
+    best: tuple[float, int, TrainedParams] | None = None
     bar = tqdm(range(cfg.epochs), desc="train", disable=not cfg.progress, leave=False)
     for epoch in bar:
         started = time.perf_counter()
         stage = _stage_of(epoch, cfg)
         if stage == 3 and cfg.sparsity < 1.0 and (epoch == 0 or _stage_of(epoch - 1, cfg) != 3):
-            params = iht_project(params, cfg.sparsity)
-            support = support_mask(params, cfg.sparsity)
+            params = (iht_project(params[0], cfg.sparsity), params[1])
+            support = support_mask(params[0], cfg.sparsity)
             best = None  # only the sparse final stage may be restored
         order = np.concatenate([rng.permutation(n), np.zeros(steps * bs - n, np.int64)])
         weight = np.concatenate([np.ones(n, np.float32), np.zeros(steps * bs - n, np.float32)])
         losses = []
         for b in range(steps):
             idx, w = order[b * bs : (b + 1) * bs], weight[b * bs : (b + 1) * bs]
-            batch = (tr.x[idx], tr.mask[idx], tr.y[idx], teacher[idx], w)
+            batch = (tr.x[idx], tr.mask[idx], tr.y[idx], teacher[idx], w, tr.ngram_ids[idx], tr.ngram_weights[idx])
             params, opt_state, loss = _update(
                 params,
                 opt_state,
@@ -345,10 +410,11 @@ def train_fastgrnn(
                 spec=spec,
                 distill_weight=np.float32(cfg.distill_weight),
                 temp=np.float32(cfg.kd_temperature),
+                ngram_l2=np.float32(cfg.ngram_l2),
             )
             losses.append(loss)
             if stage == 2 and (b + 1) % cfg.iht_every == 0:
-                params = iht_project(params, cfg.sparsity)
+                params = (iht_project(params[0], cfg.sparsity), params[1])
         train_loss = float(np.mean(jax.device_get(losses)))
         host_params = jax.device_get(params)  # the diagnostics below run in numpy: no per-op compiles
         finite = all(bool(np.isfinite(leaf).all()) for leaf in jax.tree.leaves(host_params))
@@ -357,8 +423,8 @@ def train_fastgrnn(
                 f"training diverged at epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss}; "
                 "lower learning_rate or clip_norm (no weights were kept from this epoch)"
             )
-        val_loss, val_acc = evaluate_loss(params, model_config, va)
-        density = float(np.mean([np.mean(getattr(host_params, f) != 0) for f in ("w1", "u1")]))
+        val_loss, val_acc = _validation(params, va, model_config)
+        density = float(np.mean([np.mean(getattr(host_params[0], f) != 0) for f in ("w1", "u1")]))
         lr = _current_lr(cfg, steps, (epoch + 1) * steps)
         rows.append(
             {
@@ -382,7 +448,9 @@ def train_fastgrnn(
             break
     bar.close()
     assert best is not None  # the last stage always runs at least one epoch
-    return TrainResult(best[2], model_config, pd.DataFrame(rows), best[1])
+    net, bag = best[2]
+    ngram_weights = np.asarray(bag, np.float32) if ngram_buckets else None
+    return TrainResult(net, model_config, pd.DataFrame(rows), best[1], ngram_weights)
 
 
 def _current_lr(cfg: TrainConfig, steps_per_epoch: int, step: int) -> float:

@@ -13,8 +13,10 @@ any is built, and a save writes a temporary file and renames it over the old one
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -43,6 +45,7 @@ def save_fastgrnn(
     metadata: dict[str, str] | None = None,
     *,
     file_format: str = FORMAT,
+    extra_tensors: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """Write a FastGRNN checkpoint atomically (parent folders are created; a failed write keeps the old file).
 
@@ -53,13 +56,14 @@ def save_fastgrnn(
         metadata: Extra string entries (e.g. :func:`tinydancer.model.text_features.featurizer_metadata`).
         file_format: The ``format`` entry (a prompt-router artifact writes its own,
             :mod:`tinydancer.model.prompt_artifact`).
+        extra_tensors: More float32 tensors stored beside the parameters (a prompt router's n-gram bag).
 
     Returns:
         The path written.
 
     Raises:
-        ConfigError: A metadata key collides with a reserved one, a value is not a string, or an
-            ensemble (float32 parameters stacked on a leading member axis) is quantised.
+        ConfigError: A metadata key or extra tensor name collides with a reserved one, a value is not a
+            string, or an ensemble (float32 parameters stacked on a leading member axis) is quantised.
 
     Examples:
         >>> import tempfile
@@ -90,6 +94,10 @@ def save_fastgrnn(
     header["quantized"] = "true" if quantized else "false"
     if members is not None:
         header["members"] = str(members)
+    for name, tensor in (extra_tensors or {}).items():
+        if name in tensors or name.split(".")[0] in FastGRNNParams._fields:
+            raise ConfigError(f"extra_tensors: {name!r} collides with a FastGRNN parameter")
+        tensors[name] = np.asarray(tensor, np.float32)
     return write_safetensors(path, tensors, {**extra, **header})
 
 
@@ -118,7 +126,8 @@ def load_fastgrnn(
         >>> load_fastgrnn(p)[2]
         {'a': 'b'}
     """
-    return fastgrnn_from_file(read_safetensors(path, WHAT), (FORMAT, PROMPT_ROUTER_FORMAT))
+    params, config, metadata, _ = fastgrnn_from_file(read_safetensors(path, WHAT), (FORMAT, PROMPT_ROUTER_FORMAT))
+    return params, config, metadata
 
 
 def stacked_members(params: FastGRNNParams | QuantizedFastGRNNParams, config: FastGRNNConfig) -> int | None:
@@ -134,10 +143,20 @@ def stacked_members(params: FastGRNNParams | QuantizedFastGRNNParams, config: Fa
     return int(np.shape(w1)[0]) if np.ndim(w1) == len(config.param_shapes()["w1"]) + 1 else None
 
 
+class FastGRNNFile(NamedTuple):
+    """What :func:`fastgrnn_from_file` read: parameters, config, the other metadata entries, extra tensors."""
+
+    params: FastGRNNParams | QuantizedFastGRNNParams
+    config: FastGRNNConfig
+    metadata: dict[str, str]
+    extra_tensors: dict[str, np.ndarray]
+
+
 def fastgrnn_from_file(
     file: SafetensorsFile,
     formats: tuple[str, ...] = (FORMAT,),
-) -> tuple[FastGRNNParams | QuantizedFastGRNNParams, FastGRNNConfig, dict[str, str]]:
+    extra_shapes: Mapping[str, tuple[int, ...]] | None = None,
+) -> FastGRNNFile:
     """:func:`load_fastgrnn` of a file already read whole (``safetensors_file.read_safetensors``).
 
     The expected tensors follow from the config in the metadata (no parameters are built to learn them);
@@ -146,6 +165,7 @@ def fastgrnn_from_file(
     Args:
         file: The file.
         formats: ``format`` entries accepted (a prompt-router artifact shares this tensor layout).
+        extra_shapes: Float32 tensors the file must hold beside the parameters, name -> shape.
 
     Raises:
         ModelLoadError: as :func:`load_fastgrnn`.
@@ -155,7 +175,7 @@ def fastgrnn_from_file(
         >>> from tinydancer.model.fastgrnn import init_fastgrnn_params
         >>> cfg = FastGRNNConfig(input_dim=3, hidden_dim=4, u_rank=2)
         >>> p = save_fastgrnn(Path(tempfile.mkdtemp()) / "m.safetensors", init_fastgrnn_params(cfg), cfg)
-        >>> params, _, _ = fastgrnn_from_file(read_safetensors(p))
+        >>> params, _, _, _ = fastgrnn_from_file(read_safetensors(p))
         >>> params.u2.shape, params.w2, params.head_b.shape
         ((4, 2), None, ())
     """
@@ -180,6 +200,8 @@ def fastgrnn_from_file(
             expected[f"{name}.scale"] = ("F32", (1,))
         else:
             expected[name] = ("F32", shape or (1,))  # scalars are stored with shape [1]
+    for name, shape in (extra_shapes or {}).items():
+        expected[name] = ("F32", shape)
     tensors = read_tensors(file, expected)
     fields: dict[str, object] = dict.fromkeys(FastGRNNParams._fields)
     for name, shape in shapes.items():
@@ -191,4 +213,5 @@ def fastgrnn_from_file(
     params: FastGRNNParams | QuantizedFastGRNNParams = (
         QuantizedFastGRNNParams(**fields) if quantized else FastGRNNParams(**fields)  # type: ignore[arg-type]
     )
-    return params, config, {k: v for k, v in metadata.items() if k not in _RESERVED}
+    extra = {name: tensors[name] for name in extra_shapes or {}}
+    return FastGRNNFile(params, config, {k: v for k, v in metadata.items() if k not in _RESERVED}, extra)

@@ -3,7 +3,8 @@
 Format ``tinydancer-prompt-router-v1`` is a safetensors file. Its tensors are those of a FastGRNN
 checkpoint (:mod:`tinydancer.model.fastgrnn_file`: float32, int8 ``.values``/``.scale`` pairs, or K
 float32 members stacked on a leading axis for an ensemble; IHT-sparse weights are stored dense, with
-their zeros). Its ``__metadata__`` string entries, each JSON unless said otherwise:
+their zeros), plus ``ngram_weights`` (float32 [K], or [K_members, K]) when the featuriser hashes n-grams
+into K buckets. Its ``__metadata__`` string entries, each JSON unless said otherwise:
 
 ================================  ==========================================================================
 ``format``                        ``tinydancer-prompt-router-v1`` (plain string)
@@ -13,6 +14,8 @@ their zeros). Its ``__metadata__`` string entries, each JSON unless said otherwi
                                   ``mean`` and ``std`` fitted on the training rows
 ``calibrator``                    ``{"kind", "a", "b", "xs", "ys"}`` (:class:`Calibrator`)
 ``pass_mark``                     weak outcomes below it were failures for calibration (number)
+``target``                        what the raw score was trained to estimate: ``"weak_fails"`` or
+                                  ``"strong_gain"`` (:mod:`tinydancer.learning.labels`); absent: weak_fails
 ``conformal``                     ``{"q", "alpha"}`` split-conformal quantile, or absent
 ``models``                        ``{"weak", "strong", "weak_price", "strong_price"}`` (prices in $ per
                                   million tokens, or null)
@@ -75,6 +78,8 @@ WHAT = "prompt router"
 TARGETS: tuple[str, ...] = ("strong_share", "quality_share", "weak_error", "fixed")
 #: Operating-point and model names: they become Prometheus label values, so a fixed alphabet.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+#: What a router's raw score was trained to estimate (:mod:`tinydancer.learning.labels`).
+TRAINING_TARGETS: tuple[str, ...] = ("weak_fails", "strong_gain")
 #: The operating point of an artifact that has none: strong iff P(weak fails) >= 0.5.
 IMPLICIT_OPERATING_POINT = "p0.5"
 #: Entries every file of this format has (``conformal``, ``split`` and ``provenance`` are optional).
@@ -225,6 +230,9 @@ class PromptRouterArtifact:
         provenance: ``{"data_sha256", "rows", "created"}`` of the training data, or empty.
         reference: feature (``p_strong``, ``prompt_chars``) -> 101 quantiles on the calibration rows, or
             empty (drift is then not monitored).
+        target: What the raw score was trained to estimate, one of :data:`TRAINING_TARGETS`.
+        ngram_weights: The n-gram bag added to the logit, [K] (or [members, K] for an ensemble) float32, where
+            K = ``featurizer.ngram_buckets`` > 0; None without n-grams.
 
     Raises:
         ModelLoadError: the parts do not fit together (a dim, a name, an unknown default).
@@ -246,9 +254,25 @@ class PromptRouterArtifact:
     split: Mapping[str, Any] = field(default_factory=dict)
     provenance: Mapping[str, Any] = field(default_factory=dict)
     reference: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    target: str = "weak_fails"
+    ngram_weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.target not in TRAINING_TARGETS:
+            raise ModelLoadError(f"{WHAT}: target: expected one of {TRAINING_TARGETS}, got {self.target!r}")
         d = self.featurizer.dim
+        k = self.featurizer.ngram_buckets
+        if (self.ngram_weights is None) != (k == 0):
+            raise ModelLoadError(
+                f"{WHAT}: the featuriser has ngram_buckets={k} but ngram_weights is {self.ngram_weights!r:.40}"
+            )
+        if self.ngram_weights is not None:
+            bag = np.asarray(self.ngram_weights, np.float32)
+            if bag.shape != self.ngram_shape or not np.all(np.isfinite(bag)):
+                raise ModelLoadError(
+                    f"{WHAT}: ngram_weights: expected finite float32 {self.ngram_shape}, got {bag.shape}"
+                )
+            object.__setattr__(self, "ngram_weights", bag)
         if self.model_config.input_dim != d:
             raise ModelLoadError(
                 f"{WHAT}: featuriser dim {d} does not match the FastGRNN input_dim {self.model_config.input_dim}"
@@ -298,6 +322,15 @@ class PromptRouterArtifact:
         return stacked_members(self.params, self.model_config) or 1
 
     @property
+    def ngram_shape(self) -> tuple[int, ...]:
+        """Shape of ``ngram_weights``: (K,) for one model, (members, K) for an ensemble; () without n-grams."""
+        k = self.featurizer.ngram_buckets
+        if not k:
+            return ()
+        members = stacked_members(self.params, self.model_config)
+        return (k,) if members is None else (members, k)
+
+    @property
     def quantized(self) -> bool:
         """Whether the parameters are int8."""
         return isinstance(self.params, QuantizedFastGRNNParams)
@@ -340,6 +373,7 @@ def _metadata(artifact: PromptRouterArtifact) -> dict[str, str]:
     meta = featurizer_metadata(a.featurizer, a.norm)
     meta["calibrator"] = json.dumps(a.calibrator._asdict())
     meta["pass_mark"] = json.dumps(a.pass_mark)
+    meta["target"] = json.dumps(a.target)
     if a.conformal is not None:
         meta["conformal"] = json.dumps({"q": a.conformal.q, "alpha": a.conformal.alpha})
     meta["models"] = json.dumps(
@@ -358,7 +392,10 @@ def _metadata(artifact: PromptRouterArtifact) -> dict[str, str]:
 
 def save_prompt_router(path: str | Path, artifact: PromptRouterArtifact) -> Path:
     """Write the artifact atomically (a failed write keeps the old file); returns the path written."""
-    return save_fastgrnn(path, artifact.params, artifact.model_config, _metadata(artifact), file_format=FORMAT)
+    bag = {} if artifact.ngram_weights is None else {"ngram_weights": artifact.ngram_weights}
+    return save_fastgrnn(
+        path, artifact.params, artifact.model_config, _metadata(artifact), file_format=FORMAT, extra_tensors=bag
+    )
 
 
 def load_prompt_router(path: str | Path) -> PromptRouterArtifact:
@@ -387,6 +424,16 @@ def _part(file: SafetensorsFile, meta: Mapping[str, str], key: str, default: Any
         raise file.error(f"has an invalid {key!r} entry: expected JSON ({exc})") from exc
 
 
+def _ngram_shapes(meta: Mapping[str, str]) -> dict[str, tuple[int, ...]]:
+    """The n-gram bag tensor a file's metadata declares (its featuriser's buckets; its members)."""
+    try:
+        k = featurizer_from_metadata(dict(meta))[0].ngram_buckets
+    except ModelLoadError:
+        return {}  # the featuriser is read again below, and its error names the file
+    members = meta.get("members", "")
+    return {"ngram_weights": (int(members), k) if members.isdigit() else (k,)} if k else {}
+
+
 def prompt_router_from_file(file: SafetensorsFile) -> PromptRouterArtifact:
     """:func:`load_prompt_router` of a file already read whole.
 
@@ -399,7 +446,7 @@ def prompt_router_from_file(file: SafetensorsFile) -> PromptRouterArtifact:
             "is a FastGRNN checkpoint without a featuriser (a candidate-feature model): serve it with "
             "Router.route(), or train a prompt router with `python -m tinydancer train`"
         )
-    params, config, extra = fastgrnn_from_file(file, (FORMAT, FASTGRNN_FORMAT))
+    params, config, extra, tensors = fastgrnn_from_file(file, (FORMAT, FASTGRNN_FORMAT), _ngram_shapes(meta))
     featurizer, norm = featurizer_from_metadata(extra)
     if norm is None:
         raise file.error("has no 'norm_stats' entry: retrain it with `python -m tinydancer train`")
@@ -429,6 +476,8 @@ def prompt_router_from_file(file: SafetensorsFile) -> PromptRouterArtifact:
             split=_part(file, meta, "split", {}),
             provenance=_part(file, meta, "provenance", {}),
             reference=_part(file, meta, "reference", {}),
+            target=_part(file, meta, "target", "weak_fails"),
+            ngram_weights=tensors.get("ngram_weights"),
         )
     except ModelLoadError as exc:
         if str(exc).startswith(f"{WHAT} '"):  # already names the file

@@ -36,7 +36,7 @@ from tinydancer.errors import ConfigError, InvalidInputError
 from tinydancer.model.calibration_map import calibrate_jnp
 from tinydancer.model.fastgrnn import FastGRNNConfig, _dense_params, _sequence_logit, member_statistics
 from tinydancer.model.prompt_artifact import PromptRouterArtifact
-from tinydancer.model.text_features import _encode, first_token_ids, load_wordllama, plain_tokenizer
+from tinydancer.model.text_features import _encode, first_token_ids, hashed_ngrams, load_wordllama, plain_tokenizer
 
 #: Padded batch sizes of one jitted call; bigger batches are cut into chunks of the largest.
 BATCH_BUCKETS: tuple[int, ...] = (1, 4, 16, 64, 256, 1024, 4096)
@@ -82,6 +82,8 @@ class KernelSpec(NamedTuple):
 
     config: FastGRNNConfig
     pooled: bool
+    prefix_mean: bool
+    ngram_buckets: int
     ensemble: bool
     calibrator: str
     uncertainty: str
@@ -108,8 +110,10 @@ def score_kernel(
 
     Args:
         arrays: ``table`` [V, D], ``mean`` [D], ``std`` [D], ``params`` (FastGRNN pytree, members
-            stacked for an ensemble), ``cal`` (a, b, xs, ys) and ``q`` [] (conformal quantile).
-        ids: [B, T] int32 token ids (``wordllama_tokens``) or [L] flat ids (``wordllama_mean``).
+            stacked for an ensemble), ``bag`` [K_members, K] n-gram weights ([1, 1] zeros without n-grams),
+            ``cal`` (a, b, xs, ys) and ``q`` [] (conformal quantile).
+        ids: [B, T] int32 token ids (``wordllama_tokens``, ``wordllama_prefix_mean``) or [L] flat ids
+            (``wordllama_mean``).
         counts: [B] int32 real tokens per prompt.
         segments: [L] int32 prompt index of every flat id (B for padding); [0] unused when not pooled.
         threshold: [] float32.
@@ -126,11 +130,20 @@ def score_kernel(
         x = (sums / jnp.maximum(counts, 1).astype(jnp.float32)[:, None])[:, None, :]
         mask = jnp.ones((b, 1), bool)
         x = (x - mean) / std
+    elif spec.prefix_mean:
+        real = (jnp.arange(ids.shape[1])[None, :] < counts[:, None]).astype(jnp.float32)
+        sums = jnp.einsum("bt,btd->bd", real, table[ids])
+        x = ((sums / jnp.maximum(counts, 1).astype(jnp.float32)[:, None] - mean) / std)[:, None, :]
+        mask = jnp.ones((b, 1), bool)
     else:
         real = jnp.arange(ids.shape[1])[None, :] < counts[:, None]
         mask = real.at[:, 0].set(True)  # a prompt without tokens still has one (all-zero) step
         x = (table[ids] * real[..., None].astype(jnp.float32) - mean) / std * mask[..., None].astype(jnp.float32)
-    probs = jax.nn.sigmoid(_logits(arrays["params"], spec, x, mask))
+    logits = _logits(arrays["params"], spec, x, mask)
+    if spec.ngram_buckets:
+        buckets, weights = hashed_ngrams(ids, counts, spec.ngram_buckets)
+        logits = logits + jnp.sum(arrays["bag"][:, buckets] * weights, axis=-1)  # [K_members, B]
+    probs = jax.nn.sigmoid(logits)
     p_raw, _, mutual_information = member_statistics(probs)
     a, bias, xs, ys = arrays["cal"]
     p = calibrate_jnp(spec.calibrator, a, bias, xs, ys, p_raw)
@@ -202,12 +215,20 @@ class PromptScorer:
             "mean": jnp.asarray(artifact.norm.mean, jnp.float32),
             "std": jnp.asarray(artifact.norm.std, jnp.float32),
             "params": artifact.params,
+            "bag": jnp.asarray(
+                np.zeros((1, 1))
+                if artifact.ngram_weights is None
+                else artifact.ngram_weights.reshape(-1, feat.ngram_buckets),
+                jnp.float32,
+            ),
             "cal": tuple(jnp.asarray(v, jnp.float32) for v in (cal.a, cal.b, *knots)),
             "q": jnp.float32(artifact.conformal.q if artifact.conformal else 0.0),
         }
         self._spec = KernelSpec(
             config=artifact.model_config,
-            pooled=feat.kind == "wordllama_mean",
+            pooled=not feat.prefix,
+            prefix_mean=feat.kind == "wordllama_prefix_mean",
+            ngram_buckets=feat.ngram_buckets,
             ensemble=ensemble,
             calibrator=cal.kind,
             uncertainty=uncertainty,
@@ -218,9 +239,9 @@ class PromptScorer:
     def tokenize(self, texts: list[str]) -> TokenBatch:
         """Token ids of every text (the first ``max_tokens``; every token for ``wordllama_mean``)."""
         feat = self.artifact.featurizer
-        if feat.kind == "wordllama_mean":
-            return TokenBatch(_encode(self._tokenizer, texts))
-        return TokenBatch(first_token_ids(self._tokenizer, texts, feat.max_tokens))
+        if feat.prefix:
+            return TokenBatch(first_token_ids(self._tokenizer, texts, feat.max_tokens))
+        return TokenBatch(_encode(self._tokenizer, texts))
 
     def _padded(self, rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         size = _bucket(len(rows))

@@ -197,7 +197,7 @@ class ServedFastGRNN:
             >>> spec.fastgrnn == cfg, spec.confidence_of_strong, params.w1.shape
             (True, False, (5, 4))
         """
-        params, config, metadata = fastgrnn_from_file(file)
+        params, config, metadata, _ = fastgrnn_from_file(file)
         name = f"{file.what} {str(file.path)!r}"
         if config.input_dim != ROUTER_INPUT_DIM:
             raise ModelLoadError(

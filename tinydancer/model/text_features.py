@@ -1,9 +1,13 @@
-"""Query text -> FastGRNN input: WordLlama token-vector sequences (or their mean), normalised.
+"""Query text -> FastGRNN input: WordLlama token-vector sequences (or their mean), normalised, and hashed n-grams.
 
 WordLlama (PyPI ``wordllama`` 0.4.0.post1, MIT) ships static 256-d token embeddings and a tokenizer
 inside its wheel. Its loader looks for the tokenizer under ``wordllama/tokenizer/`` while the wheel
 has ``wordllama/tokenizers/``, and would then try a download; :func:`load_wordllama` copies the bundled
 file into ``<cache_dir>/tokenizers/`` and loads with ``disable_download=True``, so nothing is fetched.
+
+A featuriser may also hash the unigrams and bigrams of the first ``max_tokens`` token ids into
+``ngram_buckets`` buckets (:func:`hashed_ngrams`); a prompt router adds a learned weight per bucket to its
+logit (a linear bag-of-n-grams term beside the FastGRNN).
 
 The featuriser's choice (:class:`FeaturizerConfig`) and the per-dimension normalisation statistics
 (:class:`NormStats`, fitted on training data) are saved with the model (:func:`featurizer_metadata`).
@@ -19,12 +23,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from tinydancer.errors import InvalidInputError, ModelLoadError
+from tinydancer.errors import ConfigError, InvalidInputError, ModelLoadError
 from tinydancer.validation import check_choice, check_int
 
-FEATURIZER_KINDS: tuple[str, ...] = ("wordllama_tokens", "wordllama_mean")
+FEATURIZER_KINDS: tuple[str, ...] = ("wordllama_tokens", "wordllama_mean", "wordllama_prefix_mean")
 _WORDLLAMA_DIMS: tuple[int, ...] = (64, 128, 256)
 _TOKENIZER_FILE = "l2_supercat_tokenizer_config.json"
 
@@ -34,13 +40,17 @@ class FeaturizerConfig:
     """How query text becomes model input.
 
     Args:
-        kind: ``"wordllama_tokens"`` (a [T, D] sequence per query) or ``"wordllama_mean"`` (one [D]
-            mean token vector, a sequence of length 1).
+        kind: ``"wordllama_tokens"`` (a [T, D] sequence per query), ``"wordllama_mean"`` (one [D] mean of
+            every token vector, a sequence of length 1) or ``"wordllama_prefix_mean"`` (one [D] mean of the
+            first ``max_tokens`` token vectors).
         dim: Token-vector size D: 64, 128 or 256 (WordLlama's Matryoshka truncations of 256).
-        max_tokens: Longest sequence kept (the first ``max_tokens`` tokens) for ``wordllama_tokens``.
+        max_tokens: Tokens kept (the first ones) for ``wordllama_tokens`` and ``wordllama_prefix_mean``.
+        ngram_buckets: Buckets K of the hashed unigrams and bigrams of the first ``max_tokens`` tokens
+            (:func:`hashed_ngrams`); 0 for none. Not with ``wordllama_mean``.
 
     Raises:
-        ConfigError: Unknown kind, unsupported dim, or max_tokens < 1.
+        ConfigError: Unknown kind, unsupported dim, max_tokens < 1, ngram_buckets < 0, or n-grams with
+            ``wordllama_mean``.
 
     Examples:
         >>> FeaturizerConfig(kind="wordllama_mean", dim=64).dim
@@ -50,11 +60,62 @@ class FeaturizerConfig:
     kind: str = "wordllama_tokens"
     dim: int = 64
     max_tokens: int = 32
+    ngram_buckets: int = 0
 
     def __post_init__(self) -> None:
         check_choice("kind", self.kind, FEATURIZER_KINDS)
         check_choice("dim", self.dim, _WORDLLAMA_DIMS)
         check_int("max_tokens", self.max_tokens, low=1)
+        check_int("ngram_buckets", self.ngram_buckets, low=0)
+        if self.ngram_buckets and self.kind == "wordllama_mean":
+            raise ConfigError(
+                "ngram_buckets: n-grams are hashed from the first max_tokens tokens; use kind "
+                "'wordllama_prefix_mean' or 'wordllama_tokens' with them, not 'wordllama_mean'"
+            )
+
+    @property
+    def prefix(self) -> bool:
+        """Whether only the first ``max_tokens`` tokens are read (every kind but ``wordllama_mean``)."""
+        return self.kind != "wordllama_mean"
+
+
+#: Multipliers of the n-gram hash (Knuth's multiplicative constant; a large prime), in uint32 arithmetic.
+_HASH_A, _HASH_B = 2654435761, 1000003
+
+
+def hashed_ngrams(
+    ids: jax.Array | np.ndarray, counts: jax.Array | np.ndarray, buckets: int
+) -> tuple[jax.Array, jax.Array]:
+    """Bucket and weight of every unigram and bigram of padded token-id rows (pure, jittable).
+
+    Unigram ``a`` goes to bucket ``(a * 2654435761 + 97) mod 2^32 mod K``; bigram ``(a, b)`` to
+    ``((a * 1000003) xor (b * 2654435761) + 12345) mod 2^32 mod K``. Each of a prompt's ``n`` real n-grams
+    (``count`` unigrams and ``count - 1`` bigrams) weighs ``1 / sqrt(n)``; padding weighs 0. The n-gram term of
+    a logit is ``sum(weights * bag[buckets])``.
+
+    Args:
+        ids: [B, T] token ids (real ones first).
+        counts: [B] real tokens per row (at most T).
+        buckets: K >= 1.
+
+    Returns:
+        ``(buckets [B, 2T - 1] int32, weights [B, 2T - 1] float32)``.
+
+    Examples:
+        >>> b, w = hashed_ngrams(np.array([[5, 7, 0]]), np.array([2]), 16)
+        >>> b.shape, [round(float(v), 3) for v in w[0]]
+        ((1, 5), [0.577, 0.577, 0.0, 0.577, 0.0])
+    """
+    u = jnp.asarray(ids).astype(jnp.uint32)
+    k, mul = jnp.uint32(buckets), jnp.uint32(_HASH_A)
+    unigrams = (u * mul + jnp.uint32(97)) % k
+    bigrams = (((u[:, :-1] * jnp.uint32(_HASH_B)) ^ (u[:, 1:] * mul)) + jnp.uint32(12345)) % k
+    count = jnp.asarray(counts).astype(jnp.int32)
+    position = jnp.arange(u.shape[1], dtype=jnp.int32)[None, :]
+    real = jnp.concatenate([position < count[:, None], position[:, :-1] < count[:, None] - 1], axis=1)
+    n = jnp.maximum(2 * count - 1, 1).astype(jnp.float32)
+    weights = real.astype(jnp.float32) / jnp.sqrt(n)[:, None]
+    return jnp.concatenate([unigrams, bigrams], axis=1).astype(jnp.int32), weights
 
 
 class NormStats(NamedTuple):
@@ -230,6 +291,22 @@ def first_token_ids(tokenizer: Any, texts: list[str], max_tokens: int) -> list[l
     return [row[:max_tokens] for row in ids]
 
 
+class TextFeatures(NamedTuple):
+    """Raw (unnormalised) features of N texts.
+
+    Attributes:
+        x: [N, T, D] float32 token vectors (T = 1 for the pooled kinds).
+        mask: [N, T] bool, True on real steps (every sequence has at least one).
+        ngram_ids: [N, G] int32 hashed n-gram buckets (:func:`hashed_ngrams`), or None without n-grams.
+        ngram_weights: [N, G] float32 weights of those n-grams (0 on padding), or None.
+    """
+
+    x: np.ndarray
+    mask: np.ndarray
+    ngram_ids: np.ndarray | None = None
+    ngram_weights: np.ndarray | None = None
+
+
 class TextFeaturizer:
     """Stateful shell around the WordLlama tables: texts -> (x, mask) per :class:`FeaturizerConfig`.
 
@@ -256,11 +333,11 @@ class TextFeaturizer:
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise InvalidInputError("texts: expected a list of str")
         texts = list(texts)
-        if self.config.kind == "wordllama_mean":
-            rows = _encode(self.tokenizer, texts)
-        else:
+        if self.config.prefix:
             rows = first_token_ids(self.tokenizer, texts, self.config.max_tokens)
-        t = max([len(r) for r in rows] + [1]) if self.config.kind == "wordllama_mean" else self.config.max_tokens
+        else:
+            rows = _encode(self.tokenizer, texts)
+        t = self.config.max_tokens if self.config.prefix else max([len(r) for r in rows] + [1])
         ids = np.zeros((len(texts), t), np.int32)
         mask = np.zeros((len(texts), t), bool)
         for i, row in enumerate(rows):
@@ -270,19 +347,36 @@ class TextFeaturizer:
         return ids, mask
 
     def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Raw (unnormalised) features: x [N, T, D] float32 and mask [N, T] bool (T = 1 when pooled).
+        """Raw (unnormalised) features: x [N, T, D] float32 and mask [N, T] bool (T = 1 when pooled)."""
+        features = self.featurize(texts)
+        return features.x, features.mask
+
+    def featurize(self, texts: list[str]) -> TextFeatures:
+        """Raw features and, with ``ngram_buckets``, the hashed n-grams (:class:`TextFeatures`).
 
         ``wordllama_mean`` averages every token's vector (an empty text gives zeros), as WordLlama's
-        ``embed(norm=False)``. A text with no token gets one all-zero step, so every sequence has at
-        least one real step.
+        ``embed(norm=False)``; ``wordllama_prefix_mean`` the first ``max_tokens``. A text with no token
+        gets one all-zero step, so every sequence has at least one real step.
+
+        Examples:
+            >>> f = TextFeaturizer(FeaturizerConfig(kind="wordllama_prefix_mean", max_tokens=8, ngram_buckets=64))
+            >>> out = f.featurize(["What is 2+2?", ""])
+            >>> out.x.shape, out.ngram_ids.shape, float(out.ngram_weights[1].sum())
+            ((2, 1, 64), (2, 15), 0.0)
         """
         ids, mask = self.token_ids(texts)
+        ngram_ids = ngram_weights = None
+        if self.config.ngram_buckets:
+            buckets, weights = hashed_ngrams(ids, mask.sum(axis=1), self.config.ngram_buckets)
+            ngram_ids, ngram_weights = np.asarray(buckets), np.asarray(weights)
         x = self.table[ids] * mask[..., None]
-        if self.config.kind == "wordllama_mean":
+        if self.config.kind != "wordllama_tokens":
             pooled = x.sum(axis=1, dtype=np.float32) / np.maximum(mask.sum(axis=1, keepdims=True), 1).astype(np.float32)
-            return pooled[:, None, :].astype(np.float32), np.ones((len(ids), 1), bool)
+            return TextFeatures(
+                pooled[:, None, :].astype(np.float32), np.ones((len(ids), 1), bool), ngram_ids, ngram_weights
+            )
         mask[:, 0] = True
-        return x.astype(np.float32), mask
+        return TextFeatures(x.astype(np.float32), mask, ngram_ids, ngram_weights)
 
 
 def featurizer_metadata(config: FeaturizerConfig, stats: NormStats | None) -> dict[str, str]:
