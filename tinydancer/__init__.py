@@ -41,6 +41,7 @@ from tinydancer.observability import (
 from tinydancer.plots import plot_confidence, plot_latency, plot_overview, plot_span_waterfall, plot_uncertainty
 from tinydancer.routing import (
     Candidate,
+    CandidateStore,
     Router,
     RouterConfig,
     RoutingDecision,
@@ -52,6 +53,7 @@ from tinydancer.runtime import configure_jax
 
 __all__ = [
     "Candidate",
+    "CandidateStore",
     "CircuitOpenError",
     "Collector",
     "CompatModelConfig",

@@ -1,4 +1,4 @@
-"""The routing wing: requests, validation and packing, the jitted route kernel, the breaker, the Router.
+"""The routing wing: requests, the candidate store, validation and packing, the route kernel, the breaker, the Router.
 
 It uses the model wing for the scores and the observability wing to record every route.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tinydancer.routing.batch import aligned_empty, score_embeddings, score_features
 from tinydancer.routing.breaker import BreakerPolicy, CircuitBreaker
+from tinydancer.routing.candidate_store import CandidateStore
 from tinydancer.routing.config import RouterConfig
 from tinydancer.routing.kernel import DeviceModel, bucket_size, run_route_kernel
 from tinydancer.routing.packing import PackedRequest, pack_request, request_features
@@ -29,6 +30,7 @@ __all__ = [
     "REPLAY_COLUMNS",
     "BreakerPolicy",
     "Candidate",
+    "CandidateStore",
     "CircuitBreaker",
     "DeviceModel",
     "PackedRequest",

@@ -33,6 +33,11 @@ from tinydancer.model.family import ModelFamily
 #: Candidate counts are padded up to the next of these; above the last, to a multiple of it.
 #: Powers of two waste at most half the work; below 8 one more compile is not worth a bucket.
 BUCKETS: tuple[int, ...] = (1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+#: Buckets up to this size pass the kernel ONE host buffer (query, limits, columns, then the embeddings): every
+#: host argument of a jitted call costs microseconds to hand over, more than copying <= 96 KiB of rows at dim
+#: 384 (route at 1 / 10 candidates: 28 -> 16 / 42 -> 22 us per kernel call, benchmarks/small_requests.py).
+#: Larger buckets pass the embeddings on their own, read in place.
+ONE_BUFFER_MAX_BUCKET = 64
 
 
 def bucket_size(n: int) -> int:
@@ -114,23 +119,35 @@ class DeviceModel(NamedTuple):
 
 
 def route_kernel(
-    flat_params: jax.Array, embeddings: jax.Array, small: jax.Array, config: ModelFamily[Any]
+    flat_params: jax.Array,
+    embeddings: jax.Array | None,
+    small: jax.Array,
+    config: ModelFamily[Any],
+    dim: int | None = None,
 ) -> jax.Array:
     """Confidence, uncertainty and decision of every (padded) candidate, fused.
 
-    Three arguments and one output keep the per-call dispatch and transfer cost low; the embeddings
-    travel alone and contiguous, so the similarity reads them in place.
+    Few arguments and one output keep the per-call dispatch and transfer cost low: large buckets pass the
+    embeddings alone and contiguous, so the similarity reads them in place; small ones (``embeddings`` None)
+    append them to ``small``, so the call hands over one host buffer.
 
     Args:
         flat_params: ``DeviceModel.flat``.
-        embeddings: shape [B, D].
-        small: shape [D + 2 + 4 B]: the query, confidence_threshold, max_uncertainty, then per
-            candidate age_s, access_count, success_rate, metadata_match (row-major [B, 4]).
+        embeddings: shape [B, D]; or None: the last B * D values of ``small`` are them, row-major.
+        small: shape [D + 2 + 4 B] (+ B D without ``embeddings``): the query, confidence_threshold,
+            max_uncertainty, then per candidate age_s, access_count, success_rate, metadata_match
+            (row-major [B, 4]).
         config: the model's config (static): its ``forward`` gives the confidence.
+        dim: D (static); needed only without ``embeddings``.
 
     Returns:
         shape [3, B]: confidence, uncertainty, and use_lightweight as 0.0 / 1.0.
     """
+    if embeddings is None:
+        assert dim is not None, "route_kernel: dim is required when the embeddings travel in `small`"
+        size = (small.shape[0] - dim - 2) // (dim + 4)
+        head = dim + 2 + 4 * size
+        embeddings, small = small[head:].reshape(size, dim), small[:head]
     size, dim = embeddings.shape
     query, columns = small[:dim], small[dim + 2 :].reshape(size, 4)
     x = candidate_features(query, embeddings, columns[:, 0], columns[:, 1], columns[:, 2], columns[:, 3])
@@ -142,7 +159,8 @@ def route_kernel(
 
 @functools.cache
 def jitted_route_kernel(config: ModelFamily[Any]) -> Callable[..., jax.Array]:
-    """:func:`route_kernel` jitted with ``config`` bound: ``kernel(flat_params, embeddings, small)``.
+    """:func:`route_kernel` jitted with ``config`` bound: ``kernel(flat_params, embeddings, small)``, or
+    ``kernel(flat_params, None, small_and_embeddings, dim=D)`` for small buckets (one compile cache for both).
 
     One jitted function per config, shared by every model of those shapes, so reloading a model
     compiles nothing; ``._cache_size()`` counts its compiled buckets. (Binding the config instead of
@@ -154,12 +172,27 @@ def jitted_route_kernel(config: ModelFamily[Any]) -> Callable[..., jax.Array]:
         >>> jitted_route_kernel(cfg) is jitted_route_kernel(CompatModelConfig())
         True
     """
-    return jax.jit(functools.partial(route_kernel, config=config))
+    return jax.jit(functools.partial(route_kernel, config=config), static_argnames="dim")
 
 
 def _pad_rows(array: np.ndarray, size: int) -> np.ndarray:
-    if array.shape[0] == size and array.dtype == np.float32 and array.flags.c_contiguous:
-        return array
+    """``array`` [n, ...] as ``size`` rows: itself, the padded buffer it leads (no copy), or a zero-padded copy.
+
+    Rows are independent in the kernel and only the first n outputs are read, so what the rows after n of
+    a leading buffer hold cannot change a result (a store snapshot zero-fills them).
+    """
+    if array.dtype == np.float32 and array.flags.c_contiguous:
+        if array.shape[0] == size:
+            return array
+        base = array.base
+        if (
+            type(base) is np.ndarray
+            and base.shape == (size, *array.shape[1:])
+            and base.dtype == np.float32
+            and base.flags.c_contiguous
+            and base.__array_interface__["data"][0] == array.__array_interface__["data"][0]
+        ):
+            return base
     padded = np.zeros((size, *array.shape[1:]), np.float32)
     padded[: array.shape[0]] = array
     return padded
@@ -199,13 +232,24 @@ def run_route_kernel(
     """
     n, dim = embeddings.shape
     size = bucket_size(n)
-    small = np.zeros(dim + 2 + 4 * size, np.float32)
+    head = dim + 2 + 4 * size
+    one_buffer = size <= ONE_BUFFER_MAX_BUCKET
+    small = np.zeros(head + size * dim if one_buffer else head, np.float32)
     small[:dim] = query
     small[dim : dim + 2] = threshold, max_uncertainty
     small[dim + 2 : dim + 2 + 4 * n] = columns.reshape(-1)
-    out = np.asarray(model.kernel(model.flat, _pad_rows(embeddings, size), small))
+    if one_buffer:
+        small[head : head + n * dim] = embeddings.reshape(-1)
+        out = np.asarray(model.kernel(model.flat, None, small, dim=dim))
+    else:
+        out = np.asarray(model.kernel(model.flat, _pad_rows(embeddings, size), small))
     scores = out[:2, :n]
-    # Two C-level reductions check every score (NaN fails both comparisons); callers trust KernelOutputs.
-    if n and not (np.minimum.reduce(scores, axis=None) >= 0 and np.maximum.reduce(scores, axis=None) <= 1):
+    # Every score is checked (NaN fails every comparison); callers trust KernelOutputs. A few scores are
+    # compared as Python floats, more by two C-level reductions (each numpy call costs ~1 us).
+    if n <= 4:
+        valid = all(0.0 <= v <= 1.0 for v in scores.ravel().tolist())
+    else:
+        valid = bool(np.minimum.reduce(scores, axis=None) >= 0 and np.maximum.reduce(scores, axis=None) <= 1)
+    if not valid:
         raise InferenceError("model produced NaN, infinite or out-of-range confidences or uncertainties")
     return KernelOutputs(out[0, :n], out[1, :n], out[2, :n] > 0.5)

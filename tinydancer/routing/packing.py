@@ -24,7 +24,7 @@ import numpy as np
 
 from tinydancer.errors import InvalidInputError
 from tinydancer.model.candidate_features import candidate_features
-from tinydancer.routing.requests import CandidateColumns, RoutingRequest
+from tinydancer.routing.requests import CandidateColumns, RoutingRequest, StoredRows
 
 
 class PackedRequest(NamedTuple):
@@ -62,6 +62,9 @@ F32_MAX = float(np.finfo(np.float32).max)
 MAX_SQUARED_NORM = F32_MAX / 4
 #: Deepest nesting accepted in request and candidate metadata (deeper input would exhaust the stack).
 MAX_JSON_DEPTH = 64
+#: Up to this many candidates the column checks and the [N, 4] table are plain Python over ``tolist()``:
+#: numpy's fixed cost per call (~0.5-1 us) is then larger than the work (same values, same errors).
+SMALL_BATCH = 8
 
 
 def _float_array(name: str, value: Any, dtype: type = np.float32) -> np.ndarray:
@@ -497,9 +500,22 @@ def _embedding_rows(raw: Any, ids: tuple[str, ...], dim: int) -> np.ndarray:
 def _columns_ok(created: np.ndarray, access: np.ndarray, success: np.ndarray) -> bool:
     """[N] float64 columns, N >= 1: True proves them valid (finite, counts non-negative integers, rates in [0, 1]).
 
-    Ufunc methods on one [3, N] table, no Python-level numpy wrappers: a handful of C calls for any N.
+    Ufunc methods on one [3, N] table, no Python-level numpy wrappers: a handful of C calls for any N;
+    up to ``SMALL_BATCH`` candidates, comparisons of Python floats (NaN fails every one of them).
     False means the detailed search must find (and name) the offending value.
+
+    Examples:
+        >>> ok = np.array([5.0]), np.array([2.0]), np.array([0.5])
+        >>> _columns_ok(*ok), _columns_ok(np.array([5.0]), np.array([2.5]), np.array([0.5]))
+        (True, False)
     """
+    if len(access) <= SMALL_BATCH:
+        inf = math.inf
+        return (
+            all(-inf < c < inf for c in created.tolist())
+            and all(0.0 <= a < inf and a.is_integer() for a in access.tolist())
+            and all(0.0 <= v <= 1.0 for v in success.tolist())
+        )
     table = np.array((created, access, success))
     (lo_created, lo_access, lo_success), (hi_created, hi_access, hi_success) = (
         np.minimum.reduce(table, axis=1).tolist(),
@@ -533,6 +549,66 @@ def floor_unix_seconds(value: Any) -> float:
     return float(math.floor(seconds))
 
 
+def check_query(value: Any) -> np.ndarray:
+    """A query embedding validated and as float32: non-empty, 1-D, finite, squared norm within float32 range.
+
+    Args:
+        value: shape [D], any numeric array-like.
+
+    Returns:
+        shape [D], float32 (``value`` itself when it already is one).
+
+    Raises:
+        InvalidInputError: not a non-empty numeric vector, NaN or infinite values, or too large a norm.
+
+    Examples:
+        >>> check_query([3, 4]).tolist()
+        [3.0, 4.0]
+        >>> check_query([[1.0]])
+        Traceback (most recent call last):
+        ...
+        tinydancer.errors.InvalidInputError: query_embedding: expected a non-empty 1-D vector, got shape (1, 1)
+    """
+    query = _float_array("query_embedding", value)
+    if query.ndim != 1 or query.size == 0:
+        raise InvalidInputError(f"query_embedding: expected a non-empty 1-D vector, got shape {query.shape}")
+    if not _squared_norm_ok(query):
+        if not np.isfinite(query).all():
+            raise InvalidInputError("query_embedding holds NaN or infinite values (or values beyond float32 range)")
+        if _too_large(query):
+            raise InvalidInputError(
+                f"query_embedding too large: squared L2 norm above {MAX_SQUARED_NORM:.3g} would overflow float32"
+            )
+    return query
+
+
+def check_candidate_columns(
+    columns: CandidateColumns, dim: int, now_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every check :func:`pack_request` makes on candidates, with its errors: ids, embeddings, the three columns.
+
+    Args:
+        columns: N candidates as columns (``created_at`` entries None = ``now_s``).
+        dim: the embedding dimension D they must have.
+        now_s: Unix seconds that replace a None ``created_at``.
+
+    Returns:
+        embeddings [N, D] float32, created_at [N] float64 (truncated to whole seconds), access_count [N]
+        float64, success_rate [N] float64 (metadata is not checked here).
+
+    Raises:
+        InvalidInputError: naming the first offending candidate.
+
+    Examples:
+        >>> from tinydancer.routing.requests import CandidateColumns
+        >>> cols = CandidateColumns(("a",), np.ones((1, 2)), [None], np.zeros(1), np.ones(1))
+        >>> [a.tolist() for a in check_candidate_columns(cols, 2, now_s=5.0)]
+        [[[1.0, 1.0]], [5.0], [0.0], [1.0]]
+    """
+    embeddings, created, access, success = _check_columns(columns, dim, now_s)
+    return embeddings, created, access, success
+
+
 def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
     """Validate a request and pack it into arrays for the route kernel.
 
@@ -548,30 +624,88 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
     """
     if not isinstance(request, RoutingRequest):
         raise InvalidInputError(f"expected a RoutingRequest, got {type(request).__name__}")
-    query = _float_array("query_embedding", request.query_embedding)
-    if query.ndim != 1 or query.size == 0:
-        raise InvalidInputError(f"query_embedding: expected a non-empty 1-D vector, got shape {query.shape}")
-    if not _squared_norm_ok(query):
-        if not np.isfinite(query).all():
-            raise InvalidInputError("query_embedding holds NaN or infinite values (or values beyond float32 range)")
-        if _too_large(query):
-            raise InvalidInputError(
-                f"query_embedding too large: squared L2 norm above {MAX_SQUARED_NORM:.3g} would overflow float32"
-            )
+    query = check_query(request.query_embedding)
     now_s = floor_unix_seconds(now_s) if not isinstance(now_s, float) else now_s
     if not math.isfinite(now_s):
         raise InvalidInputError(f"now: expected finite Unix seconds, got {now_s}")
     query_meta = validate_json_object("request metadata", request.metadata)
+    selection = request.store_selection
+    if selection is not None:
+        rows = selection.store.snapshot(selection.candidate_ids, padded=True)  # the kernel reads it in place
+        return pack_stored_rows(rows, query, query_meta, now_s)
     columns = request.columns()
     embeddings, created, access, success = _check_columns(columns, query.shape[0], now_s)
     n = len(columns)
+    matches = None if columns.metadata is None else _metadata_column(query_meta, columns.metadata, columns.ids)
+    if n <= SMALL_BATCH:
+        table = _small_table(now_s, created.tolist(), access.tolist(), success.tolist(), matches or [0.0] * n)
+        return PackedRequest(ids=columns.ids, query=query, embeddings=embeddings, columns=table)
     table = np.empty((n, 4), np.float32)
     # Ages beyond float32 give recency 0 (or 1 for the future) either way; clamped so the cast cannot overflow.
     table[:, 0] = np.maximum(np.minimum(now_s - created, F32_MAX), -F32_MAX)
     table[:, 1] = np.minimum(access, F32_MAX)  # beyond it frequency() saturates anyway
     table[:, 2] = success
-    table[:, 3] = 0.0 if columns.metadata is None else _metadata_column(query_meta, columns.metadata, columns.ids)
+    table[:, 3] = 0.0 if matches is None else matches
     return PackedRequest(ids=columns.ids, query=query, embeddings=embeddings, columns=table)
+
+
+def _small_table(
+    now_s: float, created: list[float], access: list[float], success: list[float], matches: list[float]
+) -> np.ndarray:
+    """The [N, 4] float32 column table from Python floats, the values of the vectorised path exactly.
+
+    Float64 arithmetic either way, then one rounding to float32 (``np.array`` rounds as assignment does).
+
+    Examples:
+        >>> _small_table(10.0, [4.0], [3.0], [0.5], [0.0]).tolist()
+        [[6.0, 3.0, 0.5, 0.0]]
+    """
+    top = F32_MAX
+    rows = [
+        (max(min(now_s - c, top), -top), min(a, top), s, m)
+        for c, a, s, m in zip(created, access, success, matches, strict=True)
+    ]
+    return np.array(rows, np.float32).reshape(len(rows), 4)
+
+
+def pack_stored_rows(
+    rows: StoredRows, query: np.ndarray, query_meta: dict[str, Any] | None, now_s: float
+) -> PackedRequest:
+    """Pack a snapshot of stored candidates (validated at insert) for the route kernel: no per-request checks.
+
+    Args:
+        rows: the snapshot (:meth:`tinydancer.routing.candidate_store.CandidateStore.snapshot`).
+        query: a validated query (:func:`check_query`), shape [D].
+        query_meta: the request's validated metadata (:func:`validate_json_object`).
+        now_s: Unix seconds, finite (a stored created_at of NaN means "created now": age 0).
+
+    Returns:
+        The packed request, the same arrays :func:`pack_request` gives for the same candidates as arrays
+        (embeddings normalised: the cosine similarity is unchanged).
+
+    Raises:
+        InvalidInputError: the query's dimension is not the store's.
+
+    Examples:
+        >>> from tinydancer.routing.requests import StoredRows
+        >>> rows = StoredRows(("a",), np.ones((1, 2), np.float32), np.array([[np.nan, 3.0, 0.5]]), None)
+        >>> pack_stored_rows(rows, np.ones(2, np.float32), None, now_s=10.0).columns.tolist()
+        [[0.0, 3.0, 0.5, 0.0]]
+    """
+    dim = rows.embeddings.shape[1]
+    if query.shape[0] != dim:
+        raise InvalidInputError(f"Vector dimension mismatch: query has {query.shape[0]}, candidates have {dim}")
+    n = len(rows.ids)
+    table = np.empty((n, 4), np.float32)
+    age = now_s - rows.columns[:, 0]
+    age[age != age] = 0.0  # NaN: created now
+    table[:, 0] = np.maximum(np.minimum(age, F32_MAX), -F32_MAX)
+    table[:, 1] = np.minimum(rows.columns[:, 1], F32_MAX)
+    table[:, 2] = rows.columns[:, 2]
+    # Stored metadata is validated plain JSON already: only a request with metadata needs the matching loop.
+    matched = query_meta and rows.metadata is not None
+    table[:, 3] = _metadata_column(query_meta, rows.metadata, rows.ids) if matched else 0.0  # type: ignore[arg-type]
+    return PackedRequest(ids=rows.ids, query=query, embeddings=rows.embeddings, columns=table)
 
 
 def request_features(packed: PackedRequest) -> np.ndarray:

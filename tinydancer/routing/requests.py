@@ -13,13 +13,17 @@ Examples:
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from tinydancer.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from tinydancer.routing.candidate_store import CandidateStore
 
 JsonObject = Mapping[str, Any]
 
@@ -91,6 +95,25 @@ class CandidateColumns:
         return len(self.ids)
 
 
+class StoredRows(NamedTuple):
+    """A consistent copy of some rows of a :class:`~tinydancer.routing.candidate_store.CandidateStore`.
+
+    Taken under the store's lock, so it never mixes two states of the store. N rows, D dimensions.
+    """
+
+    ids: tuple[str, ...]
+    embeddings: np.ndarray  # [N, D] float32, each row L2-normalised (zero rows stay zero)
+    columns: np.ndarray  # [N, 3] float64: created_at (NaN = created now), access_count, success_rate
+    metadata: tuple[Any, ...] | None  # N validated plain JSON objects (or None); None when no row has any
+
+
+class StoreSelection(NamedTuple):
+    """Which stored candidates a request routes: the store and the ids (None = every stored candidate)."""
+
+    store: CandidateStore
+    candidate_ids: tuple[Any, ...] | None
+
+
 class RoutingRequest:
     """A query embedding and the candidates to score for it.
 
@@ -100,7 +123,7 @@ class RoutingRequest:
         metadata: optional JSON object.
     """
 
-    __slots__ = ("_candidates", "_columns", "metadata", "query_embedding")
+    __slots__ = ("_candidates", "_columns", "_selection", "metadata", "query_embedding")
 
     def __init__(
         self,
@@ -114,6 +137,7 @@ class RoutingRequest:
             candidates = tuple(candidates)  # a generator is read once, here
         self._candidates: Sequence[Candidate] | None = candidates
         self._columns: CandidateColumns | None = None
+        self._selection: StoreSelection | None = None
 
     @classmethod
     def from_arrays(
@@ -163,9 +187,61 @@ class RoutingRequest:
         )
         return request
 
+    @classmethod
+    def from_store(
+        cls,
+        store: CandidateStore,
+        query: Any,
+        candidate_ids: Iterable[str] | None = None,
+        *,
+        metadata: JsonObject | None = None,
+    ) -> RoutingRequest:
+        """A request for candidates kept in a :class:`~tinydancer.routing.candidate_store.CandidateStore`.
+
+        Nothing is copied here: when the request is routed, the router takes one consistent snapshot of
+        the rows it needs under the store's lock (their embeddings were normalised and their columns
+        validated once, at insert), so inserts, updates and deletes may run concurrently.
+
+        Args:
+            store: the store holding the candidates.
+            query: shape [D], D = ``store.dim``.
+            candidate_ids: ids of stored candidates, unique; None = every candidate stored when routed.
+            metadata: the request's JSON object (matched against each candidate's stored metadata).
+
+        Returns:
+            A request; unknown or duplicate ids, like any bad input, are ``InvalidInputError`` when it is
+            routed (so they are counted).
+
+        Raises:
+            InvalidInputError: ``candidate_ids`` is a single str (a sequence of ids is expected).
+
+        Examples:
+            >>> import numpy as np
+            >>> from tinydancer.routing.candidate_store import CandidateStore
+            >>> store = CandidateStore(dim=2)
+            >>> store.upsert_many(["a", "b"], np.array([[3.0, 4.0], [0.0, 2.0]]))
+            >>> request = RoutingRequest.from_store(store, np.ones(2), ["b"])
+            >>> len(request), request.candidates[0].embedding.tolist()
+            (1, [0.0, 1.0])
+        """
+        if isinstance(candidate_ids, str):
+            raise InvalidInputError(f"candidate_ids: expected a sequence of ids, got one str ({candidate_ids!r})")
+        request = cls(query, metadata=metadata)
+        request._candidates = None
+        ids = None if candidate_ids is None else tuple(candidate_ids)
+        request._selection = StoreSelection(store, ids)
+        return request
+
+    @property
+    def store_selection(self) -> StoreSelection | None:
+        """The store and ids of a request made by :meth:`from_store`, else None."""
+        return self._selection
+
     @property
     def candidates(self) -> Sequence[Candidate]:
-        """The candidates as objects."""
+        """The candidates as objects (for a store request, a snapshot of the store taken now)."""
+        if self._candidates is None and self._selection is not None:
+            return _materialise(self.columns())
         if self._candidates is None and self._columns is not None:
             self._candidates = _materialise(self._columns)
         if not isinstance(self._candidates, Sequence):
@@ -177,15 +253,29 @@ class RoutingRequest:
     def __len__(self) -> int:
         if self._columns is not None:
             return len(self._columns)
+        if self._selection is not None:
+            ids = self._selection.candidate_ids
+            return len(self._selection.store) if ids is None else len(ids)
         return len(self._candidates) if isinstance(self._candidates, Sequence) else 0
 
     def __repr__(self) -> str:
         return f"RoutingRequest(<{len(self)} candidates>, metadata={self.metadata!r})"
 
     def columns(self) -> CandidateColumns:
-        """The candidates as columns (no copies for requests built from arrays)."""
+        """The candidates as columns (no copies for requests built from arrays; a snapshot for store requests)."""
         if self._columns is not None:
             return self._columns
+        if self._selection is not None:
+            rows = self._selection.store.snapshot(self._selection.candidate_ids)
+            created = rows.columns[:, 0]
+            return CandidateColumns(
+                ids=rows.ids,
+                embeddings=rows.embeddings,
+                created_at=[None if math.isnan(c) else c for c in created.tolist()],
+                access_count=rows.columns[:, 1],
+                success_rate=rows.columns[:, 2],
+                metadata=rows.metadata,
+            )
         cands = self.candidates
         if not {Candidate}.issuperset(map(type, cands)):  # one C-level pass; subclasses are checked below
             for i, cand in enumerate(cands):
