@@ -13,7 +13,7 @@ BENCH_OUT ?= .cache/bench/results
 # Notebook size for `make report`: full (the default here) or small (the size whose outputs are stored).
 NOTEBOOK_SIZE ?= full
 
-.PHONY: demo test lint typecheck unit system-deps oracle bench bench-quick report lab monitoring parity evaluate-mmlu soak constraints clean
+.PHONY: demo test lint typecheck unit system-deps oracle bench bench-quick report lab monitoring parity evaluate-mmlu evaluate-scorers recipe-levers soak constraints clean
 
 # The library declares compatible ranges (pyproject.toml); make and CI install the exact tested set (constraints.txt).
 $(STAMP): pyproject.toml constraints.txt
@@ -92,6 +92,14 @@ bench-quick: $(STAMP) oracle
 # The EVALUATION.md table: FastGRNN vs TF-IDF + LR vs the original's trainRouter on the MMLU outcomes.
 evaluate-mmlu: $(STAMP) oracle
 	$(PY) -m benchmarks.evaluate_mmlu --data routellm-mmlu --out $(BENCH_OUT)/mmlu_eval.json
+
+# EVALUATION.md's issue-14 tables: every scorer on both MMLU splits and small data, 5 seeds, bootstrap intervals;
+# and the recipe's levers, one at a time, on validation-only rows.
+evaluate-scorers: $(STAMP)
+	$(PY) -m benchmarks.evaluate_scorers --out $(BENCH_OUT)/scorers_eval.json
+
+recipe-levers: $(STAMP)
+	$(PY) -m benchmarks.recipe_levers --out $(BENCH_OUT)/recipe_levers.json
 
 soak: $(STAMP)
 	$(PY) benchmarks/soak.py --quick

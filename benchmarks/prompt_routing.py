@@ -37,6 +37,7 @@ Usage: ``.venv/bin/python -m benchmarks.prompt_routing [--quick] [--out DIR]``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -108,7 +109,8 @@ def time_batch(fn: Callable[[list[str]], object], texts: list[str]) -> float:
 def build_artifact(frame: Any, path: Path, epochs: int) -> tuple[dict[str, Any], np.ndarray]:
     """Train, calibrate and tune a prompt router as the guide does; returns what was built and its training rows."""
     t0 = time.perf_counter()
-    trained = td.learning.train_router(frame, path, train=td.learning.TrainConfig(epochs=epochs, progress=False))
+    recipe = dataclasses.replace(td.learning.default_train_config(progress=False), epochs=epochs)  # the CLI's default
+    trained = td.learning.train_router(frame, path, train=recipe)
     calibrated = td.learning.calibrate_router(path, frame, "temperature")
     tuned = td.learning.tune_router(path, frame, "strong-share=0.5", "share-0.5", default=True)
     info = {
@@ -246,7 +248,7 @@ def run(quick: bool, seed: int = 0) -> dict[str, Any]:
         "block": 50 if quick else 100,
         "bert_prompts": 8 if quick else 60,
         "bert_batch_prompts_per_round": 16,
-        "train_epochs": 3 if quick else 30,
+        "train_epochs": 3 if quick else td.learning.default_train_config().epochs,
     }
     result: dict[str, Any] = {
         "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.prompt_routing", *sys.argv[1:]]),

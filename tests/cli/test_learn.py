@@ -29,6 +29,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # The bundled fixture by name, its outcome columns recognised without --weak/--strong.
     args = ["train", "--data", "synthetic", "--out", str(out), "--featurizer", "wordllama_mean"]
     args += ["--dim", "64", "--hidden", "8", "--epochs", "6", "--lr", "0.05", "--batch-size", "64", "--no-progress"]
+    args += ["--train-target", "weak_fails"]  # the figures below read "the weak model fails"
     assert main(args) == 0
     return out
 
@@ -177,7 +178,7 @@ def _help_entries(command: str, capsys: pytest.CaptureFixture[str]) -> dict[str,
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        ("train", {"--data": None, "--weak": None, "--out": None, "--split": "random", "--seed": "0", "--dim": "256",
+        ("train", {"--data": None, "--weak": None, "--out": None, "--split": "random", "--seed": "0", "--dim": "64",
                    "--max-tokens": "256", "--epochs": "20", "--lr": "0.003", "--quantize": None,
                    "--train-target": "strong_gain", "--featurizer": "wordllama_prefix_mean", "--ngram-l2": "0.0001",
                    "--ngram-buckets": None}),
@@ -219,9 +220,11 @@ def test_data_takes_a_bundled_name_and_the_outcome_columns_need_no_flags(
 def test_cli_defaults_learn_the_bundled_synthetic_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``train --data datasets/synthetic_routing.csv --out X`` with every default, then ``evaluate --json``.
 
-    The bar: test AUROC >= 0.75 and within 0.05 of the AUROC of the true probabilities on the same rows
-    (0.85; the trained model reaches 0.83). A model that learned nothing scores ~0.5, as the
-    400-row fixture with its weaker signal did (0.52, best epoch 1).
+    The default recipe trains for the gain of the strong model, so ``evaluate`` reads the label "the strong
+    model scores higher". The bar: test AUROC >= 0.7 and within 0.05 of the AUROC of the true failure
+    probabilities against that label on the same rows (0.75; the trained model reaches 0.73), and APGR
+    > 0.65 (0.70). A model that learned nothing scores ~0.5, as the 400-row fixture with its weaker signal
+    did (0.52, best epoch 1).
     """
     out = tmp_path / "router.safetensors"
     assert entry.main(["train", "--data", FIXTURE, "--out", str(out), "--no-progress"]) == 0
@@ -233,7 +236,8 @@ def test_cli_defaults_learn_the_bundled_synthetic_data(tmp_path: Path, capsys: p
     result = json.loads(capsys.readouterr().out)
     frame = pd.read_csv(FIXTURE)
     test = split_rows(frame, "random", 0)["test"]
-    truth = auroc(frame["p_weak_wrong"].to_numpy()[test], 1.0 - frame["weak"].to_numpy(np.float64)[test])
-    assert result["n_test"] == 800 and truth > 0.8
-    assert result["auroc"] >= 0.75 and result["auroc"] >= truth - 0.05, (result["auroc"], truth)
+    strong_wins = (frame["strong"] > frame["weak"]).to_numpy(np.float64)[test]
+    truth = auroc(frame["p_weak_wrong"].to_numpy()[test], strong_wins)
+    assert result["n_test"] == 800 and truth > 0.7
+    assert result["auroc"] >= 0.7 and result["auroc"] >= truth - 0.05, (result["auroc"], truth)
     assert result["apgr"] > 0.65

@@ -123,7 +123,7 @@ def recipe_router(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory)
 def test_the_default_recipe_is_what_train_router_writes(recipe_router: Path) -> None:
     artifact = load_prompt_router(recipe_router)
     assert artifact.featurizer == DEFAULT_FEATURIZER and artifact.target == DEFAULT_TARGET == "strong_gain"
-    assert artifact.model_config.hidden_dim == 16 and artifact.model_config.input_dim == 256
+    assert artifact.model_config.hidden_dim == 16 and artifact.model_config.input_dim == 64
     assert artifact.ngram_weights is not None and artifact.ngram_weights.shape == (4096,)
     assert np.count_nonzero(artifact.ngram_weights) > 100  # trained, not left at zero
 

@@ -40,7 +40,7 @@ from tinydancer.learning import (
 from tinydancer.model.fastgrnn_file import load_fastgrnn
 
 TRAIN_ARGS = ["--featurizer", "wordllama_mean", "--dim", "64", "--hidden", "8", "--epochs", "6", "--lr", "0.05"]
-TRAIN_ARGS += ["--batch-size", "64", "--no-progress"]
+TRAIN_ARGS += ["--batch-size", "64", "--no-progress", "--train-target", "weak_fails"]
 
 
 @pytest.fixture(scope="module")
@@ -249,3 +249,20 @@ def test_report_on_binary_outcomes_matches_the_old_formulas() -> None:
         assert math.isfinite(ltt.threshold) and got.thresholds.weak_error.threshold == ltt.threshold
         kept = ~calls_strong(scores[test], ltt.threshold)
         assert got.thresholds.weak_error.test_weak_error == float(np.mean(1 - weak[test][kept]))
+
+
+def test_the_default_strong_gain_target_on_scores(score_csv: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The recipe's target on judge scores: soft (1 + strong - weak) / 2; calibration reads "strong > weak".
+    out = score_csv.parent / "gain.safetensors"
+    args = [a for a in TRAIN_ARGS if a not in ("--train-target", "weak_fails")]
+    assert main(["train", "--data", str(score_csv), "--out", str(out), *args]) == 0
+    assert main(["calibrate", "--model", str(out), "--data", str(score_csv)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out), "--data", str(score_csv), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    frame = load(str(score_csv))
+    test = split_rows(frame, "random", 0)["test"]
+    strong_wins = (frame["strong_correct"] > frame["weak_correct"]).to_numpy()[test]
+    assert 0.2 < strong_wins.mean() < 0.9  # both classes of the label it is calibrated on are present
+    assert result["apgr"] > 0.6 and result["auroc"] > 0.6 and result["ece"] < 0.1
+    assert abs(result["coverage"] - 0.9) < 0.05

@@ -22,7 +22,7 @@ from tinydancer import (
     RoutingRequest,
     TinyDancerError,
 )
-from tinydancer.routing.kernel import bucket_size
+from tinydancer.routing.kernel import HOST_MAX_CANDIDATES, bucket_size
 from tinydancer.routing.router import default_inference
 
 
@@ -281,13 +281,14 @@ def test_reload_is_atomic_under_concurrent_routing(tmp_path: Path) -> None:
 
 def test_compiles_once_per_bucket(router: Router) -> None:
     dim = 24  # a dimension no other test uses, so the cache starts empty for it
-    sizes = [1, 1, 2, 5, 8, 9, 30, 32, 33, 100, 128, 7, 31]
+    sizes = [1, 1, 2, 5, 8, 9, 30, 32, 33, 64, 65, 100, 128, 129, 256, 7, 31]
     kernel = router.model.kernel
     before = kernel._cache_size()
     for n in sizes:
         router.route(request(n, dim=dim), now=NOW)
-    buckets = {bucket_size(n) for n in sizes}
-    assert kernel._cache_size() - before == len(buckets) == 6
+    # Requests of up to HOST_MAX_CANDIDATES are computed on the host: they compile nothing.
+    buckets = {bucket_size(n) for n in sizes if n > HOST_MAX_CANDIDATES}
+    assert kernel._cache_size() - before == len(buckets) == 2
     for n in sizes:  # steady state: nothing recompiles
         router.route(request(n, dim=dim), now=NOW)
     assert kernel._cache_size() - before == len(buckets)

@@ -19,14 +19,15 @@ fails) and the strong model is called iff the calibrated score >= the threshold;
 an infinite threshold (``-inf`` for a weak-error level nothing certifies: everything strong).
 
 ``train``'s defaults are the recipe of :mod:`tinydancer.learning.recipe` (chosen on validation rows; EVALUATION.md):
-the mean of the first 256 WordLlama token vectors through a FastGRNN (hidden 16) plus 4,096 hashed n-gram buckets,
-trained for the expected gain of calling the strong model (``--train-target strong_gain``).
+the mean of the first 256 WordLlama token vectors (64-d) through a FastGRNN (hidden 16) plus 4,096 hashed
+n-gram buckets, trained for the expected gain of calling the strong model (``--train-target strong_gain``).
 
 Outcomes may be 0/1 or judge scores in [0, 1] (:mod:`tinydancer.learning.labels`): ``train`` fits the soft
-target ``(1 + strong - weak) / 2`` (or ``1 - weak`` with ``--train-target weak_fails``); ``calibrate`` maps
-the score to P(weak fails), and ``calibrate`` and ``evaluate`` count a weak score below ``--pass-mark`` (default 0.5,
-stored by ``calibrate``) as a failure for calibration, AUROC, ECE, conformal sets and the weak-error
-threshold; APGR, CPT and quality use the scores themselves.
+target ``(1 + strong - weak) / 2`` (or ``1 - weak`` with ``--train-target weak_fails``). ``calibrate`` maps
+the score to P(the strong model is needed): P(strong scores higher than weak), or P(weak fails) for a
+``weak_fails`` router, where ``calibrate`` and ``evaluate`` count a weak score below ``--pass-mark`` (default
+0.5, stored by ``calibrate``) as a failure; that label is also the weak-error threshold's. APGR, CPT and
+quality use the scores themselves.
 
 ``train`` writes one prompt-router artifact (:mod:`tinydancer.model.prompt_artifact`); ``calibrate`` adds the
 calibrator and a conformal quantile; ``tune`` adds a named operating point (``--target strong-share=S``,

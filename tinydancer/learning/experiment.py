@@ -46,7 +46,14 @@ from tinydancer.learning.calibration import (
 )
 from tinydancer.learning.ensemble import stack_params
 from tinydancer.learning.evaluation import apgr, cpt, dense_thresholds, routing_curve, tune_threshold
-from tinydancer.learning.labels import PASS_MARK, check_pass_mark, soft_target, training_target, weak_failed
+from tinydancer.learning.labels import (
+    PASS_MARK,
+    check_pass_mark,
+    needs_strong,
+    soft_target,
+    training_target,
+    weak_failed,
+)
 from tinydancer.learning.recipe import DEFAULT_FEATURIZER, DEFAULT_MODEL, DEFAULT_TARGET, default_train_config
 from tinydancer.learning.thresholds import calls_strong
 from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult, train_fastgrnn
@@ -173,6 +180,21 @@ def failure_labels(frame: pd.DataFrame, pass_mark: float = PASS_MARK) -> np.ndar
         [0.0, 1.0, 0.0, 1.0]
     """
     return weak_failed(frame["weak_correct"].to_numpy(np.float64), pass_mark)
+
+
+def strong_needed(frame: pd.DataFrame, target: str = "weak_fails", pass_mark: float = PASS_MARK) -> np.ndarray:
+    """The binary label a router trained for ``target`` is calibrated on (:func:`~tinydancer.learning.needs_strong`).
+
+    ``"weak_fails"``: :func:`failure_labels`; ``"strong_gain"``: 1.0 where ``strong_correct > weak_correct``.
+
+    Examples:
+        >>> f = pd.DataFrame({"weak_correct": [1.0, 0.0, 0.0], "strong_correct": [1.0, 1.0, 0.0]})
+        >>> strong_needed(f).tolist(), strong_needed(f, "strong_gain").tolist()
+        ([0.0, 1.0, 1.0], [0.0, 1.0, 0.0])
+    """
+    weak = frame["weak_correct"].to_numpy(np.float64)
+    strong = frame["strong_correct"].to_numpy(np.float64) if "strong_correct" in frame.columns else weak
+    return needs_strong(weak, strong, target, pass_mark)
 
 
 class PreparedSplit(NamedTuple):
@@ -576,9 +598,10 @@ def calibrate_router(
 ) -> CalibratedRouter:
     """Fit a calibrator and a conformal quantile on the stored split's calibration rows; store both.
 
-    The calibrator maps scores to P(the weak model fails) on the binary label :func:`failure_labels`;
-    ``pass_mark`` is stored with it (``evaluate`` uses it unless told otherwise). The split-conformal
-    quantile at ``alpha`` is fitted on the calibrated scores of the same rows and gives a Router its
+    The calibrator maps scores to P(the strong model is needed) on the binary label of the artifact's training
+    target (:func:`strong_needed`): P(the weak model fails) for ``"weak_fails"``, P(the strong model scores
+    higher) for ``"strong_gain"``; ``pass_mark`` is stored with it (``evaluate`` uses it unless told otherwise).
+    The split-conformal quantile at ``alpha`` is fitted on the calibrated scores of the same rows and gives a Router its
     prediction sets. Operating points already in the artifact are dropped: their thresholds were tuned
     on the old calibration (tune again).
 
@@ -602,7 +625,7 @@ def calibrate_router(
     artifact, meta = _read_router(model)
     scores = _raw_scores(artifact, frame, batch_size)
     cal_rows = evaluation_rows(frame, meta, "test")["cal"]
-    y = failure_labels(frame, mark)[cal_rows]
+    y = strong_needed(frame, artifact.target, mark)[cal_rows]
     calibrator = fit_calibrator(method, scores[cal_rows], y)
     calibrated = apply_calibrator(calibrator, scores[cal_rows])
     conformal = ConformalSpec(conformal_quantile(calibrated, y, alpha), alpha)
@@ -819,7 +842,8 @@ class EvaluationReport(NamedTuple):
         cpt20: CPT(20 %) of the 10-quantile curve; ``cpt50`` and ``cpt80`` likewise.
         cpt50: CPT(50 %).
         cpt80: CPT(80 %).
-        auroc: AUROC of the calibrated scores against "weak model fails" (``weak_correct < pass_mark``).
+        auroc: AUROC of the calibrated scores against the target's binary label (:func:`strong_needed`: "weak model
+            fails", ``weak_correct < pass_mark``, for ``weak_fails``; "strong model scores higher" for ``strong_gain``).
         ece: ECE (15 equal-width bins) of the calibrated scores.
         ece_raw: ECE of the raw scores.
         ece_equal_mass: ECE with 15 equal-mass bins (calibrated).
@@ -862,12 +886,14 @@ def report(
     alpha: float = 0.1,
     delta: float = 0.1,
     pass_mark: float = PASS_MARK,
+    target: str = "weak_fails",
 ) -> EvaluationReport:
     """All routing/calibration/uncertainty figures of any scores on the test rows (thresholds tuned on ``cal``).
 
     Outcomes may be 0/1 or scores in [0, 1]: APGR, CPT and the ``strong_share`` / ``quality_share``
-    thresholds use the outcomes (quality = mean outcome); AUROC, ECE, conformal coverage and the weak-error
-    threshold use the binary label ``weak_correct < pass_mark`` (:func:`failure_labels`).
+    thresholds use the outcomes (quality = mean outcome); AUROC, ECE and conformal coverage use the binary
+    label of ``target`` (:func:`strong_needed`: ``weak_correct < pass_mark`` for ``"weak_fails"``), the
+    weak-error threshold "the weak model fails" whatever the target.
 
     Args:
         scores: [N] raw scores P(weak fails) of every row of ``frame``.
@@ -877,6 +903,7 @@ def report(
         alpha: Conformal miscoverage and guaranteed weak-error level.
         delta: Failure probability of the weak-error guarantee.
         pass_mark: Weak outcomes below it are failures (any value in (0, 1] on 0/1 outcomes).
+        target: The scores' training target (an artifact's ``target``).
 
     Returns:
         An :class:`EvaluationReport`.
@@ -892,7 +919,8 @@ def report(
     test, calr = rows["test"], rows["cal"]
     weak = frame["weak_correct"].to_numpy(np.float64)
     strong = frame["strong_correct"].to_numpy(np.float64)
-    y = failure_labels(frame, pass_mark)
+    y = strong_needed(frame, target, pass_mark)
+    y_fail = failure_labels(frame, pass_mark)
     p_test, p_cal = apply_calibrator(cal, scores[test]), apply_calibrator(cal, scores[calr])
     curve = routing_curve(p_test, weak[test], strong[test])
     dense = routing_curve(p_test, weak[test], strong[test], dense_thresholds(p_test))
@@ -909,7 +937,7 @@ def report(
             delta=delta,
             threshold=guaranteed.threshold,
             test_weak_share=float(kept.mean()),
-            test_weak_error=float(np.mean(y[test][kept])) if kept.any() else 0.0,
+            test_weak_error=float(np.mean(y_fail[test][kept])) if kept.any() else 0.0,
         ),
         strong_share_50=StrongShareThreshold(
             share50.threshold, float(np.mean(calls_strong(p_test, share50.threshold)))
@@ -964,4 +992,6 @@ def evaluate_router(
     """
     scores, meta = score_frame(model, frame, batch_size=batch_size)
     mark = stored_pass_mark(meta) if pass_mark is None else check_pass_mark(pass_mark)
-    return report(scores, frame, evaluation_rows(frame, meta, rows), stored_calibrator(meta), alpha, delta, mark)
+    target = json.loads(meta.get("target", '"weak_fails"'))
+    rows_used = evaluation_rows(frame, meta, rows)
+    return report(scores, frame, rows_used, stored_calibrator(meta), alpha, delta, mark, target)

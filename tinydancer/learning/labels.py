@@ -19,9 +19,13 @@ model's outcome ``w``, and both are exactly today's ``1 - weak_correct`` on 0/1 
   :data:`PASS_MARK` = 0.5: a 1-10 judge rating of 6 or more passes). On 0/1 outcomes every pass mark gives
   ``1 - w``. Calibrators fitted on it turn the score into P(weak score < pass mark).
 
+- **Binary label of the target** ("the strong model is needed"), what calibration, ECE, AUROC and conformal
+  sets read (:func:`needs_strong`): "the weak model fails" for ``"weak_fails"``; "the strong model scores
+  higher than the weak" (``s > w``) for ``"strong_gain"``. A calibrated score is then P(the strong model is
+  needed) on either target. The guaranteed weak-error threshold always reads "the weak model fails".
+
 The quality figures (routing curves, APGR, CPT, ``quality_share`` thresholds) never binarise: quality is the
-mean outcome (score) of the model each query was sent to. Whatever the training target, calibration maps the
-score to P(weak fails) (a monotone map: the ranking, and so every routing curve, is the score's).
+mean outcome (score) of the model each query was sent to.
 
 Examples:
     >>> w = np.array([1.0, 0.0, 0.7, 0.3])
@@ -44,6 +48,7 @@ __all__ = [
     "TRAINING_TARGETS",
     "check_pass_mark",
     "gain_target",
+    "needs_strong",
     "soft_target",
     "training_target",
     "weak_failed",
@@ -145,6 +150,29 @@ def training_target(weak: ArrayLike, strong: ArrayLike, target: str) -> NDArray[
     if target == "strong_gain":
         return gain_target(weak, strong)
     raise InvalidInputError(f"target: expected one of {TRAINING_TARGETS}, got {target!r}")
+
+
+def needs_strong(weak: ArrayLike, strong: ArrayLike, target: str, pass_mark: float = PASS_MARK) -> NDArray[np.float64]:
+    """The binary label of a training target: 1.0 where the strong model is needed (module docstring).
+
+    Args:
+        weak: Weak model's outcomes in [0, 1].
+        strong: Strong model's outcomes in [0, 1], same shape.
+        target: One of :data:`TRAINING_TARGETS`.
+        pass_mark: For ``"weak_fails"``: weak outcomes below it are failures.
+
+    Raises:
+        InvalidInputError: Unknown target, outcomes outside [0, 1], or a pass mark outside (0, 1].
+
+    Examples:
+        >>> w, s = [1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 0.0, 0.0]
+        >>> needs_strong(w, s, "weak_fails").tolist(), needs_strong(w, s, "strong_gain").tolist()
+        ([0.0, 1.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0])
+    """
+    if target == "weak_fails":
+        return weak_failed(weak, pass_mark)
+    gain = gain_target(weak, strong) if target == "strong_gain" else training_target(weak, strong, target)
+    return (gain > 0.5).astype(np.float64)
 
 
 def weak_failed(weak: ArrayLike, pass_mark: float = PASS_MARK) -> NDArray[np.float64]:

@@ -3,13 +3,13 @@ and :class:`~tinydancer.learning.scorers.FastGRNNScorer` use unless told otherwi
 
 Chosen on validation rows only (never on test rows; EVALUATION.md has the sweep and its command):
 
-- input: the mean WordLlama vector (256-d) of the first 256 tokens, one FastGRNN step (hidden 16), plus a
+- input: the mean WordLlama vector (64-d) of the first 256 tokens, one FastGRNN step (hidden 16), plus a
   bag of hashed token unigrams and bigrams of those tokens (4,096 buckets) added to the logit, trained jointly;
 - target: ``"strong_gain"``, the expected gain of calling the strong model (:mod:`tinydancer.learning.labels`);
 - training: Adam at 3e-3 with cosine decay, gradient clip 5, batches of 128, at most 20 epochs with early
   stopping (patience 5) on the validation rows, L2 1e-4 on the n-gram bag.
 
-Its weights are 33,996 bytes in float32 (the FastGRNN 17,612 and the bag 16,384).
+Its weights are 21,708 bytes in float32 (the FastGRNN 5,324 and the bag 16,384).
 
 Examples:
     >>> DEFAULT_FEATURIZER.kind, DEFAULT_FEATURIZER.max_tokens, DEFAULT_TARGET, default_train_config(seed=3).seed
@@ -25,7 +25,7 @@ from tinydancer.learning.train import TrainConfig
 from tinydancer.model.text_features import FeaturizerConfig
 
 #: How the default recipe turns prompts into inputs.
-DEFAULT_FEATURIZER = FeaturizerConfig(kind="wordllama_prefix_mean", dim=256, max_tokens=256, ngram_buckets=4096)
+DEFAULT_FEATURIZER = FeaturizerConfig(kind="wordllama_prefix_mean", dim=64, max_tokens=256, ngram_buckets=4096)
 #: The FastGRNN's architecture besides ``input_dim`` (keyword arguments of ``FastGRNNConfig``).
 DEFAULT_MODEL: MappingProxyType[str, Any] = MappingProxyType({"hidden_dim": 16})
 #: What the default recipe's score estimates (:data:`~tinydancer.learning.labels.TRAINING_TARGETS`).

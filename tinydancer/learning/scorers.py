@@ -25,7 +25,7 @@ import pandas as pd
 from tinydancer.errors import DataError, InvalidInputError, TinyDancerError
 from tinydancer.learning.calibration import apply_calibrator, auroc, ece, fit_calibrator
 from tinydancer.learning.evaluation import apgr, cpt, routing_curve
-from tinydancer.learning.experiment import failure_labels, labels, split_rows
+from tinydancer.learning.experiment import failure_labels, labels, split_rows, strong_needed
 from tinydancer.learning.recipe import DEFAULT_FEATURIZER, DEFAULT_MODEL, DEFAULT_TARGET, default_train_config
 from tinydancer.learning.train import RoutingData, TrainConfig, train_fastgrnn
 from tinydancer.model.fastgrnn import FastGRNNConfig
@@ -559,7 +559,7 @@ class FastGRNNScorer:
 
     Args:
         featurizer: Default: the recipe's (:mod:`tinydancer.learning.recipe`: mean of the first 256 token
-            vectors, 256-d, and 4,096 hashed n-gram buckets).
+            vectors, 64-d, and 4,096 hashed n-gram buckets).
         model: Keyword arguments of :class:`~tinydancer.model.FastGRNNConfig` besides ``input_dim``
             (default: the recipe's, ``{"hidden_dim": 16}``).
         train: Default: the recipe's (``default_train_config(progress=False)``).
@@ -676,8 +676,8 @@ def evaluate_scorers(
     call. On the test rows: ``apgr``, ``cpt50``, ``cpt80`` (RouteLLM's 10-quantile curve,
     :func:`~tinydancer.learning.routing_curve`; strong iff ``score >= threshold``), ``auroc`` of the raw scores
     against "the weak model fails" and ``auroc_gain`` against "the strong model scores higher than the weak";
-    ``ece`` after temperature scaling fitted on the calibration rows, ``ece_raw`` before it (labels
-    :func:`~tinydancer.learning.failure_labels`). ``fit_seconds`` times ``fit``; ``prompts_per_s`` is the
+    ``ece`` after temperature scaling fitted on the calibration rows, ``ece_raw`` before it (on the target's
+    binary label, :func:`~tinydancer.learning.strong_needed`). ``fit_seconds`` times ``fit``; ``prompts_per_s`` is the
     throughput of that ``score`` call.
 
     Args:
@@ -712,6 +712,7 @@ class ScorerRun(NamedTuple):
 
     Attributes:
         name: The scorer's name.
+        target: The training target it was fitted on.
         rows: ``{"train", "val", "cal", "test"}`` -> row indices of the frame.
         cal_scores: [len(rows["cal"])] float64 scores.
         test_scores: [len(rows["test"])] float64 scores.
@@ -720,6 +721,7 @@ class ScorerRun(NamedTuple):
     """
 
     name: str
+    target: str
     rows: Mapping[str, np.ndarray]
     cal_scores: np.ndarray
     test_scores: np.ndarray
@@ -779,7 +781,9 @@ def fit_and_score(
         out = _checked_scores(s, raw, scored.size)
         n_cal = rows["cal"].size
         runs.append(
-            ScorerRun(s.name, rows, out[:n_cal], out[n_cal:], fit_seconds, scored.size / max(score_seconds, 1e-9))
+            ScorerRun(
+                s.name, target, rows, out[:n_cal], out[n_cal:], fit_seconds, scored.size / max(score_seconds, 1e-9)
+            )
         )
     return runs
 
@@ -795,11 +799,12 @@ def scorer_metrics(frame: pd.DataFrame, run: ScorerRun) -> dict[str, Any]:
     """
     cal, test = run.rows["cal"], run.rows["test"]
     y_fail = failure_labels(frame)
+    y_needed = strong_needed(frame, run.target)
     weak = frame["weak_correct"].to_numpy(np.float64)
     strong = frame["strong_correct"].to_numpy(np.float64)
     p_test = run.test_scores
     curve = routing_curve(p_test, weak[test], strong[test])
-    calibrator = fit_calibrator("temperature", run.cal_scores, y_fail[cal])
+    calibrator = fit_calibrator("temperature", run.cal_scores, y_needed[cal])
     return {
         "scorer": run.name,
         "apgr": apgr(curve),
@@ -807,8 +812,8 @@ def scorer_metrics(frame: pd.DataFrame, run: ScorerRun) -> dict[str, Any]:
         "cpt80": cpt(curve, 0.8),
         "auroc": auroc(p_test, y_fail[test]),
         "auroc_gain": auroc(p_test, (strong[test] > weak[test]).astype(np.float64)),
-        "ece": ece(apply_calibrator(calibrator, p_test), y_fail[test]),
-        "ece_raw": ece(p_test, y_fail[test]),
+        "ece": ece(apply_calibrator(calibrator, p_test), y_needed[test]),
+        "ece_raw": ece(p_test, y_needed[test]),
         "fit_seconds": run.fit_seconds,
         "prompts_per_s": run.prompts_per_s,
     }

@@ -80,7 +80,7 @@ TARGETS: tuple[str, ...] = ("strong_share", "quality_share", "weak_error", "fixe
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 #: What a router's raw score was trained to estimate (:mod:`tinydancer.learning.labels`).
 TRAINING_TARGETS: tuple[str, ...] = ("weak_fails", "strong_gain")
-#: The operating point of an artifact that has none: strong iff P(weak fails) >= 0.5.
+#: The operating point of an artifact that has none: strong iff p_strong >= 0.5.
 IMPLICIT_OPERATING_POINT = "p0.5"
 #: Entries every file of this format has (``conformal``, ``split`` and ``provenance`` are optional).
 _REQUIRED = ("calibrator", "pass_mark", "models", "operating_points", "default_operating_point")
@@ -117,7 +117,7 @@ class OperatingPoint:
     """A threshold and what it was tuned for: the strong model is called iff ``p_strong >= threshold``.
 
     Attributes:
-        threshold: On the calibrated P(weak fails); ``inf`` never calls strong, ``-inf`` always does.
+        threshold: On ``p_strong`` (calibrated); ``inf`` never calls strong, ``-inf`` always does.
         target: One of :data:`TARGETS`.
         value: The target's level (0.5 strong share, 0.95 quality share, alpha of a weak error), or None.
         delta: Failure probability of a ``weak_error`` guarantee, else None.
@@ -216,7 +216,8 @@ class PromptRouterArtifact:
         model_config: Their architecture (``input_dim`` equals the featuriser's dim).
         featurizer: How prompts become inputs.
         norm: Normalisation statistics of the training rows ([D] mean and std).
-        calibrator: Raw score -> calibrated P(weak fails).
+        calibrator: Raw score -> calibrated P(the strong model is needed): P(weak fails) for ``weak_fails``,
+            P(strong scores higher) for ``strong_gain``.
         pass_mark: Weak outcomes below it were failures for calibration and conformal sets.
         conformal: The conformal quantile, or None (no prediction sets).
         weak_model: Name of the cheap model (any text up to 200 characters: never a label value).

@@ -9,10 +9,11 @@ mean of an ensemble's members), calibration, conformal set, uncertainty and the 
 two), so a steady stream compiles nothing new; the threshold is an argument, so switching operating
 points compiles nothing either.
 
-Outputs per prompt (:class:`PromptScores`): ``p_raw`` (the network's P(weak fails)), ``p_strong``
-(calibrated), ``use_strong``, ``confidence`` (calibrated probability that the chosen model is the right
-call: ``p_strong`` when strong, ``1 - p_strong`` when weak), ``uncertainty`` in [0, 1] and the conformal
-set (``in_set_weak``, ``in_set_strong``). Uncertainty (:data:`UNCERTAINTY_MODES`):
+Outputs per prompt (:class:`PromptScores`): ``p_raw`` (the network's score: P(weak fails), or ``(1 + expected
+gain of the strong model) / 2`` for a ``strong_gain`` artifact), ``p_strong`` (calibrated: P(the strong model
+is needed)), ``use_strong``, ``confidence`` (calibrated probability that the chosen model is the right call:
+``p_strong`` when strong, ``1 - p_strong`` when weak), ``uncertainty`` in [0, 1] and the conformal set
+(``in_set_weak``, ``in_set_strong``). Uncertainty (:data:`UNCERTAINTY_MODES`):
 
 - ``conformal``: 1 when the conformal set holds both models or neither (ambiguous), else 0;
 - ``mutual_information``: the ensemble's mutual information divided by ln 2 (its maximum);
@@ -53,8 +54,8 @@ class PromptScores(NamedTuple):
     """Per-prompt outputs of :meth:`PromptScorer.score`; every field is [N] (numpy).
 
     Attributes:
-        p_raw: float32 uncalibrated P(weak fails) (the ensemble mean for an ensemble).
-        p_strong: float32 calibrated P(weak fails).
+        p_raw: float32 uncalibrated score (the ensemble mean for an ensemble).
+        p_strong: float32 calibrated P(the strong model is needed) (the artifact's target's label).
         use_strong: bool, ``p_strong >= threshold``.
         confidence: float32 probability that the chosen model is the right call.
         uncertainty: float32 in [0, 1] (module docstring).

@@ -24,7 +24,7 @@ Frames (fixed columns and dtypes; an empty frame has the same ones; missing stri
   confidence float64, uncertainty float64, use_lightweight bool, decision str ("lightweight" |
   "powerful"), model_type str (the model that scored the request, e.g. "fastgrnn"); then, for a prompt
   router's rows (NaN on candidate rows): model str (the chosen model's name), p_strong float64
-  (calibrated P(weak fails)), prediction_set str ("weak", "strong", "weak,strong" or "" for the empty
+  (calibrated P(strong needed)), prediction_set str ("weak", "strong", "weak,strong" or "" for the empty
   set; NaN without a conformal quantile), operating_point str, threshold float64, prompt_chars float64,
   prompt_hash str (the first 16 hex digits of the prompt's SHA-256), prompt str (NaN unless the router
   records prompt text), propensity float64 (probability that the router took the decision it took: 1 without

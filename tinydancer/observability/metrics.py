@@ -213,7 +213,7 @@ class RouterMetrics:
         """Publish the operating point in force: its threshold, and which one is live (1) or was (0).
 
         Two series, made on first use (a router serving candidates has neither):
-        ``tiny_dancer_operating_point_threshold`` (the threshold on the calibrated P(weak fails); +Inf
+        ``tiny_dancer_operating_point_threshold`` (the threshold on the calibrated p_strong; +Inf
         never calls the strong model) and ``tiny_dancer_operating_point_info{operating_point}``.
 
         Raises:
@@ -235,7 +235,7 @@ class RouterMetrics:
         if self._threshold is None:
             self._threshold = Gauge(
                 "tiny_dancer_operating_point_threshold",
-                "Threshold in force on the calibrated probability that the weak model fails (strong iff >=).",
+                "Threshold in force on the calibrated probability that the strong model is needed (strong iff >=).",
                 registry=self._registry,
             )
             self._operating_point = Gauge(

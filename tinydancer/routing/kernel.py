@@ -3,7 +3,9 @@
 Parameters stay on the device; candidate counts are padded to a few bucket sizes so the kernel
 compiles once per (bucket, embedding dimension) and never in steady state. The kernel knows the model
 only through the model interface (:class:`tinydancer.model.family.ModelFamily`), so either model family
-serves through it.
+serves through it. :func:`run_route` (what the Router calls) hands requests of at most
+``HOST_MAX_CANDIDATES`` candidates to the kernel's numpy twin on the host (:mod:`.host_kernel`) instead,
+because there a jitted call's fixed cost is most of a route.
 
 Examples:
     >>> import numpy as np
@@ -29,6 +31,7 @@ import numpy as np
 from tinydancer.errors import InferenceError
 from tinydancer.model.candidate_features import candidate_features
 from tinydancer.model.family import ModelFamily
+from tinydancer.routing.host_kernel import HostForward, host_forward, host_route
 
 #: Candidate counts are padded up to the next of these; above the last, to a multiple of it.
 #: Powers of two waste at most half the work; below 8 one more compile is not worth a bucket.
@@ -38,6 +41,14 @@ BUCKETS: tuple[int, ...] = (1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8
 #: 384 (route at 1 / 10 candidates: 28 -> 16 / 42 -> 22 us per kernel call, benchmarks/small_requests.py).
 #: Larger buckets pass the embeddings on their own, read in place.
 ONE_BUFFER_MAX_BUCKET = 64
+#: Requests of up to this many candidates are computed on the host in numpy (:mod:`.host_kernel`) when the
+#: model has a host forward. Measured on a 2-core x86 CPU (dim 384, route() with the default compat model),
+#: the host path was faster at every size tried up to 256 (N=1: 158 -> 139 us, N=10: 194 -> 160 us, N=64:
+#: 258-312 -> 215-218 us per route); the cut-off stays at 64 so larger requests keep the jitted kernel,
+#: which is the reference and what an accelerator runs.
+HOST_MAX_CANDIDATES = 64
+#: The InferenceError of a model whose scores are not all finite and in [0, 1].
+BROKEN_SCORES = "model produced NaN, infinite or out-of-range confidences or uncertainties"
 
 
 def bucket_size(n: int) -> int:
@@ -89,6 +100,8 @@ class DeviceModel(NamedTuple):
 
     config: ModelFamily[Any]
     flat: jax.Array
+    #: The same model's forward in numpy for small requests (:func:`host_forward`), or None: kernel only.
+    host: HostForward | None = None
 
     @property
     def kernel(self) -> Callable[..., jax.Array]:
@@ -105,7 +118,8 @@ class DeviceModel(NamedTuple):
             >>> model.kind, model.flat.shape
             ('compat', (217,))
         """
-        return cls(config, jnp.asarray(config.flatten(params)))
+        flat = config.flatten(params)
+        return cls(config, jnp.asarray(flat), host_forward(config, flat))
 
     @property
     def kind(self) -> str:
@@ -251,5 +265,39 @@ def run_route_kernel(
     else:
         valid = bool(np.minimum.reduce(scores, axis=None) >= 0 and np.maximum.reduce(scores, axis=None) <= 1)
     if not valid:
-        raise InferenceError("model produced NaN, infinite or out-of-range confidences or uncertainties")
+        raise InferenceError(BROKEN_SCORES)
     return KernelOutputs(out[0, :n], out[1, :n], out[2, :n] > 0.5)
+
+
+def run_route(
+    model: DeviceModel,
+    query: np.ndarray,
+    embeddings: np.ndarray,
+    columns: np.ndarray,
+    threshold: float,
+    max_uncertainty: float,
+) -> KernelOutputs:
+    """:func:`run_route_kernel`, or for at most ``HOST_MAX_CANDIDATES`` candidates its numpy twin on the host.
+
+    Same arguments, outputs (to float32 rounding), checks and errors as :func:`run_route_kernel`; the host
+    path serves only models with a host forward (``DeviceModel.host``).
+
+    Raises:
+        InferenceError: a score is NaN, infinite or outside [0, 1] (a broken model).
+
+    Examples:
+        >>> from tinydancer.model.original import CompatModelConfig, init_compat_params
+        >>> model = DeviceModel.from_params(init_compat_params(CompatModelConfig(), 0), CompatModelConfig())
+        >>> out = run_route(model, np.ones(4, np.float32), np.ones((2, 4), np.float32),
+        ...                 np.zeros((2, 4), np.float32), 0.85, 0.15)
+        >>> out.confidence.dtype.name, out.use_lightweight.tolist()
+        ('float32', [False, False])
+    """
+    forward = model.host
+    if forward is None or len(embeddings) > HOST_MAX_CANDIDATES:
+        return run_route_kernel(model, query, embeddings, columns, threshold, max_uncertainty)
+    confidence, uncertainty, light = host_route(forward, query, embeddings, columns, threshold, max_uncertainty)
+    # The same check as the kernel's, as Python floats (at most 2 * HOST_MAX_CANDIDATES of them).
+    if not all(0.0 <= v <= 1.0 for v in (*confidence.tolist(), *uncertainty.tolist())):
+        raise InferenceError(BROKEN_SCORES)
+    return KernelOutputs(confidence, uncertainty, light)

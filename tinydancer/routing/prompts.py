@@ -130,7 +130,8 @@ class PromptDecision(NamedTuple):
         request_id: The collector's request id.
         model: Name of the chosen model.
         use_strong: Whether the strong model serves.
-        p_strong: Calibrated probability that the weak model fails.
+        p_strong: Calibrated probability that the strong model is needed (the artifact's target: the weak
+            model fails, or the strong model scores higher).
         confidence: Calibrated probability that the chosen model is the right call.
         uncertainty: In [0, 1] (:mod:`tinydancer.model.prompt_scoring`).
         prediction_set: Conformal set of roles (``("weak", "strong")`` is ambiguous), or None without one.

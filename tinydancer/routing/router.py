@@ -99,7 +99,7 @@ from tinydancer.observability.trace_context import TraceContext
 from tinydancer.observability.tracing import TracingSystem, get_tracer
 from tinydancer.routing.breaker import BreakerPolicy, CircuitBreaker
 from tinydancer.routing.config import RouterConfig
-from tinydancer.routing.kernel import DeviceModel, run_route_kernel
+from tinydancer.routing.kernel import DeviceModel, run_route
 from tinydancer.routing.packing import PackedRequest, floor_unix_seconds, pack_request
 from tinydancer.routing.prompt_serving import PromptServing, Served
 from tinydancer.routing.prompts import (
@@ -143,8 +143,8 @@ def model_type_of(model: Served) -> str:
 def default_inference(
     model: DeviceModel, packed: PackedRequest, threshold: float, max_uncertainty: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run the jitted route kernel on a packed request."""
-    return run_route_kernel(model, packed.query, packed.embeddings, packed.columns, threshold, max_uncertainty)
+    """Run the route on a packed request: the jitted kernel, or its numpy twin for a few candidates (``run_route``)."""
+    return run_route(model, packed.query, packed.embeddings, packed.columns, threshold, max_uncertainty)
 
 
 def _checked_outputs(outputs: object, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,175 @@
+"""The default recipe's levers, one at a time, on validation-only rows: how ``tinydancer.learning.recipe`` was chosen.
+
+Usage (from the repository root)::
+
+    .venv/bin/python -m benchmarks.recipe_levers [--seeds 3] [--out benchmarks/results/recipe_levers.json]
+
+No test row of any evaluation is looked at: every run here lives inside the **training rows of the random
+split, seed 0** (``split_rows(frame, "random", 0)["train"]``, 5,614 prompts), cut three ways per seed:
+
+- ``in-domain``: 3,400 train, 600 validation, 400 calibration, the other 1,214 scored;
+- ``held-out subjects``: a third of the subjects scored, the rest train (validation 400, calibration 200);
+- ``small``: inside one MMLU subject group, 480 train and 120 validation rows, 100 calibration, the rest of
+  that group's pool rows scored (four groups per seed).
+
+Each row changes one thing from the recipe (``recipe``) and is fitted with :func:`tinydancer.learning.fit_and_score`
+on the recipe's target unless it says otherwise; ``tfidf_lr`` is the strongest baseline on the same target.
+Figures are means over runs of APGR and of AUROC against "the strong model scores higher" (``auroc_gain``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.training import SCRATCH_RESULTS
+from tinydancer import configure_jax
+from tinydancer.datasets import MMLU_GROUPS, load
+from tinydancer.learning import (
+    DEFAULT_FEATURIZER,
+    FastGRNNScorer,
+    RoutingData,
+    TfidfLogisticScorer,
+    default_train_config,
+    fit_and_score,
+    scorer_metrics,
+    split_rows,
+    train_fastgrnn,
+)
+from tinydancer.model import PromptRouterArtifact, PromptScorer, TextFeaturizer, apply_norm, fit_norm_stats
+
+
+class DistilledScorer(FastGRNNScorer):
+    """The recipe distilled from a TF-IDF + LR teacher (Kusupati et al.'s recipe; cross-fitted on two folds)."""
+
+    def __init__(self, distill_weight: float, name: str) -> None:
+        train = dataclasses.replace(default_train_config(progress=False), distill_weight=distill_weight)
+        super().__init__(train=train, name=name)
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        assert val is not None
+        p, t = list(prompts), np.asarray(y, np.float64)
+        teacher = np.zeros(len(p))
+        folds = np.array_split(np.random.default_rng(0).permutation(len(p)), 2)
+        for k in (0, 1):
+            fitted = TfidfLogisticScorer().fit([p[i] for i in folds[1 - k]], t[folds[1 - k]])
+            teacher[folds[k]] = fitted.score([p[i] for i in folds[k]])
+        feat = self.featurizer_config
+        featurizer = TextFeaturizer(feat)
+        train_f, val_f = featurizer.featurize(p), featurizer.featurize(list(val[0]))
+        stats = fit_norm_stats(train_f.x, train_f.mask)
+
+        def data(f: Any, targets: np.ndarray, soft: np.ndarray | None) -> RoutingData:
+            x = apply_norm(f.x, stats, f.mask)
+            return RoutingData(x, f.mask, targets.astype(np.float32), soft, f.ngram_ids, f.ngram_weights)
+
+        soft = np.clip(teacher, 1e-4, 1 - 1e-4).astype(np.float32)
+        result = train_fastgrnn(
+            self.model_config, data(train_f, t, soft), data(val_f, np.asarray(val[1]), None), self.train_config,
+            ngram_buckets=feat.ngram_buckets,
+        )  # fmt: skip
+        artifact = PromptRouterArtifact(
+            result.params, self.model_config, feat, stats, ngram_weights=result.ngram_weights
+        )
+        self._scorer = PromptScorer(artifact, uncertainty="original")
+        return self
+
+
+def levers() -> list[tuple[str, Callable[[], Any], str]]:
+    """(name, scorer factory, target): the recipe, one change per row, and the strongest baseline."""
+    r = dataclasses.replace
+    feat = DEFAULT_FEATURIZER
+    return [
+        ("recipe", lambda: FastGRNNScorer(name="recipe"), "strong_gain"),
+        ("target weak_fails", lambda: FastGRNNScorer(name="target weak_fails"), "weak_fails"),
+        ("no n-gram bag", lambda: FastGRNNScorer(r(feat, ngram_buckets=0), name="no n-gram bag"), "strong_gain"),
+        ("first 64 tokens", lambda: FastGRNNScorer(r(feat, max_tokens=64), name="first 64 tokens"), "strong_gain"),
+        ("dim 256", lambda: FastGRNNScorer(r(feat, dim=256), name="dim 256"), "strong_gain"),
+        ("hidden 4", lambda: FastGRNNScorer(model={"hidden_dim": 4}, name="hidden 4"), "strong_gain"),
+        ("hidden 8", lambda: FastGRNNScorer(model={"hidden_dim": 8}, name="hidden 8"), "strong_gain"),
+        (
+            "lr 1e-2",
+            lambda: FastGRNNScorer(train=r(default_train_config(progress=False), learning_rate=1e-2), name="lr 1e-2"),
+            "strong_gain",
+        ),
+        (
+            "distilled from tfidf_lr, a=0.5",
+            lambda: DistilledScorer(0.5, "distilled from tfidf_lr, a=0.5"),
+            "strong_gain",
+        ),
+        ("tfidf_lr (baseline)", lambda: TfidfLogisticScorer(name="tfidf_lr (baseline)"), "strong_gain"),
+        ("tfidf_lr, target weak_fails", lambda: TfidfLogisticScorer(name="tfidf_lr, target weak_fails"), "weak_fails"),
+    ]
+
+
+def plans(frame: pd.DataFrame, seeds: list[int]) -> dict[str, list[dict[str, np.ndarray]]]:
+    """The runs of each cut (module docstring), all inside the random split's training rows (seed 0)."""
+    pool = split_rows(frame, "random", 0)["train"]
+    subjects = frame["subject"].to_numpy()
+    groups = frame["subject"].map(MMLU_GROUPS).to_numpy()
+    out: dict[str, list[dict[str, np.ndarray]]] = {"in-domain": [], "held-out subjects": [], "small": []}
+    for seed in seeds:
+        ids = np.random.default_rng(seed).permutation(pool)
+        out["in-domain"].append({"train": ids[:3400], "val": ids[3400:4000], "cal": ids[4000:4400], "test": ids[4400:]})
+        rng = np.random.default_rng(seed)
+        names = rng.permutation(np.unique(subjects[pool]))
+        held = np.isin(subjects[pool], names[: len(names) // 3])
+        rest = rng.permutation(pool[~held])
+        out["held-out subjects"].append(
+            {"train": rest[600:], "val": rest[:400], "cal": rest[400:600], "test": pool[held]}
+        )
+        for group in sorted(set(MMLU_GROUPS.values())):
+            g = np.random.default_rng(seed).permutation(pool[groups[pool] == group])
+            out["small"].append({"train": g[:480], "val": g[480:600], "cal": g[600:700], "test": g[700:]})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per cut")
+    parser.add_argument("--out", default=str(SCRATCH_RESULTS / "recipe_levers.json"), help="JSON (markdown beside it)")
+    args = parser.parse_args(argv)
+    configure_jax()
+    frame = load("routellm-mmlu")
+    started = time.perf_counter()
+    table: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for cut, runs in plans(frame, list(range(args.seeds))).items():
+        for rows in runs:
+            for target in ("strong_gain", "weak_fails"):
+                chosen = [(name, make) for name, make, t in levers() if t == target]
+                done = fit_and_score(frame, [make() for _, make in chosen], rows=rows, target=target)
+                for run in done:
+                    m = scorer_metrics(frame, run)
+                    table.setdefault(run.name, {}).setdefault(cut, []).append((m["apgr"], m["auroc_gain"]))
+            print(f"{cut}: run done at {time.perf_counter() - started:.0f} s", flush=True)
+    cuts = ("in-domain", "held-out subjects", "small")
+    lines = [
+        f"Command: `python -m benchmarks.recipe_levers --seeds {args.seeds}` ({time.perf_counter() - started:.0f} s)",
+        "",
+        "| lever | " + " | ".join(f"{c}: APGR / AUROC (strong wins)" for c in cuts) + " |",
+        "|---|" + "---|" * len(cuts),
+    ]
+    for name, per_cut in table.items():
+        cells = [f"{np.mean([a for a, _ in per_cut[c]]):.3f} / {np.mean([g for _, g in per_cut[c]]):.3f}" for c in cuts]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"seeds": args.seeds, "table": table}, indent=1))
+    out.with_suffix(".md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
