@@ -182,7 +182,7 @@ def markdown(kind: str, result: dict[str, Any]) -> str:
         f"### {kind} ({result['n_runs']} runs; rows of the first: {result['rows']})",
         "",
         "| scorer | APGR [95% CI] | dAPGR vs tfidf_lr [95% CI] | CPT(50%) | CPT(80%) | AUROC (weak fails) "
-        "| AUROC (strong wins) | ECE after temp. | model bytes | prompts/s |",
+        "| AUROC (strong wins) | ECE after Platt | model bytes | prompts/s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in result["summary"].items():

@@ -111,7 +111,7 @@ def build_artifact(frame: Any, path: Path, epochs: int) -> tuple[dict[str, Any],
     t0 = time.perf_counter()
     recipe = dataclasses.replace(td.learning.default_train_config(progress=False), epochs=epochs)  # the CLI's default
     trained = td.learning.train_router(frame, path, train=recipe)
-    calibrated = td.learning.calibrate_router(path, frame, "temperature")
+    calibrated = td.learning.calibrate_router(path, frame, "platt")
     tuned = td.learning.tune_router(path, frame, "strong-share=0.5", "share-0.5", default=True)
     info = {
         "epochs_max": epochs,

@@ -86,7 +86,7 @@ def _mmlu_rows(n_rows: int | None, seed: int) -> pd.DataFrame:
 
 
 def _learned_router(frame: pd.DataFrame, model_path: Path, seed: int) -> LearnedRouter:
-    """Train, calibrate (temperature), tune the demo's operating points and evaluate a FastGRNN prompt router.
+    """Train, calibrate (Platt), tune the demo's operating points and evaluate a FastGRNN prompt router.
 
     Calls of :mod:`tinydancer.learning.experiment`; the artifact keeps its calibrator and operating points.
     """
@@ -97,7 +97,7 @@ def _learned_router(frame: pd.DataFrame, model_path: Path, seed: int) -> Learned
     trained = train_router(
         frame, model_path, seed=seed, train=default_train_config(seed, progress=False), data_tag="routellm-mmlu"
     )
-    calibrate_router(trained.path, frame, "temperature")
+    calibrate_router(trained.path, frame, "platt")
     for name, target in DEMO_OPERATING_POINTS.items():
         tune_router(trained.path, frame, target, name, data_tag="routellm-mmlu")
     return LearnedRouter(
@@ -150,7 +150,7 @@ def run_demo(
         ("CPT(50%)", figures.cpt50),
         ("CPT(80%)", figures.cpt80),
         ("AUROC", figures.auroc),
-        ("ECE after temperature scaling", figures.ece),
+        ("ECE after Platt scaling", figures.ece),
         (f"conformal coverage (nominal {1 - DEMO_ALPHA:.2f})", figures.coverage),
         ("threshold for 50% strong calls", t.strong_share_50.threshold),
         ("threshold for 95% of strong quality", t.quality_share_95.threshold),

@@ -154,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _data_args(c)
     c.add_argument("--model", required=True, help="checkpoint written by train")
-    c.add_argument("--method", choices=CALIBRATORS, default="temperature", help="calibration method")
+    c.add_argument("--method", choices=CALIBRATORS, default="platt", help="calibration method")
     c.add_argument("--out", default=None, help="checkpoint to write (default: overwrite --model)")
     c.add_argument(
         "--pass-mark",

@@ -448,7 +448,7 @@ def train_router(
 def predict_scores(
     params: object, config: FastGRNNConfig, x: np.ndarray, mask: np.ndarray, batch_size: int = SCORE_BATCH
 ) -> np.ndarray:
-    """Router scores P(weak fails) of every row, ``batch_size`` rows per jitted call, as float64.
+    """Raw router scores of every row, ``batch_size`` rows per jitted call, as float64.
 
     Args:
         params: FastGRNN parameters (float32 or int8).
@@ -488,7 +488,7 @@ class ScoredFrame(NamedTuple):
 
 
 def score_frame(path: str | Path, frame: pd.DataFrame, *, batch_size: int = SCORE_BATCH) -> ScoredFrame:
-    """Raw router scores P(weak fails) for every row, and the artifact's metadata.
+    """Raw router scores for every row, and the artifact's metadata.
 
     The scores are the serving path's (:class:`~tinydancer.model.prompt_scoring.PromptScorer`, the one
     jitted function a Router runs), uncalibrated, as float64.
@@ -516,7 +516,7 @@ def _read_router(path: str | Path) -> tuple[PromptRouterArtifact, dict[str, str]
 
 
 def _raw_scores(artifact: PromptRouterArtifact, frame: pd.DataFrame, batch_size: int) -> np.ndarray:
-    """[N] float64 uncalibrated P(weak fails) of the frame's prompts, ``batch_size`` prompts per scoring call."""
+    """[N] float64 uncalibrated scores of the frame's prompts, ``batch_size`` prompts per scoring call."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
     scorer = PromptScorer(artifact, uncertainty="original")
@@ -589,7 +589,7 @@ class CalibratedRouter(NamedTuple):
 def calibrate_router(
     model: str | Path,
     frame: pd.DataFrame,
-    method: str = "temperature",
+    method: str = "platt",
     *,
     out: str | Path | None = None,
     batch_size: int = SCORE_BATCH,

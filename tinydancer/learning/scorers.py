@@ -5,7 +5,7 @@ float64 in [0, 1]. The built-in default is :class:`FastGRNNScorer` (the CLI's ``
 baselines are first-class scorers of the same protocol: :class:`TfidfLogisticScorer`,
 :class:`KNNEmbeddingScorer`, :class:`PromptStatsScorer`, :class:`RandomScorer` and :class:`OracleScorer`
 (an upper bound that reads the true outcomes: evaluation only). :func:`evaluate_scorers` fits every scorer on
-the train+validation rows of one split (:func:`~tinydancer.learning.experiment.split_rows`), fits temperature
+the train+validation rows of one split (:func:`~tinydancer.learning.experiment.split_rows`), fits Platt
 scaling on the calibration rows and reports APGR, CPT(50%), CPT(80%), AUROC and ECE on the test rows, with fit
 time and scoring throughput, one row per scorer. Scores follow the learning wing's one convention: the strong
 model is called iff ``score >= threshold`` (:func:`~tinydancer.learning.thresholds.calls_strong`).
@@ -676,7 +676,7 @@ def evaluate_scorers(
     call. On the test rows: ``apgr``, ``cpt50``, ``cpt80`` (RouteLLM's 10-quantile curve,
     :func:`~tinydancer.learning.routing_curve`; strong iff ``score >= threshold``), ``auroc`` of the raw scores
     against "the weak model fails" and ``auroc_gain`` against "the strong model scores higher than the weak";
-    ``ece`` after temperature scaling fitted on the calibration rows, ``ece_raw`` before it (on the target's
+    ``ece`` after Platt scaling fitted on the calibration rows, ``ece_raw`` before it (on the target's
     binary label, :func:`~tinydancer.learning.strong_needed`). ``fit_seconds`` times ``fit``; ``prompts_per_s`` is the
     throughput of that ``score`` call.
 
@@ -804,7 +804,7 @@ def scorer_metrics(frame: pd.DataFrame, run: ScorerRun) -> dict[str, Any]:
     strong = frame["strong_correct"].to_numpy(np.float64)
     p_test = run.test_scores
     curve = routing_curve(p_test, weak[test], strong[test])
-    calibrator = fit_calibrator("temperature", run.cal_scores, y_needed[cal])
+    calibrator = fit_calibrator("platt", run.cal_scores, y_needed[cal])
     return {
         "scorer": run.name,
         "apgr": apgr(curve),
