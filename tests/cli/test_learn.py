@@ -82,7 +82,7 @@ def test_calibrate_overwrites_the_model_atomically(
     assert copy.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [copy.name]
     monkeypatch.undo()
     assert main(["calibrate", "--model", str(copy), "--data", FIXTURE, *COLUMNS]) == 0
-    assert json.loads(load_fastgrnn(copy)[2]["calibrator"])["kind"] == "temperature"
+    assert json.loads(load_fastgrnn(copy)[2]["calibrator"])["kind"] == "platt"  # the default method
     assert [p.name for p in tmp_path.iterdir()] == [copy.name]
 
 
@@ -95,7 +95,7 @@ def test_json_outputs_keep_their_documented_keys(
     assert main(["calibrate", "--model", str(model), "--data", "synthetic", "--out", str(out)]) == 0
     calibrated = json.loads(capsys.readouterr().out)
     assert list(calibrated) == ["model", "calibrator", "ece_cal_before", "ece_cal_after"]
-    assert calibrated["model"] == str(out) and calibrated["calibrator"] == "temperature"
+    assert calibrated["model"] == str(out) and calibrated["calibrator"] == "platt"
     assert main(["evaluate", "--model", str(out), "--data", "synthetic", "--alpha", "0.2", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert list(printed) == [
@@ -182,7 +182,7 @@ def _help_entries(command: str, capsys: pytest.CaptureFixture[str]) -> dict[str,
                    "--max-tokens": "256", "--epochs": "20", "--lr": "0.003", "--quantize": None,
                    "--train-target": "strong_gain", "--featurizer": "wordllama_prefix_mean", "--ngram-l2": "0.0001",
                    "--ngram-buckets": None}),
-        ("calibrate", {"--data": None, "--model": None, "--method": "temperature", "--out": None}),
+        ("calibrate", {"--data": None, "--model": None, "--method": "platt", "--out": None}),
         ("evaluate", {"--data": None, "--model": None, "--rows": "test", "--alpha": "0.1", "--delta": "0.1",
                       "--json": None}),
         ("demo", {"--out": "models", "--requests": "200", "--reports": "reports"}),
