@@ -193,8 +193,11 @@ def strong_needed(frame: pd.DataFrame, target: str = "weak_fails", pass_mark: fl
         ([0.0, 1.0, 1.0], [0.0, 1.0, 0.0])
     """
     weak = frame["weak_correct"].to_numpy(np.float64)
-    strong = frame["strong_correct"].to_numpy(np.float64) if "strong_correct" in frame.columns else weak
-    return needs_strong(weak, strong, target, pass_mark)
+    if target == "weak_fails":
+        return weak_failed(weak, pass_mark)
+    if "strong_correct" not in frame.columns:
+        raise DataError(f"target {target!r}: expected a strong_correct column, got columns {list(frame.columns)}")
+    return needs_strong(weak, frame["strong_correct"].to_numpy(np.float64), target, pass_mark)
 
 
 class PreparedSplit(NamedTuple):

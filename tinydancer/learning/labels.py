@@ -171,8 +171,7 @@ def needs_strong(weak: ArrayLike, strong: ArrayLike, target: str, pass_mark: flo
     """
     if target == "weak_fails":
         return weak_failed(weak, pass_mark)
-    gain = gain_target(weak, strong) if target == "strong_gain" else training_target(weak, strong, target)
-    return (gain > 0.5).astype(np.float64)
+    return (training_target(weak, strong, target) > 0.5).astype(np.float64)  # strong > weak; unknown targets raise
 
 
 def weak_failed(weak: ArrayLike, pass_mark: float = PASS_MARK) -> NDArray[np.float64]:
