@@ -263,7 +263,12 @@ def compat_forward(
                 pre_candidate = pre_candidate + params.w_candidate[j, i] * column
             logit = logit + params.w_output[0, j] * _hidden(pre_update, pre_candidate, nu, zeta)
         return jax.nn.sigmoid(logit)
-    hidden = _hidden(x @ params.w_update.T + params.b_update, x @ params.w_candidate.T + params.b_candidate, nu, zeta)
+    with np.errstate(invalid="ignore"):  # numpy inputs: BLAS may flag "invalid" on finite float32 (jax never warns)
+        pre_update, pre_candidate = (
+            x @ params.w_update.T + params.b_update,
+            x @ params.w_candidate.T + params.b_candidate,
+        )
+    hidden = _hidden(pre_update, pre_candidate, nu, zeta)
     logits = hidden @ params.w_output.T + params.b_output
     return jax.nn.sigmoid(logits[..., 0])
 
