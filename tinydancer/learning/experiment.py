@@ -192,9 +192,9 @@ def strong_needed(frame: pd.DataFrame, target: str = "weak_fails", pass_mark: fl
         >>> strong_needed(f).tolist(), strong_needed(f, "strong_gain").tolist()
         ([0.0, 1.0, 1.0], [0.0, 1.0, 0.0])
     """
-    weak = frame["weak_correct"].to_numpy(np.float64)
     if target == "weak_fails":
-        return weak_failed(weak, pass_mark)
+        return failure_labels(frame, pass_mark)
+    weak = frame["weak_correct"].to_numpy(np.float64)
     if "strong_correct" not in frame.columns:
         raise DataError(f"target {target!r}: expected a strong_correct column, got columns {list(frame.columns)}")
     return needs_strong(weak, frame["strong_correct"].to_numpy(np.float64), target, pass_mark)

@@ -5,10 +5,11 @@ float64 in [0, 1]. The built-in default is :class:`FastGRNNScorer` (the CLI's ``
 baselines are first-class scorers of the same protocol: :class:`TfidfLogisticScorer`,
 :class:`KNNEmbeddingScorer`, :class:`PromptStatsScorer`, :class:`RandomScorer` and :class:`OracleScorer`
 (an upper bound that reads the true outcomes: evaluation only). :func:`evaluate_scorers` fits every scorer on
-the train+validation rows of one split (:func:`~tinydancer.learning.experiment.split_rows`), fits Platt
-scaling on the calibration rows and reports APGR, CPT(50%), CPT(80%), AUROC and ECE on the test rows, with fit
-time and scoring throughput, one row per scorer. Scores follow the learning wing's one convention: the strong
-model is called iff ``score >= threshold`` (:func:`~tinydancer.learning.thresholds.calls_strong`).
+the train rows of one split (:func:`~tinydancer.learning.experiment.split_rows`; its validation rows for early
+stopping), fits Platt scaling on the calibration rows and reports APGR, CPT(50%), CPT(80%), AUROC and ECE on
+the test rows, with fit time and scoring throughput, one row per scorer. Scores follow the learning wing's one
+convention: the strong model is called iff ``score >= threshold``
+(:func:`~tinydancer.learning.thresholds.calls_strong`).
 """
 
 from __future__ import annotations
