@@ -167,8 +167,10 @@ def test_routing_keeps_working_and_counts_with_exporter_down(
     if kind == "otlp_hanging":
         assert final.dropped > 0  # exports are stuck: the overflow is dropped, not waited for
         assert silent.conns, "the exporter never connected to the hanging collector"
-    # the request path did not wait for the exporter (a generous ratio, same machine, interleaved)
-    assert down_s < 3.0 * base_s + 0.5, (down_s, base_s)
+    # the request path did not wait for the exporter (a generous ratio, same machine, interleaved); the fixed slack
+    # absorbs the exporter thread's CPU on 2 cores (0.72 s against a 0.05 s base was seen once); a request path
+    # that waited on exports would add the 0.5 s export timeout per batch
+    assert down_s < 3.0 * base_s + 1.5, (down_s, base_s)
     assert shutdown_s < 30  # a hanging collector delays shutdown by at most a few export timeouts
     # export problems are logged per failed batch at most, never per request
     export_logs = [
