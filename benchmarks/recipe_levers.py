@@ -73,10 +73,14 @@ class DistilledScorer(FastGRNNScorer):
             x = apply_norm(f.x, stats, f.mask)
             return RoutingData(x, f.mask, targets.astype(np.float32), soft, f.ngram_ids, f.ngram_weights)
 
-        soft = np.clip(teacher, 1e-4, 1 - 1e-4).astype(np.float32)
+        teacher_val = TfidfLogisticScorer().fit(p, t).score(list(val[0]))  # the refit trains on the val rows too
+
+        def soft(probs: np.ndarray) -> np.ndarray:
+            return np.clip(probs, 1e-4, 1 - 1e-4).astype(np.float32)
+
         result = train_fastgrnn(
-            self.model_config, data(train_f, t, soft), data(val_f, np.asarray(val[1]), None), self.train_config,
-            ngram_buckets=feat.ngram_buckets,
+            self.model_config, data(train_f, t, soft(teacher)), data(val_f, np.asarray(val[1]), soft(teacher_val)),
+            self.train_config, ngram_buckets=feat.ngram_buckets,
         )  # fmt: skip
         artifact = PromptRouterArtifact(
             result.params, self.model_config, feat, stats, ngram_weights=result.ngram_weights
@@ -92,11 +96,23 @@ def levers() -> list[tuple[str, Callable[[], Any], str]]:
     return [
         ("recipe", lambda: FastGRNNScorer(name="recipe"), "strong_gain"),
         ("target weak_fails", lambda: FastGRNNScorer(name="target weak_fails"), "weak_fails"),
+        (
+            "no refit on train + val",
+            lambda: FastGRNNScorer(
+                train=r(default_train_config(progress=False), refit=False), name="no refit on train + val"
+            ),
+            "strong_gain",
+        ),
         ("no n-gram bag", lambda: FastGRNNScorer(r(feat, ngram_buckets=0), name="no n-gram bag"), "strong_gain"),
         ("first 64 tokens", lambda: FastGRNNScorer(r(feat, max_tokens=64), name="first 64 tokens"), "strong_gain"),
         ("dim 256", lambda: FastGRNNScorer(r(feat, dim=256), name="dim 256"), "strong_gain"),
         ("hidden 4", lambda: FastGRNNScorer(model={"hidden_dim": 4}, name="hidden 4"), "strong_gain"),
         ("hidden 8", lambda: FastGRNNScorer(model={"hidden_dim": 8}, name="hidden 8"), "strong_gain"),
+        (
+            "lr 3e-3",
+            lambda: FastGRNNScorer(train=r(default_train_config(progress=False), learning_rate=3e-3), name="lr 3e-3"),
+            "strong_gain",
+        ),
         (
             "lr 1e-2",
             lambda: FastGRNNScorer(train=r(default_train_config(progress=False), learning_rate=1e-2), name="lr 1e-2"),

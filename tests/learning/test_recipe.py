@@ -21,6 +21,7 @@ from tinydancer.learning import (
     RoutingData,
     TrainConfig,
     bag_logits,
+    default_train_config,
     evaluate_scorers,
     labels,
     prepare_split,
@@ -197,7 +198,10 @@ def test_the_harness_fits_on_the_chosen_target_and_rows(frame: pd.DataFrame) -> 
 
 def test_the_scorer_default_is_the_recipe() -> None:
     scorer = FastGRNNScorer()
-    assert scorer.featurizer_config == DEFAULT_FEATURIZER and scorer.train_config.learning_rate == 3e-3
+    assert scorer.featurizer_config == DEFAULT_FEATURIZER and scorer.train_config == default_train_config(
+        progress=False
+    )
+    assert scorer.train_config.learning_rate == 1e-3 and scorer.train_config.refit
 
 
 def test_cli_train_defaults_to_the_recipe_and_takes_the_older_label(frame: pd.DataFrame, tmp_path: Path) -> None:

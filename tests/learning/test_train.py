@@ -8,6 +8,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -53,14 +54,42 @@ def test_history_and_best_weights_restored(trained: tuple[object, RoutingData, n
     result, va, _ = trained
     h = result.history  # type: ignore[attr-defined]
     assert list(h.columns) == [
-        "epoch", "stage", "lr", "train_loss", "val_loss", "val_accuracy", "density", "seconds"
+        "phase", "epoch", "stage", "lr", "train_loss", "val_loss", "val_accuracy", "density", "seconds"
     ]  # fmt: skip
+    assert set(h["phase"]) == {"select"}
     assert h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
     best = int(h["val_loss"].idxmin())
     assert result.best_epoch == int(h["epoch"].iloc[best])  # type: ignore[attr-defined]
     loss, _ = evaluate_loss(result.params, MODEL, va)  # type: ignore[attr-defined]
     assert loss == pytest.approx(h["val_loss"].iloc[best], rel=1e-6)
     assert h["lr"].is_monotonic_decreasing  # cosine schedule
+
+
+def test_refit_trains_on_train_and_val_for_the_chosen_epochs(trained: tuple[object, RoutingData, np.ndarray]) -> None:
+    chosen, va, _ = trained
+    tr, _, _ = _split(0)
+    refit = train_fastgrnn(MODEL, tr, va, dataclasses.replace(FAST, refit=True))
+    h, best = refit.history, chosen.best_epoch  # type: ignore[attr-defined]
+    assert refit.best_epoch == best
+    selected, refitted = h[h["phase"] == "select"], h[h["phase"] == "refit"]
+    pd.testing.assert_frame_equal(
+        selected.drop(columns="seconds").reset_index(drop=True),
+        chosen.history.drop(columns="seconds"),  # type: ignore[attr-defined]
+    )
+    assert refitted["epoch"].tolist() == list(range(1, best + 1))
+    # The last refit epoch's weights are kept, and they have seen the validation rows.
+    loss, _ = evaluate_loss(refit.params, MODEL, va)
+    assert loss == pytest.approx(refitted["val_loss"].iloc[-1], rel=1e-6)
+    assert loss < selected["val_loss"].min()
+    assert not np.array_equal(np.asarray(refit.params.w1), np.asarray(chosen.params.w1))  # type: ignore[attr-defined]
+
+
+def test_refit_with_distillation_needs_the_validation_teacher() -> None:
+    tr, va, _ = _split(0)
+    cfg = dataclasses.replace(FAST, refit=True, distill_weight=0.5)
+    with pytest.raises(DataError, match="refit with distill_weight > 0 needs teacher"):
+        train_fastgrnn(MODEL, tr, va._replace(teacher=None), cfg)
+    assert train_fastgrnn(MODEL, tr, va, cfg).history["phase"].iloc[-1] == "refit"
 
 
 def test_same_seed_same_weights_different_seed_different() -> None:

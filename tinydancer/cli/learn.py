@@ -138,6 +138,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--batch-size", type=int, default=recipe_train.batch_size, help="rows per update")
     t.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=recipe_train.refit,
+        help="after early stopping picks the epoch count, retrain on train + validation rows for that many epochs",
+    )
+    t.add_argument(
         "--lr", type=float, default=recipe_train.learning_rate, help="peak learning rate (Adam, cosine decay)"
     )
     t.add_argument("--sparsity", type=float, default=1.0, help="share of recurrent weights kept (IHT)")
@@ -229,6 +235,7 @@ def _train(ns: argparse.Namespace) -> int:
         learning_rate=ns.lr,
         sparsity=ns.sparsity,
         ngram_l2=ns.ngram_l2,
+        refit=ns.refit,
     )
     trained = train_router(
         frame, ns.out, split=ns.split, seed=ns.seed, featurizer=feat, model=model, train=tcfg,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import NamedTuple
 
@@ -60,6 +60,9 @@ class TrainConfig:
         progress: Show a tqdm progress bar.
         stop_at_accuracy: Stop after the first (final-stage) epoch whose validation accuracy reaches
             this value, keeping that epoch's weights; None trains on (early stopping still applies).
+        refit: After early stopping has chosen the epoch count E on the validation rows, train again from
+            the same initialisation on the training and validation rows together for E epochs and keep
+            the last weights (the validation rows then inform the weights, not only the stopping point).
 
     Raises:
         ConfigError: A value of the wrong type or out of range (the message names the field).
@@ -85,6 +88,7 @@ class TrainConfig:
     seed: int = 0
     progress: bool = True
     stop_at_accuracy: float | None = None
+    refit: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "step_epochs", "patience", "iht_every"):
@@ -102,6 +106,7 @@ class TrainConfig:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_int("seed", self.seed, low=0)
         check_bool("progress", self.progress)
+        check_bool("refit", self.refit)
         check_optional(check_number, "stop_at_accuracy", self.stop_at_accuracy, low=0, high=1, low_open=True)
 
 
@@ -132,8 +137,11 @@ class TrainResult(NamedTuple):
     Attributes:
         params: The best weights (lowest validation loss; in the final stage when sparse).
         config: The architecture.
-        history: One row per epoch: epoch, stage, lr, train_loss, val_loss, val_accuracy, density, seconds.
-        best_epoch: The epoch whose weights were restored.
+        history: One row per epoch: phase, epoch, stage, lr, train_loss, val_loss, val_accuracy, density,
+            seconds. ``phase`` is ``"select"`` (early stopping on the validation rows) or, with
+            ``TrainConfig.refit``, ``"refit"`` (training and validation rows; its validation loss is then
+            measured on rows it trains on).
+        best_epoch: The epoch chosen by early stopping (whose weights were restored, or which the refit ran to).
         ngram_weights: [K] float32 bag of n-gram weights trained with the FastGRNN, or None without n-grams.
     """
 
@@ -350,7 +358,8 @@ def train_fastgrnn(
             and ``ngram_weights``); 0 for none.
 
     Returns:
-        A :class:`TrainResult` with the best weights restored.
+        A :class:`TrainResult` with the best weights restored (with ``refit``: the weights of the refit on
+        ``train`` and ``val`` together for the chosen number of epochs).
 
     Raises:
         DataError: Malformed splits, a single-class training set, a missing teacher, or missing n-grams.
@@ -362,7 +371,11 @@ def train_fastgrnn(
         >>> d = RoutingData(s.x, s.mask, 1 - s.weak_correct)
         >>> r = train_fastgrnn(FastGRNNConfig(4, 8), d, d, TrainConfig(epochs=2, batch_size=32, progress=False))
         >>> list(r.history.columns)[:4], len(r.history)
-        (['epoch', 'stage', 'lr', 'train_loss'], 2)
+        (['phase', 'epoch', 'stage', 'lr'], 2)
+        >>> refit = TrainConfig(epochs=2, batch_size=32, progress=False, refit=True)
+        >>> r = train_fastgrnn(FastGRNNConfig(4, 8), d, d, refit)
+        >>> r.history["phase"].tolist()[-1], len(r.history) == 2 + r.best_epoch
+        ('refit', True)
     """
     cfg = config or TrainConfig()
     check_int("ngram_buckets", ngram_buckets, low=0)
@@ -373,6 +386,41 @@ def train_fastgrnn(
         raise DataError("train: expected both classes among the labels, got a single class")
     if cfg.distill_weight > 0 and tr.teacher is None:
         raise DataError("train: distill_weight > 0 needs teacher probabilities (RoutingData.teacher)")
+    if cfg.refit and cfg.distill_weight > 0 and va.teacher is None:
+        raise DataError("val: refit with distill_weight > 0 needs teacher probabilities for the validation rows")
+    chosen = _fit(model_config, tr, va, cfg, ngram_buckets, keep_last=False)
+    if not cfg.refit:
+        return chosen
+    both = _concat(tr, va)
+    refit_cfg = replace(cfg, epochs=chosen.best_epoch, patience=chosen.best_epoch, refit=False)
+    refitted = _fit(model_config, both, va, refit_cfg, ngram_buckets, keep_last=True)
+    history = pd.concat([chosen.history, refitted.history.assign(phase="refit")], ignore_index=True)
+    return refitted._replace(history=history, best_epoch=chosen.best_epoch)
+
+
+def _concat(a: RoutingData, b: RoutingData) -> RoutingData:
+    """Rows of ``a`` then ``b`` (validated splits), zero-padding the step and n-gram axes to the longer."""
+
+    def stack(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        width = max(u.shape[1], v.shape[1])
+        pad = [(0, 0)] * u.ndim
+        parts = [np.pad(w, [(0, 0), (0, width - w.shape[1]), *pad[2:]]) for w in (u, v)]
+        return np.concatenate(parts)
+
+    assert a.ngram_ids is not None and a.ngram_weights is not None  # _as_data fills them
+    assert b.ngram_ids is not None and b.ngram_weights is not None
+    teacher = None if a.teacher is None or b.teacher is None else np.concatenate([a.teacher, b.teacher])
+    return RoutingData(
+        stack(a.x, b.x), stack(a.mask, b.mask), np.concatenate([a.y, b.y]), teacher,
+        stack(a.ngram_ids, b.ngram_ids), stack(a.ngram_weights, b.ngram_weights),
+    )  # fmt: skip
+
+
+def _fit(
+    model_config: FastGRNNConfig, tr: RoutingData, va: RoutingData, cfg: TrainConfig, ngram_buckets: int, *,
+    keep_last: bool,
+) -> TrainResult:  # fmt: skip
+    """The training loop on validated splits; ``keep_last`` keeps the final epoch's weights (no early stopping)."""
     n, bs = tr.x.shape[0], min(cfg.batch_size, tr.x.shape[0])
     steps = -(-n // bs)
     spec = _OptSpec(
@@ -385,7 +433,7 @@ def train_fastgrnn(
     teacher = tr.teacher if tr.teacher is not None else np.full(n, 0.5, np.float32)
     assert tr.ngram_ids is not None and tr.ngram_weights is not None  # _as_data fills them
     rng = np.random.default_rng(cfg.seed)
-    rows: list[dict[str, float | int]] = []
+    rows: list[dict[str, str | float | int]] = []
     best: tuple[float, int, TrainedParams] | None = None
     bar = tqdm(range(cfg.epochs), desc="train", disable=not cfg.progress, leave=False)
     for epoch in bar:
@@ -428,6 +476,7 @@ def train_fastgrnn(
         lr = _current_lr(cfg, steps, (epoch + 1) * steps)
         rows.append(
             {
+                "phase": "select",
                 "epoch": epoch + 1,
                 "stage": stage,
                 "lr": lr,
@@ -442,7 +491,7 @@ def train_fastgrnn(
         if stage == 3 and cfg.stop_at_accuracy is not None and val_acc >= cfg.stop_at_accuracy:
             best = (val_loss, epoch + 1, params)
             break
-        if stage == 3 and (best is None or val_loss < best[0]):
+        if keep_last or (stage == 3 and (best is None or val_loss < best[0])):
             best = (val_loss, epoch + 1, params)
         elif stage == 3 and best is not None and epoch + 1 - best[1] >= cfg.patience:
             break
