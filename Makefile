@@ -13,7 +13,7 @@ BENCH_OUT ?= .cache/bench/results
 # Notebook size for `make report`: full (the default here) or small (the size whose outputs are stored).
 NOTEBOOK_SIZE ?= full
 
-.PHONY: demo test lint typecheck unit system-deps oracle bench bench-quick report lab monitoring parity evaluate-mmlu evaluate-scorers recipe-levers soak constraints clean
+.PHONY: demo test lint typecheck unit system-deps oracle bench bench-quick report lab monitoring parity evaluate-mmlu evaluate-scorers recipe-levers sweep-speed soak constraints clean
 
 # The library declares compatible ranges (pyproject.toml); make and CI install the exact tested set (constraints.txt).
 $(STAMP): pyproject.toml constraints.txt
@@ -100,6 +100,10 @@ evaluate-scorers: $(STAMP)
 
 recipe-levers: $(STAMP)
 	$(PY) -m benchmarks.recipe_levers --out $(BENCH_OUT)/recipe_levers.json
+
+# EVALUATION.md: M routers trained by one vmapped computation against a loop of M.
+sweep-speed: $(STAMP)
+	$(PY) -m benchmarks.sweep_speed --members 4 8 16 --out $(BENCH_OUT)/sweep_speed.json
 
 soak: $(STAMP)
 	$(PY) benchmarks/soak.py --quick

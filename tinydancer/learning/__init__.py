@@ -104,6 +104,7 @@ from tinydancer.learning.scorers import (
     prompt_statistics,
     scorer_metrics,
 )
+from tinydancer.learning.sweep import train_fastgrnn_many
 from tinydancer.learning.thresholds import calls_strong
 from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult, bag_logits, train_fastgrnn
 
@@ -200,6 +201,7 @@ __all__ = [
     "strong_needed",
     "train_ensemble",
     "train_fastgrnn",
+    "train_fastgrnn_many",
     "train_router",
     "training_target",
     "tune_router",

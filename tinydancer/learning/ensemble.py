@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tinydancer.errors import InvalidInputError
+from tinydancer.learning.sweep import train_fastgrnn_many
 from tinydancer.learning.train import RoutingData, TrainConfig, train_fastgrnn
 from tinydancer.model.fastgrnn import FastGRNNConfig, FastGRNNParams, _check_inputs, _sequence_logit, member_statistics
 
@@ -102,6 +103,8 @@ def train_ensemble(
 ) -> FastGRNNParams:
     """Train one member per seed (different initialisation and shuffling) and stack them.
 
+    Dense members train together in one vmapped computation (:func:`~tinydancer.learning.sweep.train_fastgrnn_many`).
+
     Examples:
         >>> from tinydancer.datasets.outcomes import make_synthetic_routing
         >>> s = make_synthetic_routing(64, 3, seed=0)
@@ -109,7 +112,7 @@ def train_ensemble(
         >>> train_ensemble(FastGRNNConfig(3, 4), d, d, TrainConfig(epochs=1, progress=False), [0, 1]).w1.shape
         (2, 3, 4)
     """
-    members = [
-        train_fastgrnn(model_config, train, val, dataclasses.replace(config, seed=seed)).params for seed in seeds
-    ]
-    return stack_params(members)
+    configs = [dataclasses.replace(config, seed=seed) for seed in seeds]
+    if config.sparsity == 1.0 and config.stop_at_accuracy is None:
+        return stack_params([r.params for r in train_fastgrnn_many(model_config, train, val, configs)])
+    return stack_params([train_fastgrnn(model_config, train, val, c).params for c in configs])

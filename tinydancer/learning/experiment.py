@@ -55,6 +55,7 @@ from tinydancer.learning.labels import (
     weak_failed,
 )
 from tinydancer.learning.recipe import DEFAULT_FEATURIZER, DEFAULT_MODEL, DEFAULT_TARGET, default_train_config
+from tinydancer.learning.sweep import train_fastgrnn_many
 from tinydancer.learning.thresholds import calls_strong
 from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult, train_fastgrnn
 from tinydancer.model.compression import model_size_bytes, quantize_params
@@ -407,12 +408,11 @@ def train_router(
     mcfg = FastGRNNConfig(input_dim=feat.dim, **(DEFAULT_MODEL if model is None else model))
     tcfg = train or default_train_config(seed)
     train_rows, val_rows = prepared.data("train"), prepared.data("val")
-    results = [
-        train_fastgrnn(
-            mcfg, train_rows, val_rows, dataclasses.replace(tcfg, seed=tcfg.seed + k), ngram_buckets=feat.ngram_buckets
-        )
-        for k in range(ensemble)
-    ]
+    configs = [dataclasses.replace(tcfg, seed=tcfg.seed + k) for k in range(ensemble)]
+    if ensemble > 1 and tcfg.sparsity == 1.0 and tcfg.stop_at_accuracy is None:  # one vmapped computation
+        results = train_fastgrnn_many(mcfg, train_rows, val_rows, configs, ngram_buckets=feat.ngram_buckets)
+    else:
+        results = [train_fastgrnn(mcfg, train_rows, val_rows, c, ngram_buckets=feat.ngram_buckets) for c in configs]
     result = results[0]
     int8 = quantize_params(result.params)
     params: Any = int8 if quantize else result.params

@@ -378,6 +378,21 @@ def train_fastgrnn(
         ('refit', True)
     """
     cfg = config or TrainConfig()
+    tr, va = checked_splits(model_config, train, val, cfg, ngram_buckets)
+    chosen = _fit(model_config, tr, va, cfg, ngram_buckets, keep_last=False)
+    if not cfg.refit:
+        return chosen
+    both = _concat(tr, va)
+    refit_cfg = replace(cfg, epochs=chosen.best_epoch, patience=chosen.best_epoch, refit=False)
+    refitted = _fit(model_config, both, va, refit_cfg, ngram_buckets, keep_last=True)
+    history = pd.concat([chosen.history, refitted.history.assign(phase="refit")], ignore_index=True)
+    return refitted._replace(history=history, best_epoch=chosen.best_epoch)
+
+
+def checked_splits(
+    model_config: FastGRNNConfig, train: RoutingData, val: RoutingData, cfg: TrainConfig, ngram_buckets: int
+) -> tuple[RoutingData, RoutingData]:
+    """Both splits validated and filled in (float32, masks, n-gram arrays), or a :class:`DataError`."""
     check_int("ngram_buckets", ngram_buckets, low=0)
     tr, va = _as_data(train, "train", ngram_buckets), _as_data(val, "val", ngram_buckets)
     if tr.x.shape[-1] != model_config.input_dim or va.x.shape[-1] != model_config.input_dim:
@@ -388,14 +403,7 @@ def train_fastgrnn(
         raise DataError("train: distill_weight > 0 needs teacher probabilities (RoutingData.teacher)")
     if cfg.refit and cfg.distill_weight > 0 and va.teacher is None:
         raise DataError("val: refit with distill_weight > 0 needs teacher probabilities for the validation rows")
-    chosen = _fit(model_config, tr, va, cfg, ngram_buckets, keep_last=False)
-    if not cfg.refit:
-        return chosen
-    both = _concat(tr, va)
-    refit_cfg = replace(cfg, epochs=chosen.best_epoch, patience=chosen.best_epoch, refit=False)
-    refitted = _fit(model_config, both, va, refit_cfg, ngram_buckets, keep_last=True)
-    history = pd.concat([chosen.history, refitted.history.assign(phase="refit")], ignore_index=True)
-    return refitted._replace(history=history, best_epoch=chosen.best_epoch)
+    return tr, va
 
 
 def _concat(a: RoutingData, b: RoutingData) -> RoutingData:
