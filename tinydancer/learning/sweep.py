@@ -231,9 +231,9 @@ def _fit_many(
         if not live:
             break
         if _bucket(len(live)) < len(slots):  # drop stopped members: they need no more steps
-            keep = [slots.index(k) for k in live]
-            keep += [keep[0]] * (_bucket(len(live)) - len(live))
-            params, adam_state = jax.tree.map(lambda leaf, keep=np.asarray(keep): leaf[keep], (params, adam_state))
+            kept = [slots.index(k) for k in live]
+            keep = np.asarray(kept + [kept[0]] * (_bucket(len(live)) - len(live)))
+            params, adam_state = jax.tree.map(lambda leaf: leaf[keep], (params, adam_state))
             slots = live + [-1] * (len(keep) - len(live))
         active = np.array([k >= 0 and bool(training[k]) for k in slots])
         started = time.perf_counter()
