@@ -13,7 +13,7 @@ the loop ends when no member is training. With ``refit`` each member then trains
 validation rows for its own chosen epoch count, with its own schedule length. Results match the
 one-at-a-time trainer to float32 rounding (tests compare them); a near-tie in validation loss can then be
 decided differently, and with it the chosen epoch. On a 2-core CPU a step of the default recipe is
-compute-bound, so the gain is modest (EVALUATION.md: 1.3-1.4x once compiled).
+compute-bound, so the gain is modest (EVALUATION.md: 1.2-1.5x once compiled).
 
 Examples:
     >>> from tinydancer.datasets.outcomes import make_synthetic_routing
@@ -127,6 +127,10 @@ def _validate_many(
     return out
 
 
+def _take(rows: np.ndarray, leaf: jax.Array) -> jax.Array:
+    return leaf[rows]
+
+
 def _bucket(live: int) -> int:
     """Rows of the stacked state for ``live`` training members: the next power of two (one compile per size)."""
     return 1 << (live - 1).bit_length()
@@ -233,7 +237,7 @@ def _fit_many(
         if _bucket(len(live)) < len(slots):  # drop stopped members: they need no more steps
             kept = [slots.index(k) for k in live]
             keep = np.asarray(kept + [kept[0]] * (_bucket(len(live)) - len(live)))
-            params, adam_state = jax.tree.map(lambda leaf: leaf[keep], (params, adam_state))
+            params, adam_state = jax.tree.map(partial(_take, keep), (params, adam_state))
             slots = live + [-1] * (len(keep) - len(live))
         active = np.array([k >= 0 and bool(training[k]) for k in slots])
         started = time.perf_counter()
@@ -241,11 +245,13 @@ def _fit_many(
         for row, k in enumerate(slots):  # a member that stopped draws no more permutations, as when alone
             if active[row]:
                 orders[row, :n] = rngs[k].permutation(n)
-        hyper = np.zeros((len(slots), 4), np.float32)
-        hyper[:, 1:] = fixed[[max(k, 0) for k in slots]]
+        settings = fixed[[max(k, 0) for k in slots]]  # [rows, 3]
         losses = []
         for b in range(steps):
-            hyper[:, 0] = [_current_lr(member_cfgs[k], steps, epoch * steps + b) if k >= 0 else 0.0 for k in slots]
+            lr = [_current_lr(member_cfgs[k], steps, epoch * steps + b) if k >= 0 else 0.0 for k in slots]
+            # A new array each step: JAX may read a host buffer after the call returns (asynchronous dispatch),
+            # so an argument must never be written to again.
+            hyper = np.concatenate([np.asarray(lr, np.float32)[:, None], settings], axis=1)
             params, adam_state, loss = _update_many(
                 params, adam_state, rows, orders[:, b * bs : (b + 1) * bs], weight[b * bs : (b + 1) * bs], hyper,
                 active, config=model_config, distill_weight=float(base.distill_weight), temp=float(base.kd_temperature),
