@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from tinydancer.errors import InvalidInputError
-from tinydancer.learning.sweep import train_fastgrnn_many
-from tinydancer.learning.train import RoutingData, TrainConfig, train_fastgrnn
+from tinydancer.learning.sweep import train_members
+from tinydancer.learning.train import RoutingData, TrainConfig
 from tinydancer.model.fastgrnn import FastGRNNConfig, FastGRNNParams, _check_inputs, _sequence_logit, member_statistics
 
 
@@ -103,7 +103,7 @@ def train_ensemble(
 ) -> FastGRNNParams:
     """Train one member per seed (different initialisation and shuffling) and stack them.
 
-    Dense members train together in one vmapped computation (:func:`~tinydancer.learning.sweep.train_fastgrnn_many`).
+    Dense members train together in one vmapped computation (:func:`~tinydancer.learning.sweep.train_members`).
 
     Examples:
         >>> from tinydancer.datasets.outcomes import make_synthetic_routing
@@ -113,6 +113,4 @@ def train_ensemble(
         (2, 3, 4)
     """
     configs = [dataclasses.replace(config, seed=seed) for seed in seeds]
-    if config.sparsity == 1.0 and config.stop_at_accuracy is None:
-        return stack_params([r.params for r in train_fastgrnn_many(model_config, train, val, configs)])
-    return stack_params([train_fastgrnn(model_config, train, val, c).params for c in configs])
+    return stack_params([r.params for r in train_members(model_config, train, val, configs)])

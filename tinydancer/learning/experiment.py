@@ -55,9 +55,9 @@ from tinydancer.learning.labels import (
     weak_failed,
 )
 from tinydancer.learning.recipe import DEFAULT_FEATURIZER, DEFAULT_MODEL, DEFAULT_TARGET, default_train_config
-from tinydancer.learning.sweep import train_fastgrnn_many
+from tinydancer.learning.sweep import train_members
 from tinydancer.learning.thresholds import calls_strong
-from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult, train_fastgrnn
+from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult
 from tinydancer.model.compression import model_size_bytes, quantize_params
 from tinydancer.model.fastgrnn import FastGRNNConfig, fastgrnn_predict
 from tinydancer.model.prompt_artifact import (
@@ -409,10 +409,7 @@ def train_router(
     tcfg = train or default_train_config(seed)
     train_rows, val_rows = prepared.data("train"), prepared.data("val")
     configs = [dataclasses.replace(tcfg, seed=tcfg.seed + k) for k in range(ensemble)]
-    if ensemble > 1 and tcfg.sparsity == 1.0 and tcfg.stop_at_accuracy is None:  # one vmapped computation
-        results = train_fastgrnn_many(mcfg, train_rows, val_rows, configs, ngram_buckets=feat.ngram_buckets)
-    else:
-        results = [train_fastgrnn(mcfg, train_rows, val_rows, c, ngram_buckets=feat.ngram_buckets) for c in configs]
+    results = train_members(mcfg, train_rows, val_rows, configs, ngram_buckets=feat.ngram_buckets)
     result = results[0]
     int8 = quantize_params(result.params)
     params: Any = int8 if quantize else result.params

@@ -54,6 +54,7 @@ from tinydancer.learning.train import (
     bag_logits,
     checked_splits,
     routing_loss,
+    train_fastgrnn,
 )
 from tinydancer.model.fastgrnn import FastGRNNConfig, fastgrnn_logits, init_fastgrnn_params
 
@@ -196,6 +197,34 @@ def train_fastgrnn_many(
         )
         for first, again in zip(chosen, refitted, strict=True)
     ]
+
+
+def train_members(
+    model_config: FastGRNNConfig,
+    train: RoutingData,
+    val: RoutingData,
+    configs: Sequence[TrainConfig],
+    *,
+    ngram_buckets: int = 0,
+) -> list[TrainResult]:
+    """One result per config: :func:`train_fastgrnn_many` when it can (several dense configs differing only in
+    :data:`PER_MEMBER_FIELDS`), else :func:`~tinydancer.learning.train_fastgrnn` one at a time.
+
+    Examples:
+        >>> from tinydancer.datasets.outcomes import make_synthetic_routing
+        >>> s = make_synthetic_routing(64, 4, seed=0)
+        >>> d = RoutingData(s.x, s.mask, 1 - s.weak_correct)
+        >>> sparse = TrainConfig(epochs=3, batch_size=32, sparsity=0.5, progress=False)
+        >>> len(train_members(FastGRNNConfig(4, 8), d, d, [sparse, dataclasses.replace(sparse, seed=1)]))
+        2
+    """
+    try:
+        if len(configs) > 1:
+            _check_members(configs)
+            return train_fastgrnn_many(model_config, train, val, configs, ngram_buckets=ngram_buckets)
+    except ConfigError:
+        pass  # not vmappable together: one at a time
+    return [train_fastgrnn(model_config, train, val, c, ngram_buckets=ngram_buckets) for c in configs]
 
 
 def _fit_many(

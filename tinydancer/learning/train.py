@@ -383,7 +383,7 @@ def train_fastgrnn(
     if not cfg.refit:
         return chosen
     both = _concat(tr, va)
-    refit_cfg = replace(cfg, epochs=chosen.best_epoch, patience=chosen.best_epoch, refit=False)
+    refit_cfg = replace(cfg, epochs=chosen.best_epoch, patience=chosen.best_epoch, refit=False, stop_at_accuracy=None)
     refitted = _fit(model_config, both, va, refit_cfg, ngram_buckets, keep_last=True)
     history = pd.concat([chosen.history, refitted.history.assign(phase="refit")], ignore_index=True)
     return refitted._replace(history=history, best_epoch=chosen.best_epoch)
