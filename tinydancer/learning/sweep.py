@@ -48,6 +48,7 @@ from tinydancer.learning.train import (
     TrainConfig,
     TrainedParams,
     TrainResult,
+    _after_refit,
     _concat,
     _current_lr,
     _val_metrics,
@@ -61,39 +62,6 @@ from tinydancer.model.fastgrnn import FastGRNNConfig, fastgrnn_logits, init_fast
 #: TrainConfig fields that may differ between members (traced numbers, or the seed of init and shuffling).
 PER_MEMBER_FIELDS: tuple[str, ...] = ("seed", "learning_rate", "clip_norm", "weight_decay", "ngram_l2")
 _ADAM = optax.scale_by_adam()
-
-
-def _member_update(
-    params: TrainedParams,
-    adam_state: optax.OptState,
-    rows: tuple[jax.Array, ...],
-    idx: jax.Array,
-    weight: jax.Array,
-    hyper: jax.Array,
-    active: jax.Array,
-    config: FastGRNNConfig,
-    distill_weight: float,
-    temp: float,
-) -> tuple[TrainedParams, optax.OptState, jax.Array]:
-    """One member's step on its batch ``idx`` [B] of the device-resident ``rows``: clip, Adam, decoupled decay,
-    ``-lr`` scaling; frozen where ``active`` is False. ``hyper`` is [4]: this step's learning rate, clip norm,
-    weight decay and n-gram L2.
-    """
-    x, mask, y, teacher, ngram_ids, ngram_weights = (a[idx] for a in rows)
-    lr, clip_norm, weight_decay, ngram_l2 = hyper[0], hyper[1], hyper[2], hyper[3]
-
-    def loss_fn(p: TrainedParams) -> jax.Array:
-        logits = fastgrnn_logits(p[0], config, x, mask) + bag_logits(p[1], ngram_ids, ngram_weights)
-        return routing_loss(logits, y, teacher, weight, distill_weight, temp) + ngram_l2 * jnp.sum(p[1] ** 2)
-
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    norm = optax.tree.norm(grads)
-    grads = jax.tree.map(lambda g: jnp.where(norm < clip_norm, g, g * clip_norm / norm), grads)
-    with jax.numpy_dtype_promotion("standard"):  # optax's bias correction: float ** int32 count
-        updates, new_state = _ADAM.update(grads, adam_state, params)
-    new_params = jax.tree.map(lambda p, u: p - lr * (u + weight_decay * p), params, updates)
-    keep = partial(jax.tree.map, lambda new, old: jnp.where(active, new, old))
-    return keep(new_params, params), keep(new_state, adam_state), loss
 
 
 @partial(jax.jit, static_argnames=("config", "distill_weight", "temp"))
@@ -110,9 +78,32 @@ def _update_many(
     distill_weight: float,
     temp: float,
 ) -> tuple[TrainedParams, optax.OptState, jax.Array]:
-    step = partial(_member_update, config=config, distill_weight=distill_weight, temp=temp)
-    members = jax.vmap(step, in_axes=(0, 0, None, 0, None, 0, 0))
-    out: tuple[TrainedParams, optax.OptState, jax.Array] = members(params, adam_state, rows, idx, weight, hyper, active)
+    """Every member's step, vmapped over the leading [M] axis of ``params``, ``adam_state``, ``idx`` [M, B],
+    ``hyper`` [M, 4] (this step's learning rate, clip norm, weight decay, n-gram L2) and ``active`` [M]: each
+    member's batch of the device-resident ``rows``, clip, Adam, decoupled decay, ``-lr`` scaling; a member
+    where ``active`` is False keeps its weights and optimiser state.
+    """
+
+    def member(
+        p0: TrainedParams, state: optax.OptState, batch: jax.Array, h: jax.Array, on: jax.Array
+    ) -> tuple[TrainedParams, optax.OptState, jax.Array]:
+        x, mask, y, teacher, ngram_ids, ngram_weights = (a[batch] for a in rows)
+        lr, clip_norm, weight_decay, ngram_l2 = h[0], h[1], h[2], h[3]
+
+        def loss_fn(p: TrainedParams) -> jax.Array:
+            logits = fastgrnn_logits(p[0], config, x, mask) + bag_logits(p[1], ngram_ids, ngram_weights)
+            return routing_loss(logits, y, teacher, weight, distill_weight, temp) + ngram_l2 * jnp.sum(p[1] ** 2)
+
+        loss, grads = jax.value_and_grad(loss_fn)(p0)
+        norm = optax.tree.norm(grads)
+        grads = jax.tree.map(lambda g: jnp.where(norm < clip_norm, g, g * clip_norm / norm), grads)
+        with jax.numpy_dtype_promotion("standard"):  # optax's bias correction: float ** int32 count
+            updates, new_state = _ADAM.update(grads, state, p0)
+        new_params = jax.tree.map(lambda p, u: p - lr * (u + weight_decay * p), p0, updates)
+        keep = partial(jax.tree.map, lambda new, old: jnp.where(on, new, old))
+        return keep(new_params, p0), keep(new_state, state), loss
+
+    out: tuple[TrainedParams, optax.OptState, jax.Array] = jax.vmap(member)(params, adam_state, idx, hyper, active)
     return out
 
 
@@ -190,13 +181,7 @@ def train_fastgrnn_many(
         return chosen
     epochs = [r.best_epoch for r in chosen]
     refitted = _fit_many(model_config, _concat(tr, va), va, configs, epochs, ngram_buckets, keep_last=True)
-    return [
-        again._replace(
-            history=pd.concat([first.history, again.history.assign(phase="refit")], ignore_index=True),
-            best_epoch=first.best_epoch,
-        )
-        for first, again in zip(chosen, refitted, strict=True)
-    ]
+    return [_after_refit(first, again) for first, again in zip(chosen, refitted, strict=True)]
 
 
 def train_members(

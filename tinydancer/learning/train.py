@@ -384,7 +384,11 @@ def train_fastgrnn(
         return chosen
     both = _concat(tr, va)
     refit_cfg = replace(cfg, epochs=chosen.best_epoch, patience=chosen.best_epoch, refit=False, stop_at_accuracy=None)
-    refitted = _fit(model_config, both, va, refit_cfg, ngram_buckets, keep_last=True)
+    return _after_refit(chosen, _fit(model_config, both, va, refit_cfg, ngram_buckets, keep_last=True))
+
+
+def _after_refit(chosen: TrainResult, refitted: TrainResult) -> TrainResult:
+    """The refit's weights, with both phases' history and the epoch count early stopping chose."""
     history = pd.concat([chosen.history, refitted.history.assign(phase="refit")], ignore_index=True)
     return refitted._replace(history=history, best_epoch=chosen.best_epoch)
 
