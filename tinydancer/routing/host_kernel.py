@@ -1,23 +1,27 @@
-"""The route kernel's arithmetic in numpy on the host, for requests too small to pay for a jitted call.
+"""The route kernel's arithmetic compiled for the host CPU, for requests too small to pay for a jitted call.
 
-A jitted call costs tens of microseconds to dispatch, however little it computes; a request of a few
-candidates needs a few hundred flops. :func:`host_forward` builds, once per loaded model, a numpy version
-of exactly what :func:`tinydancer.routing.kernel.route_kernel` computes for that model family (the five
-candidate features, the model's forward pass, uncertainty, decision), in float32. The jitted kernel stays
-the reference (tests compare the two on many random requests) and the path for larger requests.
+A jitted JAX call costs tens of microseconds to dispatch, however little it computes; a request of a few
+candidates needs a few thousand flops. This module is a twin of :func:`tinydancer.routing.kernel.route_kernel`
+(the five candidate features, the model's forward pass, uncertainty, decision) written as loops over
+candidates and compiled once per process by numba (cached on disk), so a whole small route is one native call
+of a few microseconds instead of one XLA dispatch, or of some thirty numpy calls of ~1 us each. The jitted
+kernel stays the reference (tests compare the two on many random and edge-case requests) and the path for
+larger requests.
 
-Results agree with the kernel to float32 rounding (XLA's ``exp`` / ``tanh`` and its summation order are
-not numpy's), so a confidence within a rounding step of the threshold may be decided differently by the two.
+:func:`host_forward` lays a model's parameters out once per loaded model and returns a :data:`HostRoute` for
+its family (the original's model, or a FastGRNN on candidate features). Everything is computed in float32,
+as the kernel; results agree with it to float32 rounding (summation order, ``exp`` and ``tanh`` are not
+XLA's), so a confidence within a rounding step of the threshold may be decided differently by the two.
 
 Examples:
     >>> import numpy as np
     >>> from tinydancer.model.original import CompatModelConfig, init_compat_params
     >>> config = CompatModelConfig()
-    >>> forward = host_forward(config, config.flatten(init_compat_params(config, 0)))
-    >>> conf, unc, light = host_route(forward, np.ones(4, np.float32), np.ones((3, 4), np.float32),
-    ...                               np.zeros((3, 4), np.float32), 0.85, 0.15)
-    >>> conf.shape, conf.dtype.name, bool(light.any())
-    ((3,), 'float32', False)
+    >>> route = host_forward(config, config.flatten(init_compat_params(config, 0)))
+    >>> conf, unc, light, valid = route(np.ones(4, np.float32), np.ones((3, 4), np.float32),
+    ...                          np.zeros((3, 4), np.float32), 0.85, 0.15)
+    >>> conf.shape, conf.dtype.name, bool(light.any()), valid
+    ((3,), 'float32', False, True)
 """
 
 from __future__ import annotations
@@ -26,111 +30,227 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numba
 import numpy as np
 
 from tinydancer.model.candidate_features import FEATURE_WEIGHTS, FREQUENCY_NORMALISER, RECENCY_DECAY_PER_S
 from tinydancer.model.original import CompatModelConfig
 from tinydancer.model.served_fastgrnn import ServedFastGRNN
 
-#: Confidence of every feature row, x [N, 5] float32 -> [N] float32.
-HostForward = Callable[[np.ndarray], np.ndarray]
+#: ``route(query [D], embeddings [N, D], columns [N, 4], threshold, max_uncertainty)`` -> (confidence [N]
+#: float32, uncertainty [N] float32, use_lightweight [N] bool, valid): ``valid`` is False when a confidence is
+#: NaN or outside [0, 1] (the uncertainty follows from the confidence, so it is then in [0, 1] too).
+HostOutputs = tuple[np.ndarray, np.ndarray, np.ndarray, bool]
+HostRoute = Callable[[np.ndarray, np.ndarray, np.ndarray, float, float], HostOutputs]
 
-_WEIGHTS = np.asarray(FEATURE_WEIGHTS, np.float32)
-# Python floats, not numpy scalars, as constants: with a float32 array they compute in float32 (NEP 50)
-# and skip numpy's scalar conversion (~0.5 us an operation, which is most of the cost at a few rows).
-_DECAY = -RECENCY_DECAY_PER_S
+_F = np.float32
+_FEATURE_WEIGHTS = np.asarray(FEATURE_WEIGHTS, np.float32)
+_DECAY = _F(-RECENCY_DECAY_PER_S)
+_FREQUENCY = _F(FREQUENCY_NORMALISER)
+#: Reassociation lets LLVM vectorise the D-long dot products (XLA sums in its own order too); nothing else
+#: is relaxed, so infinities, NaNs and signed zeros behave as IEEE float32.
+_SUMS = {"reassoc"}
 
 
-def host_forward(config: Any, flat: np.ndarray) -> HostForward | None:
-    """The model's ``forward`` in numpy, its parameters sliced and laid out once; None for other families.
+@numba.njit(cache=True, fastmath=_SUMS)
+def _sum_of_products(a: np.ndarray, b: np.ndarray) -> np.float32:  # pragma: no cover - compiled
+    total = _F(0.0)
+    for j in range(a.shape[0]):
+        total += a[j] * b[j]
+    return total
+
+
+@numba.njit(cache=True)
+def _features(query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """:func:`tinydancer.model.candidate_features.candidate_features`, x [N, 5] float32."""
+    n = embeddings.shape[0]
+    x = np.empty((n, 5), np.float32)
+    query_norm = _F(math.sqrt(_sum_of_products(query, query)))
+    for i in range(n):
+        row = embeddings[i]
+        dot = _sum_of_products(row, query)
+        norm = _F(math.sqrt(_sum_of_products(row, row)))
+        if norm == 0.0 or query_norm == 0.0:  # zero vs zero is 1.0, zero vs non-zero 0.0, as the kernel
+            similarity = _F(1.0) if norm == query_norm else _F(0.0)
+        else:
+            product = norm * query_norm
+            similarity = dot / product if product > 0.0 else dot  # a product that underflows divides by 1.0
+        x[i, 0] = similarity * _FEATURE_WEIGHTS[0]
+        x[i, 1] = _F(math.exp(max(columns[i, 0], _F(0.0)) * _DECAY)) * _FEATURE_WEIGHTS[1]
+        x[i, 2] = min(_F(math.log1p(columns[i, 1])) / _FREQUENCY, _F(1.0)) * _FEATURE_WEIGHTS[2]
+        x[i, 3] = columns[i, 2] * _FEATURE_WEIGHTS[3]
+        x[i, 4] = columns[i, 3] * _FEATURE_WEIGHTS[4]
+    return x
+
+
+@numba.njit(cache=True)
+def _sigmoid(a: np.float32) -> np.float32:  # pragma: no cover - compiled
+    """0.5 tanh(a / 2) + 0.5: no overflow for any float32 ``a``."""
+    return _F(math.tanh(a * _F(0.5))) * _F(0.5) + _F(0.5)
+
+
+@numba.njit(cache=True)
+def _decide(
+    confidence: np.ndarray, threshold: np.float32, max_uncertainty: np.float32
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:  # pragma: no cover - compiled
+    """The kernel's uncertainty, clamp(1 - 2 |p - 0.5|, 0, 1), its decision in float32, and the scores' check."""
+    n = confidence.shape[0]
+    uncertainty = np.empty(n, np.float32)
+    light = np.empty(n, np.bool_)
+    valid = True
+    for i in range(n):
+        p = confidence[i]
+        u = min(max(_F(1.0) - _F(2.0) * abs(p - _F(0.5)), _F(0.0)), _F(1.0))
+        uncertainty[i] = u
+        light[i] = p >= threshold and u <= max_uncertainty
+        valid = valid and _F(0.0) <= p <= _F(1.0)  # NaN fails both comparisons
+    return confidence, uncertainty, light, valid
+
+
+@numba.njit(cache=True)
+def _compat_route(
+    query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray, threshold: np.float32,
+    max_uncertainty: np.float32, w_gates: np.ndarray, bias: np.ndarray, scale: np.ndarray,
+    w_output: np.ndarray, b_output: np.float32,
+) -> HostOutputs:  # pragma: no cover - compiled  # fmt: skip
+    """:func:`tinydancer.model.original.compat_forward`: w_gates [5, 2H] (update | candidate), scale [2H]."""
+    x = _features(query, embeddings, columns)
+    hidden = w_output.shape[0]
+    confidence = np.empty(x.shape[0], np.float32)
+    for i in range(x.shape[0]):
+        logit = b_output
+        for k in range(hidden):
+            update, candidate = bias[k], bias[hidden + k]
+            for t in range(5):
+                update += x[i, t] * w_gates[t, k]
+                candidate += x[i, t] * w_gates[t, hidden + k]
+            gate = _sigmoid(scale[k] * update)
+            logit += (_F(1.0) - gate) * _F(math.tanh(scale[hidden + k] * candidate)) * w_output[k]
+        confidence[i] = _sigmoid(logit)
+    return _decide(confidence, threshold, max_uncertainty)
+
+
+@numba.njit(cache=True)
+def _fastgrnn_route(
+    query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray, threshold: np.float32,
+    max_uncertainty: np.float32, w1: np.ndarray, w2t: np.ndarray, low_rank: bool, b_z: np.ndarray,
+    b_h: np.ndarray, zeta: np.float32, nu: np.float32, head_w: np.ndarray, head_b: np.float32,
+    quant_gate: bool, quant_update: bool, strong: bool,
+) -> HostOutputs:  # pragma: no cover - compiled  # fmt: skip
+    """:meth:`ServedFastGRNN.forward`: one FastGRNN step from h0 = 0 (h0 U and z h0 are exactly zero)."""
+    x = _features(query, embeddings, columns)
+    hidden, rank = b_z.shape[0], w1.shape[1]
+    confidence = np.empty(x.shape[0], np.float32)
+    projected = np.empty(rank, np.float32)
+    for i in range(x.shape[0]):
+        for r in range(rank):
+            acc = _F(0.0)
+            for t in range(x.shape[1]):
+                acc += x[i, t] * w1[t, r]
+            projected[r] = acc
+        logit = head_b
+        for k in range(hidden):
+            if low_rank:
+                pre = _F(0.0)
+                for r in range(rank):
+                    pre += projected[r] * w2t[r, k]
+            else:
+                pre = projected[k]
+            a_z, a_h = pre + b_z[k], pre + b_h[k]
+            z = min(max((a_z + _F(1.0)) / _F(2.0), _F(0.0)), _F(1.0)) if quant_gate else _sigmoid(a_z)
+            c = min(max(a_h, _F(-1.0)), _F(1.0)) if quant_update else _F(math.tanh(a_h))
+            logit += (zeta * (_F(1.0) - z) + nu) * c * head_w[k]
+        p = _sigmoid(logit)
+        confidence[i] = _F(1.0) - p if strong else p
+    return _decide(confidence, threshold, max_uncertainty)
+
+
+def host_forward(config: Any, flat: np.ndarray) -> HostRoute | None:
+    """The model's whole route on the host, its parameters sliced and laid out once; None for other families.
 
     Args:
         config: the model's config (:class:`CompatModelConfig` or :class:`ServedFastGRNN`).
         flat: shape [P], its flat float32 parameters.
 
     Returns:
-        ``forward(x)``: x [N, I] float32 -> confidence [N] float32; or None (the jitted kernel serves).
+        ``route(query, embeddings, columns, threshold, max_uncertainty)`` (:data:`HostRoute`), or None (the
+        jitted kernel serves).
 
     Examples:
         >>> from tinydancer.model.original import init_compat_params
         >>> config = CompatModelConfig()
-        >>> forward = host_forward(config, config.flatten(init_compat_params(config, 0)))
-        >>> forward(np.zeros((2, 5), np.float32)).tolist()
-        [0.5, 0.5]
+        >>> route = host_forward(config, config.flatten(init_compat_params(config, 0)))
+        >>> conf, unc, light, valid = route(np.ones(2, np.float32), np.eye(2, dtype=np.float32),
+        ...                                np.zeros((2, 4), np.float32), 0.5, 1.0)
+        >>> [round(v, 3) for v in conf.tolist()], valid
+        ([0.5, 0.5], True)
         >>> host_forward(object(), flat=np.zeros(1, np.float32)) is None
         True
     """
     flat = np.asarray(flat, np.float32)
     if isinstance(config, CompatModelConfig):
-        return _compat_forward(config, flat)
-    if isinstance(config, ServedFastGRNN):
-        return _fastgrnn_forward(config, flat)
-    return None
+        route = _compat(config, flat)
+    elif isinstance(config, ServedFastGRNN):
+        route = _fastgrnn(config, flat)
+    else:
+        return None
+    # Compiled (or loaded from numba's disk cache) now, when the model loads, not inside the first request.
+    route(np.zeros(1, np.float32), np.zeros((1, 1), np.float32), np.zeros((1, 4), np.float32), 0.5, 0.5)
+    return route
 
 
-def _compat_forward(config: CompatModelConfig, flat: np.ndarray) -> HostForward:
-    """:func:`tinydancer.model.original.compat_forward` (matrix form), sigmoid as 0.5 tanh(a / 2) + 0.5.
+def _inputs(
+    query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """C-contiguous float32 views (the arrays themselves when they are): the one signature compiled at load."""
+    c = np.ascontiguousarray
+    return c(query, np.float32), c(embeddings, np.float32), c(columns, np.float32)
 
-    Both gates come from one product (x @ [W_u^T | W_c^T], each entry the same dot product), and one tanh
-    over both: with the update gate's scale halved, 1 - sigmoid(nu a) = (1 - tanh(nu a / 2)) / 2. Halving
-    is exact in float32, so the factors of 1/2 fold into the scale and the output weights.
-    """
+
+def _compat(config: CompatModelConfig, flat: np.ndarray) -> HostRoute:
     p = config.unflatten(flat)
     hidden = config.hidden_dim
-    weights = np.ascontiguousarray(np.concatenate([p.w_update.T, p.w_candidate.T], axis=1), np.float32)  # [I, 2H]
+    w_gates = np.ascontiguousarray(np.concatenate([p.w_update.T, p.w_candidate.T], axis=1), np.float32)  # [5, 2H]
     bias = np.concatenate([p.b_update, p.b_candidate]).astype(np.float32)
-    scale = np.concatenate([np.full(hidden, 0.5 * config.nu), np.full(hidden, config.zeta)]).astype(np.float32)
-    # logit / 2 = ((1 - t_u) t_c / 2) @ w_o / 2 + b_o / 2
-    w_output = np.ascontiguousarray(np.asarray(p.w_output[0], np.float32) * np.float32(0.25))
-    b_output = float(np.float32(p.b_output[0]) * np.float32(0.5))
+    scale = np.concatenate([np.full(hidden, config.nu), np.full(hidden, config.zeta)]).astype(np.float32)
+    w_output = np.ascontiguousarray(np.asarray(p.w_output[0], np.float32))
+    b_output = _F(p.b_output[0])
 
-    def forward(x: np.ndarray) -> np.ndarray:
-        pre = x @ weights
-        pre += bias
-        pre *= scale
-        t = np.tanh(pre, out=pre)
-        half_logit = ((1.0 - t[:, :hidden]) * t[:, hidden:]) @ w_output
-        half_logit += b_output
-        confidence = np.tanh(half_logit, out=half_logit)
-        confidence *= 0.5
-        confidence += 0.5
-        return confidence
+    def route(
+        query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray, threshold: float, max_uncertainty: float
+    ) -> HostOutputs:
+        return _compat_route(  # type: ignore[no-any-return]
+            *_inputs(query, embeddings, columns), _F(threshold), _F(max_uncertainty),
+            w_gates, bias, scale, w_output, b_output,
+        )  # fmt: skip
 
-    return forward
+    return route
 
 
-def _fastgrnn_forward(config: ServedFastGRNN, flat: np.ndarray) -> HostForward:
-    """:meth:`ServedFastGRNN.forward`: one FastGRNN step from h0 = 0 (h0 U and z h0 are exactly zero)."""
+def _fastgrnn(config: ServedFastGRNN, flat: np.ndarray) -> HostRoute:
     p = config.unflatten(flat)
     arch = config.fastgrnn
-    w1 = np.asarray(p.w1, np.float32)
-    w2t = None if p.w2 is None else np.ascontiguousarray(np.asarray(p.w2, np.float32).T)
-    b_z, b_h = np.asarray(p.b_z, np.float32), np.asarray(p.b_h, np.float32)
-    zeta, nu = (float(_sigmoid(np.asarray(v, np.float32))) for v in (p.zeta_raw, p.nu_raw))
-    head_w, head_b = np.asarray(p.head_w, np.float32), float(np.float32(p.head_b))
-    quant_gate = arch.gate_nonlinearity == "quantSigm"
-    quant_update = arch.update_nonlinearity == "quantTanh"
-    strong = config.confidence_of_strong
+    w1 = np.ascontiguousarray(np.asarray(p.w1, np.float32))
+    low_rank = p.w2 is not None
+    w2t = np.ascontiguousarray(np.asarray(p.w2, np.float32).T) if low_rank else np.zeros((1, 1), np.float32)
+    b_z, b_h = np.asarray(p.b_z, np.float32).reshape(-1), np.asarray(p.b_h, np.float32).reshape(-1)
+    zeta, nu = (_F(0.5 * math.tanh(0.5 * float(np.float32(v))) + 0.5) for v in (p.zeta_raw, p.nu_raw))
+    head_w, head_b = np.asarray(p.head_w, np.float32).reshape(-1), _F(p.head_b)
+    quant = (arch.gate_nonlinearity == "quantSigm", arch.update_nonlinearity == "quantTanh")
 
-    def forward(x: np.ndarray) -> np.ndarray:
-        pre = x @ w1 if w2t is None else (x @ w1) @ w2t
-        z = np.minimum(np.maximum((pre + b_z + 1.0) / 2.0, 0.0), 1.0) if quant_gate else _sigmoid(pre + b_z)
-        c = np.minimum(np.maximum(pre + b_h, -1.0), 1.0) if quant_update else np.tanh(pre + b_h)
-        logit = ((zeta * (1.0 - z) + nu) * c) @ head_w
-        logit += head_b
-        prob = _sigmoid(logit)
-        return 1.0 - prob if strong else prob
+    def route(
+        query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray, threshold: float, max_uncertainty: float
+    ) -> HostOutputs:
+        return _fastgrnn_route(  # type: ignore[no-any-return]
+            *_inputs(query, embeddings, columns), _F(threshold), _F(max_uncertainty),
+            w1, w2t, low_rank, b_z, b_h, zeta, nu, head_w, head_b, *quant, config.confidence_of_strong,
+        )  # fmt: skip
 
-    return forward
-
-
-def _sigmoid(a: np.ndarray) -> np.ndarray:
-    """0.5 tanh(a / 2) + 0.5: never overflows (1 / (1 + exp(-a)) does for a < -88 in float32)."""
-    return np.tanh(a * 0.5) * 0.5 + 0.5
+    return route
 
 
 def host_features(query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """:func:`tinydancer.model.candidate_features.candidate_features` in numpy, float32.
+    """:func:`tinydancer.model.candidate_features.candidate_features` on the host, float32.
 
     Args:
         query: shape [D] float32.
@@ -145,57 +265,7 @@ def host_features(query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray
         >>> x.astype(np.float64).round(3).tolist()
         [[0.4, 0.2, 0.0, 0.15, 0.1]]
     """
-    x = np.empty((len(embeddings), 5), np.float32)
-    dot = embeddings @ query
-    # The kernel's float32 sqrt of a float32 sum: a double sqrt rounded to float32 (as the weak Python scalar
-    # is, in the product below) is the same number.
-    query_norm = math.sqrt(float(query @ query))
-    cand_norm = np.sqrt(np.einsum("ij,ij->i", embeddings, embeddings))
-    norms = cand_norm * query_norm
-    if norms.all():  # the usual case: no zero vector
-        x[:, 0] = dot / norms
-    else:  # zero vs zero is 1.0, zero vs non-zero 0.0; a product that underflows divides by 1.0, as the kernel
-        cand_zero = cand_norm == 0.0
-        sim = np.where(cand_zero | (query_norm == 0.0), 0.0, dot / np.where(norms > 0.0, norms, 1.0))
-        x[:, 0] = np.where(cand_zero & (query_norm == 0.0), 1.0, sim)
-    x[:, 1] = np.exp(np.maximum(columns[:, 0], 0.0) * _DECAY)
-    x[:, 2] = np.minimum(np.log1p(columns[:, 1]) / FREQUENCY_NORMALISER, 1.0)
-    x[:, 3:] = columns[:, 2:]
-    x *= _WEIGHTS
-    return x
+    return _features(*_inputs(query, embeddings, columns))  # type: ignore[no-any-return]
 
 
-def host_route(
-    forward: HostForward,
-    query: np.ndarray,
-    embeddings: np.ndarray,
-    columns: np.ndarray,
-    threshold: float,
-    max_uncertainty: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Confidence, uncertainty and decision of every candidate: the route kernel's outputs, unchecked.
-
-    The limits are compared in float32, as the kernel receives them.
-
-    Args:
-        forward: from :func:`host_forward`.
-        query: shape [D] float32.
-        embeddings: shape [N, D] float32.
-        columns: shape [N, 4] float32.
-        threshold: confidence threshold.
-        max_uncertainty: uncertainty limit.
-
-    Returns:
-        (confidence [N] float32, uncertainty [N] float32, use_lightweight [N] bool).
-    """
-    # As XLA, no floating-point warnings: BLAS can leave a spurious "invalid" flag on finite float32 inputs, and
-    # a real NaN or overflow is caught by run_route's check of the scores, the same as the kernel's.
-    with np.errstate(invalid="ignore", over="ignore"):
-        confidence = forward(host_features(query, embeddings, columns))
-    # The kernel's clamp(1 - 2 |p - 0.5|, 0, 1); the upper bound holds already.
-    uncertainty = np.maximum(1.0 - 2.0 * np.abs(confidence - 0.5), 0.0)
-    light = (confidence >= float(np.float32(threshold))) & (uncertainty <= float(np.float32(max_uncertainty)))
-    return confidence, uncertainty, light
-
-
-__all__ = ["HostForward", "host_features", "host_forward", "host_route"]
+__all__ = ["HostOutputs", "HostRoute", "host_features", "host_forward"]

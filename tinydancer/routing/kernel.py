@@ -4,8 +4,8 @@ Parameters stay on the device; candidate counts are padded to a few bucket sizes
 compiles once per (bucket, embedding dimension) and never in steady state. The kernel knows the model
 only through the model interface (:class:`tinydancer.model.family.ModelFamily`), so either model family
 serves through it. :func:`run_route` (what the Router calls) hands requests of at most
-``HOST_MAX_CANDIDATES`` candidates to the kernel's numpy twin on the host (:mod:`.host_kernel`) instead,
-because there a jitted call's fixed cost is most of a route.
+``HOST_MAX_CANDIDATES`` candidates to the kernel's twin compiled for the host (:mod:`.host_kernel`)
+instead, because there a jitted call's fixed cost is most of a route.
 
 Examples:
     >>> import numpy as np
@@ -31,7 +31,7 @@ import numpy as np
 from tinydancer.errors import InferenceError
 from tinydancer.model.candidate_features import candidate_features
 from tinydancer.model.family import ModelFamily
-from tinydancer.routing.host_kernel import HostForward, host_forward, host_route
+from tinydancer.routing.host_kernel import HostRoute, host_forward
 
 #: Candidate counts are padded up to the next of these; above the last, to a multiple of it.
 #: Powers of two waste at most half the work; below 8 one more compile is not worth a bucket.
@@ -100,8 +100,9 @@ class DeviceModel(NamedTuple):
 
     config: ModelFamily[Any]
     flat: jax.Array
-    #: The same model's forward in numpy for small requests (:func:`host_forward`), or None: kernel only.
-    host: HostForward | None = None
+    #: The same model's whole route compiled for the host, for small requests (:func:`host_forward`), or None:
+    #: kernel only.
+    host: HostRoute | None = None
 
     @property
     def kernel(self) -> Callable[..., jax.Array]:
@@ -277,7 +278,7 @@ def run_route(
     threshold: float,
     max_uncertainty: float,
 ) -> KernelOutputs:
-    """:func:`run_route_kernel`, or for at most ``HOST_MAX_CANDIDATES`` candidates its numpy twin on the host.
+    """:func:`run_route_kernel`, or for at most ``HOST_MAX_CANDIDATES`` candidates its twin compiled for the host.
 
     Same arguments, outputs (to float32 rounding), checks and errors as :func:`run_route_kernel`; the host
     path serves only models with a host forward (``DeviceModel.host``).
@@ -293,11 +294,10 @@ def run_route(
         >>> out.confidence.dtype.name, out.use_lightweight.tolist()
         ('float32', [False, False])
     """
-    forward = model.host
-    if forward is None or len(embeddings) > HOST_MAX_CANDIDATES:
+    host = model.host
+    if host is None or len(embeddings) > HOST_MAX_CANDIDATES:
         return run_route_kernel(model, query, embeddings, columns, threshold, max_uncertainty)
-    confidence, uncertainty, light = host_route(forward, query, embeddings, columns, threshold, max_uncertainty)
-    # The same check as the kernel's, as Python floats (at most 2 * HOST_MAX_CANDIDATES of them).
-    if not all(0.0 <= v <= 1.0 for v in (*confidence.tolist(), *uncertainty.tolist())):
+    confidence, uncertainty, light, valid = host(query, embeddings, columns, threshold, max_uncertainty)
+    if not valid:  # the kernel's check, made inside the host route
         raise InferenceError(BROKEN_SCORES)
     return KernelOutputs(confidence, uncertainty, light)
