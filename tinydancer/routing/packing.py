@@ -20,6 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import numba
 import numpy as np
 
 from tinydancer.errors import InvalidInputError
@@ -62,9 +63,6 @@ F32_MAX = float(np.finfo(np.float32).max)
 MAX_SQUARED_NORM = F32_MAX / 4
 #: Deepest nesting accepted in request and candidate metadata (deeper input would exhaust the stack).
 MAX_JSON_DEPTH = 64
-#: Up to this many candidates the column checks and the [N, 4] table are plain Python over ``tolist()``:
-#: numpy's fixed cost per call (~0.5-1 us) is then larger than the work (same values, same errors).
-SMALL_BATCH = 8
 
 
 def _float_array(name: str, value: Any, dtype: type = np.float32) -> np.ndarray:
@@ -86,11 +84,21 @@ def _float_array(name: str, value: Any, dtype: type = np.float32) -> np.ndarray:
 def _squared_norm_ok(values: np.ndarray) -> bool:
     """[..., D] float32 -> True proves every value finite and every row's squared norm <= MAX_SQUARED_NORM.
 
-    Two C-level calls and no floating-point warnings: D * max|x|^2 bounds every squared norm, and
-    NaN or infinity fail the one comparison. False only means "look closer" (detailed checks follow).
+    One compiled pass (:func:`_sum_of_squares`): the float64 sum of all squares bounds every row's squared
+    norm, and NaN or infinity make it NaN or infinite, failing the one comparison. False only means "look
+    closer" (detailed checks follow; it is also False for legitimate rows whose squares sum past the bound).
     """
-    peak = float(np.maximum.reduce(np.abs(values), axis=None, initial=0.0))
-    return bool(peak * peak * values.shape[-1] <= MAX_SQUARED_NORM)
+    return bool(_sum_of_squares(np.ascontiguousarray(values).reshape(-1)) <= MAX_SQUARED_NORM)
+
+
+@numba.njit(cache=True, fastmath={"reassoc"})
+def _sum_of_squares(values: np.ndarray) -> float:  # pragma: no cover - compiled
+    """Sum of x^2 in float64 over a [M] float32 array (reassociated, so it vectorises)."""
+    total = 0.0
+    for i in range(values.shape[0]):  # indexed, not iterated: only this form vectorises
+        v = np.float64(values[i])
+        total += v * v
+    return total
 
 
 def _too_large(rows: np.ndarray) -> np.ndarray:
@@ -396,7 +404,9 @@ def _metadata_column(query_meta: dict[str, Any] | None, metas: Sequence[Any], id
     return out
 
 
-def _check_columns(columns: CandidateColumns, dim: int, now_s: float) -> tuple[np.ndarray, ...]:
+def _check_columns(
+    columns: CandidateColumns, dim: int, now_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     ids = columns.ids
     n = len(ids)
     for i, cid in enumerate(ids):
@@ -431,8 +441,9 @@ def _check_columns(columns: CandidateColumns, dim: int, now_s: float) -> tuple[n
     for name, col in (("created_at", created), ("access_count", access), ("success_rate", success)):
         if col.shape != (n,):
             raise InvalidInputError(f"{name}: expected shape ({n},), got {col.shape}")
-    if n == 0 or _columns_ok(created, access, success):
-        return embeddings, created, access, success
+    table, ok = _column_table(created, access, success, now_s)
+    if ok:
+        return embeddings, created, access, success, table
     for name, col in (("created_at", created), ("access_count", access), ("success_rate", success)):
         bad = ~np.isfinite(col)
         if bad.any():
@@ -445,7 +456,7 @@ def _check_columns(columns: CandidateColumns, dim: int, now_s: float) -> tuple[n
     bad = (success < 0) | (success > 1)
     if bad.any():
         raise InvalidInputError(f"{_first_bad(bad, ids)}: success_rate must be in [0, 1], got {success[bad][0]}")
-    return embeddings, created, access, success
+    raise AssertionError("_column_table rejected columns no check names")  # pragma: no cover - unreachable
 
 
 #: Largest magnitude below which every integer converts to float64 exactly (no double rounding via float64).
@@ -497,35 +508,29 @@ def _embedding_rows(raw: Any, ids: tuple[str, ...], dim: int) -> np.ndarray:
     return np.stack(rows) if rows else np.zeros((0, dim), np.float32)
 
 
-def _columns_ok(created: np.ndarray, access: np.ndarray, success: np.ndarray) -> bool:
-    """[N] float64 columns, N >= 1: True proves them valid (finite, counts non-negative integers, rates in [0, 1]).
+@numba.njit(cache=True)
+def _column_table(
+    created: np.ndarray, access: np.ndarray, success: np.ndarray, now_s: float
+) -> tuple[np.ndarray, bool]:  # pragma: no cover - compiled
+    """The kernel's [N, 4] float32 column table (age, access count, success rate, metadata match 0) and whether
+    the [N] float64 columns are valid: created_at finite, access counts non-negative integers, rates in [0, 1].
 
-    Ufunc methods on one [3, N] table, no Python-level numpy wrappers: a handful of C calls for any N;
-    up to ``SMALL_BATCH`` candidates, comparisons of Python floats (NaN fails every one of them).
+    One compiled pass for any N. Ages are float64 ``now_s - created`` clamped to the float32 range (beyond it
+    recency is 0, or 1 for the future, either way) and counts clamped above (frequency saturates long before),
+    then rounded to float32 once, as numpy's assignment rounds. NaN fails every comparison, so it is invalid.
     False means the detailed search must find (and name) the offending value.
-
-    Examples:
-        >>> ok = np.array([5.0]), np.array([2.0]), np.array([0.5])
-        >>> _columns_ok(*ok), _columns_ok(np.array([5.0]), np.array([2.5]), np.array([0.5]))
-        (True, False)
     """
-    if len(access) <= SMALL_BATCH:
-        inf = math.inf
-        return (
-            all(-inf < c < inf for c in created.tolist())
-            and all(0.0 <= a < inf and a.is_integer() for a in access.tolist())
-            and all(0.0 <= v <= 1.0 for v in success.tolist())
-        )
-    table = np.array((created, access, success))
-    (lo_created, lo_access, lo_success), (hi_created, hi_access, hi_success) = (
-        np.minimum.reduce(table, axis=1).tolist(),
-        np.maximum.reduce(table, axis=1).tolist(),
-    )  # NaN propagates into both, and fails every comparison below
-    return bool(
-        -math.inf < lo_created and hi_created < math.inf
-        and lo_access >= 0 and hi_access < math.inf and np.logical_and.reduce(np.floor(access) == access)
-        and lo_success >= 0 and hi_success <= 1
-    )  # fmt: skip
+    n = created.shape[0]
+    table = np.zeros((n, 4), np.float32)
+    top = 3.4028234663852886e38  # F32_MAX
+    ok = True
+    for i in range(n):
+        c, a, r = created[i], access[i], success[i]
+        ok = ok and -np.inf < c < np.inf and 0.0 <= a < np.inf and a == np.floor(a) and 0.0 <= r <= 1.0
+        table[i, 0] = max(min(now_s - c, top), -top)
+        table[i, 1] = min(a, top)
+        table[i, 2] = r
+    return table, ok
 
 
 def floor_unix_seconds(value: Any) -> float:
@@ -605,7 +610,7 @@ def check_candidate_columns(
         >>> [a.tolist() for a in check_candidate_columns(cols, 2, now_s=5.0)]
         [[[1.0, 1.0]], [5.0], [0.0], [1.0]]
     """
-    embeddings, created, access, success = _check_columns(columns, dim, now_s)
+    embeddings, created, access, success, _ = _check_columns(columns, dim, now_s)
     return embeddings, created, access, success
 
 
@@ -634,38 +639,10 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
         rows = selection.store.snapshot(selection.candidate_ids, padded=True)  # the kernel reads it in place
         return pack_stored_rows(rows, query, query_meta, now_s)
     columns = request.columns()
-    embeddings, created, access, success = _check_columns(columns, query.shape[0], now_s)
-    n = len(columns)
-    matches = None if columns.metadata is None else _metadata_column(query_meta, columns.metadata, columns.ids)
-    if n <= SMALL_BATCH:
-        table = _small_table(now_s, created.tolist(), access.tolist(), success.tolist(), matches or [0.0] * n)
-        return PackedRequest(ids=columns.ids, query=query, embeddings=embeddings, columns=table)
-    table = np.empty((n, 4), np.float32)
-    # Ages beyond float32 give recency 0 (or 1 for the future) either way; clamped so the cast cannot overflow.
-    table[:, 0] = np.maximum(np.minimum(now_s - created, F32_MAX), -F32_MAX)
-    table[:, 1] = np.minimum(access, F32_MAX)  # beyond it frequency() saturates anyway
-    table[:, 2] = success
-    table[:, 3] = 0.0 if matches is None else matches
+    embeddings, _, _, _, table = _check_columns(columns, query.shape[0], now_s)
+    if columns.metadata is not None:
+        table[:, 3] = _metadata_column(query_meta, columns.metadata, columns.ids)
     return PackedRequest(ids=columns.ids, query=query, embeddings=embeddings, columns=table)
-
-
-def _small_table(
-    now_s: float, created: list[float], access: list[float], success: list[float], matches: list[float]
-) -> np.ndarray:
-    """The [N, 4] float32 column table from Python floats, the values of the vectorised path exactly.
-
-    Float64 arithmetic either way, then one rounding to float32 (``np.array`` rounds as assignment does).
-
-    Examples:
-        >>> _small_table(10.0, [4.0], [3.0], [0.5], [0.0]).tolist()
-        [[6.0, 3.0, 0.5, 0.0]]
-    """
-    top = F32_MAX
-    rows = [
-        (max(min(now_s - c, top), -top), min(a, top), s, m)
-        for c, a, s, m in zip(created, access, success, matches, strict=True)
-    ]
-    return np.array(rows, np.float32).reshape(len(rows), 4)
 
 
 def pack_stored_rows(
