@@ -1,10 +1,11 @@
 """Where one route() call spends its time, by subtraction: each part replaced by a no-op, in context.
 
 cProfile (``benchmarks.profile_route``) inflates Python-heavy parts; this runner instead times route() with
-the guide's default setup (metrics and INFO logs on, ``LogConfig(renderer="none")``, no tracing, random
-default model, dim 384, a request built with ``RoutingRequest.from_arrays``) and again with ONE part
-switched off at a time; a part's cost is the difference of the medians. Variants are interleaved in
-blocks over several rounds, so each sees the same phases of a shared machine's load.
+the guide's default setup (metrics and INFO logs on, ``LogConfig(renderer="none")``, random default model, dim
+384, a request built with ``RoutingRequest.from_arrays``), without tracing (``metrics_logs``) and with spans
+sampled at 1% (``spans_1pct``), and again with ONE part switched off at a time; a part's cost is the
+difference of the medians. Variants are interleaved in blocks over several rounds, so each sees the same
+phases of a shared machine's load.
 
 Parts (each a measurement tool only, never a setting a user has):
 
@@ -20,7 +21,8 @@ Parts (each a measurement tool only, never a setting a user has):
 
 What is left after all of them is the Router's own glue (the clock, the response object, sorting).
 
-Usage: ``.venv/bin/python -m benchmarks.route_parts [--counts 1 10] [--rounds 8] [--calls 400] [--out F.json]``
+Usage: ``.venv/bin/python -m benchmarks.route_parts [--counts 1 10] [--settings metrics_logs spans_1pct]
+[--rounds 8] [--calls 400] [--out F.json]``
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from opentelemetry import trace
 import tinydancer.routing.router as router_module
 from benchmarks.route_latency import NOW_S, make_request, time_calls
 from tinydancer import configure_jax
-from tinydancer.observability.logs import LogConfig
+from tinydancer.observability import LogConfig, TracingConfig, TracingSystem
 from tinydancer.routing import Router, RouterConfig
 from tinydancer.routing.kernel import DeviceModel
 from tinydancer.routing.packing import pack_request
@@ -116,47 +118,63 @@ def variants(router: Router, request: Any) -> dict[str, Callable[[], contextlib.
     }
 
 
+#: Settings: name -> share of requests sampled into spans (0: no tracing provider at all).
+SETTINGS = {"metrics_logs": 0.0, "spans_1pct": 0.01}
+
+
+def make_router(sampling: float) -> Router:
+    """The benchmark's router: default config, random model, metrics and INFO logs, spans at ``sampling``."""
+    tracing: TracingSystem | trace.TracerProvider = trace.NoOpTracerProvider()
+    if sampling:
+        tracing = TracingSystem(TracingConfig(service_name="bench", sampling_ratio=sampling, in_memory_capacity=20_000))
+    config = RouterConfig(model_path=str(Path(".cache") / "absent-model.safetensors"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "model file not found: using a random model"
+        return Router(config, log_config=LogConfig(renderer="none"), tracing=tracing)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 10])
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--calls", type=int, default=400, help="calls per block")
     parser.add_argument("--out", default=None, help="JSON results (markdown beside it)")
     args = parser.parse_args(argv)
     configure_jax()
-    config = RouterConfig(model_path=str(Path(".cache") / "absent-model.safetensors"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        router = Router(config, log_config=LogConfig(renderer="none"), tracing=trace.NoOpTracerProvider())
-    samples: dict[int, dict[str, list[float]]] = {}
-    for n in args.counts:
-        request = make_request(n, 384, seed=n)
-        parts = variants(router, request)
+    cells = [(setting, n) for setting in args.settings for n in args.counts]
+    routers = {setting: make_router(SETTINGS[setting]) for setting in args.settings}
+    samples: dict[tuple[str, int], dict[str, list[float]]] = {}
+    plans = {}
+    for setting, n in cells:
+        router, request = routers[setting], make_request(n, 384, seed=n)
         for _ in range(200):
             router.route(request, now=NOW_S)
-        per = samples.setdefault(n, {name: [] for name in parts})
-        for _ in range(args.rounds):
+        plans[setting, n] = (variants(router, request), functools.partial(router.route, request, now=NOW_S))
+        samples[setting, n] = {name: [] for name in plans[setting, n][0]}
+    for _ in range(args.rounds):
+        for cell, (parts, call) in plans.items():
             for name, off in parts.items():
                 with off():
-                    per[name] += time_calls(functools.partial(router.route, request, now=NOW_S), args.calls)
+                    samples[cell][name] += time_calls(call, args.calls)
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     command = "python -m benchmarks.route_parts " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [
         f"# {command}",
-        f"# {when}, {platform.machine()}, load average {os.getloadavg()[0]:.2f}, dim 384, metrics + INFO logs,"
-        f" no tracing, {args.rounds} rounds x {args.calls} calls per variant",
-        "| part switched off | " + " | ".join(f"N={n}: median us (part's cost)" for n in args.counts) + " |",
-        "|---|" + "---:|" * len(args.counts),
+        f"# {when}, {platform.machine()}, load average {os.getloadavg()[0]:.2f}, dim 384, "
+        f"{args.rounds} rounds x {args.calls} calls per variant and cell",
+        "| part switched off | " + " | ".join(f"{s} N={n}: median us (cost)" for s, n in cells) + " |",
+        "|---|" + "---:|" * len(cells),
     ]
-    table: dict[str, dict[int, dict[str, float]]] = {}
-    for name in samples[args.counts[0]]:
-        cells = []
-        for n in args.counts:
-            median = float(np.median(samples[n][name]))
-            full = float(np.median(samples[n]["full"]))
-            table.setdefault(name, {})[n] = {"median_us": median, "cost_us": full - median}
-            cells.append(f"{median:.1f}" if name == "full" else f"{median:.1f} ({full - median:+.1f})")
-        lines.append(f"| {'nothing (full route)' if name == 'full' else name} | " + " | ".join(cells) + " |")
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for name in samples[cells[0]]:
+        row = []
+        for setting, n in cells:
+            median = float(np.median(samples[setting, n][name]))
+            full = float(np.median(samples[setting, n]["full"]))
+            table.setdefault(name, {})[f"{setting} N={n}"] = {"median_us": median, "cost_us": full - median}
+            row.append(f"{median:.1f}" if name == "full" else f"{median:.1f} ({full - median:+.1f})")
+        lines.append(f"| {'nothing (full route)' if name == 'full' else name} | " + " | ".join(row) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -23,7 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 WINGS = ("model", "datasets", "routing", "observability", "learning", "plots", "examples")
 #: Benchmarks that inspect internals on purpose: single functions timed alone (where a route spends its
 #: time) and the batch kernels' compile caches. Every other benchmark times the API as users call it.
-PROFILING_BENCHMARKS = {"profile_route.py", "span_overhead.py", "metrics_overhead.py", "batch_throughput.py"}
+PROFILING_BENCHMARKS = {
+    "profile_route.py", "route_parts.py", "span_overhead.py", "metrics_overhead.py", "batch_throughput.py"
+}  # fmt: skip
 
 
 def _sources() -> list[tuple[str, str]]:

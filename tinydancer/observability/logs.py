@@ -245,6 +245,9 @@ class _Enrich:
 
     def __init__(self, sink: Sink | None) -> None:
         self._sink = sink
+        # The last span context and its hex ids: a request's records share one span, formatted once. One tuple,
+        # replaced whole, so threads never see a context paired with another's ids.
+        self._last_ids: tuple[trace.SpanContext | None, str, str] = (None, "", "")
 
     def __call__(self, _: WrappedLogger, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
         if not EMBEDDING_KEYS.isdisjoint(event_dict):
@@ -255,8 +258,14 @@ class _Enrich:
         event_dict["logger"] = LOGGER_NAME
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
-            event_dict["trace_id"] = trace.format_trace_id(context.trace_id)
-            event_dict["span_id"] = trace.format_span_id(context.span_id)
+            last = self._last_ids
+            if last[0] is not context:
+                last = self._last_ids = (
+                    context,
+                    trace.format_trace_id(context.trace_id),
+                    trace.format_span_id(context.span_id),
+                )
+            event_dict["trace_id"], event_dict["span_id"] = last[1], last[2]
         if self._sink is not None:
             self._sink(dict(event_dict))
         return event_dict
