@@ -25,6 +25,7 @@ import numpy as np
 
 from tinydancer.errors import InvalidInputError
 from tinydancer.model.candidate_features import candidate_features
+from tinydancer.routing.kernel import HOST_MAX_CANDIDATES
 from tinydancer.routing.requests import CandidateColumns, RoutingRequest, StoredRows
 
 
@@ -510,14 +511,15 @@ def _embedding_rows(raw: Any, ids: tuple[str, ...], dim: int) -> np.ndarray:
 
 @numba.njit(cache=True)
 def _column_table(
-    created: np.ndarray, access: np.ndarray, success: np.ndarray, now_s: float
+    created: np.ndarray, access: np.ndarray, success: np.ndarray, now_s: float, nan_created_is_now: bool = False
 ) -> tuple[np.ndarray, bool]:  # pragma: no cover - compiled
     """The kernel's [N, 4] float32 column table (age, access count, success rate, metadata match 0) and whether
     the [N] float64 columns are valid: created_at finite, access counts non-negative integers, rates in [0, 1].
 
     One compiled pass for any N. Ages are float64 ``now_s - created`` clamped to the float32 range (beyond it
     recency is 0, or 1 for the future, either way) and counts clamped above (frequency saturates long before),
-    then rounded to float32 once, as numpy's assignment rounds. NaN fails every comparison, so it is invalid.
+    then rounded to float32 once, as numpy's assignment rounds. NaN fails every comparison, so it is invalid
+    (except a created_at of NaN with ``nan_created_is_now``, a stored row's "created now": age 0).
     False means the detailed search must find (and name) the offending value.
     """
     n = created.shape[0]
@@ -526,6 +528,8 @@ def _column_table(
     ok = True
     for i in range(n):
         c, a, r = created[i], access[i], success[i]
+        if nan_created_is_now and c != c:
+            c = now_s
         ok = ok and -np.inf < c < np.inf and 0.0 <= a < np.inf and a == np.floor(a) and 0.0 <= r <= 1.0
         table[i, 0] = max(min(now_s - c, top), -top)
         table[i, 1] = min(a, top)
@@ -636,7 +640,10 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
     query_meta = validate_json_object("request metadata", request.metadata)
     selection = request.store_selection
     if selection is not None:
-        rows = selection.store.snapshot(selection.candidate_ids, padded=True)  # the kernel reads it in place
+        # Above the host route's limit the jitted kernel reads a padded buffer in place; below, nothing is padded.
+        wanted = selection.candidate_ids  # None: every stored candidate
+        padded = (len(selection.store) if wanted is None else len(wanted)) > HOST_MAX_CANDIDATES
+        rows = selection.store.snapshot(wanted, padded=padded)
         return pack_stored_rows(rows, query, query_meta, now_s)
     columns = request.columns()
     embeddings, _, _, _, table = _check_columns(columns, query.shape[0], now_s)
@@ -672,16 +679,11 @@ def pack_stored_rows(
     dim = rows.embeddings.shape[1]
     if query.shape[0] != dim:
         raise InvalidInputError(f"Vector dimension mismatch: query has {query.shape[0]}, candidates have {dim}")
-    n = len(rows.ids)
-    table = np.empty((n, 4), np.float32)
-    age = now_s - rows.columns[:, 0]
-    age[age != age] = 0.0  # NaN: created now
-    table[:, 0] = np.maximum(np.minimum(age, F32_MAX), -F32_MAX)
-    table[:, 1] = np.minimum(rows.columns[:, 1], F32_MAX)
-    table[:, 2] = rows.columns[:, 2]
+    columns = rows.columns  # [N, 3] float64, validated at insert; a created_at of NaN means "created now"
+    table, _ = _column_table(columns[:, 0], columns[:, 1], columns[:, 2], now_s, True)
     # Stored metadata is validated plain JSON already: only a request with metadata needs the matching loop.
-    matched = query_meta and rows.metadata is not None
-    table[:, 3] = _metadata_column(query_meta, rows.metadata, rows.ids) if matched else 0.0  # type: ignore[arg-type]
+    if query_meta and rows.metadata is not None:
+        table[:, 3] = _metadata_column(query_meta, rows.metadata, rows.ids)
     return PackedRequest(ids=rows.ids, query=query, embeddings=rows.embeddings, columns=table)
 
 

@@ -143,7 +143,7 @@ def model_type_of(model: Served) -> str:
 def default_inference(
     model: DeviceModel, packed: PackedRequest, threshold: float, max_uncertainty: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Run the route on a packed request: the jitted kernel, or its numpy twin for a few candidates (``run_route``)."""
+    """Run the route on a packed request (``run_route``: the compiled host twin for up to 1,024 candidates)."""
     return run_route(model, packed.query, packed.embeddings, packed.columns, threshold, max_uncertainty)
 
 
