@@ -59,6 +59,19 @@ def test_mean_variant_matches_wordllama_pooling(tmp_path: Path) -> None:
     np.testing.assert_allclose(x[:, 0], want, rtol=1e-5, atol=1e-6)
 
 
+def test_pooling_a_few_rows_at_a_time_gives_the_same_bits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pooled featurisers gather token vectors in chunks of rows (bounded memory): the result does not depend on it."""
+    import tinydancer.model.text_features as text_features
+
+    mean = TextFeaturizer(FeaturizerConfig(kind="wordllama_mean", dim=64), cache_dir=tmp_path)
+    texts = [f"question {i}: " + "words " * (i % 17) for i in range(40)] + [""]
+    whole = mean(texts)[0]
+    monkeypatch.setattr(text_features, "_POOL_CHUNK_VALUES", 1)  # one row at a time
+    np.testing.assert_array_equal(mean(texts)[0], whole)
+    monkeypatch.setattr(text_features, "_POOL_CHUNK_VALUES", 64 * 3 * mean.token_ids(texts)[0].shape[1])  # 3 rows
+    np.testing.assert_array_equal(mean(texts)[0], whole)
+
+
 def test_bad_inputs(tokens: TextFeaturizer) -> None:
     with pytest.raises(InvalidInputError, match="list of str"):
         tokens.token_ids("not a list")  # type: ignore[arg-type]

@@ -307,6 +307,10 @@ class TextFeatures(NamedTuple):
     ngram_weights: np.ndarray | None = None
 
 
+#: Pooled featurisers gather at most this many float32 values (64 MiB) of token vectors at a time.
+_POOL_CHUNK_VALUES = 16 * 2**20
+
+
 class TextFeaturizer:
     """Stateful shell around the WordLlama tables: texts -> (x, mask) per :class:`FeaturizerConfig`.
 
@@ -346,6 +350,18 @@ class TextFeaturizer:
         np.clip(ids, 0, self.table.shape[0] - 1, out=ids)
         return ids, mask
 
+    def _pooled(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """[N, D] float32 means of the masked token vectors, a few rows at a time: the [rows, T, D] gather of
+        all N rows at once would need N * T * D floats (tens of GB for 14,000 long prompts with every token)."""
+        pooled = np.empty((len(ids), self.table.shape[1]), np.float32)
+        step = max(1, _POOL_CHUNK_VALUES // max(1, ids.shape[1] * self.table.shape[1]))
+        for start in range(0, len(ids), step):
+            rows = slice(start, start + step)
+            x = self.table[ids[rows]] * mask[rows, :, None]
+            counts = np.maximum(mask[rows].sum(axis=1, keepdims=True), 1).astype(np.float32)
+            pooled[rows] = x.sum(axis=1, dtype=np.float32) / counts
+        return pooled
+
     def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Raw (unnormalised) features: x [N, T, D] float32 and mask [N, T] bool (T = 1 when pooled)."""
         features = self.featurize(texts)
@@ -369,12 +385,10 @@ class TextFeaturizer:
         if self.config.ngram_buckets:
             buckets, weights = hashed_ngrams(ids, mask.sum(axis=1), self.config.ngram_buckets)
             ngram_ids, ngram_weights = np.asarray(buckets), np.asarray(weights)
-        x = self.table[ids] * mask[..., None]
         if self.config.kind != "wordllama_tokens":
-            pooled = x.sum(axis=1, dtype=np.float32) / np.maximum(mask.sum(axis=1, keepdims=True), 1).astype(np.float32)
-            return TextFeatures(
-                pooled[:, None, :].astype(np.float32), np.ones((len(ids), 1), bool), ngram_ids, ngram_weights
-            )
+            pooled = self._pooled(ids, mask)[:, None, :]
+            return TextFeatures(pooled, np.ones((len(ids), 1), bool), ngram_ids, ngram_weights)
+        x = self.table[ids] * mask[..., None]
         mask[:, 0] = True
         return TextFeatures(x.astype(np.float32), mask, ngram_ids, ngram_weights)
 
