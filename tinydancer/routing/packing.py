@@ -524,7 +524,7 @@ def _column_table(
     """
     n = created.shape[0]
     table = np.zeros((n, 4), np.float32)
-    top = 3.4028234663852886e38  # F32_MAX
+    top = F32_MAX
     ok = True
     for i in range(n):
         c, a, r = created[i], access[i], success[i]
