@@ -648,9 +648,7 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
     columns = request.columns()
     embeddings, _, _, _, table = _check_columns(columns, query.shape[0], now_s)
     if columns.metadata is not None:
-        matches = _metadata_column(query_meta, columns.metadata, columns.ids)  # validates them either way
-        if query_meta:  # without request metadata every share is 0, as the table holds already
-            table[:, 3] = matches
+        table[:, 3] = _metadata_column(query_meta, columns.metadata, columns.ids)
     return PackedRequest(ids=columns.ids, query=query, embeddings=embeddings, columns=table)
 
 
