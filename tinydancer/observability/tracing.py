@@ -3,7 +3,8 @@
 A :class:`TracingSystem` owns one OpenTelemetry SDK ``TracerProvider`` with
 
 * a ``ParentBased(TraceIdRatioBased(sampling_ratio))`` sampler, so an incoming sampled
-  ``traceparent`` is honoured even at ratio 0 and an unsampled one is never recorded;
+  ``traceparent`` is honoured even at ratio 0 and an unsampled one is never recorded (root spans the ratio
+  drops skip the SDK's span-creation work: :mod:`~tinydancer.observability.root_sampling`);
 * a bounded in-memory span buffer (always on, synchronous; :meth:`TracingSystem.finished_spans`);
 * a :class:`~tinydancer.observability.span_export.SpanCapture`, through which a Router's collector receives the
   spans of its own requests as they end (and then keeps them past this system's shutdown);
@@ -37,11 +38,11 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from tinydancer._version import __version__
 from tinydancer.errors import ConfigError
 from tinydancer.observability.provider_switch import TracerSwitch
+from tinydancer.observability.root_sampling import RatioRootTracerProvider
 from tinydancer.observability.span_export import BoundedSpanBuffer, CountingBatchProcessor, ExporterStats, SpanCapture
 from tinydancer.validation import check_bool, check_int, check_number, check_text
 
@@ -183,9 +184,8 @@ class TracingSystem:
     def _build(self) -> TracerProvider:
         config = self.config
         resource = Resource.create({SERVICE_NAME: config.service_name, SERVICE_VERSION: config.service_version})
-        provider = TracerProvider(
-            sampler=ParentBased(TraceIdRatioBased(float(config.sampling_ratio))), resource=resource
-        )
+        # ParentBased(TraceIdRatioBased(ratio)), with the roots the ratio drops made without the SDK's work.
+        provider = RatioRootTracerProvider(float(config.sampling_ratio), resource=resource)
         provider.add_span_processor(SimpleSpanProcessor(self._buffer))
         provider.add_span_processor(SpanCapture())
         self._exporters = []
