@@ -484,6 +484,9 @@ def _embedding_matrix(raw: Any, ids: tuple[str, ...], dim: int) -> np.ndarray:
         return _embedding_rows(list(raw), ids, dim)  # raises for the first row (every row is alike)
     if n == 0:
         return np.zeros((0, dim), np.float32)
+    row = raw[0] if n == 1 and isinstance(raw, list | tuple) else None
+    if isinstance(row, np.ndarray) and row.dtype == np.float32 and row.shape == (dim,):
+        return row.reshape(1, dim)  # one float32 row as it comes: a view, nothing to stack
     try:
         stacked = np.array(raw)  # one pass over the rows; ragged rows raise ValueError
     except (TypeError, ValueError):
