@@ -202,6 +202,20 @@ def test_objects_and_arrays_pack_to_identical_columns() -> None:
     assert np.array_equal(pack_request(matrix, NOW).embeddings, a.embeddings)
 
 
+@pytest.mark.parametrize("row", [np.arange(D, dtype=np.float32), np.arange(D, dtype=np.float64), list(range(D))])
+def test_one_candidate_packs_alike_whatever_its_row(row: Any) -> None:
+    """One float32 row is read as a [1, D] view (no stacking); every other row converts; the values agree."""
+    objects, arrays = both(rows=[row], created_at=[NOW], access_count=[3], success_rate=[0.5])
+    a, b = pack_request(objects, NOW), pack_request(arrays, NOW)
+    assert a.embeddings.shape == (1, D) and a.embeddings.dtype == np.float32
+    assert np.array_equal(a.embeddings, b.embeddings) and np.array_equal(a.columns, b.columns)
+    if isinstance(row, np.ndarray) and row.dtype == np.float32:
+        assert np.shares_memory(a.embeddings, row)  # the view: nothing was copied
+    bad = np.full(D, np.nan, np.float32)  # the view takes the same checks as a stacked row
+    with pytest.raises(InvalidInputError, match="NaN or infinite"):
+        pack_request(both(rows=[bad], created_at=[NOW], access_count=[0], success_rate=[0.0])[0], NOW)
+
+
 def test_huge_integer_rows_stacked_with_float_rows_convert_like_single_rows() -> None:
     big = [2**62 + 2**39 + 1, 1, 2, 3]  # int64 -> float64 -> float32 rounds twice; int64 -> float32 once
     rows = [big, [0.5, 0.0, 0.0, 0.0]]
