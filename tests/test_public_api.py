@@ -24,7 +24,8 @@ WINGS = ("model", "datasets", "routing", "observability", "learning", "plots", "
 #: Benchmarks that inspect internals on purpose: single functions timed alone (where a route spends its
 #: time) and the batch kernels' compile caches. Every other benchmark times the API as users call it.
 PROFILING_BENCHMARKS = {
-    "profile_route.py", "route_parts.py", "span_overhead.py", "metrics_overhead.py", "batch_throughput.py"
+    "profile_route.py", "route_parts.py", "host_route.py", "span_overhead.py", "metrics_overhead.py",
+    "batch_throughput.py",
 }  # fmt: skip
 
 

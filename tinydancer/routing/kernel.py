@@ -42,10 +42,11 @@ BUCKETS: tuple[int, ...] = (1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8
 #: Larger buckets pass the embeddings on their own, read in place.
 ONE_BUFFER_MAX_BUCKET = 64
 #: Requests of up to this many candidates are routed by the kernel's twin compiled for the host
-#: (:mod:`.host_kernel`) when the model has one. Measured on a 2-core x86 CPU (dim 384, default compat model,
-#: ``run_route`` against ``run_route_kernel``, medians): 17 vs 48 us at 64 candidates, 26 vs 180 at 100, 61 vs
-#: 238 at 256, 232 vs 358 at 1000, 925 vs 1513 at 4000. Above this the jitted kernel serves: it is the
-#: reference, it runs on an accelerator, and XLA can spread a large request over several cores.
+#: (:mod:`.host_kernel`) when the model has one. Measured on a 2-core x86 CPU (``python -m benchmarks.host_route``:
+#: dim 384, default compat model, ``run_route`` against ``run_route_kernel``, medians): 3.6 vs 23.7 us at 1
+#: candidate, 18 vs 73 at 64, 62 vs 145 at 256, 238 vs 395 at 1000, and about even (1451 vs 1426) at 4000.
+#: Above this the jitted kernel serves: it is the reference, it runs on an accelerator, and XLA can spread a
+#: large request over several cores.
 HOST_MAX_CANDIDATES = 1024
 #: The InferenceError of a model whose scores are not all finite and in [0, 1].
 BROKEN_SCORES = "model produced NaN, infinite or out-of-range confidences or uncertainties"
