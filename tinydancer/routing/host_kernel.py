@@ -8,7 +8,7 @@ of a few microseconds instead of one XLA dispatch, or of some thirty numpy calls
 kernel stays the reference (tests compare the two on many random and edge-case requests) and the path for
 larger requests.
 
-:func:`host_forward` lays a model's parameters out once per loaded model and returns a :data:`HostRoute` for
+:func:`host_route` lays a model's parameters out once per loaded model and returns a :data:`HostRoute` for
 its family (the original's model, or a FastGRNN on candidate features). Everything is computed in float32,
 as the kernel; results agree with it to float32 rounding (summation order, ``exp`` and ``tanh`` are not
 XLA's), so a confidence within a rounding step of the threshold may be decided differently by the two.
@@ -17,7 +17,7 @@ Examples:
     >>> import numpy as np
     >>> from tinydancer.model.original import CompatModelConfig, init_compat_params
     >>> config = CompatModelConfig()
-    >>> route = host_forward(config, config.flatten(init_compat_params(config, 0)))
+    >>> route = host_route(config, config.flatten(init_compat_params(config, 0)))
     >>> conf, unc, light, valid = route(np.ones(4, np.float32), np.ones((3, 4), np.float32),
     ...                          np.zeros((3, 4), np.float32), 0.85, 0.15)
     >>> conf.shape, conf.dtype.name, bool(light.any()), valid
@@ -165,7 +165,7 @@ def _fastgrnn_route(
     return _decide(confidence, threshold, max_uncertainty)
 
 
-def host_forward(config: Any, flat: np.ndarray) -> HostRoute | None:
+def host_route(config: Any, flat: np.ndarray) -> HostRoute | None:
     """The model's whole route on the host, its parameters sliced and laid out once; None for other families.
 
     Args:
@@ -179,12 +179,12 @@ def host_forward(config: Any, flat: np.ndarray) -> HostRoute | None:
     Examples:
         >>> from tinydancer.model.original import init_compat_params
         >>> config = CompatModelConfig()
-        >>> route = host_forward(config, config.flatten(init_compat_params(config, 0)))
+        >>> route = host_route(config, config.flatten(init_compat_params(config, 0)))
         >>> conf, unc, light, valid = route(np.ones(2, np.float32), np.eye(2, dtype=np.float32),
         ...                                np.zeros((2, 4), np.float32), 0.5, 1.0)
         >>> [round(v, 3) for v in conf.tolist()], valid
         ([0.5, 0.5], True)
-        >>> host_forward(object(), flat=np.zeros(1, np.float32)) is None
+        >>> host_route(object(), flat=np.zeros(1, np.float32)) is None
         True
     """
     flat = np.asarray(flat, np.float32)
@@ -268,4 +268,4 @@ def host_features(query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray
     return _features(*_inputs(query, embeddings, columns))  # type: ignore[no-any-return]
 
 
-__all__ = ["HostOutputs", "HostRoute", "host_features", "host_forward"]
+__all__ = ["HostOutputs", "HostRoute", "host_features", "host_route"]

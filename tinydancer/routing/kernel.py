@@ -31,7 +31,7 @@ import numpy as np
 from tinydancer.errors import InferenceError
 from tinydancer.model.candidate_features import candidate_features
 from tinydancer.model.family import ModelFamily
-from tinydancer.routing.host_kernel import HostRoute, host_forward
+from tinydancer.routing.host_kernel import HostRoute, host_route
 
 #: Candidate counts are padded up to the next of these; above the last, to a multiple of it.
 #: Powers of two waste at most half the work; below 8 one more compile is not worth a bucket.
@@ -101,7 +101,7 @@ class DeviceModel(NamedTuple):
 
     config: ModelFamily[Any]
     flat: jax.Array
-    #: The same model's whole route compiled for the host, for small requests (:func:`host_forward`), or None:
+    #: The same model's whole route compiled for the host, for small requests (:func:`host_route`), or None:
     #: kernel only.
     host: HostRoute | None = None
 
@@ -121,7 +121,7 @@ class DeviceModel(NamedTuple):
             ('compat', (217,))
         """
         flat = config.flatten(params)
-        return cls(config, jnp.asarray(flat), host_forward(config, flat))
+        return cls(config, jnp.asarray(flat), host_route(config, flat))
 
     @property
     def kind(self) -> str:
