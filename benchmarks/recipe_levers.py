@@ -89,6 +89,28 @@ class DistilledScorer(FastGRNNScorer):
         return self
 
 
+class SeedEnsembleScorer:
+    """The mean score of ``members`` recipe scorers trained with seeds 0, 1, ... (a deep ensemble; not servable as
+    one artifact today, measured to see whether serving one would pay)."""
+
+    def __init__(self, members: int, name: str) -> None:
+        self.name = name
+        self._members = [
+            FastGRNNScorer(train=default_train_config(seed=k, progress=False), name=f"{name}/{k}")
+            for k in range(members)
+        ]
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        for member in self._members:
+            member.fit(prompts, y, val=val)
+        return self
+
+    def score(self, prompts: Sequence[str]) -> np.ndarray:
+        return np.mean([member.score(prompts) for member in self._members], axis=0)
+
+
 def levers() -> list[tuple[str, Callable[[], Any], str]]:
     """(name, scorer factory, target): the recipe, one change per row, and the strongest baseline."""
     r = dataclasses.replace
@@ -123,6 +145,21 @@ def levers() -> list[tuple[str, Callable[[], Any], str]]:
             lambda: DistilledScorer(0.5, "distilled from tfidf_lr, a=0.5"),
             "strong_gain",
         ),
+        (
+            "ensemble of 3 seeds (mean score)",
+            lambda: SeedEnsembleScorer(3, "ensemble of 3 seeds (mean score)"),
+            "strong_gain",
+        ),
+        (
+            "n-gram L2 1e-3",
+            lambda: FastGRNNScorer(train=r(default_train_config(progress=False), ngram_l2=1e-3), name="n-gram L2 1e-3"),
+            "strong_gain",
+        ),
+        (
+            "n-gram L2 1e-5",
+            lambda: FastGRNNScorer(train=r(default_train_config(progress=False), ngram_l2=1e-5), name="n-gram L2 1e-5"),
+            "strong_gain",
+        ),
         ("tfidf_lr (baseline)", lambda: TfidfLogisticScorer(name="tfidf_lr (baseline)"), "strong_gain"),
         ("tfidf_lr, target weak_fails", lambda: TfidfLogisticScorer(name="tfidf_lr, target weak_fails"), "weak_fails"),
     ]
@@ -153,6 +190,7 @@ def plans(frame: pd.DataFrame, seeds: list[int]) -> dict[str, list[dict[str, np.
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds per cut")
+    parser.add_argument("--only", nargs="+", default=None, help="run only these levers (names as in the table)")
     parser.add_argument("--out", default=str(SCRATCH_RESULTS / "recipe_levers.json"), help="JSON (markdown beside it)")
     args = parser.parse_args(argv)
     configure_jax()
@@ -162,15 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     for cut, runs in plans(frame, list(range(args.seeds))).items():
         for rows in runs:
             for target in ("strong_gain", "weak_fails"):
-                chosen = [(name, make) for name, make, t in levers() if t == target]
+                chosen = [(name, make) for name, make, t in levers() if t == target and name in (args.only or [name])]
+                if not chosen:
+                    continue
                 done = fit_and_score(frame, [make() for _, make in chosen], rows=rows, target=target)
                 for run in done:
                     m = scorer_metrics(frame, run)
                     table.setdefault(run.name, {}).setdefault(cut, []).append((m["apgr"], m["auroc_gain"]))
             print(f"{cut}: run done at {time.perf_counter() - started:.0f} s", flush=True)
     cuts = ("in-domain", "held-out subjects", "small")
+    elapsed = time.perf_counter() - started
+    only = "" if args.only is None else " --only " + " ".join(f"'{name}'" for name in args.only)
     lines = [
-        f"Command: `python -m benchmarks.recipe_levers --seeds {args.seeds}` ({time.perf_counter() - started:.0f} s)",
+        f"Command: `python -m benchmarks.recipe_levers --seeds {args.seeds}{only}` ({elapsed:.0f} s)",
         "",
         "| lever | " + " | ".join(f"{c}: APGR / AUROC (strong wins)" for c in cuts) + " |",
         "|---|" + "---|" * len(cuts),
