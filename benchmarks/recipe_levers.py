@@ -40,11 +40,19 @@ from tinydancer.learning import (
     TfidfLogisticScorer,
     default_train_config,
     fit_and_score,
+    prompt_statistics,
     scorer_metrics,
     split_rows,
     train_fastgrnn,
 )
-from tinydancer.model import PromptRouterArtifact, PromptScorer, TextFeaturizer, apply_norm, fit_norm_stats
+from tinydancer.model import (
+    PromptRouterArtifact,
+    PromptScorer,
+    TextFeaturizer,
+    apply_norm,
+    fastgrnn_logits,
+    fit_norm_stats,
+)
 
 
 class DistilledScorer(FastGRNNScorer):
@@ -111,6 +119,57 @@ class SeedEnsembleScorer:
         return np.mean([member.score(prompts) for member in self._members], axis=0)
 
 
+class ExtraInputScorer(FastGRNNScorer):
+    """The recipe with prompt statistics appended to the FastGRNN's input: ``"length"``, log(1 + tokens read,
+    at most 256) (what the serving kernel already knows), or ``"prompt_stats"``, the six numbers of
+    :func:`~tinydancer.learning.prompt_statistics`. The recipe's inputs (a mean of token vectors and a bag
+    weighted ``1/sqrt(n)``) carry no length by construction; the prompt-statistics baseline is mostly length.
+    Scored by the same FastGRNN and bag arithmetic outside the serving kernel (a screen, not servable)."""
+
+    def __init__(self, extra: str, name: str) -> None:
+        super().__init__(name=name)
+        self.extra = extra
+        width = 1 if extra == "length" else 6
+        self.model_config = dataclasses.replace(self.model_config, input_dim=self.model_config.input_dim + width)
+        self._fitted: tuple[Any, np.ndarray | None, Any] | None = None
+
+    def _rows(self, prompts: list[str], y: np.ndarray, stats: Any = None) -> tuple[RoutingData, Any]:
+        if self._featurizer is None:
+            self._featurizer = TextFeaturizer(self.featurizer_config)
+        f = self._featurizer.featurize(prompts)
+        if self.extra == "length":
+            _, mask = self._featurizer.token_ids(prompts)
+            more = np.log1p(mask.sum(axis=1, keepdims=True)).astype(np.float32)
+        else:
+            more = prompt_statistics(prompts).astype(np.float32)
+        x = np.concatenate([f.x, more[:, None, :]], axis=-1)
+        stats = stats or fit_norm_stats(x, f.mask)
+        rows = RoutingData(
+            apply_norm(x, stats, f.mask), f.mask, y.astype(np.float32), None, f.ngram_ids, f.ngram_weights
+        )
+        return rows, stats
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        assert val is not None
+        train, stats = self._rows(list(prompts), np.asarray(y))
+        held, _ = self._rows(list(val[0]), np.asarray(val[1]), stats)
+        feat = self.featurizer_config
+        result = train_fastgrnn(self.model_config, train, held, self.train_config, ngram_buckets=feat.ngram_buckets)
+        self._fitted = (result.params, result.ngram_weights, stats)
+        return self
+
+    def score(self, prompts: Sequence[str]) -> np.ndarray:
+        assert self._fitted is not None
+        params, bag, stats = self._fitted
+        data, _ = self._rows(list(prompts), np.zeros(len(prompts)), stats)
+        logits = np.asarray(fastgrnn_logits(params, self.model_config, data.x, data.mask), np.float64)
+        if bag is not None:
+            logits += np.sum(bag[data.ngram_ids] * data.ngram_weights, axis=1)
+        return 1.0 / (1.0 + np.exp(-logits))
+
+
 def levers() -> list[tuple[str, Callable[[], Any], str]]:
     """(name, scorer factory, target): the recipe, one change per row, and the strongest baseline."""
     r = dataclasses.replace
@@ -143,6 +202,12 @@ def levers() -> list[tuple[str, Callable[[], Any], str]]:
         (
             "distilled from tfidf_lr, a=0.5",
             lambda: DistilledScorer(0.5, "distilled from tfidf_lr, a=0.5"),
+            "strong_gain",
+        ),
+        ("+ log token count as input", lambda: ExtraInputScorer("length", "+ log token count as input"), "strong_gain"),
+        (
+            "+ prompt statistics as input",
+            lambda: ExtraInputScorer("prompt_stats", "+ prompt statistics as input"),
             "strong_gain",
         ),
         (
