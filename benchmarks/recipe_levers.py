@@ -106,8 +106,8 @@ class DistilledScorer(FastGRNNScorer):
 
 
 class SeedEnsembleScorer:
-    """The mean score of ``members`` recipe scorers trained with seeds 0, 1, ... (a deep ensemble; not servable as
-    one artifact today, measured to see whether serving one would pay)."""
+    """The mean score of ``members`` recipe scorers trained with seeds 0, 1, ... (a deep ensemble, as
+    ``train_router(ensemble=K)`` trains and serves one), each fitted alone."""
 
     def __init__(self, members: int, name: str) -> None:
         self.name = name
@@ -260,7 +260,7 @@ CUTS = ("in-domain", "held-out subjects", "small", "in-domain, full size")
 
 
 def plans(frame: pd.DataFrame, seeds: list[int]) -> dict[str, list[dict[str, np.ndarray]]]:
-    """The runs of each cut (module docstring), all inside the random split's training rows (seed 0)."""
+    """The runs of each cut (module docstring), all inside the random split's training and validation rows (seed 0)."""
     split = split_rows(frame, "random", 0)
     pool = split["train"]
     subjects = frame["subject"].to_numpy()

@@ -84,7 +84,7 @@ class Candidate:
 class CandidateColumns:
     """Candidates as columns: ids [N], embeddings [N, D], created_at/access_count/success_rate [N].
 
-    Read-only by convention: slots without ``frozen`` build in a quarter of the time (one per request).
+    Read-only by convention: slots without ``frozen`` build faster, and every request builds one.
     """
 
     ids: tuple[Any, ...]
