@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -111,6 +112,48 @@ def test_same_bad_input_same_error_both_ways(kwargs: dict[str, Any]) -> None:
         pack_request(arrays, NOW)
     assert type(from_objects.value) is type(from_arrays.value)
     assert str(from_objects.value) == str(from_arrays.value)
+
+
+def _one(kwargs: dict[str, Any], index: int) -> dict[str, Any]:
+    """The request of ``kwargs`` cut down to its candidate ``index`` (query metadata kept)."""
+    return {k: v if k == "query_metadata" else v[index : index + 1] for k, v in kwargs.items()}
+
+
+@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("kwargs", [b[1] for b in BAD], ids=[b[0] for b in BAD])
+def test_one_candidate_requests_have_the_same_outcome_both_ways(kwargs: dict[str, Any], index: int) -> None:
+    """A one-candidate object request reads its fields directly (no comprehensions): same error or same packing."""
+    objects, arrays = both(**_one(kwargs, index))
+    try:
+        packed = pack_request(arrays, NOW)
+    except InvalidInputError as expected:
+        with pytest.raises(InvalidInputError) as got:
+            pack_request(objects, NOW)
+        assert str(got.value) == str(expected)
+    else:
+        mine = pack_request(objects, NOW)
+        assert mine.ids == packed.ids and np.array_equal(mine.columns, packed.columns)
+        assert np.array_equal(mine.embeddings, packed.embeddings)
+
+
+def test_candidates_in_any_sequence_pack_like_a_list() -> None:
+    class Candidates(Sequence[Candidate]):
+        def __init__(self, items: list[Candidate]) -> None:
+            self.items = items
+
+        def __len__(self) -> int:
+            return len(self.items)
+
+        def __getitem__(self, i: Any) -> Any:
+            return self.items[i]
+
+    for n in (1, 3):
+        as_list = both(rows=[np.arange(D) + i for i in range(n)], access_count=list(range(n)))[0]
+        custom = RoutingRequest(as_list.query_embedding, Candidates(list(as_list.candidates)))
+        a, b = pack_request(custom, NOW), pack_request(as_list, NOW)
+        assert a.ids == b.ids and np.array_equal(a.columns, b.columns) and np.array_equal(a.embeddings, b.embeddings)
+    with pytest.raises(InvalidInputError, match="expected a sequence of Candidate"):
+        pack_request(RoutingRequest(np.ones(D), 5), NOW)  # type: ignore[arg-type]
 
 
 def test_bad_row_error_names_the_first_bad_candidate() -> None:
