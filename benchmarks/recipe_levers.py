@@ -180,78 +180,45 @@ class ExtraInputScorer(FastGRNNScorer):
 
 def levers() -> list[tuple[str, Callable[[], Any], str]]:
     """(name, scorer factory, target): the recipe, one change per row, and the strongest baseline."""
-    r = dataclasses.replace
-    feat = DEFAULT_FEATURIZER
+    gain = "strong_gain"
+
+    def featurizer(name: str, **changes: Any) -> tuple[str, Callable[[], Any], str]:
+        return name, lambda: FastGRNNScorer(dataclasses.replace(DEFAULT_FEATURIZER, **changes), name=name), gain
+
+    def model(name: str, **changes: Any) -> tuple[str, Callable[[], Any], str]:
+        return name, lambda: FastGRNNScorer(model=dict(changes), name=name), gain
+
+    def training(name: str, **changes: Any) -> tuple[str, Callable[[], Any], str]:
+        config = dataclasses.replace(default_train_config(progress=False), **changes)
+        return name, lambda: FastGRNNScorer(train=config, name=name), gain
+
+    def other(name: str, make: Callable[[str], Any], target: str = gain) -> tuple[str, Callable[[], Any], str]:
+        return name, lambda: make(name), target
+
     return [
-        ("recipe", lambda: FastGRNNScorer(name="recipe"), "strong_gain"),
-        ("target weak_fails", lambda: FastGRNNScorer(name="target weak_fails"), "weak_fails"),
-        (
-            "no refit on train + val",
-            lambda: FastGRNNScorer(
-                train=r(default_train_config(progress=False), refit=False), name="no refit on train + val"
-            ),
-            "strong_gain",
-        ),
-        ("no n-gram bag", lambda: FastGRNNScorer(r(feat, ngram_buckets=0), name="no n-gram bag"), "strong_gain"),
-        ("first 64 tokens", lambda: FastGRNNScorer(r(feat, max_tokens=64), name="first 64 tokens"), "strong_gain"),
-        (
-            "8,192 n-gram buckets",
-            lambda: FastGRNNScorer(r(feat, ngram_buckets=8192), name="8,192 n-gram buckets"),
-            "strong_gain",
-        ),
-        (
-            "12,288 n-gram buckets",
-            lambda: FastGRNNScorer(r(feat, ngram_buckets=12288), name="12,288 n-gram buckets"),
-            "strong_gain",
-        ),
-        (
-            "40 epochs",
-            lambda: FastGRNNScorer(train=r(default_train_config(progress=False), epochs=40), name="40 epochs"),
-            "strong_gain",
-        ),
-        ("hidden 32", lambda: FastGRNNScorer(model={"hidden_dim": 32}, name="hidden 32"), "strong_gain"),
-        ("dim 128", lambda: FastGRNNScorer(r(feat, dim=128), name="dim 128"), "strong_gain"),
-        ("dim 256", lambda: FastGRNNScorer(r(feat, dim=256), name="dim 256"), "strong_gain"),
-        ("hidden 4", lambda: FastGRNNScorer(model={"hidden_dim": 4}, name="hidden 4"), "strong_gain"),
-        ("hidden 8", lambda: FastGRNNScorer(model={"hidden_dim": 8}, name="hidden 8"), "strong_gain"),
-        (
-            "lr 3e-3",
-            lambda: FastGRNNScorer(train=r(default_train_config(progress=False), learning_rate=3e-3), name="lr 3e-3"),
-            "strong_gain",
-        ),
-        (
-            "lr 1e-2",
-            lambda: FastGRNNScorer(train=r(default_train_config(progress=False), learning_rate=1e-2), name="lr 1e-2"),
-            "strong_gain",
-        ),
-        (
-            "distilled from tfidf_lr, a=0.5",
-            lambda: DistilledScorer(0.5, "distilled from tfidf_lr, a=0.5"),
-            "strong_gain",
-        ),
-        ("+ log token count as input", lambda: ExtraInputScorer("length", "+ log token count as input"), "strong_gain"),
-        (
-            "+ prompt statistics as input",
-            lambda: ExtraInputScorer("prompt_stats", "+ prompt statistics as input"),
-            "strong_gain",
-        ),
-        (
-            "ensemble of 3 seeds (mean score)",
-            lambda: SeedEnsembleScorer(3, "ensemble of 3 seeds (mean score)"),
-            "strong_gain",
-        ),
-        (
-            "n-gram L2 1e-3",
-            lambda: FastGRNNScorer(train=r(default_train_config(progress=False), ngram_l2=1e-3), name="n-gram L2 1e-3"),
-            "strong_gain",
-        ),
-        (
-            "n-gram L2 1e-5",
-            lambda: FastGRNNScorer(train=r(default_train_config(progress=False), ngram_l2=1e-5), name="n-gram L2 1e-5"),
-            "strong_gain",
-        ),
-        ("tfidf_lr (baseline)", lambda: TfidfLogisticScorer(name="tfidf_lr (baseline)"), "strong_gain"),
-        ("tfidf_lr, target weak_fails", lambda: TfidfLogisticScorer(name="tfidf_lr, target weak_fails"), "weak_fails"),
+        other("recipe", lambda name: FastGRNNScorer(name=name)),
+        other("target weak_fails", lambda name: FastGRNNScorer(name=name), "weak_fails"),
+        training("no refit on train + val", refit=False),
+        featurizer("no n-gram bag", ngram_buckets=0),
+        featurizer("first 64 tokens", max_tokens=64),
+        featurizer("8,192 n-gram buckets", ngram_buckets=8192),
+        featurizer("12,288 n-gram buckets", ngram_buckets=12288),
+        training("40 epochs", epochs=40),
+        model("hidden 32", hidden_dim=32),
+        featurizer("dim 128", dim=128),
+        featurizer("dim 256", dim=256),
+        model("hidden 4", hidden_dim=4),
+        model("hidden 8", hidden_dim=8),
+        training("lr 3e-3", learning_rate=3e-3),
+        training("lr 1e-2", learning_rate=1e-2),
+        other("distilled from tfidf_lr, a=0.5", lambda name: DistilledScorer(0.5, name)),
+        other("+ log token count as input", lambda name: ExtraInputScorer("length", name)),
+        other("+ prompt statistics as input", lambda name: ExtraInputScorer("prompt_stats", name)),
+        other("ensemble of 3 seeds (mean score)", lambda name: SeedEnsembleScorer(3, name)),
+        training("n-gram L2 1e-3", ngram_l2=1e-3),
+        training("n-gram L2 1e-5", ngram_l2=1e-5),
+        other("tfidf_lr (baseline)", lambda name: TfidfLogisticScorer(name=name)),
+        other("tfidf_lr, target weak_fails", lambda name: TfidfLogisticScorer(name=name), "weak_fails"),
     ]
 
 
