@@ -28,16 +28,15 @@ and coefficients as pickled, the kNN memory bank.
 from __future__ import annotations
 
 import argparse
-import json
 import pickle
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from benchmarks.report import write_results
 from benchmarks.training import SCRATCH_RESULTS
 from tinydancer import configure_jax
 from tinydancer.datasets import MMLU_GROUPS, load
@@ -223,10 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         f"recipe featuriser {DEFAULT_FEATURIZER})\n"
     )
     text = header + "\n\n".join(markdown(kind, r) for kind, r in results.items()) + "\n"
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": command, "results": results}, indent=1, default=float))
-    out.with_suffix(".md").write_text(text)
+    write_results(args.out, {"command": command, "results": results}, text)
     print(text)
     return 0
 

@@ -14,17 +14,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
-import json
 import os
 import platform
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks.report import write_results
 from tinydancer import configure_jax
 from tinydancer.model.original import CompatModelConfig, init_compat_params
 from tinydancer.routing.kernel import DeviceModel, run_route, run_route_kernel
@@ -94,10 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"command": command, "commit": commit, "rows": rows}, indent=1))
-        out.with_suffix(".md").write_text(text)
+        write_results(args.out, {"command": command, "commit": commit, "rows": rows}, text)
     return 0
 
 

@@ -28,16 +28,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, Self
 
 import jax
 import numpy as np
 import pandas as pd
 
+from benchmarks.report import write_results
 from benchmarks.training import SCRATCH_RESULTS
 from tinydancer import configure_jax
 from tinydancer.datasets import MMLU_GROUPS, load
@@ -294,10 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = [f"{np.mean([a for a, _ in per_cut[c]]):.3f} / {np.mean([g for _, g in per_cut[c]]):.3f}" for c in cuts]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"seeds": args.seeds, "table": table}, indent=1))
-    out.with_suffix(".md").write_text(text)
+    write_results(args.out, {"seeds": args.seeds, "table": table}, text)
     print(text)
     return 0
 

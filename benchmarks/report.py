@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
+
+def write_results(out: str | Path, result: dict[str, Any], text: str) -> None:
+    """A benchmark's result as JSON at ``out`` and its Markdown ``text`` beside it (same name, ``.md``)."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1, default=float))
+    path.with_suffix(".md").write_text(text)
+
 
 SETTING_LABELS = {
     "off": "tinydancer, observability off",

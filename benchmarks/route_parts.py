@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import datetime as dt
 import functools
-import json
 import os
 import platform
 import sys
@@ -44,6 +43,7 @@ import numpy as np
 from opentelemetry import trace
 
 import tinydancer.routing.router as router_module
+from benchmarks.report import write_results
 from benchmarks.route_latency import NOW_S, make_request, time_calls
 from tinydancer import configure_jax
 from tinydancer.observability import LogConfig, TracingConfig, TracingSystem
@@ -178,10 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"command": command, "date": when, "table": table}, indent=1))
-        out.with_suffix(".md").write_text(text)
+        write_results(args.out, {"command": command, "date": when, "table": table}, text)
     return 0
 
 

@@ -17,15 +17,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 
+from benchmarks.report import write_results
 from benchmarks.training import SCRATCH_RESULTS
 from tinydancer import configure_jax
 from tinydancer.datasets import load
@@ -106,11 +105,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         ),
     ]
     text = header + "\n".join(lines) + "\n"
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     result = {"command": command, "rows": rows}
-    out.write_text(json.dumps(result, indent=1))
-    out.with_suffix(".md").write_text(text)
+    write_results(args.out, result, text)
     print(text)
     return result
 
