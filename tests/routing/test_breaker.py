@@ -114,3 +114,32 @@ def test_invariants_hold_for_any_event_sequence(seq: list[str], threshold: int, 
     # every reported transition connects the previous one
     for (_, b), (c, _) in itertools.pairwise(changes):
         assert b == c
+
+
+def _hammer(cb: CircuitBreaker, settle: str, calls: int) -> None:
+    for _ in range(calls):
+        try:
+            ticket = cb.admit()
+        except CircuitOpenError:
+            continue
+        getattr(cb, settle)(ticket)
+
+
+def test_threads_of_successes_and_releases_keep_the_failure_count_exact() -> None:
+    """A closed breaker admits and settles without its lock; other threads' failures must still count."""
+    import threading
+
+    for settle, failures in (("release", 50), ("success", 49)):
+        cb, _, changes = make(threshold=50, timeout=1e9)
+        workers = [threading.Thread(target=_hammer, args=(cb, settle, 20_000)) for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        for _ in range(failures):
+            cb.failure(cb.admit())
+        for worker in workers:
+            worker.join()
+        if settle == "release":  # releases never reset the count: the 50th failure opens it
+            assert cb.state == "open" and changes == [("closed", "open")]
+        else:  # successes may reset it meanwhile; one more after every failure leaves it clean
+            cb.success(cb.admit())
+            assert cb.state == "closed" and cb._state.consecutive_failures == 0 and changes == []

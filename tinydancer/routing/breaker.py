@@ -141,6 +141,11 @@ class Ticket(NamedTuple):
     probe: bool
 
 
+#: The ticket of every request that is not a half-open probe, and the state success leaves unchanged.
+_ORDINARY = Ticket(False)
+_CLEAN = BreakerState()
+
+
 class CircuitBreaker:
     """Thread-safe shell around the pure transitions.
 
@@ -183,6 +188,8 @@ class CircuitBreaker:
 
     def admit(self) -> Ticket:
         """Admit a request or raise :class:`CircuitOpenError` carrying ``retry_after``."""
+        if self._state.kind == CLOSED:  # one atomic read: a closed breaker admits and stays as it is
+            return _ORDINARY
         with self._lock:
             new, probe, retry_after = admit(self._state, self._clock(), self.policy)
             change = self._commit(new)
@@ -193,6 +200,8 @@ class CircuitBreaker:
 
     def success(self, ticket: Ticket) -> None:
         """Report a successful inference."""
+        if self._state == _CLEAN:  # closed without failures: a success changes nothing
+            return
         with self._lock:
             change = self._commit(on_success(self._state, ticket.probe, self.policy))
         self._notify(change)
@@ -205,5 +214,7 @@ class CircuitBreaker:
 
     def release(self, ticket: Ticket) -> None:
         """Return a ticket whose request never reached inference."""
+        if not ticket.probe:  # only a probe's slot is given back
+            return
         with self._lock:
             self._state = on_release(self._state, ticket.probe)
