@@ -216,6 +216,10 @@ def levers() -> list[tuple[str, Callable[[], Any], str]]:
         other("ensemble of 3 seeds (mean score)", lambda name: SeedEnsembleScorer(3, name)),
         training("n-gram L2 1e-3", ngram_l2=1e-3),
         training("n-gram L2 1e-5", ngram_l2=1e-5),
+        training("n-gram bag lr x1 (the recipe until 2026-12-01)", ngram_lr_scale=1.0),
+        training("n-gram bag lr x2", ngram_lr_scale=2.0),
+        training("n-gram bag lr x5", ngram_lr_scale=5.0),
+        training("n-gram bag lr x10", ngram_lr_scale=10.0),
         other("tfidf_lr (baseline)", lambda name: TfidfLogisticScorer(name=name)),
         other("tfidf_lr, target weak_fails", lambda name: TfidfLogisticScorer(name=name), "weak_fails"),
     ]

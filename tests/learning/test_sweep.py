@@ -53,7 +53,7 @@ def test_each_member_is_what_train_fastgrnn_trains_alone(base: TrainConfig) -> N
     configs = [
         base,
         dataclasses.replace(base, seed=1, learning_rate=base.learning_rate / 3),
-        dataclasses.replace(base, seed=2, weight_decay=0.01, ngram_l2=1e-3, clip_norm=0.5),
+        dataclasses.replace(base, seed=2, weight_decay=0.01, ngram_l2=1e-3, ngram_lr_scale=3.0, clip_norm=0.5),
     ]
     many = train_fastgrnn_many(MODEL, tr, va, configs, ngram_buckets=BUCKETS)
     for config, member in zip(configs, many, strict=True):
@@ -79,3 +79,17 @@ def test_a_diverging_member_is_named() -> None:
     bad = dataclasses.replace(base, seed=7, learning_rate=1e30, clip_norm=1e30)
     with pytest.raises(TrainingError, match=r"member 1 \(seed 7\): training diverged"):
         train_fastgrnn_many(MODEL, tr, va, [base, bad], ngram_buckets=BUCKETS)
+
+
+def test_ngram_lr_scale_multiplies_the_bags_steps_only() -> None:
+    """One Adam step from a zero bag: the bag moves ``ngram_lr_scale`` times as far, the FastGRNN the same."""
+    tr, va = _splits()
+    one_step = TrainConfig(epochs=1, batch_size=300, schedule="constant", ngram_l2=0.0, progress=False)
+    base = train_fastgrnn(MODEL, tr, va, one_step, ngram_buckets=BUCKETS)
+    scaled = train_fastgrnn(MODEL, tr, va, dataclasses.replace(one_step, ngram_lr_scale=3.0), ngram_buckets=BUCKETS)
+    assert np.abs(base.ngram_weights).max() > 0
+    np.testing.assert_allclose(scaled.ngram_weights, 3.0 * base.ngram_weights, rtol=1e-5, atol=1e-8)
+    for a, b in zip(jax.tree.leaves(base.params), jax.tree.leaves(scaled.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ConfigError, match="ngram_lr_scale"):
+        TrainConfig(ngram_lr_scale=0.0)

@@ -130,6 +130,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"hashed n-gram buckets of the logit, 0 for none (default: {recipe.ngram_buckets}; 0 with wordllama_mean)",
     )
     t.add_argument("--ngram-l2", type=float, default=recipe_train.ngram_l2, help="L2 penalty on the n-gram weights")
+    t.add_argument(
+        "--ngram-lr-scale",
+        type=float,
+        default=recipe_train.ngram_lr_scale,
+        help="the n-gram weights' learning rate as a multiple of --lr",
+    )
     t.add_argument("--hidden", type=int, default=DEFAULT_MODEL["hidden_dim"], help="FastGRNN hidden units")
     t.add_argument("--w-rank", type=int, default=None, help="rank of the input matrix W (default: full rank)")
     t.add_argument("--u-rank", type=int, default=None, help="rank of the recurrent matrix U (default: full rank)")
@@ -235,6 +241,7 @@ def _train(ns: argparse.Namespace) -> int:
         learning_rate=ns.lr,
         sparsity=ns.sparsity,
         ngram_l2=ns.ngram_l2,
+        ngram_lr_scale=ns.ngram_lr_scale,
         refit=ns.refit,
     )
     trained = train_router(

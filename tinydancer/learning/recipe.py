@@ -6,9 +6,10 @@ Chosen on validation rows only (never on test rows; EVALUATION.md has the sweep 
 - input: the mean WordLlama vector (64-d) of the first 256 tokens, one FastGRNN step (hidden 16), plus a
   bag of hashed token unigrams and bigrams of those tokens (4,096 buckets) added to the logit, trained jointly;
 - target: ``"strong_gain"``, the expected gain of calling the strong model (:mod:`tinydancer.learning.labels`);
-- training: Adam at 1e-3 with cosine decay, gradient clip 5, batches of 128, at most 20 epochs with early
-  stopping (patience 5) on the validation rows, L2 1e-4 on the n-gram bag; then a refit from the same
-  initialisation on the training and validation rows together for the epoch count early stopping chose.
+- training: Adam at 1e-3 with cosine decay (3e-3 on the n-gram bag), gradient clip 5, batches of 128, at most
+  20 epochs with early stopping (patience 5) on the validation rows, L2 1e-4 on the n-gram bag; then a refit
+  from the same initialisation on the training and validation rows together for the epoch count early
+  stopping chose.
 
 Its weights are 21,708 bytes in float32 (the FastGRNN 5,324 and the bag 16,384).
 
@@ -42,7 +43,7 @@ def default_train_config(seed: int = 0, progress: bool = True) -> TrainConfig:
     """
     return TrainConfig(
         epochs=20, batch_size=128, learning_rate=1e-3, schedule="cosine", clip_norm=5.0, patience=5,
-        ngram_l2=1e-4, refit=True, seed=seed, progress=progress,
+        ngram_l2=1e-4, ngram_lr_scale=3.0, refit=True, seed=seed, progress=progress,
     )  # fmt: skip
 
 

@@ -4,8 +4,8 @@
 would train it alone (same initialisation, shuffling, Adam, gradient clipping, schedule, early stopping and
 refit), but every batch step is a single jitted call vmapped over the members: the parameters and Adam
 states are stacked on a leading [M] axis and each member reads its own shuffled rows. Members may differ in
-``seed``, ``learning_rate``, ``clip_norm``, ``weight_decay`` and ``ngram_l2`` (traced numbers); everything that
-shapes the computation (epochs, batch size, schedule, patience, refit, distillation) must be equal.
+``seed``, ``learning_rate``, ``clip_norm``, ``weight_decay``, ``ngram_l2`` and ``ngram_lr_scale`` (traced numbers);
+everything that shapes the computation (epochs, batch size, schedule, patience, refit, distillation) must be equal.
 
 Each member stops on its own: once its patience runs out it leaves the stacked state, which is kept at a
 power-of-two number of rows (frozen padding rows fill the rest, so at most log2(M) + 1 shapes compile), and
@@ -60,7 +60,14 @@ from tinydancer.learning.train import (
 from tinydancer.model.fastgrnn import FastGRNNConfig, fastgrnn_logits, init_fastgrnn_params
 
 #: TrainConfig fields that may differ between members (traced numbers, or the seed of init and shuffling).
-PER_MEMBER_FIELDS: tuple[str, ...] = ("seed", "learning_rate", "clip_norm", "weight_decay", "ngram_l2")
+PER_MEMBER_FIELDS: tuple[str, ...] = (
+    "seed",
+    "learning_rate",
+    "clip_norm",
+    "weight_decay",
+    "ngram_l2",
+    "ngram_lr_scale",
+)
 _ADAM = optax.scale_by_adam()
 
 
@@ -79,16 +86,16 @@ def _update_many(
     temp: float,
 ) -> tuple[TrainedParams, optax.OptState, jax.Array]:
     """Every member's step, vmapped over the leading [M] axis of ``params``, ``adam_state``, ``idx`` [M, B],
-    ``hyper`` [M, 4] (this step's learning rate, clip norm, weight decay, n-gram L2) and ``active`` [M]: each
-    member's batch of the device-resident ``rows``, clip, Adam, decoupled decay, ``-lr`` scaling; a member
-    where ``active`` is False keeps its weights and optimiser state.
+    ``hyper`` [M, 5] (this step's learning rate, clip norm, weight decay, n-gram L2, n-gram step scale) and
+    ``active`` [M]: each member's batch of the device-resident ``rows``, clip, Adam, decoupled decay, ``-lr``
+    scaling (times the scale on the bag); a member where ``active`` is False keeps its weights and optimiser state.
     """
 
     def member(
         p0: TrainedParams, state: optax.OptState, batch: jax.Array, h: jax.Array, on: jax.Array
     ) -> tuple[TrainedParams, optax.OptState, jax.Array]:
         x, mask, y, teacher, ngram_ids, ngram_weights = (a[batch] for a in rows)
-        lr, clip_norm, weight_decay, ngram_l2 = h[0], h[1], h[2], h[3]
+        lr, clip_norm, weight_decay, ngram_l2, ngram_lr_scale = h[0], h[1], h[2], h[3], h[4]
 
         def loss_fn(p: TrainedParams) -> jax.Array:
             logits = fastgrnn_logits(p[0], config, x, mask) + bag_logits(p[1], ngram_ids, ngram_weights)
@@ -99,7 +106,11 @@ def _update_many(
         grads = jax.tree.map(lambda g: jnp.where(norm < clip_norm, g, g * clip_norm / norm), grads)
         with jax.numpy_dtype_promotion("standard"):  # optax's bias correction: float ** int32 count
             updates, new_state = _ADAM.update(grads, state, p0)
-        new_params = jax.tree.map(lambda p, u: p - lr * (u + weight_decay * p), p0, updates)
+        steps = (lr, lr * ngram_lr_scale)  # the FastGRNN's step size, the bag's
+        new_params = tuple(
+            jax.tree.map(lambda p, u, step=step: p - step * (u + weight_decay * p), part, update)
+            for part, update, step in zip(p0, updates, steps, strict=True)
+        )
         keep = partial(jax.tree.map, lambda new, old: jnp.where(on, new, old))
         return keep(new_params, p0), keep(new_state, state), loss
 
@@ -237,7 +248,7 @@ def _fit_many(
     assert va.ngram_ids is not None and va.ngram_weights is not None
     rows = tuple(jnp.asarray(a) for a in (tr.x, tr.mask, tr.y, teacher, tr.ngram_ids, tr.ngram_weights))  # once
     rngs = [np.random.default_rng(c.seed) for c in configs]
-    fixed = np.array([[c.clip_norm, c.weight_decay, c.ngram_l2] for c in configs], np.float32)  # [M, 3]
+    fixed = np.array([[c.clip_norm, c.weight_decay, c.ngram_l2, c.ngram_lr_scale] for c in configs], np.float32)
     weight = np.concatenate([np.ones(n, np.float32), np.zeros(steps * bs - n, np.float32)])
     histories: list[list[dict[str, Any]]] = [[] for _ in range(m)]
     best: list[tuple[float, int, Any] | None] = [None] * m
@@ -259,7 +270,7 @@ def _fit_many(
         for row, k in enumerate(slots):  # a member that stopped draws no more permutations, as when alone
             if active[row]:
                 orders[row, :n] = rngs[k].permutation(n)
-        settings = fixed[[max(k, 0) for k in slots]]  # [rows, 3]
+        settings = fixed[[max(k, 0) for k in slots]]  # [rows, 4]
         losses = []
         for b in range(steps):
             lr = [_current_lr(member_cfgs[k], steps, epoch * steps + b) if k >= 0 else 0.0 for k in slots]

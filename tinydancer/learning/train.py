@@ -56,6 +56,8 @@ class TrainConfig:
         sparsity: Share of each recurrent matrix kept, in (0, 1]; < 1 runs the three-stage schedule.
         iht_every: Batches between IHT projections in stage two.
         ngram_l2: L2 penalty on the n-gram bag's weights (used only with n-grams).
+        ngram_lr_scale: The n-gram bag's step size as a multiple of the FastGRNN's (same schedule): Adam moves
+            each sparse bucket only when its n-grams appear, so the bag can want larger steps than the network.
         seed: Seed of initialisation and shuffling (same seed, same data: same weights).
         progress: Show a tqdm progress bar.
         stop_at_accuracy: Stop after the first (final-stage) epoch whose validation accuracy reaches
@@ -85,6 +87,7 @@ class TrainConfig:
     sparsity: float = 1.0
     iht_every: int = 15
     ngram_l2: float = 1e-4
+    ngram_lr_scale: float = 1.0
     seed: int = 0
     progress: bool = True
     stop_at_accuracy: float | None = None
@@ -97,6 +100,7 @@ class TrainConfig:
             check_number(name, getattr(self, name), low=0, low_open=True)
         check_number("weight_decay", self.weight_decay, low=0)
         check_number("ngram_l2", self.ngram_l2, low=0)
+        check_number("ngram_lr_scale", self.ngram_lr_scale, low=0, low_open=True)
         check_number("distill_weight", self.distill_weight, low=0, high=1)
         check_number("sparsity", self.sparsity, low=0, high=1, low_open=True)
         if self.sparsity < 1.0 and self.epochs < 3:
@@ -272,6 +276,7 @@ def _update(
     distill_weight: jax.Array,
     temp: jax.Array,
     ngram_l2: jax.Array,
+    ngram_lr_scale: jax.Array,
 ) -> tuple[TrainedParams, optax.OptState, jax.Array]:
     x, mask, y, teacher, weight, ngram_ids, ngram_weights = batch
 
@@ -284,7 +289,7 @@ def _update(
     # (tests, equinox habit) rejects; scope the standard rules to the optimiser only.
     with jax.numpy_dtype_promotion("standard"):
         updates, opt_state = _optimizer(spec).update(grads, opt_state, params)
-    net, bag = optax.apply_updates(params, updates)
+    net, bag = optax.apply_updates(params, (updates[0], updates[1] * ngram_lr_scale))
     return (apply_support(net, support), bag), opt_state, loss
 
 
@@ -471,6 +476,7 @@ def _fit(
                 distill_weight=np.float32(cfg.distill_weight),
                 temp=np.float32(cfg.kd_temperature),
                 ngram_l2=np.float32(cfg.ngram_l2),
+                ngram_lr_scale=np.float32(cfg.ngram_lr_scale),
             )
             losses.append(loss)
             if stage == 2 and (b + 1) % cfg.iht_every == 0:
