@@ -44,7 +44,8 @@ def cosine_similarity(query: Array, embeddings: Array) -> jax.Array:
         >>> float(cosine_similarity(np.zeros(3, np.float32), np.zeros((1, 3), np.float32))[0])
         1.0
     """
-    dot = jnp.matmul(embeddings, query)  # XLA's dot even for numpy inputs: OpenBLAS can raise a spurious FE_INVALID
+    with np.errstate(invalid="ignore"):  # numpy inputs: OpenBLAS's small kernels can flag a spurious FE_INVALID
+        dot = embeddings @ query  # (numpy #24067); a NaN input still gives NaN, only the warning is dropped
     query_norm = jnp.sqrt(jnp.sum(query * query))
     cand_norm = jnp.sqrt(jnp.sum(embeddings * embeddings, axis=-1))
     denom = jnp.where(query_norm * cand_norm > 0, query_norm * cand_norm, 1.0)
