@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
 import pytest
 from hypothesis import given
@@ -127,8 +128,6 @@ def _hammer(cb: CircuitBreaker, settle: str, calls: int) -> None:
 
 def test_threads_of_successes_and_releases_keep_the_failure_count_exact() -> None:
     """A closed breaker admits and settles without its lock; other threads' failures must still count."""
-    import threading
-
     for settle, failures in (("release", 50), ("success", 49)):
         cb, _, changes = make(threshold=50, timeout=1e9)
         workers = [threading.Thread(target=_hammer, args=(cb, settle, 20_000)) for _ in range(3)]
