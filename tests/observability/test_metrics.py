@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
-from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tinydancer.errors import (
@@ -462,3 +462,88 @@ def test_serve_on_a_taken_port_raises() -> None:
         s.listen()
         with pytest.raises(OSError, match="in use"):
             RouterMetrics().serve(port=s.getsockname()[1])
+
+
+_seconds = st.one_of(
+    st.sampled_from([*LATENCY_BUCKETS, *FEATURE_BUCKETS]),
+    st.sampled_from([*LATENCY_BUCKETS, *FEATURE_BUCKETS]).map(lambda b: float(np.nextafter(b, np.inf))),
+    st.floats(min_value=-1.0, max_value=10.0),
+    st.sampled_from([float("inf"), float("nan")]),
+)
+# One request: status, latency, batch size, feature and inference seconds, model type.
+_Request = tuple[bool, float, int, float, float, str]
+_requests = st.tuples(
+    st.booleans(), _seconds, st.integers(0, 150), _seconds, _seconds, st.sampled_from(["fastgrnn", "original"])
+)
+
+
+def reference_request_text(requests: list[_Request]) -> str:
+    """prometheus_client's own Counter and Histograms fed the same requests, one observe at a time."""
+    reg = CollectorRegistry()
+    count = Counter("tiny_dancer_routing_requests_total", "Total routing requests by status.", ["status"], registry=reg)
+    latency = Histogram("tiny_dancer_routing_latency_seconds", "Routing operation latency in seconds.", ["operation"],
+                        buckets=LATENCY_BUCKETS, registry=reg)  # fmt: skip
+    features = Histogram("tiny_dancer_feature_engineering_duration_seconds",
+                         "Feature engineering duration in seconds by batch size.", ["batch_size"],
+                         buckets=FEATURE_BUCKETS, registry=reg)  # fmt: skip
+    inference = Histogram("tiny_dancer_model_inference_duration_seconds", "Model inference duration in seconds.",
+                          ["model_type"], buckets=FEATURE_BUCKETS, registry=reg)  # fmt: skip
+    for status in ("success", "failure"):
+        count.labels(status)
+    latency.labels("total")
+    for r in BATCH_SIZE_RANGES:
+        features.labels(r)
+    inference.labels("fastgrnn")
+    for ok, total_s, n, feature_s, inference_s, model_type in requests:
+        count.labels("success" if ok else "failure").inc()
+        latency.labels("total").observe(total_s)
+        if ok:
+            inference.labels(model_type).observe(inference_s)
+            if n:
+                features.labels(batch_size_range(n)).observe(feature_s)
+    return generate_latest(reg).decode()
+
+
+@settings(phases=(Phase.explicit, Phase.reuse, Phase.generate))
+@given(st.lists(_requests, max_size=12))
+def test_request_series_render_like_prometheus_client(
+    requests: list[tuple[bool, float, int, float, float, str]],
+) -> None:
+    """record_route (successes) and record_request (failures) give prometheus_client's text, _created aside."""
+    m = RouterMetrics()
+    for ok, total_s, n, feature_s, inference_s, model_type in requests:
+        if ok:
+            conf = np.full(n, 0.7)
+            m.record_route(total_s, feature_s, inference_s, model_type, conf, conf / 7, conf > 0.5)
+        else:
+            m.record_request(False, total_s)
+    want = reference_request_text(requests)
+    for family in (
+        "tiny_dancer_routing_requests",
+        "tiny_dancer_routing_latency_seconds",
+        "tiny_dancer_feature_engineering_duration_seconds",
+        "tiny_dancer_model_inference_duration_seconds",
+    ):
+        assert family_text(m.export(), family) == family_text(want, family), family
+
+
+def test_record_route_equals_the_four_separate_records() -> None:
+    conf, unc, light = np.array([0.95, 0.2, 0.6]), np.array([0.01, 0.4, 0.1]), np.array([True, False, True])
+    fused, separate = RouterMetrics(), RouterMetrics()
+    fused.record_route(3e-4, 2e-5, 7e-5, "fastgrnn", conf, unc, light)
+    separate.record_request(True, 3e-4)
+    separate.record_features(3, 2e-5)
+    separate.record_inference(7e-5, "fastgrnn")
+    separate.record_decisions(conf, unc, light)
+    assert fused.samples() == separate.samples()
+    assert any(s.value for s in fused.samples())
+
+
+def test_record_route_rejects_bad_decisions_and_records_nothing() -> None:
+    m = RouterMetrics()
+    before = m.samples()
+    with pytest.raises(InvalidInputError, match="finite"):
+        m.record_route(3e-4, 2e-5, 7e-5, "fastgrnn", np.array([np.nan]), np.array([0.1]), np.array([True]))
+    with pytest.raises(ConfigError, match="model_type"):
+        RouterMetrics().record_route(3e-4, 2e-5, 7e-5, "not a name", np.array([]), np.array([]), np.array([], bool))
+    assert m.samples() == before

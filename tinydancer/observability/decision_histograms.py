@@ -1,18 +1,22 @@
-"""Per-candidate routing statistics recorded one batch at a time: a prometheus_client custom collector.
+"""The guide's routing series recorded with one lock per call: prometheus_client custom collectors.
 
 Four of the guide's series move with every routed candidate: ``tiny_dancer_routing_decisions_total``,
 ``tiny_dancer_confidence_scores``, ``tiny_dancer_uncertainty_estimates`` and
 ``tiny_dancer_candidates_processed_total``. One ``Histogram.observe`` costs about 0.7 us, so observing
 1000 candidates one by one would cost more than routing them. :class:`DecisionStats` keeps all four
 under one lock and updates them once per batch: a bisect loop over plain lists for small batches,
-``searchsorted`` + ``bincount`` for large ones. It renders ordinary counter and histogram families
-(``_bucket{le=...}`` cumulative with ``+Inf``, ``_count``, ``_sum``), the same text
-``prometheus_client.Histogram`` would give for the same observations (``tests/test_metrics.py``).
+``searchsorted`` + ``bincount`` for large ones. :class:`RequestStats` does the same for the four series
+that move once per request (requests by status, total latency, feature-engineering and inference
+durations), so a routed request updates them in one call instead of four child objects' locks. Both render
+ordinary counter and histogram families (``_bucket{le=...}`` cumulative with ``+Inf``, ``_count``, ``_sum``),
+the same text ``prometheus_client`` would give for the same observations (``tests/observability/test_metrics.py``),
+without the ``*_created`` companions.
 
 Examples:
     >>> import numpy as np
     >>> stats = DecisionStats()
     >>> stats.record(np.array([0.9, 0.3]), np.array([0.05, 0.4]), np.array([True, False]))
+    2
     >>> [(s.labels, s.value) for s in next(iter(stats.collect())).samples]
     [({'model_type': 'lightweight'}, 1.0), ({'model_type': 'powerful'}, 1.0)]
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
@@ -29,16 +34,25 @@ import numpy.typing as npt
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from tinydancer.errors import InvalidInputError
+from tinydancer.errors import ConfigError, InvalidInputError
 
 __all__ = [
     "BATCH_SIZE_RANGES",
     "CONFIDENCE_BUCKETS",
     "DECISION_TYPES",
+    "FEATURE_BUCKETS",
+    "LATENCY_BUCKETS",
     "UNCERTAINTY_BUCKETS",
     "DecisionStats",
+    "RequestStats",
     "batch_size_range",
+    "check_model_type",
 ]
+
+#: Buckets of ``tiny_dancer_routing_latency_seconds`` (reference §4).
+LATENCY_BUCKETS: tuple[float, ...] = (1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+#: Buckets of the feature-engineering and model-inference duration histograms (reference §4).
+FEATURE_BUCKETS: tuple[float, ...] = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01)
 
 #: Buckets of ``tiny_dancer_confidence_scores`` (reference §4).
 CONFIDENCE_BUCKETS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
@@ -48,13 +62,24 @@ UNCERTAINTY_BUCKETS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1
 BATCH_SIZE_RANGES: tuple[str, ...] = ("1-10", "11-50", "51-100", "100+")
 #: Decision label values: index 0 is the lightweight model, index 1 the powerful one.
 DECISION_TYPES: tuple[str, ...] = ("lightweight", "powerful")
+REQUEST_STATUSES: tuple[str, ...] = ("success", "failure")
 
+_MODEL_TYPE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # prometheus_client.utils is untyped; this is the formatter its Histogram uses for "le".
 _go_float: Callable[[float], str] = floatToGoString
 _INF = math.inf
 # Batches up to this size take the plain-Python path: below it, numpy's fixed cost per call is larger
 # than a bisect loop (benchmarks/metrics_overhead.py --paths).
 _SMALL_BATCH = 32
+
+
+def _batch_size_index(n: int) -> int:
+    """Index of :func:`batch_size_range` ``(n)`` in :data:`BATCH_SIZE_RANGES`."""
+    if n <= 10:
+        if n < 1:
+            raise InvalidInputError(f"batch size: expected at least 1 candidate, got {n}")
+        return 0
+    return 1 if n <= 50 else 2 if n <= 100 else 3
 
 
 def batch_size_range(n: int) -> str:
@@ -77,15 +102,24 @@ def batch_size_range(n: int) -> str:
         >>> [batch_size_range(n) for n in (1, 10, 11, 50, 51, 100, 101)]
         ['1-10', '1-10', '11-50', '11-50', '51-100', '51-100', '100+']
     """
-    if n <= 10:
-        if n < 1:
-            raise InvalidInputError(f"batch size: expected at least 1 candidate, got {n}")
-        return "1-10"
-    if n <= 50:
-        return "11-50"
-    if n <= 100:
-        return "51-100"
-    return "100+"
+    return BATCH_SIZE_RANGES[_batch_size_index(n)]
+
+
+def check_model_type(model_type: object) -> None:
+    """A ``model_type`` label value is a fixed name: 1-64 characters of ``[A-Za-z0-9_.-]``.
+
+    Raises:
+        ConfigError: If it is anything else (free text never becomes a label value).
+
+    Examples:
+        >>> check_model_type("fastgrnn")
+        >>> check_model_type("candidate 7")
+        Traceback (most recent call last):
+        ...
+        tinydancer.errors.ConfigError: model_type: expected 1-64 characters of [A-Za-z0-9_.-], got 'candidate 7'
+    """
+    if not isinstance(model_type, str) or not _MODEL_TYPE_RE.fullmatch(model_type):
+        raise ConfigError(f"model_type: expected 1-64 characters of [A-Za-z0-9_.-], got {model_type!r}")
 
 
 class _Buckets:
@@ -105,6 +139,21 @@ class _Buckets:
         self.np_sums = np.zeros(n_labels, dtype=np.float64)
         self.py_counts = [0] * (n_labels * self.width)
         self.py_sums = [0.0] * n_labels
+
+    def add_label(self) -> int:
+        """Room for one more label value (zero counts); returns its index (caller holds the lock)."""
+        self.np_counts = np.concatenate([self.np_counts, np.zeros(self.width, dtype=np.int64)])
+        self.np_sums = np.append(self.np_sums, 0.0)
+        self.py_counts += [0] * self.width
+        self.py_sums.append(0.0)
+        self.n_labels += 1
+        return self.n_labels - 1
+
+    def observe(self, label: int, value: float) -> None:
+        """One observation, bucketed as ``Histogram.observe`` does (a NaN only adds to the sum; caller locks)."""
+        if value == value:
+            self.py_counts[label * self.width + bisect.bisect_left(self.bounds, value)] += 1
+        self.py_sums[label] += value
 
     def batch(
         self, label_idx: npt.NDArray[np.intp], values: npt.NDArray[np.float64]
@@ -137,6 +186,7 @@ class DecisionStats:
         >>> stats = DecisionStats()
         >>> reg.register(stats)
         >>> stats.record([0.5], [0.2], [False])
+        1
         >>> b'tiny_dancer_candidates_processed_total{batch_size_range="1-10"} 1.0' in generate_latest(reg)
         True
     """
@@ -148,8 +198,9 @@ class DecisionStats:
         self._decisions = [0, 0]
         self._candidates = dict.fromkeys(BATCH_SIZE_RANGES, 0)
 
-    def record(self, confidence: npt.ArrayLike, uncertainty: npt.ArrayLike, use_lightweight: npt.ArrayLike) -> None:
-        """Record one routed batch; see :meth:`tinydancer.observability.metrics.RouterMetrics.record_decisions`.
+    def record(self, confidence: npt.ArrayLike, uncertainty: npt.ArrayLike, use_lightweight: npt.ArrayLike) -> int:
+        """Record one routed batch and return its size N; see
+        :meth:`tinydancer.observability.metrics.RouterMetrics.record_decisions`.
 
         Raises:
             InvalidInputError: If the shapes differ or are not 1-D, or a value is NaN or infinite
@@ -157,6 +208,7 @@ class DecisionStats:
 
         Examples:
             >>> DecisionStats().record([0.5, 0.7], [0.1, 0.1], [True, True])
+            2
         """
         conf, unc, light = np.asarray(confidence), np.asarray(uncertainty), np.asarray(use_lightweight)
         if conf.ndim != 1 or conf.shape != unc.shape or conf.shape != light.shape:
@@ -164,9 +216,9 @@ class DecisionStats:
                 "record_decisions: expected confidence, uncertainty and use_lightweight of one shape [N], "
                 f"got {conf.shape}, {unc.shape} and {light.shape}"
             )
-        n = conf.shape[0]
+        n: int = conf.shape[0]
         if n == 0:
-            return
+            return 0
         if n <= _SMALL_BATCH:
             # tolist() yields Python floats equal to float(x), which is what Histogram.observe sees.
             self._record_small(conf.tolist(), unc.tolist(), light.tolist(), n)
@@ -177,6 +229,7 @@ class DecisionStats:
                 light.astype(bool, copy=False),
                 n,
             )
+        return n
 
     def _record_small(self, conf: list[float], unc: list[float], light: list[bool], n: int) -> None:
         if not math.isfinite(sum(conf) + sum(unc)):  # cheap pre-check; exact check only when it fails
@@ -239,6 +292,110 @@ class DecisionStats:
             for label, count in self._candidates.items():
                 candidates.add_metric([label], float(count))
         yield from (decisions, conf, unc, candidates)
+
+
+class RequestStats:
+    """Collector of the four per-request series; register it on a ``CollectorRegistry``.
+
+    ``tiny_dancer_routing_requests_total{status}``, ``tiny_dancer_routing_latency_seconds{operation="total"}``,
+    ``tiny_dancer_feature_engineering_duration_seconds{batch_size}`` and
+    ``tiny_dancer_model_inference_duration_seconds{model_type}``, every series present (at 0) from the start;
+    a ``model_type`` first named by a record gets its series then.
+
+    Args:
+        model_type: the inference histogram's first label value (checked by :func:`check_model_type`).
+
+    Examples:
+        >>> from prometheus_client import CollectorRegistry, generate_latest
+        >>> reg = CollectorRegistry()
+        >>> stats = RequestStats("fastgrnn")
+        >>> reg.register(stats)
+        >>> stats.record_route(2e-4, 3, 4e-5, 6e-5, "fastgrnn")
+        >>> b'tiny_dancer_routing_requests_total{status="success"} 1.0' in generate_latest(reg)
+        True
+    """
+
+    def __init__(self, model_type: str) -> None:
+        check_model_type(model_type)
+        self._lock = threading.Lock()
+        self._requests = [0, 0]  # REQUEST_STATUSES order
+        self._latency = _Buckets(LATENCY_BUCKETS, 1)
+        self._features = _Buckets(FEATURE_BUCKETS, len(BATCH_SIZE_RANGES))
+        self._inference = _Buckets(FEATURE_BUCKETS, 1)
+        # model_type -> label index of the inference histogram; grows by one per model kind ever served.
+        self._model_types: dict[str, int] = {model_type: 0}
+
+    def _model_index(self, model_type: str) -> int:
+        """The label index of ``model_type``, made (after its check) on first use; caller holds the lock."""
+        index = self._model_types.get(model_type)
+        if index is None:
+            check_model_type(model_type)
+            index = self._model_types[model_type] = self._inference.add_label()
+        return index
+
+    def record_route(
+        self, latency_s: float, batch_size: int, feature_s: float, inference_s: float, model_type: str
+    ) -> None:
+        """One successful request: its count, total latency, inference duration and (for a non-empty batch)
+        feature-engineering duration.
+
+        Raises:
+            ConfigError: ``model_type`` is new and not a fixed name (nothing is recorded then).
+            InvalidInputError: ``batch_size`` is negative (nothing is recorded then).
+        """
+        bin_index = _batch_size_index(batch_size) if batch_size else -1
+        with self._lock:
+            model = self._model_index(model_type)
+            self._requests[0] += 1
+            self._latency.observe(0, latency_s)
+            self._inference.observe(model, inference_s)
+            if bin_index >= 0:
+                self._features.observe(bin_index, feature_s)
+
+    def record_requests(self, success: bool, count: int, latency_s: float) -> None:
+        """``count`` requests of one status, each observed at ``latency_s`` (0 records nothing)."""
+        with self._lock:
+            self._requests[0 if success else 1] += count
+            for _ in range(count):
+                self._latency.observe(0, latency_s)
+
+    def record_features(self, batch_size: int, duration_s: float) -> None:
+        """One feature-engineering duration under the batch's size range (an empty batch: nothing)."""
+        if batch_size == 0:
+            return
+        bin_index = _batch_size_index(batch_size)
+        with self._lock:
+            self._features.observe(bin_index, duration_s)
+
+    def record_inference(self, duration_s: float, model_type: str) -> None:
+        """One model-inference duration under ``model_type``."""
+        with self._lock:
+            self._inference.observe(self._model_index(model_type), duration_s)
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield requests, latency, feature-engineering and inference families, in the guide's order."""
+        with self._lock:
+            requests = CounterMetricFamily(
+                "tiny_dancer_routing_requests", "Total routing requests by status.", labels=["status"]
+            )
+            for label, count in zip(REQUEST_STATUSES, self._requests, strict=True):
+                requests.add_metric([label], float(count))
+            latency = self._latency.family(
+                "tiny_dancer_routing_latency_seconds", "Routing operation latency in seconds.", "operation", ["total"]
+            )
+            features = self._features.family(
+                "tiny_dancer_feature_engineering_duration_seconds",
+                "Feature engineering duration in seconds by batch size.",
+                "batch_size",
+                BATCH_SIZE_RANGES,
+            )
+            inference = self._inference.family(
+                "tiny_dancer_model_inference_duration_seconds",
+                "Model inference duration in seconds.",
+                "model_type",
+                list(self._model_types),
+            )
+        yield from (requests, latency, features, inference)
 
 
 def _check_finite(conf: npt.NDArray[np.float64], unc: npt.NDArray[np.float64]) -> None:

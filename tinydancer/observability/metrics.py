@@ -6,10 +6,13 @@ issue 570). Names, label names, label values and buckets are those of the observ
 the original repository's dead definitions (reference §4).
 
 The four per-candidate series (decisions, confidence, uncertainty, candidates processed) are updated
-once per routed batch by :class:`tinydancer.observability.decision_histograms.DecisionStats`, a custom collector that
-renders ordinary counter and histogram families. One ``Histogram.observe`` costs about 0.7 us, so
-observing 1000 candidates one by one would cost more than routing them. Series made by that collector
-have no ``*_created`` companion; the others keep prometheus_client's default.
+once per routed batch by :class:`tinydancer.observability.decision_histograms.DecisionStats`, and the four
+per-request series (requests, latency, feature-engineering and inference durations) by
+:class:`~tinydancer.observability.decision_histograms.RequestStats`: custom collectors that render ordinary
+counter and histogram families. One ``Histogram.observe`` costs about 0.7 us, so observing 1000 candidates
+one by one would cost more than routing them, and a routed request records all eight series in one
+:meth:`RouterMetrics.record_route` call. Series made by those collectors have no ``*_created`` companion;
+the errors counter and the gauges are prometheus_client's own.
 
 Label values are always from fixed sets: no candidate id or free text ever becomes a label value.
 
@@ -30,15 +33,18 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy.typing as npt
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from tinydancer.errors import ERROR_TYPES, ConfigError
 from tinydancer.observability.decision_histograms import (
     BATCH_SIZE_RANGES,
     CONFIDENCE_BUCKETS,
     DECISION_TYPES,
+    FEATURE_BUCKETS,
+    LATENCY_BUCKETS,
     UNCERTAINTY_BUCKETS,
     DecisionStats,
+    RequestStats,
     batch_size_range,
 )
 from tinydancer.observability.metrics_server import MetricsServer, WsgiApp, make_metrics_app, start_metrics_server
@@ -57,21 +63,11 @@ __all__ = [
     "batch_size_range",
 ]
 
-#: Buckets of ``tiny_dancer_routing_latency_seconds`` (reference §4).
-LATENCY_BUCKETS: tuple[float, ...] = (1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
-#: Buckets of the feature-engineering and model-inference duration histograms (reference §4).
-FEATURE_BUCKETS: tuple[float, ...] = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01)
 #: Circuit-breaker state -> gauge value, as in the guide (read-only): the one definition of the breaker's
 #: state names and their order; :mod:`tinydancer.routing.breaker` takes its states from it.
 BREAKER_STATES: Mapping[str, int] = MappingProxyType({"closed": 0, "half_open": 1, "open": 2})
 
-_MODEL_TYPE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _OPERATING_POINT_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-
-
-def _check_model_type(model_type: object) -> None:
-    if not isinstance(model_type, str) or not _MODEL_TYPE_RE.fullmatch(model_type):
-        raise ConfigError(f"model_type: expected 1-64 characters of [A-Za-z0-9_.-], got {model_type!r}")
 
 
 class MetricSample(NamedTuple):
@@ -95,11 +91,11 @@ class MetricSample(NamedTuple):
 class RouterMetrics:
     """The guide's ``tiny_dancer_*`` Prometheus metrics of one router, on a registry of its own.
 
-    Every label child is bound once here, so the ``record_*`` methods cost one or two locked
-    increments each (``record_decisions`` one vectorised update for the whole batch). All label
-    values are pre-created, so every series exports 0 before it first happens; the one exception is
-    a ``model_type`` of the inference histogram first named by :meth:`record_inference` (a router
-    whose reload switched model kinds), whose series starts then.
+    Each ``record_*`` method is one locked update (``record_decisions`` one vectorised update for the whole
+    batch, :meth:`record_route` everything a routed request records). All label values are pre-created, so
+    every series exports 0 before it first happens; the one exception is a ``model_type`` of the inference
+    histogram first named by :meth:`record_inference` or :meth:`record_route` (a router whose reload
+    switched model kinds), whose series starts then.
 
     Args:
         model_type: ``model_type`` label of the inference histogram when :meth:`record_inference` is
@@ -117,43 +113,12 @@ class RouterMetrics:
     """
 
     def __init__(self, model_type: str = "fastgrnn") -> None:
-        _check_model_type(model_type)
         reg = CollectorRegistry(auto_describe=True)
         self._registry = reg
-        requests = Counter(
-            "tiny_dancer_routing_requests_total",
-            "Total routing requests by status.",
-            ["status"],
-            registry=reg,
-        )
-        self._req_ok, self._req_fail = requests.labels("success"), requests.labels("failure")
-        latency = Histogram(
-            "tiny_dancer_routing_latency_seconds",
-            "Routing operation latency in seconds.",
-            ["operation"],
-            buckets=LATENCY_BUCKETS,
-            registry=reg,
-        )
-        self._latency_total = latency.labels("total")
-        features = Histogram(
-            "tiny_dancer_feature_engineering_duration_seconds",
-            "Feature engineering duration in seconds by batch size.",
-            ["batch_size"],
-            buckets=FEATURE_BUCKETS,
-            registry=reg,
-        )
-        self._features = {r: features.labels(r) for r in BATCH_SIZE_RANGES}
-        inference = Histogram(
-            "tiny_dancer_model_inference_duration_seconds",
-            "Model inference duration in seconds.",
-            ["model_type"],
-            buckets=FEATURE_BUCKETS,
-            registry=reg,
-        )
-        self._inference_family = inference
+        # The four per-request series in one collector, updated once per request.
+        self._request_stats = RequestStats(model_type)
+        reg.register(self._request_stats)
         self._default_model_type = model_type
-        # model_type -> bound child; grows by one entry per model kind a router ever serves.
-        self._inference: dict[str, Histogram] = {model_type: inference.labels(model_type)}
         self._breaker = Gauge(
             "tiny_dancer_circuit_breaker_state",
             "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
@@ -185,8 +150,7 @@ class RouterMetrics:
             >>> 'tiny_dancer_routing_requests_total{status="failure"} 1.0' in m.export()
             True
         """
-        (self._req_ok if success else self._req_fail).inc()
-        self._latency_total.observe(latency_s)
+        self._request_stats.record_requests(success, 1, latency_s)
 
     def record_requests(self, success: bool, count: int, latency_s: float) -> None:
         """Count ``count`` requests served together (a batch of prompts), each observed at ``latency_s``.
@@ -202,12 +166,8 @@ class RouterMetrics:
             >>> 'tiny_dancer_routing_requests_total{status="success"} 3.0' in m.export()
             True
         """
-        if count <= 0:
-            return
-        (self._req_ok if success else self._req_fail).inc(count)
-        observe = self._latency_total.observe
-        for _ in range(count):
-            observe(latency_s)
+        if count > 0:
+            self._request_stats.record_requests(success, count, latency_s)
 
     def set_operating_point(self, name: str, threshold: float) -> None:
         """Publish the operating point in force: its threshold, and which one is live (1) or was (0).
@@ -269,9 +229,7 @@ class RouterMetrics:
             >>> 'feature_engineering_duration_seconds_count{batch_size="11-50"} 1.0' in m.export()
             True
         """
-        if batch_size == 0:
-            return
-        self._features[batch_size_range(batch_size)].observe(duration_s)
+        self._request_stats.record_features(batch_size, duration_s)
 
     def record_inference(self, duration_s: float, model_type: str | None = None) -> None:
         """Observe one model-inference duration in seconds under the model that ran it.
@@ -293,12 +251,7 @@ class RouterMetrics:
             ['tiny_dancer_model_inference_duration_seconds_count{model_type="original"} 1.0', \
 'tiny_dancer_model_inference_duration_seconds_count{model_type="fastgrnn"} 1.0']
         """
-        key = self._default_model_type if model_type is None else model_type
-        child = self._inference.get(key)
-        if child is None:  # a model kind not served before (a reload switched kinds): checked once
-            _check_model_type(key)
-            child = self._inference[key] = self._inference_family.labels(key)
-        child.observe(duration_s)
+        self._request_stats.record_inference(duration_s, self._default_model_type if model_type is None else model_type)
 
     def record_decisions(
         self,
@@ -328,6 +281,42 @@ class RouterMetrics:
             True
         """
         self._decision_stats.record(confidence, uncertainty, use_lightweight)
+
+    def record_route(
+        self,
+        latency_s: float,
+        feature_s: float,
+        inference_s: float,
+        model_type: str,
+        confidence: npt.ArrayLike,
+        uncertainty: npt.ArrayLike,
+        use_lightweight: npt.ArrayLike,
+    ) -> None:
+        """Record one successfully routed request: what :meth:`record_request` (success),
+        :meth:`record_features`, :meth:`record_inference` and :meth:`record_decisions` record, in two locked updates.
+
+        Args:
+            latency_s: Wall time of the whole request in seconds.
+            feature_s: Feature-engineering seconds (observed under the batch's size range; not for an empty batch).
+            inference_s: Model-inference seconds.
+            model_type: ``model_type`` label of the model that served.
+            confidence: Confidence per candidate, shape ``[N]``, finite.
+            uncertainty: Uncertainty per candidate, shape ``[N]``, finite.
+            use_lightweight: Routing decision per candidate, shape ``[N]``, bool.
+
+        Raises:
+            InvalidInputError: As :meth:`record_decisions`; nothing is recorded then.
+            ConfigError: As :meth:`record_inference`; the decisions are recorded, the request is not.
+
+        Examples:
+            >>> import numpy as np
+            >>> m = RouterMetrics()
+            >>> m.record_route(2e-4, 3e-5, 5e-5, "fastgrnn", np.array([0.9]), np.array([0.05]), np.array([True]))
+            >>> [s.value for s in m.samples() if s.name.endswith(("requests_total", "decisions_total"))]
+            [1.0, 0.0, 1.0, 0.0]
+        """
+        n = self._decision_stats.record(confidence, uncertainty, use_lightweight)
+        self._request_stats.record_route(latency_s, n, feature_s, inference_s, model_type)
 
     def record_exception(self, exc: BaseException) -> str:
         """Count an exception by its ``error_type`` attribute (``internal_error`` when absent/unknown).
@@ -369,8 +358,8 @@ class RouterMetrics:
         """Return every metric in the Prometheus text exposition format (version 0.0.4).
 
         Examples:
-            >>> RouterMetrics().export().count("# TYPE tiny_dancer_")  # 10 families + 5 *_created
-            15
+            >>> RouterMetrics().export().count("# TYPE tiny_dancer_")  # 10 families + the errors' *_created
+            11
         """
         return generate_latest(self._registry).decode("utf-8")
 

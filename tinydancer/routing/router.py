@@ -477,11 +477,10 @@ class Router(PromptServing):
     ) -> None:
         """Everything a successful request records: metrics, span attributes, collector rows, logs."""
         n, light = response.candidates_processed, response.lightweight_routes
-        metrics = self.metrics
-        metrics.record_request(True, response.inference_time_us / 1e6)
-        metrics.record_features(n, response.feature_time_us / 1e6)
-        metrics.record_inference(inference_s, model_type)
-        metrics.record_decisions(response.confidence, response.uncertainty, response.use_lightweight)
+        self.metrics.record_route(
+            response.inference_time_us / 1e6, response.feature_time_us / 1e6, inference_s, model_type,
+            response.confidence, response.uncertainty, response.use_lightweight,
+        )  # fmt: skip
         if span.is_recording():
             span.set_attribute("outcome", "success")
             span.set_attribute("lightweight_routes", light)
