@@ -545,5 +545,6 @@ def test_record_route_rejects_bad_decisions_and_records_nothing() -> None:
     with pytest.raises(InvalidInputError, match="finite"):
         m.record_route(3e-4, 2e-5, 7e-5, "fastgrnn", np.array([np.nan]), np.array([0.1]), np.array([True]))
     with pytest.raises(ConfigError, match="model_type"):
-        RouterMetrics().record_route(3e-4, 2e-5, 7e-5, "not a name", np.array([]), np.array([]), np.array([], bool))
+        m.record_route(3e-4, 2e-5, 7e-5, "not a name", np.array([0.9]), np.array([0.1]), np.array([True]))
+    m.record_requests(True, -2, 1e-3)  # a negative count records nothing, as 0 does
     assert m.samples() == before

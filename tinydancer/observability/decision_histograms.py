@@ -325,6 +325,11 @@ class RequestStats:
         # model_type -> label index of the inference histogram; grows by one per model kind ever served.
         self._model_types: dict[str, int] = {model_type: 0}
 
+    def check_label(self, model_type: str) -> None:
+        """Raise ``ConfigError`` if ``model_type`` is new and not a fixed name (records nothing either way)."""
+        if model_type not in self._model_types:
+            check_model_type(model_type)
+
     def _model_index(self, model_type: str) -> int:
         """The label index of ``model_type``, made (after its check) on first use; caller holds the lock."""
         index = self._model_types.get(model_type)
@@ -353,7 +358,9 @@ class RequestStats:
                 self._features.observe(bin_index, feature_s)
 
     def record_requests(self, success: bool, count: int, latency_s: float) -> None:
-        """``count`` requests of one status, each observed at ``latency_s`` (0 records nothing)."""
+        """``count`` requests of one status, each observed at ``latency_s`` (0 or fewer records nothing)."""
+        if count <= 0:
+            return
         with self._lock:
             self._requests[0 if success else 1] += count
             for _ in range(count):

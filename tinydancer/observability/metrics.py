@@ -166,8 +166,7 @@ class RouterMetrics:
             >>> 'tiny_dancer_routing_requests_total{status="success"} 3.0' in m.export()
             True
         """
-        if count > 0:
-            self._request_stats.record_requests(success, count, latency_s)
+        self._request_stats.record_requests(success, count, latency_s)
 
     def set_operating_point(self, name: str, threshold: float) -> None:
         """Publish the operating point in force: its threshold, and which one is live (1) or was (0).
@@ -306,7 +305,7 @@ class RouterMetrics:
 
         Raises:
             InvalidInputError: As :meth:`record_decisions`; nothing is recorded then.
-            ConfigError: As :meth:`record_inference`; the decisions are recorded, the request is not.
+            ConfigError: As :meth:`record_inference`; nothing is recorded then.
 
         Examples:
             >>> import numpy as np
@@ -315,6 +314,7 @@ class RouterMetrics:
             >>> [s.value for s in m.samples() if s.name.endswith(("requests_total", "decisions_total"))]
             [1.0, 0.0, 1.0, 0.0]
         """
+        self._request_stats.check_label(model_type)  # before anything is recorded
         n = self._decision_stats.record(confidence, uncertainty, use_lightweight)
         self._request_stats.record_route(latency_s, n, feature_s, inference_s, model_type)
 
