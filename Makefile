@@ -59,7 +59,7 @@ unit: $(STAMP)
 
 ALL_NOTEBOOKS = $(sort $(wildcard notebooks/*.ipynb))
 # The notebooks CI re-runs with nbval, explicitly listed.
-NOTEBOOKS := notebooks/01_explore_routing.ipynb notebooks/02_tune_thresholds.ipynb notebooks/03_retrain_calibrate.ipynb notebooks/04_observability_report.ipynb notebooks/05_serve_prompt_router.ipynb notebooks/06_close_the_loop.ipynb
+NOTEBOOKS := notebooks/01_explore_routing.ipynb notebooks/02_tune_thresholds.ipynb notebooks/03_retrain_calibrate.ipynb notebooks/04_observability_report.ipynb notebooks/05_serve_prompt_router.ipynb notebooks/06_close_the_loop.ipynb notebooks/07_bring_your_own_scorer.ipynb
 
 # TINYDANCER_REQUIRE_ALL: a missing tool fails its test instead of skipping it.
 test: $(STAMP) system-deps oracle lint typecheck
