@@ -270,11 +270,10 @@ class DecisionStats:
     def collect(self) -> Iterator[Metric]:
         """Yield decisions, confidence, uncertainty and candidates families, in the guide's order."""
         with self._lock:
-            decisions = CounterMetricFamily(
-                "tiny_dancer_routing_decisions", "Routing decisions by target model type.", labels=["model_type"]
-            )
-            for label, count in zip(DECISION_TYPES, self._decisions, strict=True):
-                decisions.add_metric([label], float(count))
+            decisions = _counter_family(
+                "tiny_dancer_routing_decisions", "Routing decisions by target model type.", "model_type",
+                DECISION_TYPES, self._decisions,
+            )  # fmt: skip
             conf = self._conf.family(
                 "tiny_dancer_confidence_scores", "Confidence scores by decision type.", "decision_type", DECISION_TYPES
             )
@@ -284,13 +283,10 @@ class DecisionStats:
                 "decision_type",
                 DECISION_TYPES,
             )
-            candidates = CounterMetricFamily(
-                "tiny_dancer_candidates_processed",
-                "Candidates processed by batch size range.",
-                labels=["batch_size_range"],
-            )
-            for label, count in self._candidates.items():
-                candidates.add_metric([label], float(count))
+            candidates = _counter_family(
+                "tiny_dancer_candidates_processed", "Candidates processed by batch size range.", "batch_size_range",
+                list(self._candidates), list(self._candidates.values()),
+            )  # fmt: skip
         yield from (decisions, conf, unc, candidates)
 
 
@@ -382,11 +378,10 @@ class RequestStats:
     def collect(self) -> Iterator[Metric]:
         """Yield requests, latency, feature-engineering and inference families, in the guide's order."""
         with self._lock:
-            requests = CounterMetricFamily(
-                "tiny_dancer_routing_requests", "Total routing requests by status.", labels=["status"]
-            )
-            for label, count in zip(REQUEST_STATUSES, self._requests, strict=True):
-                requests.add_metric([label], float(count))
+            requests = _counter_family(
+                "tiny_dancer_routing_requests", "Total routing requests by status.", "status", REQUEST_STATUSES,
+                self._requests,
+            )  # fmt: skip
             latency = self._latency.family(
                 "tiny_dancer_routing_latency_seconds", "Routing operation latency in seconds.", "operation", ["total"]
             )
@@ -403,6 +398,16 @@ class RequestStats:
                 list(self._model_types),
             )
         yield from (requests, latency, features, inference)
+
+
+def _counter_family(
+    name: str, doc: str, label_name: str, labels: Sequence[str], counts: Sequence[int]
+) -> CounterMetricFamily:
+    """A counter family with one sample per label value (caller holds the lock)."""
+    family = CounterMetricFamily(name, doc, labels=[label_name])
+    for label, count in zip(labels, counts, strict=True):
+        family.add_metric([label], float(count))
+    return family
 
 
 def _check_finite(conf: npt.NDArray[np.float64], unc: npt.NDArray[np.float64]) -> None:
