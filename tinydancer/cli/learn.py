@@ -11,6 +11,7 @@ or a path to RouteLLM-format outcomes. Examples (from the repository root)::
     python -m tinydancer route --model models/mmlu.safetensors "What is the derivative of x**3?"
     python -m tinydancer route --model models/mmlu.safetensors --file prompts.jsonl --out decisions.csv
     python -m tinydancer train --data datasets/synthetic_routing.csv --out models/synthetic.safetensors
+    python -m tinydancer train --data routellm-mmlu --scorer tfidf_lr --out models/tfidf.safetensors
 
 ``evaluate`` on the training data scores the held-out test rows of the stored split; ``--rows all``
 scores every row (to train on one dataset and evaluate on another). Its thresholds follow the learning
@@ -29,6 +30,11 @@ the score to P(the strong model is needed): P(strong scores higher than weak), o
 0.5, stored by ``calibrate``) as a failure; that label is also the weak-error threshold's. APGR, CPT and
 quality use the scores themselves.
 
+``train --scorer`` fits a baseline instead of the FastGRNN (:data:`SERVABLE_SCORERS`: ``tfidf_lr``,
+``knn_embed``, ``prompt_stats``, ``random``) on the same split and targets and writes a scorer router
+(:mod:`tinydancer.model.scorer_router`; the FastGRNN options do not apply to it); every later command treats
+it as it treats a FastGRNN router.
+
 ``train`` writes one prompt-router artifact (:mod:`tinydancer.model.prompt_artifact`); ``calibrate`` adds the
 calibrator and a conformal quantile; ``tune`` adds a named operating point (``--target strong-share=S``,
 ``quality=Q`` or ``weak-error=ALPHA@DELTA``; ``--default`` makes it the one a Router starts with). ``route``
@@ -38,8 +44,8 @@ production) and writes one decision per prompt: JSON lines to stdout, or ``--out
 or ``.txt`` (one prompt per line).
 
 Each learning command is one call of :mod:`tinydancer.learning.experiment` (``train_router``,
-``calibrate_router``, ``tune_router``, ``evaluate_router``); this module parses the options and prints the
-typed results.
+``calibrate_router``, ``tune_router``, ``evaluate_router``; ``train_scorer_router`` of
+:mod:`tinydancer.learning.scorers` for ``--scorer``); this module parses the options and prints the typed results.
 """
 
 from __future__ import annotations
@@ -63,8 +69,23 @@ from tinydancer.learning.calibration import CALIBRATORS
 from tinydancer.learning.experiment import SPLITS, calibrate_router, evaluate_router, train_router, tune_router
 from tinydancer.learning.labels import PASS_MARK, TRAINING_TARGETS
 from tinydancer.learning.recipe import DEFAULT_FEATURIZER, DEFAULT_MODEL, DEFAULT_TARGET, default_train_config
+from tinydancer.learning.scorers import (
+    KNNEmbeddingScorer,
+    PromptStatsScorer,
+    RandomScorer,
+    TfidfLogisticScorer,
+    train_scorer_router,
+)
 from tinydancer.model.prompt_scoring import UNCERTAINTY_MODES
 from tinydancer.model.text_features import FEATURIZER_KINDS, FeaturizerConfig
+
+#: ``train --scorer`` names of the built-in servable baselines -> their classes (default settings).
+SERVABLE_SCORERS: dict[str, Any] = {
+    "tfidf_lr": TfidfLogisticScorer,
+    "knn_embed": KNNEmbeddingScorer,
+    "prompt_stats": PromptStatsScorer,
+    "random": RandomScorer,
+}
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -116,6 +137,12 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a FastGRNN router on routing outcomes", formatter_class=HelpFormatter)
     _data_args(t)
     t.add_argument("--out", required=True, help="checkpoint path to write (.safetensors)")
+    t.add_argument(
+        "--scorer",
+        choices=("fastgrnn", *SERVABLE_SCORERS),
+        default="fastgrnn",
+        help="the model: the FastGRNN recipe, or a baseline served as a scorer router (FastGRNN options ignored)",
+    )
     t.add_argument("--split", choices=SPLITS, default="random", help="random rows, or whole subjects held out for test")
     t.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffling")
     recipe, recipe_train = DEFAULT_FEATURIZER, default_train_config()
@@ -229,6 +256,24 @@ def _load(ns: argparse.Namespace) -> pd.DataFrame:
 
 def _train(ns: argparse.Namespace) -> int:
     frame = _load(ns)
+    if ns.scorer != "fastgrnn":
+        fitted = train_scorer_router(
+            frame, ns.out, SERVABLE_SCORERS[ns.scorer](), split=ns.split, seed=ns.seed, target=ns.train_target,
+            data_tag=str(ns.data), weak_model=ns.weak_name, strong_model=ns.strong_name,
+            prices=None if ns.prices is None else tuple(ns.prices),
+        )  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "model": str(fitted.path),
+                    "scorer": ns.scorer,
+                    "rows": fitted.row_counts,
+                    "size_bytes": fitted.size_bytes,
+                    "fit_seconds": round(fitted.fit_seconds, 3),
+                }
+            )
+        )
+        return 0
     buckets = ns.ngram_buckets
     if buckets is None:
         buckets = 0 if ns.featurizer == "wordllama_mean" else DEFAULT_FEATURIZER.ngram_buckets

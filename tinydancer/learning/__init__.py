@@ -97,16 +97,19 @@ from tinydancer.learning.scorers import (
     ScorerNotFittedError,
     ScorerRun,
     TfidfLogisticScorer,
+    TrainedScorerRouter,
     check_prompts,
     check_targets,
     evaluate_scorers,
     fit_and_score,
     prompt_statistics,
     scorer_metrics,
+    train_scorer_router,
 )
 from tinydancer.learning.sweep import train_fastgrnn_many
 from tinydancer.learning.thresholds import calls_strong
 from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult, bag_logits, train_fastgrnn
+from tinydancer.model.scorer_router import ScorerState, ServableScorer
 
 __all__ = [
     "CALIBRATORS",
@@ -136,11 +139,14 @@ __all__ = [
     "Scorer",
     "ScorerNotFittedError",
     "ScorerRun",
+    "ScorerState",
+    "ServableScorer",
     "StrongShareThreshold",
     "TfidfLogisticScorer",
     "TrainConfig",
     "TrainResult",
     "TrainedRouter",
+    "TrainedScorerRouter",
     "TunedOperatingPoint",
     "TunedThreshold",
     "TuningTarget",
@@ -203,6 +209,7 @@ __all__ = [
     "train_fastgrnn",
     "train_fastgrnn_many",
     "train_router",
+    "train_scorer_router",
     "training_target",
     "tune_router",
     "tune_threshold",

@@ -64,12 +64,11 @@ from tinydancer.model.prompt_artifact import (
     ConformalSpec,
     OperatingPoint,
     PromptRouterArtifact,
-    prompt_router_from_file,
     reference_quantiles,
     save_prompt_router,
 )
-from tinydancer.model.prompt_scoring import PromptScorer
 from tinydancer.model.safetensors_file import read_safetensors
+from tinydancer.model.scorer_router import RouterArtifact, router_from_file, save_router, serving_scorer
 from tinydancer.model.text_features import (
     FeaturizerConfig,
     NormStats,
@@ -341,6 +340,11 @@ def _now_iso() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
+def data_provenance(frame: pd.DataFrame) -> dict[str, Any]:
+    """An artifact's ``provenance``: ``{"data_sha256", "rows", "created"}`` of the data it was trained on."""
+    return {"data_sha256": frame_sha256(frame), "rows": len(frame), "created": _now_iso()}
+
+
 def train_router(
     frame: pd.DataFrame,
     out: str | Path,
@@ -428,7 +432,7 @@ def train_router(
         weak_price=None if prices is None else prices[0],
         strong_price=None if prices is None else prices[1],
         split={"kind": split, "seed": seed, "data": data_tag},
-        provenance={"data_sha256": frame_sha256(frame), "rows": len(frame), "created": _now_iso()},
+        provenance=data_provenance(frame),
         target=target,
         ngram_weights=bag,
     )
@@ -490,11 +494,12 @@ class ScoredFrame(NamedTuple):
 def score_frame(path: str | Path, frame: pd.DataFrame, *, batch_size: int = SCORE_BATCH) -> ScoredFrame:
     """Raw router scores for every row, and the artifact's metadata.
 
-    The scores are the serving path's (:class:`~tinydancer.model.prompt_scoring.PromptScorer`, the one
-    jitted function a Router runs), uncalibrated, as float64.
+    The scores are the serving path's (:func:`~tinydancer.model.scorer_router.serving_scorer`, what a Router
+    runs), uncalibrated, as float64.
 
     Args:
-        path: An artifact written by :func:`train_router` (or a FastGRNN checkpoint trained on prompts).
+        path: An artifact written by :func:`train_router` or :func:`~tinydancer.learning.train_scorer_router`
+            (or a FastGRNN checkpoint trained on prompts).
         frame: Outcomes with a ``prompt`` column.
         batch_size: Rows per scoring call.
 
@@ -509,17 +514,17 @@ def score_frame(path: str | Path, frame: pd.DataFrame, *, batch_size: int = SCOR
     return ScoredFrame(_raw_scores(artifact, frame, batch_size), metadata)
 
 
-def _read_router(path: str | Path) -> tuple[PromptRouterArtifact, dict[str, str]]:
-    """The artifact and its metadata strings, from one read of the file."""
+def _read_router(path: str | Path) -> tuple[RouterArtifact, dict[str, str]]:
+    """The artifact (a FastGRNN prompt router or a scorer router) and its metadata strings, from one read."""
     file = read_safetensors(path, "prompt router")
-    return prompt_router_from_file(file), dict(file.metadata or {})
+    return router_from_file(file), dict(file.metadata or {})
 
 
-def _raw_scores(artifact: PromptRouterArtifact, frame: pd.DataFrame, batch_size: int) -> np.ndarray:
+def _raw_scores(artifact: RouterArtifact, frame: pd.DataFrame, batch_size: int) -> np.ndarray:
     """[N] float64 uncalibrated scores of the frame's prompts, ``batch_size`` prompts per scoring call."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
-    scorer = PromptScorer(artifact, uncertainty="original")
+    scorer = serving_scorer(artifact, uncertainty="original")
     prompts = frame["prompt"].astype(str).tolist()
     chunks = [
         scorer.score(prompts[i : i + batch_size], threshold=math.inf).p_raw for i in range(0, len(prompts), batch_size)
@@ -606,7 +611,7 @@ def calibrate_router(
     on the old calibration (tune again).
 
     Args:
-        model: An artifact written by :func:`train_router`.
+        model: An artifact written by :func:`train_router` or :func:`~tinydancer.learning.train_scorer_router`.
         frame: The outcomes it was trained on (their stored split gives the calibration rows).
         method: One of :data:`~tinydancer.learning.calibration.CALIBRATORS`.
         out: Artifact to write (default: overwrite ``model``).
@@ -641,7 +646,7 @@ def calibrate_router(
             "prompt_chars": reference_quantiles(frame["prompt"].astype(str).str.len().to_numpy()[cal_rows]),
         },
     )
-    path = save_prompt_router(out or model, artifact)
+    path = save_router(out or model, artifact)
     return CalibratedRouter(path, calibrator, ece(scores[cal_rows], y), ece(calibrated, y))
 
 
@@ -747,7 +752,7 @@ def tune_router(
     split = dict(artifact.split)
     chosen = evaluation_rows(frame, meta, "test" if rows == "cal" else "all")["cal"]
     part = frame.iloc[chosen]
-    scorer = PromptScorer(artifact, uncertainty="original")
+    scorer = serving_scorer(artifact, uncertainty="original")
     p = scorer.score(part["prompt"].astype(str).tolist(), threshold=math.inf).p_strong.astype(np.float64)
     weak = part["weak_correct"].to_numpy(np.float64)
     strong = part["strong_correct"].to_numpy(np.float64)
@@ -776,7 +781,7 @@ def tune_router(
         },
     )
     first = not artifact.operating_points
-    path = save_prompt_router(out or model, artifact.with_operating_point(name, point, default=default or first))
+    path = save_router(out or model, artifact.with_operating_point(name, point, default=default or first))
     return TunedOperatingPoint(name, point, path)
 
 
@@ -978,7 +983,8 @@ def evaluate_router(
     """Score a checkpoint on outcomes and report it with its stored calibrator (``python -m tinydancer evaluate``).
 
     Args:
-        model: A checkpoint written by :func:`train_router` (and :func:`calibrate_router`).
+        model: An artifact written by :func:`train_router` or :func:`~tinydancer.learning.train_scorer_router`
+            (and :func:`calibrate_router`).
         frame: Outcomes.
         rows: ``"test"``: the stored split's calibration and test rows; ``"all"``: every row (another dataset).
         alpha: Conformal miscoverage and guaranteed weak-error level.

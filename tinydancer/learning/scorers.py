@@ -18,20 +18,29 @@ import math
 import re
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol, Self, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
-from tinydancer.errors import DataError, InvalidInputError, TinyDancerError
+from tinydancer.errors import ConfigError, DataError, InvalidInputError, TinyDancerError
 from tinydancer.learning.calibration import apply_calibrator, auroc, ece, fit_calibrator
 from tinydancer.learning.evaluation import apgr, cpt, routing_curve
-from tinydancer.learning.experiment import failure_labels, labels, split_rows, strong_needed
+from tinydancer.learning.experiment import data_provenance, failure_labels, labels, split_rows, strong_needed
 from tinydancer.learning.recipe import DEFAULT_FEATURIZER, DEFAULT_MODEL, DEFAULT_TARGET, default_train_config
 from tinydancer.learning.train import RoutingData, TrainConfig, train_fastgrnn
 from tinydancer.model.fastgrnn import FastGRNNConfig
 from tinydancer.model.prompt_artifact import PromptRouterArtifact
 from tinydancer.model.prompt_scoring import PromptScorer
+from tinydancer.model.scorer_router import (
+    ScorerRouterArtifact,
+    ScorerState,
+    ServableScorer,
+    save_scorer_router,
+    tensor_to_texts,
+    texts_to_tensor,
+)
 from tinydancer.model.text_features import (
     FeaturizerConfig,
     NormStats,
@@ -265,6 +274,50 @@ class TfidfLogisticScorer:
             return np.zeros(0)
         return np.asarray(self._model.predict_proba(p)[:, 1], np.float64)
 
+    def state(self) -> ScorerState:
+        """The vocabulary (terms in column order), idf [V], coefficients [V] and intercept [1] (a servable scorer).
+
+        Raises:
+            ScorerNotFittedError: Before :meth:`fit`.
+        """
+        _need(self._model, self)
+        vectorizer, regression = self._model[0], self._model[-1]
+        terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
+        tensors = {
+            "vocabulary": texts_to_tensor(terms),
+            "idf": np.asarray(vectorizer.idf_, np.float64),
+            "coef": np.asarray(regression.coef_, np.float64).ravel(),
+            "intercept": np.asarray(regression.intercept_, np.float64),
+        }
+        return ScorerState(tensors, {"c": self.c, "name": self.name})
+
+    @classmethod
+    def from_state(cls, state: ScorerState) -> TfidfLogisticScorer:
+        """The fitted scorer of :meth:`state` (the same scores).
+
+        Examples:
+            >>> texts = ["hard proof", "hard proof x", "easy sum", "easy sum y"]
+            >>> s = TfidfLogisticScorer().fit(texts, np.array([1, 1, 0, 0]))
+            >>> bool(np.array_equal(TfidfLogisticScorer.from_state(s.state()).score(texts), s.score(texts)))
+            True
+        """
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+
+        scorer = cls(c=state.config["c"], name=state.config["name"])
+        terms = tensor_to_texts(state.tensors["vocabulary"])
+        vectorizer = TfidfVectorizer(
+            ngram_range=(1, 2), sublinear_tf=True, vocabulary={t: i for i, t in enumerate(terms)}
+        )
+        vectorizer.idf_ = state.tensors["idf"]
+        regression = LogisticRegression(C=scorer.c)
+        regression.coef_ = np.asarray(state.tensors["coef"], np.float64)[None, :]
+        regression.intercept_ = np.asarray(state.tensors["intercept"], np.float64)
+        regression.classes_ = np.array([0.0, 1.0])
+        scorer._model = make_pipeline(vectorizer, regression)
+        return scorer
+
 
 class KNNEmbeddingScorer:
     """Mean target of the ``k`` nearest training prompts by cosine similarity of WordLlama mean embeddings.
@@ -338,6 +391,22 @@ class KNNEmbeddingScorer:
             top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
             out[i : i + batch_size] = self._y[top].mean(axis=1)
         return out
+
+    def state(self) -> ScorerState:
+        """The unit embeddings [N, 64] and targets [N] of the neighbours (a servable scorer).
+
+        Raises:
+            ScorerNotFittedError: Before :meth:`fit`.
+        """
+        _need(self._bank, self)
+        return ScorerState({"bank": np.asarray(self._bank), "y": self._y}, {"k": self.k, "name": self.name})
+
+    @classmethod
+    def from_state(cls, state: ScorerState) -> KNNEmbeddingScorer:
+        """The fitted scorer of :meth:`state`."""
+        scorer = cls(k=state.config["k"], name=state.config["name"])
+        scorer._bank, scorer._y = np.asarray(state.tensors["bank"]), np.asarray(state.tensors["y"])
+        return scorer
 
 
 def prompt_statistics(prompts: Sequence[str]) -> np.ndarray:
@@ -439,6 +508,32 @@ class PromptStatsScorer:
         x = (prompt_statistics(p) - self._stats.mean) / self._stats.std
         return _sigmoid(x @ self._w + self._b).astype(np.float64)
 
+    def state(self) -> ScorerState:
+        """The standardisation ``mean``/``std`` [6], weights [6] and bias [1] (a servable scorer).
+
+        Raises:
+            ScorerNotFittedError: Before :meth:`fit`.
+        """
+        _need(self._stats, self)
+        assert self._stats is not None
+        tensors = {
+            "mean": np.asarray(self._stats.mean, np.float64),
+            "std": np.asarray(self._stats.std, np.float64),
+            "w": self._w,
+            "b": np.array([self._b]),
+        }
+        config = {"steps": self.steps, "learning_rate": self.learning_rate, "l2": self.l2, "name": self.name}
+        return ScorerState(tensors, config)
+
+    @classmethod
+    def from_state(cls, state: ScorerState) -> PromptStatsScorer:
+        """The fitted scorer of :meth:`state`."""
+        c, t = state.config, state.tensors
+        scorer = cls(steps=c["steps"], learning_rate=c["learning_rate"], l2=c["l2"], name=c["name"])
+        scorer._stats = NormStats(np.asarray(t["mean"]), np.asarray(t["std"]))
+        scorer._w, scorer._b = np.asarray(t["w"]), float(t["b"][0])
+        return scorer
+
 
 class RandomScorer:
     """Uniform random scores that ignore the prompts (the no-skill baseline; APGR about 0.5).
@@ -483,6 +578,15 @@ class RandomScorer:
             (3,)
         """
         return self._rng.random(len(check_prompts(prompts)))
+
+    def state(self) -> ScorerState:
+        """The seed (a servable scorer; a loaded one restarts the stream)."""
+        return ScorerState({}, {"seed": self.seed, "name": self.name})
+
+    @classmethod
+    def from_state(cls, state: ScorerState) -> RandomScorer:
+        """A scorer with the stored seed, its stream at the start."""
+        return cls(seed=state.config["seed"], name=state.config["name"])
 
 
 class OracleScorer:
@@ -751,9 +855,7 @@ def fit_and_score(
         >>> run.name, run.test_scores.shape
         ('random', (160,))
     """
-    missing = {"prompt", "weak_correct", "strong_correct"} - set(getattr(frame, "columns", ()))
-    if not isinstance(frame, pd.DataFrame) or missing:
-        raise DataError(f"frame: expected a DataFrame with prompt, weak_correct, strong_correct; missing {missing}")
+    _checked_frame(frame)
     if isinstance(scorers, (str, bytes)) or not isinstance(scorers, Sequence) or not scorers:
         raise InvalidInputError(f"scorers: expected a non-empty sequence of Scorer, got {scorers!r}")
     for s in scorers:
@@ -787,6 +889,120 @@ def fit_and_score(
             )
         )
     return runs
+
+
+class TrainedScorerRouter(NamedTuple):
+    """What :func:`train_scorer_router` fitted and wrote.
+
+    Attributes:
+        path: The scorer-router artifact written (:mod:`tinydancer.model.scorer_router`).
+        scorer: The fitted scorer.
+        split: The split kind; seed: its seed.
+        seed: see ``split``.
+        rows: ``{"train", "val", "cal", "test"}`` -> row indices of the frame.
+        fit_seconds: Wall time of ``fit``.
+        size_bytes: Size of the file written.
+    """
+
+    path: Path
+    scorer: ServableScorer
+    split: str
+    seed: int
+    rows: dict[str, np.ndarray]
+    fit_seconds: float
+    size_bytes: int
+
+    @property
+    def row_counts(self) -> dict[str, int]:
+        """Rows per split, e.g. ``{"train": 800, "val": 200, "cal": 200, "test": 800}``."""
+        return {k: len(v) for k, v in self.rows.items()}
+
+
+def train_scorer_router(
+    frame: pd.DataFrame,
+    out: str | Path,
+    scorer: ServableScorer,
+    *,
+    split: str = "random",
+    seed: int = 0,
+    target: str = DEFAULT_TARGET,
+    data_tag: str = "",
+    weak_model: str | None = None,
+    strong_model: str | None = None,
+    prices: tuple[float, float] | None = None,
+) -> TrainedScorerRouter:
+    """Fit any servable scorer on a split's training rows and save it as a router a ``Router`` serves.
+
+    The counterpart of :func:`~tinydancer.learning.train_router` for a scorer other than the built-in FastGRNN:
+    the same split (stored, so :func:`~tinydancer.learning.calibrate_router`, :func:`~tinydancer.learning.tune_router`
+    and :func:`~tinydancer.learning.evaluate_router` use its calibration and test rows), the same targets
+    (``val=`` the validation rows, as in :func:`fit_and_score`), the same model names, prices and provenance.
+    The artifact has no calibrator and no operating point yet.
+
+    Args:
+        frame: Outcomes (``prompt``, ``weak_correct``, ``strong_correct``; ``subject`` for that split).
+        out: Artifact path (``.safetensors``).
+        scorer: A :class:`~tinydancer.model.scorer_router.ServableScorer` that also fits (:class:`Scorer`): the
+            built-in :class:`TfidfLogisticScorer`, :class:`KNNEmbeddingScorer`, :class:`PromptStatsScorer` and
+            :class:`RandomScorer`, or your own.
+        split: ``"random"`` or ``"subject"``.
+        seed: Seed of the split.
+        target: The training target (:data:`~tinydancer.learning.labels.TRAINING_TARGETS`).
+        data_tag: Where the data came from, stored with the split.
+        weak_model: The cheap model's name (default: ``frame.attrs["weak_model"]``, else ``"weak"``).
+        strong_model: The expensive model's name, likewise.
+        prices: ``(weak, strong)`` dollars per million tokens, or None.
+
+    Returns:
+        A :class:`TrainedScorerRouter`.
+
+    Raises:
+        InvalidInputError: ``scorer`` cannot fit or cannot be saved (no ``state``/``from_state``: FastGRNN routers
+            are trained with ``train_router``).
+        DataError: ``frame`` lacks a column, or the split is too small.
+
+    Examples:
+        >>> import tempfile
+        >>> from tinydancer.datasets import load
+        >>> f = load("synthetic").iloc[:400]
+        >>> trained = train_scorer_router(f, Path(tempfile.mkdtemp()) / "s.safetensors", PromptStatsScorer())
+        >>> trained.row_counts["train"], trained.path.suffix
+        (160, '.safetensors')
+    """
+    if not isinstance(scorer, Scorer) or not isinstance(scorer, ServableScorer):
+        raise InvalidInputError(
+            f"scorer: expected a Scorer with state() and from_state() (ServableScorer), got {type(scorer).__name__}"
+            "; FastGRNN routers are trained with train_router"
+        )
+    run_rows = split_rows(_checked_frame(frame), split, seed)
+    prompts = check_prompts(frame["prompt"].astype(str).tolist(), "frame prompts")
+    y = labels(frame, target).astype(np.float64)
+    train, val = run_rows["train"], run_rows["val"]
+    started = time.perf_counter()
+    scorer.fit([prompts[i] for i in train], y[train], val=([prompts[i] for i in val], y[val]))
+    fit_seconds = time.perf_counter() - started
+    artifact = ScorerRouterArtifact(
+        scorer,
+        weak_model=weak_model or frame.attrs.get("weak_model", "weak"),
+        strong_model=strong_model or frame.attrs.get("strong_model", "strong"),
+        weak_price=None if prices is None else prices[0],
+        strong_price=None if prices is None else prices[1],
+        split={"kind": split, "seed": seed, "data": data_tag},
+        provenance=data_provenance(frame),
+        target=target,
+    )
+    try:
+        path = save_scorer_router(out, artifact)
+    except ConfigError as exc:
+        raise InvalidInputError(str(exc)) from exc
+    return TrainedScorerRouter(path, scorer, split, seed, run_rows, fit_seconds, path.stat().st_size)
+
+
+def _checked_frame(frame: object) -> pd.DataFrame:
+    missing = {"prompt", "weak_correct", "strong_correct"} - set(getattr(frame, "columns", ()))
+    if not isinstance(frame, pd.DataFrame) or missing:
+        raise DataError(f"frame: expected a DataFrame with prompt, weak_correct, strong_correct; missing {missing}")
+    return frame
 
 
 def scorer_metrics(frame: pd.DataFrame, run: ScorerRun) -> dict[str, Any]:

@@ -38,6 +38,16 @@ from tinydancer.model.prompt_artifact import (
     save_prompt_router,
 )
 from tinydancer.model.prompt_scoring import UNCERTAINTY_MODES, PromptScorer, PromptScores
+from tinydancer.model.scorer_router import (
+    ScorerRouterArtifact,
+    ScorerScoring,
+    ScorerState,
+    ServableScorer,
+    load_scorer_router,
+    save_scorer_router,
+    tensor_to_texts,
+    texts_to_tensor,
+)
 from tinydancer.model.served_fastgrnn import ServedFastGRNN
 from tinydancer.model.text_features import (
     FeaturizerConfig,
@@ -67,6 +77,10 @@ __all__ = [
     "PromptScores",
     "QuantizedFastGRNNParams",
     "QuantizedTensor",
+    "ScorerRouterArtifact",
+    "ScorerScoring",
+    "ScorerState",
+    "ServableScorer",
     "ServedFastGRNN",
     "TextFeaturizer",
     "apply_norm",
@@ -88,10 +102,14 @@ __all__ = [
     "load_fastgrnn",
     "load_model",
     "load_prompt_router",
+    "load_scorer_router",
     "model_size_bytes",
     "quantize_params",
     "recency",
     "save_compat_model",
     "save_fastgrnn",
     "save_prompt_router",
+    "save_scorer_router",
+    "tensor_to_texts",
+    "texts_to_tensor",
 ]

@@ -48,16 +48,17 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -207,8 +208,106 @@ class ConformalSpec(tuple[float, float]):
         return self[1]
 
 
+@dataclass(frozen=True, kw_only=True)
+class ServingPolicy:
+    """How a served router's scores become decisions: the part every router artifact has besides its scorer.
+
+    Keyword-only fields, documented in :class:`PromptRouterArtifact`: ``calibrator``, ``pass_mark``,
+    ``conformal``, ``weak_model``, ``strong_model``, ``weak_price``, ``strong_price``, ``operating_points``,
+    ``default_operating_point``, ``split``, ``provenance``, ``reference`` and ``target``. An artifact that
+    inherits it validates them with :meth:`_check_policy` in its ``__post_init__``.
+    """
+
+    calibrator: Calibrator = field(default_factory=lambda: Calibrator("none"))
+    pass_mark: float = 0.5
+    conformal: ConformalSpec | None = None
+    weak_model: str = "weak"
+    strong_model: str = "strong"
+    weak_price: float | None = None
+    strong_price: float | None = None
+    operating_points: Mapping[str, OperatingPoint] = field(default_factory=dict)
+    default_operating_point: str | None = None
+    split: Mapping[str, Any] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    reference: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    target: str = "weak_fails"
+
+    def _check_policy(self, what: str) -> None:
+        """Validate the policy fields and freeze its mappings (a frozen dataclass's ``__post_init__`` calls it).
+
+        Raises:
+            ModelLoadError: a field out of range, named with ``what``.
+        """
+        if self.target not in TRAINING_TARGETS:
+            raise ModelLoadError(f"{what}: target: expected one of {TRAINING_TARGETS}, got {self.target!r}")
+        if self.calibrator.kind not in CALIBRATORS:
+            raise ModelLoadError(
+                f"{what}: calibrator kind: expected one of {CALIBRATORS}, got {self.calibrator.kind!r}"
+            )
+        if self.calibrator.kind == "isotonic" and (
+            len(self.calibrator.xs) != len(self.calibrator.ys) or not self.calibrator.xs
+        ):
+            raise ModelLoadError(f"{what}: isotonic calibrator: expected as many knots as values (at least one)")
+        try:
+            check_number("pass_mark", self.pass_mark, low=0, high=1, low_open=True)
+            for who, name in (("weak model name", self.weak_model), ("strong model name", self.strong_model)):
+                if len(check_text(who, name)) > 200:
+                    raise ConfigError(f"{who}: expected at most 200 characters, got {len(name)}")
+            for who, price in (("weak_price", self.weak_price), ("strong_price", self.strong_price)):
+                if price is not None:
+                    check_number(who, price, low=0)
+            for name in self.operating_points:
+                check_name("operating point name", name)
+        except ConfigError as exc:
+            raise ModelLoadError(f"{what}: {exc}") from exc
+        if self.default_operating_point is not None and self.default_operating_point not in self.operating_points:
+            raise ModelLoadError(
+                f"{what}: default_operating_point {self.default_operating_point!r} is not one of its operating "
+                f"points {sorted(self.operating_points)}"
+            )
+        object.__setattr__(self, "operating_points", MappingProxyType(dict(self.operating_points)))
+        object.__setattr__(self, "split", MappingProxyType(dict(self.split)))
+        object.__setattr__(self, "provenance", MappingProxyType(dict(self.provenance)))
+        reference = {k: tuple(float(x) for x in v) for k, v in self.reference.items()}
+        if any(len(q) != 101 or any(b < a for a, b in itertools.pairwise(q)) for q in reference.values()):
+            raise ModelLoadError(f"{what}: reference: expected 101 non-decreasing quantiles per feature")
+        object.__setattr__(self, "reference", MappingProxyType(reference))
+
+    def resolve_operating_point(self, name: str | None = None) -> tuple[str, OperatingPoint]:
+        """``(name, point)``: ``name``, else the default, else the first, else the implicit ``p0.5``.
+
+        Raises:
+            ConfigError: ``name`` is not one of the artifact's operating points.
+        """
+        if name is None:
+            name = self.default_operating_point or next(iter(self.operating_points), None)
+            if name is None:
+                return IMPLICIT_OPERATING_POINT, OperatingPoint(0.5, "fixed", None, source={"implicit": True})
+        point = self.operating_points.get(name)
+        if point is None:
+            if name == IMPLICIT_OPERATING_POINT and not self.operating_points:
+                return self.resolve_operating_point(None)
+            raise ConfigError(f"operating point: expected one of {sorted(self.operating_points)}, got {name!r}")
+        return name, point
+
+    def operating_point(self, name: str | None = None) -> OperatingPoint:
+        """The point :meth:`resolve_operating_point` gives."""
+        return self.resolve_operating_point(name)[1]
+
+    def with_operating_point(self, name: str, point: OperatingPoint, *, default: bool = False) -> Self:
+        """A copy with ``name`` added or replaced (and made the default when ``default``).
+
+        Raises:
+            ConfigError: ``name`` is not a valid name.
+        """
+        check_name("operating point name", name)
+        points = {**self.operating_points, name: point}
+        chosen = name if default else self.default_operating_point
+        return dataclasses.replace(self, operating_points=points, default_operating_point=chosen)
+
+
 @dataclass(frozen=True)
-class PromptRouterArtifact:
+class PromptRouterArtifact(ServingPolicy):
     """Everything needed to route a prompt: the learned router, its featuriser, calibration and thresholds.
 
     Attributes:
@@ -243,24 +342,10 @@ class PromptRouterArtifact:
     model_config: FastGRNNConfig
     featurizer: FeaturizerConfig
     norm: NormStats
-    calibrator: Calibrator = field(default_factory=lambda: Calibrator("none"))
-    pass_mark: float = 0.5
-    conformal: ConformalSpec | None = None
-    weak_model: str = "weak"
-    strong_model: str = "strong"
-    weak_price: float | None = None
-    strong_price: float | None = None
-    operating_points: Mapping[str, OperatingPoint] = field(default_factory=dict)
-    default_operating_point: str | None = None
-    split: Mapping[str, Any] = field(default_factory=dict)
-    provenance: Mapping[str, Any] = field(default_factory=dict)
-    reference: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    target: str = "weak_fails"
     ngram_weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.target not in TRAINING_TARGETS:
-            raise ModelLoadError(f"{WHAT}: target: expected one of {TRAINING_TARGETS}, got {self.target!r}")
+        self._check_policy(WHAT)
         d = self.featurizer.dim
         k = self.featurizer.ngram_buckets
         if (self.ngram_weights is None) != (k == 0):
@@ -284,38 +369,6 @@ class PromptRouterArtifact:
             )
         if not (np.all(np.isfinite(self.norm.mean)) and np.all(np.asarray(self.norm.std) > 0)):
             raise ModelLoadError(f"{WHAT}: norm_stats: expected finite means and positive standard deviations")
-        if self.calibrator.kind not in CALIBRATORS:
-            raise ModelLoadError(
-                f"{WHAT}: calibrator kind: expected one of {CALIBRATORS}, got {self.calibrator.kind!r}"
-            )
-        if self.calibrator.kind == "isotonic" and (
-            len(self.calibrator.xs) != len(self.calibrator.ys) or not self.calibrator.xs
-        ):
-            raise ModelLoadError(f"{WHAT}: isotonic calibrator: expected as many knots as values (at least one)")
-        try:
-            check_number("pass_mark", self.pass_mark, low=0, high=1, low_open=True)
-            for who, name in (("weak model name", self.weak_model), ("strong model name", self.strong_model)):
-                if len(check_text(who, name)) > 200:
-                    raise ConfigError(f"{who}: expected at most 200 characters, got {len(name)}")
-            for who, price in (("weak_price", self.weak_price), ("strong_price", self.strong_price)):
-                if price is not None:
-                    check_number(who, price, low=0)
-            for name in self.operating_points:
-                check_name("operating point name", name)
-        except ConfigError as exc:
-            raise ModelLoadError(f"{WHAT}: {exc}") from exc
-        if self.default_operating_point is not None and self.default_operating_point not in self.operating_points:
-            raise ModelLoadError(
-                f"{WHAT}: default_operating_point {self.default_operating_point!r} is not one of its operating "
-                f"points {sorted(self.operating_points)}"
-            )
-        object.__setattr__(self, "operating_points", MappingProxyType(dict(self.operating_points)))
-        object.__setattr__(self, "split", MappingProxyType(dict(self.split)))
-        object.__setattr__(self, "provenance", MappingProxyType(dict(self.provenance)))
-        reference = {k: tuple(float(x) for x in v) for k, v in self.reference.items()}
-        if any(len(q) != 101 or any(b < a for a, b in itertools.pairwise(q)) for q in reference.values()):
-            raise ModelLoadError(f"{WHAT}: reference: expected 101 non-decreasing quantiles per feature")
-        object.__setattr__(self, "reference", MappingProxyType(reference))
 
     @property
     def members(self) -> int:
@@ -336,42 +389,10 @@ class PromptRouterArtifact:
         """Whether the parameters are int8."""
         return isinstance(self.params, QuantizedFastGRNNParams)
 
-    def resolve_operating_point(self, name: str | None = None) -> tuple[str, OperatingPoint]:
-        """``(name, point)``: ``name``, else the default, else the first, else the implicit ``p0.5``.
 
-        Raises:
-            ConfigError: ``name`` is not one of the artifact's operating points.
-        """
-        if name is None:
-            name = self.default_operating_point or next(iter(self.operating_points), None)
-            if name is None:
-                return IMPLICIT_OPERATING_POINT, OperatingPoint(0.5, "fixed", None, source={"implicit": True})
-        point = self.operating_points.get(name)
-        if point is None:
-            if name == IMPLICIT_OPERATING_POINT and not self.operating_points:
-                return self.resolve_operating_point(None)
-            raise ConfigError(f"operating point: expected one of {sorted(self.operating_points)}, got {name!r}")
-        return name, point
-
-    def operating_point(self, name: str | None = None) -> OperatingPoint:
-        """The point :meth:`resolve_operating_point` gives."""
-        return self.resolve_operating_point(name)[1]
-
-    def with_operating_point(self, name: str, point: OperatingPoint, *, default: bool = False) -> PromptRouterArtifact:
-        """A copy with ``name`` added or replaced (and made the default when ``default``).
-
-        Raises:
-            ConfigError: ``name`` is not a valid name.
-        """
-        check_name("operating point name", name)
-        points = {**self.operating_points, name: point}
-        chosen = name if default else self.default_operating_point
-        return dataclasses.replace(self, operating_points=points, default_operating_point=chosen)
-
-
-def _metadata(artifact: PromptRouterArtifact) -> dict[str, str]:
-    a = artifact
-    meta = featurizer_metadata(a.featurizer, a.norm)
+def policy_metadata(policy: ServingPolicy) -> dict[str, str]:
+    """The ``__metadata__`` entries of a policy (this module's table, from ``calibrator`` to ``provenance``)."""
+    a, meta = policy, {}
     meta["calibrator"] = json.dumps(a.calibrator._asdict())
     meta["pass_mark"] = json.dumps(a.pass_mark)
     meta["target"] = json.dumps(a.target)
@@ -394,9 +415,8 @@ def _metadata(artifact: PromptRouterArtifact) -> dict[str, str]:
 def save_prompt_router(path: str | Path, artifact: PromptRouterArtifact) -> Path:
     """Write the artifact atomically (a failed write keeps the old file); returns the path written."""
     bag = {} if artifact.ngram_weights is None else {"ngram_weights": artifact.ngram_weights}
-    return save_fastgrnn(
-        path, artifact.params, artifact.model_config, _metadata(artifact), file_format=FORMAT, extra_tensors=bag
-    )
+    meta = featurizer_metadata(artifact.featurizer, artifact.norm) | policy_metadata(artifact)
+    return save_fastgrnn(path, artifact.params, artifact.model_config, meta, file_format=FORMAT, extra_tensors=bag)
 
 
 def load_prompt_router(path: str | Path) -> PromptRouterArtifact:
@@ -414,10 +434,10 @@ def is_prompt_router_file(file: SafetensorsFile) -> bool:
     return meta.get("format") == FORMAT or (meta.get("format") == FASTGRNN_FORMAT and "featurizer" in meta)
 
 
-def _part(file: SafetensorsFile, meta: Mapping[str, str], key: str, default: Any) -> Any:
+def _part(file: SafetensorsFile, meta: Mapping[str, str], key: str, default: Any, required_in: str = FORMAT) -> Any:
     if key not in meta:
-        if meta.get("format") == FORMAT and key in _REQUIRED:
-            raise file.error(f"has no {key!r} entry in __metadata__ (every {FORMAT} file has one)")
+        if meta.get("format") == required_in and key in _REQUIRED:
+            raise file.error(f"has no {key!r} entry in __metadata__ (every {required_in} file has one)")
         return default
     try:
         return json.loads(meta[key])
@@ -451,38 +471,62 @@ def prompt_router_from_file(file: SafetensorsFile) -> PromptRouterArtifact:
     featurizer, norm = featurizer_from_metadata(extra)
     if norm is None:
         raise file.error("has no 'norm_stats' entry: retrain it with `python -m tinydancer train`")
-    try:
-        raw_cal = _part(file, meta, "calibrator", {"kind": "none"})
-        calibrator = Calibrator(
-            raw_cal["kind"], float(raw_cal.get("a", 1.0)), float(raw_cal.get("b", 0.0)),
-            tuple(map(float, raw_cal.get("xs", ()))), tuple(map(float, raw_cal.get("ys", ()))),
-        )  # fmt: skip
-        raw_conf = _part(file, meta, "conformal", None)
-        models = _part(file, meta, "models", {})
-        points = {k: OperatingPoint.from_json(v) for k, v in _part(file, meta, "operating_points", {}).items()}
+    with named_errors(file, WHAT):
         return PromptRouterArtifact(
             params=params,
             model_config=config,
             featurizer=featurizer,
             norm=norm,
-            calibrator=calibrator,
-            pass_mark=float(_part(file, meta, "pass_mark", 0.5)),
-            conformal=None if raw_conf is None else ConformalSpec(raw_conf["q"], raw_conf["alpha"]),
-            weak_model=models.get("weak", "weak"),
-            strong_model=models.get("strong", "strong"),
-            weak_price=models.get("weak_price"),
-            strong_price=models.get("strong_price"),
-            operating_points=points,
-            default_operating_point=_part(file, meta, "default_operating_point", None),
-            split=_part(file, meta, "split", {}),
-            provenance=_part(file, meta, "provenance", {}),
-            reference=_part(file, meta, "reference", {}),
-            target=_part(file, meta, "target", "weak_fails"),
             ngram_weights=tensors.get("ngram_weights"),
+            **policy_fields(file, FORMAT),
         )
+
+
+def policy_fields(file: SafetensorsFile, required_in: str) -> dict[str, Any]:
+    """The policy's fields from a file's ``__metadata__`` (keyword arguments of an artifact).
+
+    Args:
+        file: The file read whole.
+        required_in: The format whose files must hold every required entry (older formats get defaults).
+
+    Raises:
+        ModelLoadError: an entry missing or not JSON; ``KeyError``, ``TypeError`` or ``ValueError`` for a
+            malformed one (:func:`named_errors` names the file).
+    """
+    meta = file.metadata or {}
+    raw_cal = _part(file, meta, "calibrator", {"kind": "none"}, required_in)
+    calibrator = Calibrator(
+        raw_cal["kind"], float(raw_cal.get("a", 1.0)), float(raw_cal.get("b", 0.0)),
+        tuple(map(float, raw_cal.get("xs", ()))), tuple(map(float, raw_cal.get("ys", ()))),
+    )  # fmt: skip
+    raw_conf = _part(file, meta, "conformal", None, required_in)
+    models = _part(file, meta, "models", {}, required_in)
+    points = _part(file, meta, "operating_points", {}, required_in)
+    return {
+        "calibrator": calibrator,
+        "pass_mark": float(_part(file, meta, "pass_mark", 0.5, required_in)),
+        "conformal": None if raw_conf is None else ConformalSpec(raw_conf["q"], raw_conf["alpha"]),
+        "weak_model": models.get("weak", "weak"),
+        "strong_model": models.get("strong", "strong"),
+        "weak_price": models.get("weak_price"),
+        "strong_price": models.get("strong_price"),
+        "operating_points": {k: OperatingPoint.from_json(v) for k, v in points.items()},
+        "default_operating_point": _part(file, meta, "default_operating_point", None, required_in),
+        "split": _part(file, meta, "split", {}, required_in),
+        "provenance": _part(file, meta, "provenance", {}, required_in),
+        "reference": _part(file, meta, "reference", {}, required_in),
+        "target": _part(file, meta, "target", "weak_fails", required_in),
+    }
+
+
+@contextlib.contextmanager
+def named_errors(file: SafetensorsFile, what: str) -> Iterator[None]:
+    """Turn an artifact's validation errors and malformed metadata into ModelLoadErrors that name the file."""
+    try:
+        yield
     except ModelLoadError as exc:
-        if str(exc).startswith(f"{WHAT} '"):  # already names the file
+        if str(exc).startswith(f"{what} '"):  # already names the file
             raise
-        raise file.error(str(exc).removeprefix(f"{WHAT}: ")) from exc
+        raise file.error(str(exc).removeprefix(f"{what}: ")) from exc
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise file.error(f"has an invalid part: {type(exc).__name__}: {exc}") from exc

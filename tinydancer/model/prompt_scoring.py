@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tinydancer.errors import ConfigError, InvalidInputError
-from tinydancer.model.calibration_map import calibrate_jnp
+from tinydancer.model.calibration_map import Calibrator, calibrate_jnp
 from tinydancer.model.fastgrnn import FastGRNNConfig, _dense_params, _sequence_logit, member_statistics
 from tinydancer.model.prompt_artifact import PromptRouterArtifact
 from tinydancer.model.text_features import _encode, first_token_ids, hashed_ngrams, load_wordllama, plain_tokenizer
@@ -146,11 +146,27 @@ def score_kernel(
         logits = logits + jnp.sum(arrays["bag"][:, buckets] * weights, axis=-1)  # [K_members, B]
     probs = jax.nn.sigmoid(logits)
     p_raw, _, mutual_information = member_statistics(probs)
-    a, bias, xs, ys = arrays["cal"]
+    decision = DecisionSpec(spec.calibrator, spec.uncertainty, spec.conformal)
+    return _decide(p_raw, mutual_information, arrays["cal"], arrays["q"], threshold, decision)
+
+
+class DecisionSpec(NamedTuple):
+    """The static part of turning raw scores into decisions (hashable): calibrator kind, uncertainty mode and
+    whether a conformal quantile exists."""
+
+    calibrator: str
+    uncertainty: str
+    conformal: bool
+
+
+def _decide(
+    p_raw: jax.Array, mutual_information: jax.Array, cal: Any, q: jax.Array, threshold: jax.Array, spec: DecisionSpec
+) -> jax.Array:
+    """[B] raw scores -> the [7, B] :class:`PromptScores` fields: calibrate, decide, conformal set, uncertainty."""
+    a, bias, xs, ys = cal
     p = calibrate_jnp(spec.calibrator, a, bias, xs, ys, p_raw)
     use_strong = p >= threshold
     confidence = jnp.where(use_strong, p, 1.0 - p)
-    q = arrays["q"]
     in_weak = (p <= q) & spec.conformal
     in_strong = (1.0 - p <= q) & spec.conformal
     if spec.uncertainty == "conformal":
@@ -161,6 +177,36 @@ def score_kernel(
         uncertainty = jnp.clip(1.0 - 2.0 * jnp.abs(p - 0.5), 0.0, 1.0)
     fields = (p_raw, p, use_strong, confidence, uncertainty, in_weak, in_strong)
     return jnp.stack([f.astype(jnp.float32) for f in fields])
+
+
+@partial(jax.jit, static_argnames=("spec",))
+def decision_kernel(p_raw: jax.Array, cal: Any, q: jax.Array, threshold: jax.Array, spec: DecisionSpec) -> jax.Array:
+    """Pure decisions from raw scores computed elsewhere (a scorer outside JAX): the tail of :func:`score_kernel`.
+
+    Args:
+        p_raw: [B] float32 raw scores in [0, 1].
+        cal: ``(a, b, xs, ys)`` float32 calibrator arrays (:func:`calibration_arrays`).
+        q: [] float32 conformal quantile (unused without one).
+        threshold: [] float32.
+        spec: The static choices (``uncertainty`` is ``"conformal"`` or ``"original"``: one model, no ensemble).
+
+    Returns:
+        [7, B] float32, as :func:`score_kernel`.
+
+    Examples:
+        >>> cal = calibration_arrays(Calibrator("none"))
+        >>> out = decision_kernel(jnp.array([0.2, 0.9]), cal, jnp.float32(0), jnp.float32(0.5),
+        ...                       DecisionSpec("none", "original", False))
+        >>> out[2].tolist(), [round(float(u), 2) for u in out[4]]
+        ([0.0, 1.0], [0.4, 0.2])
+    """
+    return _decide(p_raw, jnp.zeros_like(p_raw), cal, q, threshold, spec)
+
+
+def calibration_arrays(calibrator: Calibrator) -> tuple[jax.Array, ...]:
+    """``(a, b, xs, ys)`` as float32 device arrays, the ``cal`` argument of the kernels (knots only for isotonic)."""
+    knots = (calibrator.xs, calibrator.ys) if calibrator.kind == "isotonic" else ((0.0,), (0.0,))
+    return tuple(jnp.asarray(v, jnp.float32) for v in (calibrator.a, calibrator.b, *knots))
 
 
 def _bucket(n: int) -> int:
@@ -210,7 +256,6 @@ class PromptScorer:
         table = np.asarray(wordllama.embedding, np.float32)
         self._vocab = table.shape[0]
         cal = artifact.calibrator
-        knots = (cal.xs, cal.ys) if cal.kind == "isotonic" else ((0.0,), (0.0,))
         self._arrays = {
             "table": jnp.asarray(table),
             "mean": jnp.asarray(artifact.norm.mean, jnp.float32),
@@ -222,7 +267,7 @@ class PromptScorer:
                 else artifact.ngram_weights.reshape(-1, feat.ngram_buckets),
                 jnp.float32,
             ),
-            "cal": tuple(jnp.asarray(v, jnp.float32) for v in (cal.a, cal.b, *knots)),
+            "cal": calibration_arrays(cal),
             "q": jnp.float32(artifact.conformal.q if artifact.conformal else 0.0),
         }
         self._spec = KernelSpec(

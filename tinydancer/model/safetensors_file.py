@@ -38,7 +38,14 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 #: Largest safetensors JSON header accepted.
 MAX_HEADER_BYTES = 1024 * 1024
 #: numpy dtype of each safetensors dtype tag a model file may hold.
-DTYPES: dict[str, type[np.generic]] = {"F32": np.float32, "I8": np.int8}
+DTYPES: dict[str, type[np.generic]] = {
+    "F32": np.float32,
+    "I8": np.int8,
+    "F64": np.float64,
+    "I32": np.int32,
+    "I64": np.int64,
+    "U8": np.uint8,
+}
 
 
 class SafetensorsFile(NamedTuple):

@@ -3,7 +3,8 @@ points, join outcomes.
 
 :class:`PromptServing` is a mixin: the Router owns the state it reads (the model serving now, the operating
 point in force, the breaker, the metrics, the collector, the logger and the tracer); these methods are the
-part of the Router that only a prompt router (a ``tinydancer-prompt-router-v1`` artifact) uses. Span tree of
+part of the Router that only a prompt router (a ``tinydancer-prompt-router-v1`` artifact, or a
+``tinydancer-scorer-router-v1`` artifact serving any scorer) uses. Span tree of
 one ``route_prompt`` (one per ``route_prompts`` call)::
 
     routing_request (SERVER) -> circuit_breaker_check, feature_engineering (tokenise),
@@ -47,7 +48,6 @@ from tinydancer.routing.breaker import CircuitBreaker
 from tinydancer.routing.config import RouterConfig
 from tinydancer.routing.kernel import DeviceModel
 from tinydancer.routing.prompts import (
-    PROMPT_MODEL_TYPE,
     PromptBatch,
     PromptDecision,
     PromptModel,
@@ -358,6 +358,7 @@ class PromptServing:
             conformal=art.conformal is not None,
             latency_us=(inference_done - start) * 1e6,
             propensity=propensity,
+            model_type=model_type,
         )
         return batch, prompts, feature_done - start, inference_done - feature_done
 
@@ -376,7 +377,7 @@ class PromptServing:
         metrics = self.metrics
         metrics.record_requests(True, n, batch.latency_us / 1e6 / max(n, 1))
         metrics.record_features(n, tokenize_s)
-        metrics.record_inference(infer_s, PROMPT_MODEL_TYPE)
+        metrics.record_inference(infer_s, batch.model_type)
         metrics.record_decisions(s.confidence, s.uncertainty, ~s.use_strong)
         if self._outcomes is not None:
             sets = (s.in_set_weak, s.in_set_strong) if batch.conformal else (None, None)
@@ -417,7 +418,7 @@ class PromptServing:
                 strong_model=batch.strong_model,
                 operating_point=batch.operating_point,
                 threshold=batch.threshold,
-                model_type=PROMPT_MODEL_TYPE,
+                model_type=batch.model_type,
                 propensity=batch.propensity,
             )
         )

@@ -27,14 +27,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from tinydancer.errors import InvalidInputError
-from tinydancer.model.prompt_artifact import PromptRouterArtifact
-from tinydancer.model.prompt_scoring import PromptScorer, PromptScores
+from tinydancer.model.prompt_scoring import PromptScores
+from tinydancer.model.scorer_router import RouterArtifact, ScorerRouterArtifact, serving_scorer
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: ``model_type`` label (metrics, spans, collector rows) of a prompt router.
+#: ``model_type`` label (metrics, spans, collector rows) of a FastGRNN prompt router.
 PROMPT_MODEL_TYPE = "fastgrnn_prompt"
+#: ``model_type`` label of a scorer router (:mod:`tinydancer.model.scorer_router`).
+SCORER_MODEL_TYPE = "scorer_prompt"
 #: Hex digits of a prompt's SHA-256 kept in the collector (``prompt_hash``).
 PROMPT_HASH_CHARS = 16
 #: Columns of :meth:`PromptBatch.to_frame` (``Router.route_prompts``).
@@ -52,10 +54,11 @@ PROMPT_RESULT_COLUMNS: tuple[str, ...] = (
 
 
 class PromptModel:
-    """A prompt router ready to serve: the artifact, its scorer, and where it came from.
+    """A prompt router ready to serve: the artifact, its scoring shell, and where it came from.
 
     Args:
-        artifact: The loaded artifact.
+        artifact: The loaded artifact: a FastGRNN prompt router (``kind`` ``"prompt"``) or a scorer router
+            (:mod:`tinydancer.model.scorer_router`, ``kind`` ``"scorer_prompt"``).
         uncertainty: The scorer's uncertainty mode (:data:`~tinydancer.model.prompt_scoring.UNCERTAINTY_MODES`).
         path: The file it was read from (for messages), or None.
 
@@ -65,10 +68,12 @@ class PromptModel:
 
     kind = "prompt"
 
-    def __init__(self, artifact: PromptRouterArtifact, uncertainty: str = "auto", path: Path | None = None) -> None:
+    def __init__(self, artifact: RouterArtifact, uncertainty: str = "auto", path: Path | None = None) -> None:
         self.artifact = artifact
-        self.scorer = PromptScorer(artifact, uncertainty=uncertainty)
+        self.scorer = serving_scorer(artifact, uncertainty)
         self.path = path
+        if isinstance(artifact, ScorerRouterArtifact):
+            self.kind = "scorer_prompt"
 
 
 def _problem(text: object, max_chars: int) -> str | None:
@@ -167,6 +172,8 @@ class PromptBatch(NamedTuple):
         conformal: Whether ``scores.in_set_*`` hold a conformal set.
         latency_us: Wall time of the whole call.
         propensity: [N] probability of each decision taken (exploration on), or None (all 1).
+        model_type: The ``model_type`` label of the router that decided (:data:`PROMPT_MODEL_TYPE` or
+            :data:`SCORER_MODEL_TYPE`).
     """
 
     first_request_id: int
@@ -178,6 +185,7 @@ class PromptBatch(NamedTuple):
     conformal: bool
     latency_us: float
     propensity: np.ndarray | None = None
+    model_type: str = PROMPT_MODEL_TYPE
 
     def __len__(self) -> int:
         return len(self.scores.p_strong)

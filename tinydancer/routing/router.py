@@ -12,10 +12,11 @@ attributes in :mod:`tinydancer.observability.route_spans`, whose :class:`Routing
 
 Every metric, span attribute and collector row that names a model says what served the request:
 ``model_type`` is ``"original"`` for the original's model, ``"fastgrnn"`` for a FastGRNN checkpoint on
-candidate features and ``"fastgrnn_prompt"`` for a prompt router (:data:`MODEL_TYPES`), and follows a hot
-reload that switches kinds.
+candidate features, ``"fastgrnn_prompt"`` for a FastGRNN prompt router and ``"scorer_prompt"`` for a scorer
+router (:data:`MODEL_TYPES`), and follows a hot reload that switches kinds.
 
-A prompt router (a ``tinydancer-prompt-router-v1`` artifact, :mod:`tinydancer.model.prompt_artifact`) is
+A prompt router (a ``tinydancer-prompt-router-v1`` artifact, :mod:`tinydancer.model.prompt_artifact`, or a
+``tinydancer-scorer-router-v1`` artifact serving any scorer, :mod:`tinydancer.model.scorer_router`) is
 served by :meth:`Router.route_prompt` and :meth:`Router.route_prompts`; each prompt is one request in the
 metrics and the collectors. Its span tree::
 
@@ -67,8 +68,8 @@ from tinydancer.errors import (
 )
 from tinydancer.model.family import model_from_file
 from tinydancer.model.original import CompatModelConfig, init_compat_params
-from tinydancer.model.prompt_artifact import is_prompt_router_file, prompt_router_from_file
 from tinydancer.model.safetensors_file import read_safetensors
+from tinydancer.model.scorer_router import is_router_file, router_from_file
 from tinydancer.model.served_fastgrnn import ROUTER_INPUT_DIM
 from tinydancer.observability.collector import Collector, DecisionBatch, RequestRecord
 from tinydancer.observability.drift import DriftMonitor
@@ -104,6 +105,7 @@ from tinydancer.routing.packing import PackedRequest, floor_unix_seconds, pack_r
 from tinydancer.routing.prompt_serving import PromptServing, Served
 from tinydancer.routing.prompts import (
     PROMPT_MODEL_TYPE,
+    SCORER_MODEL_TYPE,
     PromptModel,
 )
 from tinydancer.routing.requests import RoutingRequest, RoutingResponse
@@ -116,7 +118,7 @@ InferenceFn = Callable[[DeviceModel, PackedRequest, float, float], tuple[np.ndar
 #: ``model_type`` label (metrics, spans, collector rows) of what serves, by the kind of its model: the
 #: original's model, or a trained FastGRNN checkpoint on the same five features.
 MODEL_TYPES: Mapping[str, str] = MappingProxyType(
-    {"compat": "original", "fastgrnn": "fastgrnn", PromptModel.kind: PROMPT_MODEL_TYPE}
+    {"compat": "original", "fastgrnn": "fastgrnn", "prompt": PROMPT_MODEL_TYPE, "scorer_prompt": SCORER_MODEL_TYPE}
 )
 
 
@@ -192,8 +194,8 @@ def _checked_hook(hook: InferenceFn) -> InferenceFn:
 def _load_served(path: Path, uncertainty: str) -> Served:
     """One read of ``path``: a prompt router, the original's model file, or a FastGRNN on the five features."""
     file = read_safetensors(path)
-    if is_prompt_router_file(file):
-        return PromptModel(prompt_router_from_file(file), uncertainty, path)
+    if is_router_file(file):
+        return PromptModel(router_from_file(file), uncertainty, path)
     params, config = model_from_file(file)
     if config.input_dim != ROUTER_INPUT_DIM:
         raise ModelLoadError(
