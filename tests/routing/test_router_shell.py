@@ -86,7 +86,12 @@ def test_a_router_started_on_a_fastgrnn_checkpoint_never_says_original(tmp_path:
 
 
 def test_every_model_kind_has_a_label() -> None:
-    assert dict(MODEL_TYPES) == {"compat": "original", "fastgrnn": "fastgrnn", "prompt": "fastgrnn_prompt"}
+    assert dict(MODEL_TYPES) == {
+        "compat": "original",
+        "fastgrnn": "fastgrnn",
+        "prompt": "fastgrnn_prompt",
+        "scorer_prompt": "scorer_prompt",
+    }
 
 
 # -- B: the breaker ticket's life, the one output check ---------------------------------------------------
