@@ -55,6 +55,7 @@ from tinydancer.model.prompt_artifact import (
     save_prompt_router,
 )
 from tinydancer.model.prompt_scoring import (
+    _BOOLEAN_FIELDS,
     BATCH_BUCKETS,
     UNCERTAINTY_MODES,
     DecisionSpec,
@@ -87,7 +88,8 @@ class ServableScorer(Protocol):
 
     ``state()`` returns a :class:`ScorerState`; the classmethod ``from_state(state)`` rebuilds an equal scorer
     (same scores). Long lists of strings (a vocabulary) go in a tensor (:func:`texts_to_tensor`), not in
-    ``config``: the file's JSON header is capped at 1 MiB.
+    ``config``: the file's JSON header is capped at 1 MiB. A Router may call ``score`` from several threads at
+    once; whatever it raises fails that request as an ``InferenceError`` (counted by the breaker).
     """
 
     name: str
@@ -329,8 +331,7 @@ class ScorerScoring:
             padded[: len(chunk)] = chunk
             parts.append(np.asarray(decision_kernel(padded, self._cal, self._q, t, self._spec))[:, : len(chunk)])
         out = np.concatenate(parts, axis=1) if parts else np.zeros((len(PromptScores._fields), 0), np.float32)
-        booleans = {PromptScores._fields.index(f) for f in ("use_strong", "in_set_weak", "in_set_strong")}
-        return PromptScores(*(out[i] > 0.5 if i in booleans else out[i] for i in range(len(out))))
+        return PromptScores(*(out[i] > 0.5 if i in _BOOLEAN_FIELDS else out[i] for i in range(len(out))))
 
     def score(self, texts: list[str], threshold: float | None = None) -> PromptScores:
         """Score; ``threshold`` defaults to the artifact's default operating point's."""
