@@ -340,9 +340,30 @@ def _now_iso() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
-def data_provenance(frame: pd.DataFrame) -> dict[str, Any]:
-    """An artifact's ``provenance``: ``{"data_sha256", "rows", "created"}`` of the data it was trained on."""
-    return {"data_sha256": frame_sha256(frame), "rows": len(frame), "created": _now_iso()}
+def trained_policy(
+    frame: pd.DataFrame,
+    split: str,
+    seed: int,
+    data_tag: str,
+    weak_model: str | None,
+    strong_model: str | None,
+    prices: tuple[float, float] | None,
+    target: str,
+) -> dict[str, Any]:
+    """The serving-policy fields a freshly trained artifact starts with (keyword arguments; no calibrator yet).
+
+    Model names default to ``frame.attrs`` (else ``"weak"`` / ``"strong"``); ``split`` is ``{"kind", "seed",
+    "data"}``; ``provenance`` is ``{"data_sha256", "rows", "created"}`` of ``frame``.
+    """
+    return {
+        "weak_model": weak_model or frame.attrs.get("weak_model", "weak"),
+        "strong_model": strong_model or frame.attrs.get("strong_model", "strong"),
+        "weak_price": None if prices is None else prices[0],
+        "strong_price": None if prices is None else prices[1],
+        "split": {"kind": split, "seed": seed, "data": data_tag},
+        "provenance": {"data_sha256": frame_sha256(frame), "rows": len(frame), "created": _now_iso()},
+        "target": target,
+    }
 
 
 def train_router(
@@ -427,14 +448,8 @@ def train_router(
         model_config=mcfg,
         featurizer=feat,
         norm=prepared.stats,
-        weak_model=weak_model or frame.attrs.get("weak_model", "weak"),
-        strong_model=strong_model or frame.attrs.get("strong_model", "strong"),
-        weak_price=None if prices is None else prices[0],
-        strong_price=None if prices is None else prices[1],
-        split={"kind": split, "seed": seed, "data": data_tag},
-        provenance=data_provenance(frame),
-        target=target,
         ngram_weights=bag,
+        **trained_policy(frame, split, seed, data_tag, weak_model, strong_model, prices, target),
     )
     return TrainedRouter(
         path=save_prompt_router(out, artifact),

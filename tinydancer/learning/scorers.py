@@ -27,7 +27,7 @@ import pandas as pd
 from tinydancer.errors import ConfigError, DataError, InvalidInputError, TinyDancerError
 from tinydancer.learning.calibration import apply_calibrator, auroc, ece, fit_calibrator
 from tinydancer.learning.evaluation import apgr, cpt, routing_curve
-from tinydancer.learning.experiment import data_provenance, failure_labels, labels, split_rows, strong_needed
+from tinydancer.learning.experiment import failure_labels, labels, split_rows, strong_needed, trained_policy
 from tinydancer.learning.recipe import DEFAULT_FEATURIZER, DEFAULT_MODEL, DEFAULT_TARGET, default_train_config
 from tinydancer.learning.train import RoutingData, TrainConfig, train_fastgrnn
 from tinydancer.model.fastgrnn import FastGRNNConfig
@@ -981,16 +981,8 @@ def train_scorer_router(
     started = time.perf_counter()
     scorer.fit([prompts[i] for i in train], y[train], val=([prompts[i] for i in val], y[val]))
     fit_seconds = time.perf_counter() - started
-    artifact = ScorerRouterArtifact(
-        scorer,
-        weak_model=weak_model or frame.attrs.get("weak_model", "weak"),
-        strong_model=strong_model or frame.attrs.get("strong_model", "strong"),
-        weak_price=None if prices is None else prices[0],
-        strong_price=None if prices is None else prices[1],
-        split={"kind": split, "seed": seed, "data": data_tag},
-        provenance=data_provenance(frame),
-        target=target,
-    )
+    policy = trained_policy(frame, split, seed, data_tag, weak_model, strong_model, prices, target)
+    artifact = ScorerRouterArtifact(scorer, **policy)
     try:
         path = save_scorer_router(out, artifact)
     except ConfigError as exc:
