@@ -134,7 +134,9 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinydancer", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a FastGRNN router on routing outcomes", formatter_class=HelpFormatter)
+    t = sub.add_parser(
+        "train", help="train a router on outcomes (FastGRNN, or --scorer a baseline)", formatter_class=HelpFormatter
+    )
     _data_args(t)
     t.add_argument("--out", required=True, help="checkpoint path to write (.safetensors)")
     t.add_argument(

@@ -310,7 +310,7 @@ class Router(PromptServing):
 
     @property
     def model_type(self) -> str:
-        """The ``model_type`` label of the model serving now: ``"original"`` or ``"fastgrnn"``."""
+        """The ``model_type`` label of the model serving now (a value of :data:`MODEL_TYPES`)."""
         return self._serving[1]
 
     @property
