@@ -102,9 +102,11 @@ def test_texts_tensor_round_trip(texts: list[str]) -> None:
     assert tensor.dtype == np.uint8 and tensor_to_texts(tensor) == texts
 
 
-def test_texts_with_nul_are_rejected() -> None:
+def test_texts_with_nul_or_surrogates_are_rejected() -> None:
     with pytest.raises(InvalidInputError, match="NUL"):
         texts_to_tensor(["a\x00b"])
+    with pytest.raises(InvalidInputError, match="surrogate"):
+        texts_to_tensor(["ok", "\ud800"])
 
 
 def test_artifact_needs_a_servable_scorer() -> None:
@@ -132,6 +134,10 @@ def test_unsaveable_states_are_config_errors(tmp_path: Path) -> None:
     not_json = LengthScorer(scale=math.nan)
     with pytest.raises(ConfigError, match="JSON"):
         save_scorer_router(tmp_path / "c.safetensors", ScorerRouterArtifact(not_json))
+    long_config = TableScorer(np.zeros(3), np.zeros(1, np.int64), [])
+    long_config.state = lambda: ScorerState({}, {"vocabulary": ["word"] * 300_000})  # type: ignore[method-assign]
+    with pytest.raises(ConfigError, match="texts_to_tensor"):
+        save_scorer_router(tmp_path / "d.safetensors", ScorerRouterArtifact(long_config))
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
@@ -242,3 +248,13 @@ def test_save_router_and_serving_scorer_dispatch_on_the_family(tmp_path: Path) -
     art = ScorerRouterArtifact(LengthScorer())
     assert load_scorer_router(save_router(tmp_path / "r.safetensors", art)).scorer.scale == 1000.0
     assert isinstance(serving_scorer(art), ScorerScoring)
+
+
+def test_a_file_too_large_for_a_loader_is_refused_at_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tinydancer.model.scorer_router as module
+
+    monkeypatch.setattr(module, "MAX_FILE_BYTES", 10_000)  # the loader's limit is 256 MiB; a small one for the test
+    big = TableScorer(np.zeros(2_000), np.zeros(1, np.int64), [])
+    with pytest.raises(ConfigError, match="over the 10,000 a loader reads"):
+        save_scorer_router(tmp_path / "big.safetensors", ScorerRouterArtifact(big))
+    assert not list(tmp_path.iterdir())

@@ -65,7 +65,15 @@ from tinydancer.model.prompt_scoring import (
     calibration_arrays,
     decision_kernel,
 )
-from tinydancer.model.safetensors_file import DTYPES, SafetensorsFile, read_safetensors, read_tensors, write_safetensors
+from tinydancer.model.safetensors_file import (
+    DTYPES,
+    MAX_FILE_BYTES,
+    MAX_HEADER_BYTES,
+    SafetensorsFile,
+    read_safetensors,
+    read_tensors,
+    write_safetensors,
+)
 
 FORMAT = "tinydancer-scorer-router-v1"
 #: What an artifact of this format is called in error messages.
@@ -73,6 +81,8 @@ WHAT = "scorer router"
 #: Prefix of the scorer's tensor names in the file.
 TENSOR_PREFIX = "scorer."
 _TAGS = {np.dtype(t): tag for tag, t in DTYPES.items()}
+#: A generous bound on one tensor's header entry (name, dtype, shape, offsets) for the size checks.
+_HEADER_BYTES_PER_TENSOR = 256
 
 
 class ScorerState(NamedTuple):
@@ -144,7 +154,11 @@ def texts_to_tensor(texts: Sequence[str]) -> np.ndarray:
     """
     if any("\x00" in t for t in texts):
         raise InvalidInputError("texts: expected strings without NUL characters")
-    return np.frombuffer("".join(f"{t}\x00" for t in texts).encode("utf-8"), np.uint8).copy()
+    try:
+        encoded = "".join(f"{t}\x00" for t in texts).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(f"texts: expected valid Unicode, got a lone surrogate ({exc.reason})") from None
+    return np.frombuffer(encoded, np.uint8).copy()
 
 
 def tensor_to_texts(tensor: np.ndarray) -> list[str]:
@@ -183,8 +197,9 @@ def save_scorer_router(path: str | Path, artifact: ScorerRouterArtifact) -> Path
     """Write the artifact atomically (a failed write keeps the old file); returns the path written.
 
     Raises:
-        ConfigError: the scorer's state is malformed (a tensor of another dtype, a config that is not JSON),
-            or its class cannot be imported by name (defined inside a function).
+        ConfigError: the scorer's state is malformed (a tensor of another dtype, a config that is not JSON), too
+            large for a loader (a header over ``MAX_HEADER_BYTES``, a file over ``MAX_FILE_BYTES``), or its class
+            cannot be imported by name (defined inside a function).
     """
     scorer = artifact.scorer
     state = scorer.state()
@@ -209,7 +224,18 @@ def save_scorer_router(path: str | Path, artifact: ScorerRouterArtifact) -> Path
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{scorer.name}.state(): config: expected JSON-ready values ({exc})") from exc
-    return write_safetensors(path, tensors, {"format": FORMAT, "scorer": entry, **policy_metadata(artifact)})
+    metadata = {"format": FORMAT, "scorer": entry, **policy_metadata(artifact)}
+    # What a loader would refuse is refused here, before anything is written.
+    header = len(json.dumps(metadata)) + _HEADER_BYTES_PER_TENSOR * len(tensors)
+    if header > MAX_HEADER_BYTES:
+        raise ConfigError(
+            f"{scorer.name}.state(): the file's header would be ~{header:,} bytes, over the {MAX_HEADER_BYTES:,} a "
+            "loader reads; put long lists in tensors (texts_to_tensor), not in config"
+        )
+    size = header + sum(t.nbytes for t in tensors.values())
+    if size > MAX_FILE_BYTES:
+        raise ConfigError(f"{scorer.name}.state(): ~{size:,} bytes, over the {MAX_FILE_BYTES:,} a loader reads")
+    return write_safetensors(path, tensors, metadata)
 
 
 def is_scorer_router_file(file: SafetensorsFile) -> bool:
