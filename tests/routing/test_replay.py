@@ -11,6 +11,7 @@ import pytest
 from tests._prompt_routers import mmlu, tuned
 from tinydancer.errors import ConfigError, DataError
 from tinydancer.model.prompt_artifact import load_prompt_router
+from tinydancer.model.scorer_router import LengthScorer, ScorerRouterArtifact, save_scorer_router
 from tinydancer.observability.logs import LogConfig
 from tinydancer.observability.recording import load_recording
 from tinydancer.routing import REPLAY_COLUMNS, Router, RouterConfig, replay
@@ -57,6 +58,17 @@ def test_replaying_the_same_artifact_and_operating_point_flips_nothing(tmp_path:
     other = next(name for name in artifact.operating_points if name != artifact.default_operating_point)
     moved = replay(tmp_path / "rec", artifact, other)
     assert moved.summary["threshold"] == artifact.operating_point(other).threshold
+
+
+def test_a_scorer_router_replays_the_recorded_prompts(tmp_path: Path) -> None:
+    record(tmp_path / "rec", record_prompts=True)
+    scorer = LengthScorer(500.0)
+    path = save_scorer_router(tmp_path / "len.safetensors", ScorerRouterArtifact(scorer))
+    result = replay(tmp_path / "rec", path, threshold=0.4)
+    prompts = mmlu().head(90)["prompt"].tolist()
+    np.testing.assert_allclose(result.requests["new_p_strong"], scorer.score(prompts), atol=1e-6)
+    assert (result.requests["new_use_strong"] == (result.requests["new_p_strong"] >= np.float32(0.4))).all()
+    assert result.summary["requests"] == 90
 
 
 def test_a_model_replay_needs_recorded_prompts_and_clear_arguments(tmp_path: Path) -> None:

@@ -398,6 +398,15 @@ def router_from_file(file: SafetensorsFile) -> RouterArtifact:
     return scorer_router_from_file(file) if is_scorer_router_file(file) else prompt_router_from_file(file)
 
 
+def load_router(path: str | Path) -> RouterArtifact:
+    """Read an artifact of either family in one bounded read.
+
+    Raises:
+        ModelLoadError: unreadable, or not a valid router of either family.
+    """
+    return router_from_file(read_safetensors(path, "prompt router"))
+
+
 def is_router_file(file: SafetensorsFile) -> bool:
     """Whether a file read whole is a router of either family."""
     return is_scorer_router_file(file) or is_prompt_router_file(file)

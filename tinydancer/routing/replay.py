@@ -35,8 +35,7 @@ import numpy as np
 import pandas as pd
 
 from tinydancer.errors import ConfigError, DataError
-from tinydancer.model.prompt_artifact import PromptRouterArtifact, load_prompt_router
-from tinydancer.model.prompt_scoring import PromptScorer
+from tinydancer.model.scorer_router import PromptScoring, RouterArtifact, load_router, serving_scorer
 from tinydancer.observability.recording import Recording, joined_outcomes, recording_segments
 
 #: Columns of :attr:`ReplayResult.requests`.
@@ -77,7 +76,7 @@ def _outcome_of(chosen_strong: np.ndarray, weak: np.ndarray, strong: np.ndarray)
 
 
 def _replay_part(
-    recording: Recording, scorer: PromptScorer | None, threshold: float, outcomes: pd.DataFrame
+    recording: Recording, scorer: PromptScoring | None, threshold: float, outcomes: pd.DataFrame
 ) -> pd.DataFrame:
     decisions = recording.decisions[recording.decisions["p_strong"].notna()]
     if decisions.empty:
@@ -115,7 +114,7 @@ def _replay_part(
 
 def replay(
     recording: str | Path | Recording,
-    model: str | Path | PromptRouterArtifact | None = None,
+    model: str | Path | RouterArtifact | None = None,
     operating_point: str | None = None,
     *,
     threshold: float | None = None,
@@ -126,8 +125,8 @@ def replay(
     Args:
         recording: A recording folder (``Collector.save``; read segment by segment), or a recording already
             loaded (``td.load_recording``).
-        model: Another artifact (path or loaded) to re-score the recorded prompt text with; None keeps the
-            recorded ``p_strong``.
+        model: Another artifact (path or loaded; a FastGRNN prompt router or a scorer router) to re-score the
+            recorded prompt text with; None keeps the recorded ``p_strong``.
         operating_point: An operating point of ``model`` (its default when None and no ``threshold``).
         threshold: A threshold on p_strong instead of an operating point.
         keep_requests: Return the per-request frame; False returns an empty one and only the summary,
@@ -143,7 +142,7 @@ def replay(
     """
     if operating_point is not None and threshold is not None:
         raise ConfigError("replay: expected an operating point or a threshold, not both")
-    artifact = load_prompt_router(model) if isinstance(model, str | Path) else model
+    artifact = load_router(model) if isinstance(model, str | Path) else model
     if artifact is None and threshold is None:
         raise ConfigError("replay: expected a threshold, or a model (whose operating point gives one)")
     if threshold is None:
@@ -151,7 +150,7 @@ def replay(
         threshold = artifact.operating_point(operating_point).threshold
     if math.isnan(threshold):
         raise ConfigError("replay: threshold: expected a number or +-inf, got NaN")
-    scorer = None if artifact is None else PromptScorer(artifact, uncertainty="original")
+    scorer = None if artifact is None else serving_scorer(artifact, uncertainty="original")
     totals = dict.fromkeys(("requests", "flipped", "to_strong", "to_weak", "old_strong", "new_strong", "known"), 0)
     quality = {"old": 0.0, "new": 0.0}
     sums = dict.fromkeys(("n", "wr", "wr2", "w", "w2", "w2r", "w2r2"), 0.0)  # off-policy running sums
