@@ -1,7 +1,9 @@
 """What a Router needs to serve a prompt router: the loaded model, prompt checks, and the response types.
 
 A :class:`PromptModel` is a loaded :class:`~tinydancer.model.prompt_artifact.PromptRouterArtifact` with its
-:class:`~tinydancer.model.prompt_scoring.PromptScorer`; the Router swaps it as one reference on reload.
+:class:`~tinydancer.model.prompt_scoring.PromptScorer`, or a loaded
+:class:`~tinydancer.model.scorer_router.ScorerRouterArtifact` with its
+:class:`~tinydancer.model.scorer_router.ScorerScoring`; the Router swaps it as one reference on reload.
 :func:`check_prompts` is the one place a prompt is validated: a str, not empty or whitespace only, at most
 ``max_chars`` characters, encodable as UTF-8 (no lone surrogates) and without NUL bytes. A prompt longer
 than the featuriser's ``max_tokens`` tokens is routed on its first ``max_tokens`` tokens (the rest of the
