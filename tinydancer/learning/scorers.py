@@ -37,6 +37,7 @@ from tinydancer.model.scorer_router import (
     ScorerRouterArtifact,
     ScorerState,
     ServableScorer,
+    check_raw_scores,
     save_scorer_router,
     tensor_to_texts,
     texts_to_tensor,
@@ -755,15 +756,6 @@ class FastGRNNScorer:
         return self._scorer.score(p, threshold=math.inf).p_raw.astype(np.float64)
 
 
-def _checked_scores(scorer: Scorer, scores: object, n: int) -> np.ndarray:
-    arr = np.asarray(scores, np.float64)
-    if arr.shape != (n,):
-        raise InvalidInputError(f"{scorer.name}.score: expected shape ({n},), got {arr.shape}")
-    if not np.all(np.isfinite(arr)) or np.any((arr < 0) | (arr > 1)):
-        raise InvalidInputError(f"{scorer.name}.score: expected finite scores in [0, 1], got min {arr.min()!r}")
-    return arr
-
-
 def evaluate_scorers(
     frame: pd.DataFrame,
     scorers: Sequence[Scorer],
@@ -881,7 +873,7 @@ def fit_and_score(
         started = time.perf_counter()
         raw = s.score([prompts[i] for i in scored])
         score_seconds = time.perf_counter() - started
-        out = _checked_scores(s, raw, scored.size)
+        out = check_raw_scores(s.name, raw, scored.size)
         n_cal = rows["cal"].size
         runs.append(
             ScorerRun(

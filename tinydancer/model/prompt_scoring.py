@@ -209,6 +209,12 @@ def calibration_arrays(calibrator: Calibrator) -> tuple[jax.Array, ...]:
     return tuple(jnp.asarray(v, jnp.float32) for v in (calibrator.a, calibrator.b, *knots))
 
 
+def joined_scores(parts: list[np.ndarray]) -> PromptScores:
+    """The kernels' [7, B] outputs of consecutive chunks as one :class:`PromptScores` (booleans as bool)."""
+    out = np.concatenate(parts, axis=1) if parts else np.zeros((len(PromptScores._fields), 0), np.float32)
+    return PromptScores(*(out[i] > 0.5 if i in _BOOLEAN_FIELDS else out[i] for i in range(len(out))))
+
+
 def _bucket(n: int) -> int:
     return next((size for size in BATCH_BUCKETS if size >= n), BATCH_BUCKETS[-1])
 
@@ -324,8 +330,7 @@ class PromptScorer:
             rows = tokens.rows[start : start + chunk]
             ids, counts, segments = self._padded(rows)
             parts.append(np.asarray(score_kernel(self._arrays, ids, counts, segments, t, self._spec))[:, : len(rows)])
-        out = np.concatenate(parts, axis=1) if parts else np.zeros((len(PromptScores._fields), 0), np.float32)
-        return PromptScores(*(out[i] > 0.5 if i in _BOOLEAN_FIELDS else out[i] for i in range(len(out))))
+        return joined_scores(parts)
 
     def score(self, texts: list[str], threshold: float | None = None) -> PromptScores:
         """Tokenise and score; ``threshold`` defaults to the artifact's default operating point's."""

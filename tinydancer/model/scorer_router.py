@@ -55,7 +55,6 @@ from tinydancer.model.prompt_artifact import (
     save_prompt_router,
 )
 from tinydancer.model.prompt_scoring import (
-    _BOOLEAN_FIELDS,
     BATCH_BUCKETS,
     UNCERTAINTY_MODES,
     DecisionSpec,
@@ -64,6 +63,7 @@ from tinydancer.model.prompt_scoring import (
     _bucket,
     calibration_arrays,
     decision_kernel,
+    joined_scores,
 )
 from tinydancer.model.safetensors_file import (
     DTYPES,
@@ -143,6 +143,24 @@ class LengthScorer:
     def from_state(cls, state: ScorerState) -> LengthScorer:
         """Inverse of :meth:`state`."""
         return cls(state.config["scale"])
+
+
+def check_raw_scores(name: str, scores: object, n: int) -> np.ndarray:
+    """A scorer's output as [n] float64, checked: finite and in [0, 1] (the learning wing checks with it too).
+
+    Raises:
+        InvalidInputError: another shape, or a value that is not a finite number in [0, 1].
+
+    Examples:
+        >>> check_raw_scores("mine", [0.25, 1.0], 2).tolist()
+        [0.25, 1.0]
+    """
+    arr = np.asarray(scores, np.float64)
+    if arr.shape != (n,):
+        raise InvalidInputError(f"{name}.score: expected shape ({n},), got {arr.shape}")
+    if not (np.isfinite(arr).all() and ((arr >= 0.0) & (arr <= 1.0)).all()):
+        raise InvalidInputError(f"{name}.score: expected finite scores in [0, 1], got min {arr.min()!r}")
+    return arr
 
 
 def texts_to_tensor(texts: Sequence[str]) -> np.ndarray:
@@ -333,12 +351,7 @@ class ScorerScoring:
             InvalidInputError: the scorer returned something other than [N] finite numbers in [0, 1].
         """
         scorer = self.artifact.scorer
-        raw = np.asarray(scorer.score(texts), np.float64)
-        if raw.shape != (len(texts),):
-            raise InvalidInputError(f"{scorer.name}.score: expected shape ({len(texts)},), got {raw.shape}")
-        if raw.size and not (np.isfinite(raw).all() and raw.min() >= 0.0 and raw.max() <= 1.0):
-            raise InvalidInputError(f"{scorer.name}.score: expected finite scores in [0, 1]")
-        return raw
+        return check_raw_scores(scorer.name, scorer.score(texts), len(texts))
 
     def score_tokens(self, texts: list[str], threshold: float) -> PromptScores:
         """Score prompts: the scorer once, then one jitted decision call per chunk of at most ``BATCH_BUCKETS[-1]``.
@@ -356,8 +369,7 @@ class ScorerScoring:
             padded = np.zeros(_bucket(len(chunk)), np.float32)
             padded[: len(chunk)] = chunk
             parts.append(np.asarray(decision_kernel(padded, self._cal, self._q, t, self._spec))[:, : len(chunk)])
-        out = np.concatenate(parts, axis=1) if parts else np.zeros((len(PromptScores._fields), 0), np.float32)
-        return PromptScores(*(out[i] > 0.5 if i in _BOOLEAN_FIELDS else out[i] for i in range(len(out))))
+        return joined_scores(parts)
 
     def score(self, texts: list[str], threshold: float | None = None) -> PromptScores:
         """Score; ``threshold`` defaults to the artifact's default operating point's."""
