@@ -9,7 +9,7 @@ phases of a shared machine's load.
 
 Parts (each a measurement tool only, never a setting a user has):
 
-- ``metrics``: the Prometheus updates of a routed request (``RouterMetrics.record_route``: the eight series
+- ``metrics``: the Prometheus updates of a routed request (``RouterMetrics.queue_route``: the eight series
   of requests, latency, feature-engineering and inference durations, and the per-candidate decisions);
 - ``collector rows``: the collector's request row and decision rows;
 - ``logs``: the guide's events (``request_started``, per-candidate ``candidate_result`` at DEBUG,
@@ -106,7 +106,7 @@ def variants(router: Router, request: Any) -> dict[str, Callable[[], contextlib.
     metrics, collector = router.metrics, router.collector
     return {
         "full": contextlib.nullcontext,
-        "metrics": lambda: _patched(metrics, record_route=_noop),
+        "metrics": lambda: _patched(metrics, queue_route=_noop),
         "collector rows": lambda: _patched(collector, record_request=_noop, record_decisions=_noop),
         "logs": lambda: _logs_off(router),
         "span scope": lambda: _patched(router_module, RequestScope=_NoScope),

@@ -27,6 +27,7 @@ import bisect
 import math
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -71,6 +72,9 @@ _INF = math.inf
 # Batches up to this size take the plain-Python path: below it, numpy's fixed cost per call is larger
 # than a bisect loop (benchmarks/metrics_overhead.py --paths).
 _SMALL_BATCH = 32
+#: Queued routed requests (:meth:`DecisionStats.queue`, :meth:`RequestStats.queue_route`) beyond which the
+#: queueing call applies them itself; a read (``collect``) applies them before it renders.
+QUEUE_LIMIT = 256
 
 
 def _batch_size_index(n: int) -> int:
@@ -193,6 +197,9 @@ class DecisionStats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # Batches queued by queue(), applied in one vectorised update under the lock (deque: appends need no lock).
+        self._queued: deque[tuple[npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.bool_]]]
+        self._queued = deque()
         self._conf = _Buckets(CONFIDENCE_BUCKETS, len(DECISION_TYPES))
         self._unc = _Buckets(UNCERTAINTY_BUCKETS, len(DECISION_TYPES))
         self._decisions = [0, 0]
@@ -231,6 +238,62 @@ class DecisionStats:
             )
         return n
 
+    def queue(
+        self,
+        confidence: npt.NDArray[np.floating],
+        uncertainty: npt.NDArray[np.floating],
+        use_lightweight: npt.NDArray[np.bool_],
+    ) -> None:
+        """Queue one routed batch whose arrays the caller has checked: [N] each, finite (N may be 0).
+
+        Nothing is computed now: the next read (:meth:`collect`, so every scrape and export) applies every queued
+        batch first, in one vectorised update, and so does the call that finds :data:`QUEUE_LIMIT` batches
+        waiting. Counts are therefore exact at every read; a histogram's ``_sum`` adds a queue's values in one
+        ``bincount`` (equal to one-by-one addition up to float rounding).
+
+        Examples:
+            >>> stats = DecisionStats()
+            >>> stats.queue(np.array([0.9]), np.array([0.05]), np.array([True]))
+            >>> [s.value for s in next(iter(stats.collect())).samples]
+            [1.0, 0.0]
+        """
+        queued = self._queued
+        queued.append((confidence, uncertainty, use_lightweight))
+        if len(queued) >= QUEUE_LIMIT:
+            with self._lock:
+                self._apply_queued()
+
+    def _apply_queued(self) -> None:
+        """Apply every queued batch (caller holds the lock)."""
+        queued = self._queued
+        batches = [queued.popleft() for _ in range(len(queued))]
+        if not batches:
+            return
+        self._add_batches(
+            np.concatenate([b[0] for b in batches]).astype(np.float64, copy=False),
+            np.concatenate([b[1] for b in batches]).astype(np.float64, copy=False),
+            np.concatenate([b[2] for b in batches]).astype(bool, copy=False),
+            [len(b[0]) for b in batches],
+        )
+
+    def _add_batches(
+        self,
+        conf: npt.NDArray[np.float64],
+        unc: npt.NDArray[np.float64],
+        light: npt.NDArray[np.bool_],
+        sizes: Sequence[int],
+    ) -> None:
+        """Add batches of ``sizes`` candidates, concatenated in ``conf``, ``unc``, ``light`` (caller holds the lock)."""
+        idx = (~light).astype(np.intp)
+        n_powerful = int(idx.sum())
+        _add_batch(self._conf, idx, conf)
+        _add_batch(self._unc, idx, unc)
+        self._decisions[0] += len(conf) - n_powerful
+        self._decisions[1] += n_powerful
+        for n in sizes:
+            if n:  # an empty batch is in no range
+                self._candidates[BATCH_SIZE_RANGES[_batch_size_index(n)]] += n
+
     def _record_small(self, conf: list[float], unc: list[float], light: list[bool], n: int) -> None:
         if not math.isfinite(sum(conf) + sum(unc)):  # cheap pre-check; exact check only when it fails
             _check_finite(np.asarray(conf, dtype=np.float64), np.asarray(unc, dtype=np.float64))
@@ -253,23 +316,13 @@ class DecisionStats:
     ) -> None:
         if not math.isfinite(float(conf.sum() + unc.sum())):
             _check_finite(conf, unc)
-        idx = (~light).astype(np.intp)
-        n_powerful = int(idx.sum())
-        c_counts, c_sums = self._conf.batch(idx, conf)
-        u_counts, u_sums = self._unc.batch(idx, unc)
-        bin_range = batch_size_range(n)
         with self._lock:
-            self._conf.np_counts += c_counts
-            self._conf.np_sums += c_sums
-            self._unc.np_counts += u_counts
-            self._unc.np_sums += u_sums
-            self._decisions[0] += n - n_powerful
-            self._decisions[1] += n_powerful
-            self._candidates[bin_range] += n
+            self._add_batches(conf, unc, light, (n,))
 
     def collect(self) -> Iterator[Metric]:
         """Yield decisions, confidence, uncertainty and candidates families, in the guide's order."""
         with self._lock:
+            self._apply_queued()
             decisions = _counter_family(
                 "tiny_dancer_routing_decisions", "Routing decisions by target model type.", "model_type",
                 DECISION_TYPES, self._decisions,
@@ -314,6 +367,8 @@ class RequestStats:
     def __init__(self, model_type: str) -> None:
         check_model_type(model_type)
         self._lock = threading.Lock()
+        # (latency_s, batch_size, feature_s, inference_s, model_type) of queue_route(), applied under the lock.
+        self._queued: deque[tuple[float, int, float, float, str]] = deque()
         self._requests = [0, 0]  # REQUEST_STATUSES order
         self._latency = _Buckets(LATENCY_BUCKETS, 1)
         self._features = _Buckets(FEATURE_BUCKETS, len(BATCH_SIZE_RANGES))
@@ -353,6 +408,40 @@ class RequestStats:
             if bin_index >= 0:
                 self._features.observe(bin_index, feature_s)
 
+    def queue_route(
+        self, latency_s: float, batch_size: int, feature_s: float, inference_s: float, model_type: str
+    ) -> None:
+        """:meth:`record_route` applied at the next read, like :meth:`DecisionStats.queue` (counts exact at every read).
+
+        Raises:
+            ConfigError: ``model_type`` is new and not a fixed name (nothing is queued then).
+            InvalidInputError: ``batch_size`` is negative (nothing is queued then).
+        """
+        if model_type not in self._model_types:
+            check_model_type(model_type)
+        if batch_size < 0:
+            _batch_size_index(batch_size)
+        queued = self._queued
+        queued.append((latency_s, batch_size, feature_s, inference_s, model_type))
+        if len(queued) >= QUEUE_LIMIT:
+            with self._lock:
+                self._apply_queued()
+
+    def _apply_queued(self) -> None:
+        """Apply every queued request (caller holds the lock)."""
+        queued = self._queued
+        rows = [queued.popleft() for _ in range(len(queued))]
+        if not rows:
+            return
+        latency, sizes, feature, inference, models = zip(*rows, strict=True)
+        self._requests[0] += len(rows)
+        _add_batch(self._latency, np.zeros(len(rows), np.intp), latency)
+        _add_batch(self._inference, np.array([self._model_index(m) for m in models], np.intp), inference)
+        bins = [(_batch_size_index(n), s) for n, s in zip(sizes, feature, strict=True) if n]
+        if bins:
+            index, seconds = zip(*bins, strict=True)
+            _add_batch(self._features, np.array(index, np.intp), seconds)
+
     def record_requests(self, success: bool, count: int, latency_s: float) -> None:
         """``count`` requests of one status, each observed at ``latency_s`` (0 or fewer records nothing)."""
         if count <= 0:
@@ -378,6 +467,7 @@ class RequestStats:
     def collect(self) -> Iterator[Metric]:
         """Yield requests, latency, feature-engineering and inference families, in the guide's order."""
         with self._lock:
+            self._apply_queued()
             requests = _counter_family(
                 "tiny_dancer_routing_requests", "Total routing requests by status.", "status", REQUEST_STATUSES,
                 self._requests,
@@ -398,6 +488,15 @@ class RequestStats:
                 list(self._model_types),
             )
         yield from (requests, latency, features, inference)
+
+
+def _add_batch(
+    buckets: _Buckets, label_idx: npt.NDArray[np.intp], values: Sequence[float] | npt.NDArray[np.float64]
+) -> None:
+    """Add observations ``values`` under label indices ``label_idx`` to ``buckets`` (caller holds the lock)."""
+    counts, sums = buckets.batch(label_idx, np.asarray(values, dtype=np.float64))
+    buckets.np_counts += counts
+    buckets.np_sums += sums
 
 
 def _counter_family(

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
 
+import numpy as np
 import numpy.typing as npt
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
@@ -317,6 +318,43 @@ class RouterMetrics:
         self._request_stats.check_label(model_type)  # before anything is recorded
         n = self._decision_stats.record(confidence, uncertainty, use_lightweight)
         self._request_stats.record_route(latency_s, n, feature_s, inference_s, model_type)
+
+    def queue_route(
+        self,
+        latency_s: float,
+        feature_s: float,
+        inference_s: float,
+        model_type: str,
+        confidence: npt.NDArray[np.floating],
+        uncertainty: npt.NDArray[np.floating],
+        use_lightweight: npt.NDArray[np.bool_],
+    ) -> None:
+        """:meth:`record_route` for values the caller has checked, applied at the next read: the router's hot path.
+
+        Two queue appends and nothing else. Every read of the series (:meth:`export`, :meth:`samples`, a scrape
+        of :meth:`serve` or :meth:`wsgi_app`, anything collecting :attr:`registry`) first applies everything
+        queued, in one vectorised update, and so does the call that finds
+        :data:`~tinydancer.observability.decision_histograms.QUEUE_LIMIT` requests waiting: counts are exact at
+        every read; a ``_sum`` equals one-by-one addition up to float rounding.
+
+        Args:
+            latency_s, feature_s, inference_s, model_type: as :meth:`record_route`.
+            confidence: ``[N]`` finite confidences (not checked: the route kernel checks its outputs).
+            uncertainty: ``[N]`` finite uncertainties (not checked).
+            use_lightweight: ``[N]`` bool decisions (not checked).
+
+        Raises:
+            ConfigError: ``model_type`` is new and not a fixed name (nothing is queued then).
+
+        Examples:
+            >>> import numpy as np
+            >>> m = RouterMetrics()
+            >>> m.queue_route(2e-4, 3e-5, 5e-5, "fastgrnn", np.array([0.9]), np.array([0.05]), np.array([True]))
+            >>> [s.value for s in m.samples() if s.name.endswith(("requests_total", "decisions_total"))]
+            [1.0, 0.0, 1.0, 0.0]
+        """
+        self._request_stats.queue_route(latency_s, len(confidence), feature_s, inference_s, model_type)
+        self._decision_stats.queue(confidence, uncertainty, use_lightweight)
 
     def record_exception(self, exc: BaseException) -> str:
         """Count an exception by its ``error_type`` attribute (``internal_error`` when absent/unknown).

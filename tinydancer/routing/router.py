@@ -479,7 +479,7 @@ class Router(PromptServing):
     ) -> None:
         """Everything a successful request records: metrics, span attributes, collector rows, logs."""
         n, light = response.candidates_processed, response.lightweight_routes
-        self.metrics.record_route(
+        self.metrics.queue_route(  # applied at the next read: counts exact at every scrape
             response.inference_time_us / 1e6, response.feature_time_us / 1e6, inference_s, model_type,
             response.confidence, response.uncertainty, response.use_lightweight,
         )  # fmt: skip
