@@ -17,6 +17,7 @@ from tinydancer.observability.logs import (
     LEVELS,
     LogConfig,
     LogEvent,
+    SinkLogger,
     configure_logging,
     default_log_config,
     log_candidate_results,
@@ -278,3 +279,27 @@ def test_following_the_default_keeps_no_router_alive() -> None:
     gc.collect()
     assert ref() is None
     configure_logging(renderer="json", stream=io.StringIO())  # a listener that is gone is skipped
+
+
+@pytest.mark.parametrize("level", ["DEBUG", "INFO", "ERROR"])
+def test_sink_logger_records_equal_the_structlog_loggers(level: str, tracing: TracingSystem) -> None:
+    """renderer="none" skips structlog (SinkLogger): the sink must get the same records, keys in the same order."""
+    rendered: list[dict[str, Any]] = []
+    silent: list[dict[str, Any]] = []
+    json_log = make_router_logger(LogConfig(level=level, renderer="json", stream=io.StringIO()), sink=rendered.append)
+    sink_log = make_router_logger(LogConfig(level=level, renderer="none"), sink=silent.append)
+    assert isinstance(sink_log, SinkLogger) and not isinstance(json_log, SinkLogger)
+    for log in (json_log, sink_log):
+        emit_everything(log)
+        assert log.is_enabled_for(LEVELS[level]) and not log.is_enabled_for(LEVELS[level] - 1)
+    with tracing.tracer.start_as_current_span("routing_request"):  # one span: the same ids in both
+        for log in (json_log, sink_log):
+            log.bind(router="r1").info("bound %s", "x", embedding=np.ones(2), keep=1)
+            log.exception("failed")
+
+    def without_time(records: list[dict[str, Any]]) -> list[list[tuple[str, Any]]]:
+        return [[(k, v) for k, v in r.items() if k != "timestamp"] for r in records]
+
+    assert len(silent) == {"DEBUG": 14, "INFO": 9, "ERROR": 3}[level]
+    assert without_time(silent) == without_time(rendered)
+    assert all(isinstance(r["timestamp"], float) for r in silent)

@@ -22,7 +22,7 @@ from tinydancer.errors import (
     InferenceError,
     InvalidInputError,
 )
-from tinydancer.observability.decision_histograms import _SMALL_BATCH
+from tinydancer.observability.decision_histograms import _SMALL_BATCH, QUEUE_LIMIT
 from tinydancer.observability.metrics import (
     BATCH_SIZE_RANGES,
     BREAKER_STATES,
@@ -548,3 +548,63 @@ def test_record_route_rejects_bad_decisions_and_records_nothing() -> None:
         m.record_route(3e-4, 2e-5, 7e-5, "not a name", np.array([0.9]), np.array([0.1]), np.array([True]))
     m.record_requests(True, -2, 1e-3)  # a negative count records nothing, as 0 does
     assert m.samples() == before
+
+
+def _approx_samples(metrics: RouterMetrics) -> list[tuple[str, str, float]]:
+    """Every sample as (name, labels, value): counts exact, a _sum to 12 significant digits (float order)."""
+    return [
+        (s.name, str(sorted(s.labels.items())), float(f"{s.value:.12g}") if s.name.endswith("_sum") else s.value)
+        for s in metrics.samples()
+    ]
+
+
+@pytest.mark.parametrize("requests", [1, 7, QUEUE_LIMIT - 1, QUEUE_LIMIT, 3 * QUEUE_LIMIT + 5])
+def test_queued_routes_read_like_recorded_ones(requests: int) -> None:
+    """queue_route defers the work; every read (samples, export) sees every request queued before it."""
+    rng = np.random.default_rng(requests)
+    queued, recorded = RouterMetrics("original"), RouterMetrics("original")
+    for i in range(requests):
+        n = int(rng.choice([0, 1, 3, 10, 11, 60, 101]))
+        conf = rng.uniform(0, 1, n).astype(np.float32)
+        unc = rng.uniform(0, 1, n).astype(np.float32)
+        light = conf > 0.5
+        model_type = "original" if i % 3 else "fastgrnn"
+        args = (float(rng.uniform(1e-5, 2e-3)), float(rng.uniform(1e-6, 1e-4)), float(rng.uniform(1e-6, 1e-3)))
+        queued.queue_route(*args, model_type, conf, unc, light)
+        recorded.record_route(*args, model_type, conf, unc, light)
+        if i == requests // 2:  # a read in the middle applies the queue so far
+            assert _approx_samples(queued) == _approx_samples(recorded)
+    assert _approx_samples(queued) == _approx_samples(recorded)
+    assert family_text(queued.export(), "tiny_dancer_routing_requests") == family_text(
+        recorded.export(), "tiny_dancer_routing_requests"
+    )
+
+
+def test_queue_route_rejects_a_bad_model_type_and_queues_nothing() -> None:
+    m = RouterMetrics()
+    before = m.samples()
+    with pytest.raises(ConfigError, match="model_type"):
+        m.queue_route(3e-4, 2e-5, 7e-5, "not a name", np.array([0.9]), np.array([0.1]), np.array([True]))
+    assert m.samples() == before
+
+
+def test_queued_routes_from_many_threads_are_all_counted() -> None:
+    m = RouterMetrics()
+    conf, unc, light = np.array([0.9, 0.2]), np.array([0.1, 0.4]), np.array([True, False])
+
+    def work() -> None:
+        for _ in range(500):
+            m.queue_route(1e-4, 1e-5, 1e-5, "fastgrnn", conf, unc, light)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    reads = [m.samples() for _ in range(20)]  # reads while queueing: each applies what is queued so far
+    for t in threads:
+        t.join()
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in m.samples()}
+    assert values[("tiny_dancer_routing_requests_total", (("status", "success"),))] == 2000
+    assert values[("tiny_dancer_routing_decisions_total", (("model_type", "lightweight"),))] == 2000
+    assert values[("tiny_dancer_candidates_processed_total", (("batch_size_range", "1-10"),))] == 4000
+    totals = [next(s.value for s in read if s.name == "tiny_dancer_routing_requests_total") for read in reads]
+    assert totals == sorted(totals)  # a counter never goes back, whatever a read catches mid-queue

@@ -50,7 +50,7 @@ import time
 import weakref
 from collections.abc import Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, TextIO, cast
+from typing import Any, Literal, Protocol, TextIO
 
 import numpy as np
 import structlog
@@ -236,6 +236,27 @@ def default_log_config() -> LogConfig:
     return _PROCESS_DEFAULTS.get()
 
 
+class _SpanIds:
+    """The last span context seen and its hex ids, shared by a logger and the loggers it binds: a request's
+    records share one span, formatted once. One tuple, replaced whole, so threads never see a context paired
+    with another's ids."""
+
+    __slots__ = ("last",)
+
+    def __init__(self) -> None:
+        self.last: tuple[trace.SpanContext | None, str, str] = (None, "", "")
+
+    def of(self, context: trace.SpanContext) -> tuple[str, str]:
+        last = self.last
+        if last[0] is not context:
+            last = self.last = (
+                context,
+                trace.format_trace_id(context.trace_id),
+                trace.format_span_id(context.span_id),
+            )
+        return last[1], last[2]
+
+
 class _Enrich:
     """The one enrichment processor: drops embeddings, adds ``level``, ``timestamp`` (Unix seconds),
     ``logger`` and, inside a valid OpenTelemetry span, ``trace_id`` / ``span_id``; hands a copy to the sink.
@@ -243,12 +264,9 @@ class _Enrich:
     One processor instead of five keeps a record to ~one Python call of work (two records per route).
     """
 
-    def __init__(self, sink: Sink | None, copy: bool = True) -> None:
+    def __init__(self, sink: Sink | None) -> None:
         self._sink = sink
-        self._copy = copy  # the sink gets a copy (structlog's renderers go on to change the record)
-        # The last span context and its hex ids: a request's records share one span, formatted once. One tuple,
-        # replaced whole, so threads never see a context paired with another's ids.
-        self._last_ids: tuple[trace.SpanContext | None, str, str] = (None, "", "")
+        self._ids = _SpanIds()
 
     def __call__(self, _: WrappedLogger, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
         if not EMBEDDING_KEYS.isdisjoint(event_dict):
@@ -259,16 +277,9 @@ class _Enrich:
         event_dict["logger"] = LOGGER_NAME
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
-            last = self._last_ids
-            if last[0] is not context:
-                last = self._last_ids = (
-                    context,
-                    trace.format_trace_id(context.trace_id),
-                    trace.format_span_id(context.span_id),
-                )
-            event_dict["trace_id"], event_dict["span_id"] = last[1], last[2]
+            event_dict["trace_id"], event_dict["span_id"] = self._ids.of(context)
         if self._sink is not None:
-            self._sink(dict(event_dict) if self._copy else cast(dict[str, Any], event_dict))
+            self._sink(dict(event_dict))  # a copy: the renderers go on to change the record
         return event_dict
 
 
@@ -332,18 +343,42 @@ class RouterLogger(Protocol):
     def bind(self, **new_values: Any) -> RouterLogger: ...
 
 
+def _sink_method(level: int, name: str) -> Callable[..., None]:
+    """:class:`SinkLogger`'s method for one level: the whole record made inline (a route logs twice)."""
+
+    def emit(self: SinkLogger, event: str, *args: Any, **fields: Any) -> None:
+        if self._level > level:
+            return
+        record = {**self._context, **fields} if self._context else fields  # fields: a new dict per call
+        record["event"] = event % args if args else event
+        if not EMBEDDING_KEYS.isdisjoint(record):
+            for key in EMBEDDING_KEYS.intersection(record):
+                del record[key]
+        record["level"] = name
+        record["timestamp"] = time.time()
+        record["logger"] = LOGGER_NAME
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record["trace_id"], record["span_id"] = self._ids.of(context)
+        if self._sink is not None:
+            self._sink(record)
+
+    emit.__name__ = emit.__qualname__ = name
+    emit.__doc__ = f"Emit a {name.upper()} record (when the level allows): ``event % args`` and ``fields``."
+    return emit
+
+
 class SinkLogger:
     """The logger of ``renderer="none"``: each record at or above the level is enriched and handed to the sink.
 
-    The same records as structlog's logger with the same processor (same keys, same order: bound values,
-    fields, ``event``, ``level``, ``timestamp``, ``logger``, then ``trace_id`` / ``span_id`` inside a span), without
-    the processor chain, the bound-logger dispatch and the silent renderer that a record nothing prints
-    would go through (~2 us of a route's ~4 us of logging: ``benchmarks/route_parts.py``). Records below
-    the level cost one comparison.
+    The records structlog's logger makes with :class:`_Enrich` (same keys, same order: bound values, fields,
+    ``event``, ``level``, ``timestamp``, ``logger``, then ``trace_id`` / ``span_id`` inside a valid span), made
+    inline: no processor chain, bound-logger dispatch or silent renderer for a record that nothing prints.
+    Records below the level cost one comparison.
 
     Args:
         level: lowest level emitted (a :data:`LEVELS` value).
-        sink: called with every record emitted.
+        sink: called with every record emitted (a new dict, the sink's to keep).
         context: values bound into every record (:meth:`bind`).
 
     Examples:
@@ -355,17 +390,13 @@ class SinkLogger:
         [('a', 3, 'Processing routing request', 'info')]
     """
 
-    __slots__ = ("_context", "_enrich", "_level")
+    __slots__ = ("_context", "_ids", "_level", "_sink")
 
     def __init__(self, level: int, sink: Sink | None, context: dict[str, Any] | None = None) -> None:
         self._level = level
-        self._enrich = _Enrich(sink, copy=False)  # each record is a new dict, used by nothing after the sink
+        self._sink = sink
         self._context = context or {}
-
-    def _emit(self, method_name: str, event: str, args: tuple[Any, ...], fields: dict[str, Any]) -> None:
-        record = {**self._context, **fields} if self._context else fields
-        record["event"] = event % args if args else event
-        self._enrich(None, method_name, record)
+        self._ids = _SpanIds()
 
     def is_enabled_for(self, level: int) -> bool:
         """Whether records at ``level`` are emitted."""
@@ -381,39 +412,20 @@ class SinkLogger:
 
     def new(self, **new_values: Any) -> SinkLogger:
         """A logger with only ``new_values`` bound, to the same sink."""
-        logger = SinkLogger(self._level, None, new_values)
-        logger._enrich = self._enrich
+        logger = SinkLogger(self._level, self._sink, new_values)
+        logger._ids = self._ids
         return logger
 
-    def debug(self, event: str, *args: Any, **kw: Any) -> None:
-        if self._level <= logging.DEBUG:
-            self._emit("debug", event, args, kw)
-
-    def info(self, event: str, *args: Any, **kw: Any) -> None:
-        if self._level <= logging.INFO:
-            self._emit("info", event, args, kw)
-
-    def warning(self, event: str, *args: Any, **kw: Any) -> None:
-        if self._level <= logging.WARNING:
-            self._emit("warning", event, args, kw)
-
-    def error(self, event: str, *args: Any, **kw: Any) -> None:
-        if self._level <= logging.ERROR:
-            self._emit("error", event, args, kw)
-
-    def critical(self, event: str, *args: Any, **kw: Any) -> None:
-        if self._level <= logging.CRITICAL:
-            self._emit("critical", event, args, kw)
+    debug = _sink_method(logging.DEBUG, "debug")
+    info = msg = _sink_method(logging.INFO, "info")
+    warning = warn = _sink_method(logging.WARNING, "warning")
+    error = _sink_method(logging.ERROR, "error")
+    critical = fatal = _sink_method(logging.CRITICAL, "critical")
 
     def exception(self, event: str, *args: Any, **kw: Any) -> None:
         """An ERROR record with ``exc_info=True``, as structlog's."""
-        if self._level <= logging.ERROR:
-            kw.setdefault("exc_info", True)
-            self._emit("error", event, args, kw)
-
-    warn = warning
-    fatal = critical
-    msg = info
+        kw.setdefault("exc_info", True)
+        self.error(event, *args, **kw)
 
 
 def make_router_logger(config: LogConfig | None = None, sink: Sink | None = None) -> RouterLogger:
