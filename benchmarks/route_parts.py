@@ -13,7 +13,8 @@ Parts (each a measurement tool only, never a setting a user has):
   of requests, latency, feature-engineering and inference durations, and the per-candidate decisions);
 - ``collector rows``: the collector's request row and decision rows;
 - ``logs``: the guide's events (``request_started``, per-candidate ``candidate_result`` at DEBUG,
-  ``request_completed``, the DEBUG ``features`` record);
+  ``request_completed``, the DEBUG ``features`` record; at INFO without a renderer, the route's one
+  ``RouteLogs`` entry in the collector);
 - ``span scope``: the request's root span, made current and closed;
 - ``breaker``: admitting the request and settling its ticket;
 - ``host route``: the features, model and decision (the compiled host twin), replaced by precomputed outputs;
@@ -88,7 +89,8 @@ def _logs_off(router: Router) -> contextlib.ExitStack:
     stack.enter_context(
         _patched(router_module, log_request_started=_noop, log_candidate_results=_noop, log_request_completed=_noop)
     )
-    stack.enter_context(_patched(router, _log=_SilentLog()))
+    silent = _SilentLog()
+    stack.enter_context(_patched(router, _log=silent, _logging=(silent, False)))  # False: no RouteLogs either
     return stack
 
 

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import numpy as np
 
 from tinydancer.errors import ConfigError, InvalidInputError
+from tinydancer.observability.logs import RouteLogs
 from tinydancer.observability.outcomes import Outcome
 
 if TYPE_CHECKING:
@@ -189,7 +190,8 @@ class Collector:
         capacity_decisions: candidate ROWS kept; the oldest whole batches are dropped beyond it, so a
             request's decisions are either all present or all absent (a batch larger than the
             capacity is dropped at once).
-        capacity_logs: log records kept.
+        capacity_logs: log records kept (a route's two INFO records handed over as one
+            :class:`~tinydancer.observability.logs.RouteLogs` count two and are dropped together).
         capacity_spans: spans kept; the oldest whole batches (one per route call) are dropped beyond it,
             so a request's spans are either all present or all absent.
         span_source: an extra, live source of finished spans, e.g. an
@@ -243,7 +245,9 @@ class Collector:
         self._ids = itertools.count()
         self._requests: deque[RequestRecord] = deque(maxlen=capacity_requests)
         self._batches: deque[DecisionBatch | PromptDecisionBatch] = deque()
-        self._logs: deque[tuple[dict[str, Any], float | None]] = deque(maxlen=capacity_logs)
+        # One entry per record, or one RouteLogs per successful route (two records, kept or dropped together).
+        self._logs: deque[tuple[dict[str, Any], float | None] | RouteLogs] = deque()
+        self._log_count = 0  # records in _logs
         self._span_batches: deque[tuple[ReadableSpan, ...]] = deque()
         self._outcomes: deque[Outcome] = deque(maxlen=capacity_requests)  # as many as request records
         self._outcomes_dropped = 0
@@ -428,9 +432,34 @@ got one that belongs to router A; give each Router its own Collector
         # Hot path: copy and append only; parsing into a LogRecord waits for log_records() / logs().
         entry = (dict(event_dict), None if "timestamp" in event_dict else self._clock())
         with self._lock:
-            if len(self._logs) == self.capacity["logs"]:
-                self._dropped["logs"] += 1
             self._logs.append(entry)
+            self._keep_logs(1)
+
+    def record_route_logs(self, entry: RouteLogs) -> None:
+        """Stores a successful route's two INFO records as one entry; they become records when read.
+
+        The router's hot path (a :class:`~tinydancer.observability.logs.RouteLogs` is one tuple, not two dicts).
+        Capacity counts both records; when it is full they are dropped together, oldest first, and counted.
+
+        Examples:
+            >>> from tinydancer.observability.logs import RouteLogs
+            >>> c = Collector()
+            >>> c.record_route_logs(RouteLogs(1.0, 3, 1.5, 245, 2, 1, None, None))
+            >>> c.logs()["event"].tolist(), c.stored["logs"]
+            (['Processing routing request', 'Routing request completed successfully'], 2)
+        """
+        with self._lock:
+            self._logs.append(entry)
+            self._keep_logs(2)
+
+    def _keep_logs(self, added: int) -> None:
+        """Count ``added`` records; drop (and count) the oldest entries beyond capacity (caller holds the lock)."""
+        self._log_count += added
+        logs, dropped = self._logs, self._dropped
+        while self._log_count > self.capacity["logs"]:
+            records = 2 if isinstance(logs.popleft(), RouteLogs) else 1
+            self._log_count -= records
+            dropped["logs"] += records
 
     def record_spans(self, spans: Iterable[ReadableSpan]) -> None:
         """Stores the finished spans of one route call in one append (nothing for an empty batch).
@@ -466,6 +495,7 @@ got one that belongs to router A; give each Router its own Collector
             self._requests.clear()
             self._batches.clear()
             self._logs.clear()
+            self._log_count = 0
             self._span_batches.clear()
             self._outcomes.clear()
             self._outcomes_dropped = 0
@@ -493,6 +523,7 @@ got one that belongs to router A; give each Router its own Collector
             copy._requests.extend(self._requests)
             copy._batches.extend(self._batches)
             copy._logs.extend(self._logs)
+            copy._log_count = self._log_count
             copy._span_batches.extend(self._span_batches)
             copy._outcomes.extend(self._outcomes)
             copy._outcomes_dropped = self._outcomes_dropped
@@ -504,7 +535,7 @@ got one that belongs to router A; give each Router its own Collector
                 self._batches.clear()
                 self._logs.clear()
                 self._span_batches.clear()
-                self._rows = self._span_count = 0
+                self._rows = self._span_count = self._log_count = 0
                 self._dropped = dict.fromkeys(self._dropped, 0)
         copy.metric_source = self.metric_source
         return copy
@@ -540,7 +571,7 @@ got one that belongs to router A; give each Router its own Collector
             return {
                 "requests": len(self._requests),
                 "decisions": self._rows,
-                "logs": len(self._logs),
+                "logs": self._log_count,
                 "spans": self._span_count,
             }
 
@@ -564,7 +595,13 @@ got one that belongs to router A; give each Router its own Collector
         """An immutable snapshot of the kept log records, oldest first."""
         with self._lock:
             entries = tuple(self._logs)
-        return tuple(_log_record(event, stamped) for event, stamped in entries)
+        records: list[LogRecord] = []
+        for entry in entries:
+            if isinstance(entry, RouteLogs):
+                records += (_log_record(event, None) for event in entry.records())
+            else:
+                records.append(_log_record(*entry))
+        return tuple(records)
 
     # -- DataFrames --------------------------------------------------------------------------------
     def requests(self) -> pd.DataFrame:

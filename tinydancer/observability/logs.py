@@ -50,7 +50,7 @@ import time
 import weakref
 from collections.abc import Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, TextIO
+from typing import Any, Literal, NamedTuple, Protocol, TextIO
 
 import numpy as np
 import structlog
@@ -426,6 +426,80 @@ class SinkLogger:
         """An ERROR record with ``exc_info=True``, as structlog's."""
         kw.setdefault("exc_info", True)
         self.error(event, *args, **kw)
+
+
+class RouteLogs(NamedTuple):
+    """The two INFO records of one successful route (``renderer="none"``, level INFO), kept as one entry.
+
+    A :class:`~tinydancer.observability.collector.Collector` stores it as it comes (one append, no dicts) and
+    makes the two records when it is read: :meth:`records` gives exactly what :class:`SinkLogger` would have
+    handed the sink (same keys, order and values; each record's own timestamp).
+
+    Examples:
+        >>> started, completed = RouteLogs(1.0, 3, 1.5, 245, 2, 1, None, None).records()
+        >>> started["event"], started["candidate_count"], completed["powerful_routes"], completed["timestamp"]
+        ('Processing routing request', 3, 1, 1.5)
+    """
+
+    started_at: float  # Unix seconds of "Processing routing request"
+    candidate_count: int
+    completed_at: float  # Unix seconds of "Routing request completed successfully"
+    inference_time_us: int
+    lightweight_routes: int
+    powerful_routes: int
+    trace_id: str | None  # lowercase hex of the request's span, when its context is valid
+    span_id: str | None
+
+    def records(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The two records: ``request_started`` then ``request_completed``."""
+        completed = {
+            "inference_time_us": self.inference_time_us,
+            "lightweight_routes": self.lightweight_routes,
+            "powerful_routes": self.powerful_routes,
+            "event": LogEvent.REQUEST_COMPLETED,
+            "level": "info",
+            "timestamp": self.completed_at,
+            "logger": LOGGER_NAME,
+        }
+        started = started_record(self.candidate_count, self.started_at, self.trace_id, self.span_id)
+        if self.trace_id is not None:
+            completed["trace_id"], completed["span_id"] = self.trace_id, self.span_id
+        return started, completed
+
+
+def started_record(candidate_count: int, timestamp: float, trace_id: str | None, span_id: str | None) -> dict[str, Any]:
+    """The ``Processing routing request`` record as :class:`SinkLogger` makes it (for a request whose start was
+    deferred, :class:`RouteLogs`, and that failed).
+
+    Examples:
+        >>> list(started_record(2, 1.0, None, None))
+        ['candidate_count', 'event', 'level', 'timestamp', 'logger']
+    """
+    record: dict[str, Any] = {
+        "candidate_count": int(candidate_count),
+        "event": LogEvent.REQUEST_STARTED,
+        "level": "info",
+        "timestamp": timestamp,
+        "logger": LOGGER_NAME,
+    }
+    if trace_id is not None:
+        record["trace_id"], record["span_id"] = trace_id, span_id
+    return record
+
+
+def defers_route_logs(config: LogConfig) -> bool:
+    """Whether a router logging with ``config`` hands a successful route's records over as one :class:`RouteLogs`.
+
+    True for ``renderer="none"`` at level INFO (the default until :func:`configure_logging`): nothing is
+    printed, and the route's records are exactly its two INFO ones. Any renderer prints each record as it
+    happens, and DEBUG adds records between the two, so those log record by record.
+
+    Examples:
+        >>> defers_route_logs(LogConfig(renderer="none")), defers_route_logs(LogConfig()), \
+defers_route_logs(LogConfig("DEBUG", "none"))
+        (True, False, False)
+    """
+    return config.renderer == "none" and config.level == "INFO"
 
 
 def make_router_logger(config: LogConfig | None = None, sink: Sink | None = None) -> RouterLogger:

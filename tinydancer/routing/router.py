@@ -76,6 +76,9 @@ from tinydancer.observability.drift import DriftMonitor
 from tinydancer.observability.logs import (
     LogConfig,
     LogEvent,
+    RouteLogs,
+    RouterLogger,
+    defers_route_logs,
     follow_default_log_config,
     log_candidate_results,
     log_circuit_open,
@@ -84,6 +87,7 @@ from tinydancer.observability.logs import (
     log_request_started,
     log_router_initialized,
     make_router_logger,
+    started_record,
 )
 from tinydancer.observability.metrics import BREAKER_STATES, RouterMetrics
 from tinydancer.observability.metrics_server import MetricsServer, WsgiApp
@@ -296,8 +300,11 @@ class Router(PromptServing):
         return _load_served(path, self.config.prompt_uncertainty), False
 
     def _use_log_config(self, config: LogConfig) -> None:
-        # One reference swap (atomic): each record goes through the old logger or the new one, whole.
-        self._log = make_router_logger(config, sink=self.collector.record_log)
+        # One reference swap (atomic): a route reads (logger, whether it hands its INFO records over as one
+        # RouteLogs) once, so each request logs wholly through the old setting or the new one.
+        logger = make_router_logger(config, sink=self.collector.record_log)
+        self._logging = (logger, defers_route_logs(config))
+        self._log = logger  # the cold paths' logger (breaker changes, reloads, warnings)
 
     def _breaker_changed(self, old: str, new: str) -> None:
         level = self._log.warning if new != "closed" else self._log.info
@@ -387,10 +394,25 @@ class Router(PromptServing):
             self._record_failure(exc, request_id, started_at, count, start, None)
             raise
         scope = RequestScope(count, self._tracer, parent)  # sampled spans go to the collector, which keeps them
+        log, defer_logs = self._logging
+        logged_start: float | None = None  # when "Processing routing request" is deferred: its Unix time
         try:
-            response, model_type, inference_s = self._route(request, count, now, start, scope.span)
-            self._record_success(response, model_type, inference_s, request_id, started_at, scope.span)
+            served = self._serving  # one read: the whole request sees one model and its label
+            if isinstance(served[0], PromptModel):
+                raise InvalidInputError(
+                    "route: this router serves a prompt router; call route_prompt(text) or route_prompts(texts)"
+                )
+            if defer_logs:
+                logged_start = time.time()
+            else:
+                log_request_started(log, count)
+            response, inference_s = self._route(request, served[0], served[1], log, count, now, start, scope.span)
+            self._record_success(
+                response, served[1], inference_s, request_id, started_at, scope.span, log, logged_start
+            )
         except Exception as exc:  # recorded inside the span, so error logs carry its trace id
+            if logged_start is not None:  # the deferred start record, before the failure's
+                self.collector.record_log(started_record(count, logged_start, *span_ids(scope.span)))
             self._record_failure(exc, request_id, started_at, count, start, scope.span)
             scope.fail(exc)
             raise
@@ -399,17 +421,19 @@ class Router(PromptServing):
         return response
 
     def _route(
-        self, request: RoutingRequest, count: int, now: float | None, start: float, span: trace.Span
-    ) -> tuple[RoutingResponse, str, float]:
-        """The response, the model_type that served it and the inference seconds; records nothing itself."""
+        self,
+        request: RoutingRequest,
+        model: DeviceModel,
+        model_type: str,
+        log: RouterLogger,
+        count: int,
+        now: float | None,
+        start: float,
+        span: trace.Span,
+    ) -> tuple[RoutingResponse, float]:
+        """The response and the inference seconds; records nothing itself but the DEBUG ``features`` record."""
         recording = span.is_recording()
         tracer, breaker = self._tracer, self._breaker
-        model, model_type = self._serving  # one read: the whole request sees one model and its label
-        if isinstance(model, PromptModel):
-            raise InvalidInputError(
-                "route: this router serves a prompt router; call route_prompt(text) or route_prompts(texts)"
-            )
-        log_request_started(self._log, count)
         with RoutingSpan.circuit_breaker_check(breaker.state, tracer) if recording else UNSAMPLED:
             ticket = breaker.admit()
         # The ticket's whole life is here: it is released if the request never reaches inference (bad
@@ -422,7 +446,7 @@ class Router(PromptServing):
                 n = len(packed.ids)
                 if recording and n != count:  # what was packed (count is 0 for candidates without a len)
                     fe.set_attribute("batch_size", n)
-            self._log.debug(LogEvent.FEATURES, batch_size=n)
+            log.debug(LogEvent.FEATURES, batch_size=n)
             feature_done = time.perf_counter()
             wall_start = time.time_ns() if recording else 0
             with RoutingSpan.model_inference(n, model_type, tracer) if recording else UNSAMPLED as inference_span:
@@ -452,7 +476,7 @@ class Router(PromptServing):
             candidates_processed=n,
             feature_time_us=(feature_done - start) * 1e6,
         )
-        return response, model_type, inference_done - feature_done
+        return response, inference_done - feature_done
 
     def _infer(self, model: DeviceModel, packed: PackedRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the inference step; every way it fails (a timeout too) comes out as an ``InferenceError``."""
@@ -476,8 +500,14 @@ class Router(PromptServing):
         request_id: int,
         timestamp: float,
         span: trace.Span,
+        log: RouterLogger,
+        logged_start: float | None,
     ) -> None:
-        """Everything a successful request records: metrics, span attributes, collector rows, logs."""
+        """Everything a successful request records: metrics, span attributes, collector rows, logs.
+
+        ``logged_start``: None when ``Processing routing request`` was logged already, else its Unix time: the
+        route's two INFO records go to the collector as one :class:`RouteLogs`.
+        """
         n, light = response.candidates_processed, response.lightweight_routes
         self.metrics.queue_route(  # applied at the next read: counts exact at every scrape
             response.inference_time_us / 1e6, response.feature_time_us / 1e6, inference_s, model_type,
@@ -487,7 +517,7 @@ class Router(PromptServing):
             span.set_attribute("outcome", "success")
             span.set_attribute("lightweight_routes", light)
             span.set_attribute("powerful_routes", n - light)
-        self._record_request(
+        trace_id, span_id = self._record_request(
             request_id, timestamp, span, outcome="success", latency_us=response.inference_time_us,
             candidate_count=n, feature_time_us=response.feature_time_us, lightweight_routes=light,
             powerful_routes=n - light,
@@ -496,10 +526,16 @@ class Router(PromptServing):
             DecisionBatch(request_id, timestamp, response.candidate_ids, response.confidence, response.uncertainty,
                           response.use_lightweight, np.arange(n), model_type)
         )  # fmt: skip
+        if logged_start is not None:
+            self.collector.record_route_logs(
+                RouteLogs(logged_start, n, time.time(), int(response.inference_time_us), light, n - light,
+                          trace_id, span_id)
+            )  # fmt: skip
+            return
         log_candidate_results(
-            self._log, response.candidate_ids, response.confidence, response.uncertainty, response.use_lightweight
+            log, response.candidate_ids, response.confidence, response.uncertainty, response.use_lightweight
         )
-        log_request_completed(self._log, int(response.inference_time_us), light, n - light)
+        log_request_completed(log, int(response.inference_time_us), light, n - light)
 
     def _record_failure(
         self, exc: Exception, request_id: int, timestamp: float, count: int, start: float, span: trace.Span | None
@@ -534,8 +570,11 @@ class Router(PromptServing):
         feature_time_us: float = 0.0,
         lightweight_routes: int = 0,
         powerful_routes: int = 0,
-    ) -> None:
-        """The collector's row of one request, whatever its outcome: the one place a RequestRecord is made."""
+    ) -> tuple[str | None, str | None]:
+        """The collector's row of one request, whatever its outcome: the one place a RequestRecord is made.
+
+        Returns the row's ``(trace_id, span_id)``.
+        """
         trace_id, span_id = span_ids(span)
         self.collector.record_request(
             RequestRecord(
@@ -552,3 +591,4 @@ class Router(PromptServing):
                 powerful_routes=powerful_routes,
             )
         )
+        return trace_id, span_id
