@@ -291,17 +291,21 @@ class RoutingRequest:
         # like those of from_arrays.
         if len(cands) == 1:
             c = cands[0]
-            return CandidateColumns(
-                (c.id,), [c.embedding], [c.created_at], [c.access_count], [c.success_rate], (c.metadata,)
-            )
+            meta = None if c.metadata is None else (c.metadata,)
+            return CandidateColumns((c.id,), [c.embedding], [c.created_at], [c.access_count], [c.success_rate], meta)
         return CandidateColumns(
             ids=tuple([c.id for c in cands]),
             embeddings=[c.embedding for c in cands],
             created_at=[c.created_at for c in cands],
             access_count=[c.access_count for c in cands],
             success_rate=[c.success_rate for c in cands],
-            metadata=tuple([c.metadata for c in cands]),
+            metadata=_metadata_or_none(tuple([c.metadata for c in cands])),
         )
+
+
+def _metadata_or_none(metadata: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """None when no candidate has metadata (nothing to validate or match: the packer skips the column)."""
+    return None if metadata.count(None) == len(metadata) else metadata
 
 
 def _as_column(value: Any) -> Any:
