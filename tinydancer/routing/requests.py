@@ -359,6 +359,32 @@ class RoutingResponse:
     candidates_processed: int
     feature_time_us: float
 
+    def __init__(
+        self,
+        candidate_ids: tuple[str, ...],
+        confidence: np.ndarray,
+        uncertainty: np.ndarray,
+        use_lightweight: np.ndarray,
+        inference_time_us: float,
+        candidates_processed: int,
+        feature_time_us: float,
+    ) -> None:
+        # As Candidate: one __dict__ assignment instead of the frozen dataclass's seven object.__setattr__ calls
+        # (every route makes one response).
+        _set_attribute(
+            self,
+            "__dict__",
+            {
+                "candidate_ids": candidate_ids,
+                "confidence": confidence,
+                "uncertainty": uncertainty,
+                "use_lightweight": use_lightweight,
+                "inference_time_us": inference_time_us,
+                "candidates_processed": candidates_processed,
+                "feature_time_us": feature_time_us,
+            },
+        )
+
     @functools.cached_property
     def decisions(self) -> list[RoutingDecision]:
         """One :class:`RoutingDecision` per candidate, best first."""

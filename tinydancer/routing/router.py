@@ -456,7 +456,6 @@ class Router(PromptServing):
                     settle = breaker.failure
                     raise
                 settle = breaker.success
-                order = (-confidence).argsort(kind="stable")
                 if recording:
                     dropped = emit_candidate_spans(
                         tracer, inference_span, packed.ids, confidence, uncertainty, light,
@@ -467,11 +466,17 @@ class Router(PromptServing):
         finally:
             settle(ticket)
         inference_done = time.perf_counter()
+        if n == 1:  # nothing to sort: copies, so the response never shares an inference hook's arrays
+            ids, confidence, uncertainty, light = tuple(packed.ids), confidence.copy(), uncertainty.copy(), light.copy()
+        else:
+            order = (-confidence).argsort(kind="stable")
+            ids = tuple(map(packed.ids.__getitem__, order.tolist()))
+            confidence, uncertainty, light = confidence[order], uncertainty[order], light[order]
         response = RoutingResponse(
-            candidate_ids=tuple(map(packed.ids.__getitem__, order.tolist())),
-            confidence=confidence[order],
-            uncertainty=uncertainty[order],
-            use_lightweight=light[order],
+            candidate_ids=ids,
+            confidence=confidence,
+            uncertainty=uncertainty,
+            use_lightweight=light,
             inference_time_us=(time.perf_counter() - start) * 1e6,
             candidates_processed=n,
             feature_time_us=(feature_done - start) * 1e6,
