@@ -101,7 +101,10 @@ class RatioRootTracer(trace.Tracer):
             while trace_id == trace.INVALID_TRACE_ID:  # as RandomIdGenerator
                 trace_id = random.getrandbits(128)
             if trace_id & _SAMPLED_BITS >= self._bound:  # what TraceIdRatioBased decides for this id: drop
-                span_context = trace.SpanContext(trace_id, self._ids.generate_span_id(), False, _NOT_SAMPLED)
+                span_id = random.getrandbits(64)
+                while span_id == trace.INVALID_SPAN_ID:  # as RandomIdGenerator
+                    span_id = random.getrandbits(64)
+                span_context = trace.SpanContext(trace_id, span_id, False, _NOT_SAMPLED)
                 return trace.NonRecordingSpan(span_context)
             self._ids.prime(trace_id)
         return self._sdk.start_span(

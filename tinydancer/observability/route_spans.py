@@ -266,7 +266,7 @@ def span_ids(span: trace.Span | None) -> tuple[str | None, str | None]:
     ctx = span.get_span_context() if span is not None else None
     if ctx is None or not ctx.is_valid:
         return None, None
-    return trace.format_trace_id(ctx.trace_id), trace.format_span_id(ctx.span_id)
+    return "%032x" % ctx.trace_id, "%016x" % ctx.span_id  # as trace.format_trace_id / format_span_id
 
 
 class RequestScope:
