@@ -86,6 +86,15 @@ def _batch_size_index(n: int) -> int:
     return 1 if n <= 50 else 2 if n <= 100 else 3
 
 
+#: Upper bounds of the first three batch-size ranges (the fourth is open).
+_RANGE_TOPS = np.array([10, 50, 100])
+
+
+def _batch_size_indices(sizes: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """:func:`_batch_size_index` of every size (each >= 1, or 0 for a batch that is then empty), vectorised."""
+    return np.searchsorted(_RANGE_TOPS, sizes, side="left")
+
+
 def batch_size_range(n: int) -> str:
     """Map a candidate count to the guide's ``batch_size`` / ``batch_size_range`` label value.
 
@@ -290,9 +299,10 @@ class DecisionStats:
         _add_batch(self._unc, idx, unc)
         self._decisions[0] += len(conf) - n_powerful
         self._decisions[1] += n_powerful
-        for n in sizes:
-            if n:  # an empty batch is in no range
-                self._candidates[BATCH_SIZE_RANGES[_batch_size_index(n)]] += n
+        counts = np.asarray(sizes, dtype=np.int64)
+        per_range = np.bincount(_batch_size_indices(counts), weights=counts, minlength=len(BATCH_SIZE_RANGES))
+        for label, count in zip(BATCH_SIZE_RANGES, per_range.tolist(), strict=True):  # an empty batch adds 0
+            self._candidates[label] += int(count)
 
     def _record_small(self, conf: list[float], unc: list[float], light: list[bool], n: int) -> None:
         if not math.isfinite(sum(conf) + sum(unc)):  # cheap pre-check; exact check only when it fails
@@ -437,10 +447,9 @@ class RequestStats:
         self._requests[0] += len(rows)
         _add_batch(self._latency, np.zeros(len(rows), np.intp), latency)
         _add_batch(self._inference, np.array([self._model_index(m) for m in models], np.intp), inference)
-        bins = [(_batch_size_index(n), s) for n, s in zip(sizes, feature, strict=True) if n]
-        if bins:
-            index, seconds = zip(*bins, strict=True)
-            _add_batch(self._features, np.array(index, np.intp), seconds)
+        counts = np.asarray(sizes, dtype=np.int64)
+        nonempty = counts > 0  # an empty batch has no feature-engineering range
+        _add_batch(self._features, _batch_size_indices(counts[nonempty]), np.asarray(feature)[nonempty])
 
     def record_requests(self, success: bool, count: int, latency_s: float) -> None:
         """``count`` requests of one status, each observed at ``latency_s`` (0 or fewer records nothing)."""

@@ -266,7 +266,7 @@ def span_ids(span: trace.Span | None) -> tuple[str | None, str | None]:
     ctx = span.get_span_context() if span is not None else None
     if ctx is None or not ctx.is_valid:
         return None, None
-    return "%032x" % ctx.trace_id, "%016x" % ctx.span_id  # as trace.format_trace_id / format_span_id
+    return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"  # as trace.format_trace_id / format_span_id
 
 
 class RequestScope:

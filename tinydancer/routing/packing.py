@@ -663,7 +663,8 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
     now_s = floor_unix_seconds(now_s) if not isinstance(now_s, float) else now_s
     if not math.isfinite(now_s):
         raise InvalidInputError(f"now: expected finite Unix seconds, got {now_s}")
-    query_meta = validate_json_object("request metadata", request.metadata)
+    metadata = request.metadata
+    query_meta = None if metadata is None else validate_json_object("request metadata", metadata)
     selection = request.store_selection
     if selection is not None:
         # Above the host route's limit the jitted kernel reads a padded buffer in place; below, nothing is padded.

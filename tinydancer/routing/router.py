@@ -513,7 +513,7 @@ class Router(PromptServing):
         ``logged_start``: None when ``Processing routing request`` was logged already, else its Unix time: the
         route's two INFO records go to the collector as one :class:`RouteLogs`.
         """
-        n, light = response.candidates_processed, int(np.count_nonzero(response.use_lightweight))
+        n, light = response.candidates_processed, int(response.use_lightweight.sum())
         self.metrics.queue_route(  # applied at the next read: counts exact at every scrape
             response.inference_time_us / 1e6, response.feature_time_us / 1e6, inference_s, model_type,
             response.confidence, response.uncertainty, response.use_lightweight,
