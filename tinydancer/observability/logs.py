@@ -6,8 +6,10 @@ One processor drops any embeddings (they never reach a record), adds ``level``, 
 seconds), ``logger="tiny_dancer_router"`` and, inside a valid OpenTelemetry span, ``trace_id`` /
 ``span_id``, and hands a copy to the ``sink`` (the router's in-memory collector, so it receives every
 record at or above the level); then the record is rendered (console or JSON line with an ISO-8601 UTC
-timestamp), or not at all. Records below the level
-never reach the processors: ``make_filtering_bound_logger`` turns those methods into no-ops.
+timestamp). Records below the level never reach the processors: ``make_filtering_bound_logger`` turns those
+methods into no-ops. With ``renderer="none"`` nothing is rendered, so a :class:`SinkLogger` makes the same
+records without structlog's processor chain, and a router at INFO hands a successful route's two records to
+its collector as one :class:`RouteLogs` (made into the same records when read).
 
 The guide's events (``LogEvent`` holds the exact messages):
 
@@ -344,7 +346,7 @@ class RouterLogger(Protocol):
 
 
 def _sink_method(level: int, name: str) -> Callable[..., None]:
-    """:class:`SinkLogger`'s method for one level: the whole record made inline (a route logs twice)."""
+    """:class:`SinkLogger`'s method for one level: the whole record made inline, in one call."""
 
     def emit(self: SinkLogger, event: str, *args: Any, **fields: Any) -> None:
         if self._level > level:
