@@ -29,6 +29,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -190,7 +191,31 @@ class _Buckets:
         return family
 
 
-class DecisionStats:
+class _QueuedUpdates:
+    """Updates queued without a lock (a deque's append is atomic) and applied under the owner's lock: at the next
+    read (the owner's ``collect`` calls :meth:`_apply_queued` first) or by the call that finds
+    :data:`QUEUE_LIMIT` waiting."""
+
+    _lock: threading.Lock
+    _queued: deque[Any]
+
+    def _enqueue(self, update: Any) -> None:
+        queued = self._queued
+        queued.append(update)
+        if len(queued) >= QUEUE_LIMIT:
+            with self._lock:
+                self._apply_queued()
+
+    def _drain(self) -> list[Any]:
+        """Every queued update, oldest first, taken off the queue (caller holds the lock)."""
+        queued = self._queued
+        return [queued.popleft() for _ in range(len(queued))]
+
+    def _apply_queued(self) -> None:  # pragma: no cover - every owner defines it
+        raise NotImplementedError
+
+
+class DecisionStats(_QueuedUpdates):
     """Collector of the four per-candidate series; register it on a ``CollectorRegistry``.
 
     Examples:
@@ -266,16 +291,11 @@ class DecisionStats:
             >>> [s.value for s in next(iter(stats.collect())).samples]
             [1.0, 0.0]
         """
-        queued = self._queued
-        queued.append((confidence, uncertainty, use_lightweight))
-        if len(queued) >= QUEUE_LIMIT:
-            with self._lock:
-                self._apply_queued()
+        self._enqueue((confidence, uncertainty, use_lightweight))
 
     def _apply_queued(self) -> None:
         """Apply every queued batch (caller holds the lock)."""
-        queued = self._queued
-        batches = [queued.popleft() for _ in range(len(queued))]
+        batches = self._drain()
         if not batches:
             return
         self._add_batches(
@@ -353,7 +373,7 @@ class DecisionStats:
         yield from (decisions, conf, unc, candidates)
 
 
-class RequestStats:
+class RequestStats(_QueuedUpdates):
     """Collector of the four per-request series; register it on a ``CollectorRegistry``.
 
     ``tiny_dancer_routing_requests_total{status}``, ``tiny_dancer_routing_latency_seconds{operation="total"}``,
@@ -431,16 +451,11 @@ class RequestStats:
             check_model_type(model_type)
         if batch_size < 0:
             _batch_size_index(batch_size)
-        queued = self._queued
-        queued.append((latency_s, batch_size, feature_s, inference_s, model_type))
-        if len(queued) >= QUEUE_LIMIT:
-            with self._lock:
-                self._apply_queued()
+        self._enqueue((latency_s, batch_size, feature_s, inference_s, model_type))
 
     def _apply_queued(self) -> None:
         """Apply every queued request (caller holds the lock)."""
-        queued = self._queued
-        rows = [queued.popleft() for _ in range(len(queued))]
+        rows = self._drain()
         if not rows:
             return
         latency, sizes, feature, inference, models = zip(*rows, strict=True)

@@ -259,6 +259,19 @@ class _SpanIds:
         return last[1], last[2]
 
 
+def _enrich(record: MutableMapping[str, Any], level: str, ids: _SpanIds) -> None:
+    """Drop embeddings; add ``level``, ``timestamp``, ``logger`` and, in a valid span, ``trace_id`` / ``span_id``."""
+    if not EMBEDDING_KEYS.isdisjoint(record):
+        for key in EMBEDDING_KEYS.intersection(record):
+            del record[key]
+    record["level"] = level
+    record["timestamp"] = time.time()
+    record["logger"] = LOGGER_NAME
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        record["trace_id"], record["span_id"] = ids.of(context)
+
+
 class _Enrich:
     """The one enrichment processor: drops embeddings, adds ``level``, ``timestamp`` (Unix seconds),
     ``logger`` and, inside a valid OpenTelemetry span, ``trace_id`` / ``span_id``; hands a copy to the sink.
@@ -271,15 +284,7 @@ class _Enrich:
         self._ids = _SpanIds()
 
     def __call__(self, _: WrappedLogger, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
-        if not EMBEDDING_KEYS.isdisjoint(event_dict):
-            for key in EMBEDDING_KEYS.intersection(event_dict):
-                del event_dict[key]
-        event_dict["level"] = _METHOD_LEVELS.get(method_name, method_name)
-        event_dict["timestamp"] = time.time()
-        event_dict["logger"] = LOGGER_NAME
-        context = trace.get_current_span().get_span_context()
-        if context.is_valid:
-            event_dict["trace_id"], event_dict["span_id"] = self._ids.of(context)
+        _enrich(event_dict, _METHOD_LEVELS.get(method_name, method_name), self._ids)
         if self._sink is not None:
             self._sink(dict(event_dict))  # a copy: the renderers go on to change the record
         return event_dict
@@ -346,22 +351,14 @@ class RouterLogger(Protocol):
 
 
 def _sink_method(level: int, name: str) -> Callable[..., None]:
-    """:class:`SinkLogger`'s method for one level: the whole record made inline, in one call."""
+    """:class:`SinkLogger`'s method for one level: the record made and enriched, no processor chain."""
 
     def emit(self: SinkLogger, event: str, *args: Any, **fields: Any) -> None:
         if self._level > level:
             return
         record = {**self._context, **fields} if self._context else fields  # fields: a new dict per call
         record["event"] = event % args if args else event
-        if not EMBEDDING_KEYS.isdisjoint(record):
-            for key in EMBEDDING_KEYS.intersection(record):
-                del record[key]
-        record["level"] = name
-        record["timestamp"] = time.time()
-        record["logger"] = LOGGER_NAME
-        context = trace.get_current_span().get_span_context()
-        if context.is_valid:
-            record["trace_id"], record["span_id"] = self._ids.of(context)
+        _enrich(record, name, self._ids)
         if self._sink is not None:
             self._sink(record)
 
