@@ -10,6 +10,8 @@ import matplotlib
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tinydancer.observability.tracing import TracingConfig, TracingSystem
+
 matplotlib.use("Agg")  # no display here; set before any test imports pyplot
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
@@ -29,3 +31,11 @@ def close_figures() -> Iterator[None]:
     plt.close("all")
     yield
     plt.close("all")
+
+
+@pytest.fixture
+def tracing(request: pytest.FixtureRequest) -> Iterator[TracingSystem]:
+    """A TracingSystem sampling every span, named after the test module, shut down afterwards."""
+    system = TracingSystem(TracingConfig(service_name=request.module.__name__.rsplit(".", 1)[-1], sampling_ratio=1.0))
+    yield system
+    system.shutdown()

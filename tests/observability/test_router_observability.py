@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,6 @@ def request(n: int, dim: int = 16, prefix: str = "cand") -> RoutingRequest:
         RNG.normal(size=dim), RNG.normal(size=(n, dim)), ids=[f"{prefix}-{i}" for i in range(n)],
         created_at=NOW - RNG.integers(0, 5000, n), access_count=RNG.integers(0, 1000, n),
         success_rate=RNG.uniform(0, 1, n))  # fmt: skip
-
-
-@pytest.fixture
-def tracing() -> Iterator[TracingSystem]:
-    system = TracingSystem(TracingConfig(service_name="test-router", sampling_ratio=1.0))
-    yield system
-    system.shutdown()
 
 
 def make_router(tmp_path: Path, tracing: Any = None, level: str = "INFO", **kwargs: Any) -> Router:

@@ -14,7 +14,7 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from tinydancer import (
 from tinydancer.model import init_compat_params
 from tinydancer.model.original_file import COMPAT_FORMAT
 from tinydancer.observability.logs import LogConfig
-from tinydancer.observability.tracing import TracingConfig, TracingSystem
+from tinydancer.observability.tracing import TracingSystem
 from tinydancer.routing.router import _load_served, default_inference
 
 RNG = np.random.default_rng(7)
@@ -131,13 +131,6 @@ class FaultyInference:
         self.calls += 1
         out = default_inference(*args)
         return self.spoil(self.clock, out) if self.failing else out
-
-
-@pytest.fixture
-def tracing() -> Iterator[TracingSystem]:
-    system = TracingSystem(TracingConfig(service_name="test-faults", sampling_ratio=1.0))
-    yield system
-    system.shutdown()
 
 
 @pytest.fixture(scope="module")

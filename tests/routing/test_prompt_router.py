@@ -6,7 +6,6 @@ import dataclasses
 import math
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from tinydancer.learning.calibration import apply_calibrator
 from tinydancer.learning.experiment import evaluation_rows, score_frame, stored_calibrator
 from tinydancer.model.prompt_artifact import OperatingPoint, load_prompt_router, save_prompt_router
 from tinydancer.observability.logs import LogConfig
-from tinydancer.observability.tracing import TracingConfig, TracingSystem
+from tinydancer.observability.tracing import TracingSystem
 from tinydancer.routing.prompts import PROMPT_RESULT_COLUMNS, PromptBatch, PromptDecision, prompt_hash
 
 NOW = 1_700_000_000.0
@@ -399,13 +398,6 @@ def test_reload_with_an_uncertainty_the_new_artifact_cannot_give(tmp_path: Path)
 
 
 # (g) spans ---------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def tracing() -> Iterator[TracingSystem]:
-    system = TracingSystem(TracingConfig(service_name="test-prompt-router", sampling_ratio=1.0))
-    yield system
-    system.shutdown()
 
 
 def test_span_tree(router_path: Path, tracing: TracingSystem) -> None:

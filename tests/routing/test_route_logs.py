@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +18,7 @@ from tests._routers import NOW, request, strong_model
 from tinydancer import InvalidInputError, Router, RouterConfig
 from tinydancer.observability.collector import Collector
 from tinydancer.observability.logs import LogConfig, LogEvent, RouteLogs, configure_logging
-from tinydancer.observability.tracing import TracingConfig, TracingSystem
-
-
-@pytest.fixture
-def tracing() -> Iterator[TracingSystem]:
-    system = TracingSystem(TracingConfig(service_name="route-logs", sampling_ratio=1.0))
-    yield system
-    system.shutdown()
+from tinydancer.observability.tracing import TracingSystem
 
 
 def traffic(router: Router) -> None:

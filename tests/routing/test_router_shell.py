@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +14,13 @@ from tinydancer.model.fastgrnn import FastGRNNConfig, init_fastgrnn_params
 from tinydancer.model.fastgrnn_file import save_fastgrnn
 from tinydancer.observability.collector import Collector
 from tinydancer.observability.logs import LogConfig
-from tinydancer.observability.tracing import TracingConfig, TracingSystem
+from tinydancer.observability.tracing import TracingSystem
 from tinydancer.routing import router as router_module
 from tinydancer.routing.kernel import KernelOutputs
 from tinydancer.routing.router import MODEL_TYPES, default_inference, model_type_of
 
 QUIET = LogConfig(renderer="none")
 INFERENCE_COUNT = "tiny_dancer_model_inference_duration_seconds_count"
-
-
-@pytest.fixture
-def tracing() -> Iterator[TracingSystem]:
-    system = TracingSystem(TracingConfig(service_name="test-shell", sampling_ratio=1.0))
-    yield system
-    system.shutdown()
 
 
 def fastgrnn_file(path: Path) -> Path:
