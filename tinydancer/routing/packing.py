@@ -82,24 +82,32 @@ def _float_array(name: str, value: Any, dtype: type = np.float32) -> np.ndarray:
     return raw.astype(dtype)  # integers and wider targets cannot overflow
 
 
-def _squared_norm_ok(values: np.ndarray) -> bool:
-    """[..., D] float32 -> True proves every value finite and every row's squared norm <= MAX_SQUARED_NORM.
-
-    One compiled pass (:func:`_sum_of_squares`): the float64 sum of all squares bounds every row's squared
-    norm, and NaN or infinity make it NaN or infinite, failing the one comparison. False only means "look
-    closer" (detailed checks follow; it is also False for legitimate rows whose squares sum past the bound).
-    """
-    return bool(_sum_of_squares(np.ascontiguousarray(values).reshape(-1)) <= MAX_SQUARED_NORM)
-
-
 @numba.njit(cache=True, fastmath={"reassoc"})
-def _sum_of_squares(values: np.ndarray) -> float:  # pragma: no cover - compiled
-    """Sum of x^2 in float64 over a [M] float32 array (reassociated, so it vectorises)."""
+def _squares(values: np.ndarray) -> float:  # pragma: no cover - compiled
+    """Sum of x^2 in float64 over a [D] float32 vector (reassociated, so it vectorises)."""
     total = 0.0
     for i in range(values.shape[0]):  # indexed, not iterated: only this form vectorises
         v = np.float64(values[i])
         total += v * v
     return total
+
+
+@numba.njit(cache=True)
+def _bad_norms(query: np.ndarray, embeddings: np.ndarray) -> int:  # pragma: no cover - compiled
+    """0 when the query [D] and every embedding row [N, D] (float32) are finite with squared L2 norms (float64)
+    within MAX_SQUARED_NORM; 1 when the query is not; 2 when a row is not. One native call for both: NaN and
+    infinity make a sum NaN or infinite, failing its one comparison."""
+    if not _squares(query) <= MAX_SQUARED_NORM:
+        return 1
+    for i in range(embeddings.shape[0]):
+        if not _squares(embeddings[i]) <= MAX_SQUARED_NORM:
+            return 2
+    return 0
+
+
+#: No embedding rows / no query, for :func:`_bad_norms` when only the other is checked.
+_NO_ROWS = np.empty((0, 0), np.float32)
+_NO_QUERY = np.empty(0, np.float32)
 
 
 def _too_large(rows: np.ndarray) -> np.ndarray:
@@ -406,8 +414,13 @@ def _metadata_column(query_meta: dict[str, Any] | None, metas: Sequence[Any], id
 
 
 def _check_columns(
-    columns: CandidateColumns, dim: int, now_s: float
+    columns: CandidateColumns, dim: int, now_s: float, query: np.ndarray = _NO_QUERY
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Embeddings [N, D], the three columns [N] float64 (created_at not truncated) and the kernel's [N, 4] table.
+
+    ``query`` (shape and dtype checked, :func:`_query_vector`) has its norm checked in the same compiled pass
+    as the embeddings; a bad one raises its own error.
+    """
     ids = columns.ids
     n = len(ids)
     for i, cid in enumerate(ids):
@@ -418,7 +431,9 @@ def _check_columns(
         dup = next(c for c in ids if c in seen or seen.add(c))  # type: ignore[func-returns-value]
         raise InvalidInputError(f"duplicate candidate id {dup!r}: ids must be unique within a request")
     embeddings = _embedding_matrix(columns.embeddings, ids, dim)
-    if not _squared_norm_ok(embeddings):
+    if _bad_norms(query, embeddings):
+        if (query_error := _query_values_error(query)) is not None:
+            raise query_error
         bad = ~np.isfinite(embeddings).all(axis=1)
         if bad.any():
             raise InvalidInputError(
@@ -438,9 +453,9 @@ def _check_columns(
     stacked = _stacked_lists(raw_created, columns.access_count, columns.success_rate, n)
     if stacked is not None:
         access, success = stacked[1], stacked[2]
-        created = np.trunc(stacked[0])  # the original reads timestamps as integers: whole seconds
+        created = stacked[0]
     else:
-        created = np.trunc(_float_array("created_at", raw_created, np.float64))
+        created = _float_array("created_at", raw_created, np.float64)
         access = _float_array("access_count", columns.access_count, np.float64)
         success = _float_array("success_rate", columns.success_rate, np.float64)
         for name, col in (("created_at", created), ("access_count", access), ("success_rate", success)):
@@ -553,7 +568,7 @@ def _column_table(
     top = F32_MAX
     ok = True
     for i in range(n):
-        c, a, r = created[i], access[i], success[i]
+        c, a, r = np.trunc(created[i]), access[i], success[i]  # the original reads whole seconds
         if nan_created_is_now and c != c:
             c = now_s
         ok = ok and -np.inf < c < np.inf and 0.0 <= a < np.inf and a == np.floor(a) and 0.0 <= r <= 1.0
@@ -604,17 +619,29 @@ def check_query(value: Any) -> np.ndarray:
         ...
         tinydancer.errors.InvalidInputError: query_embedding: expected a non-empty 1-D vector, got shape (1, 1)
     """
+    query = _query_vector(value)
+    if _bad_norms(query, _NO_ROWS) and (error := _query_values_error(query)) is not None:
+        raise error
+    return query
+
+
+def _query_vector(value: Any) -> np.ndarray:
+    """A query embedding as a non-empty 1-D float32 vector (its values not yet checked)."""
     query = _float_array("query_embedding", value)
     if query.ndim != 1 or query.size == 0:
         raise InvalidInputError(f"query_embedding: expected a non-empty 1-D vector, got shape {query.shape}")
-    if not _squared_norm_ok(query):
-        if not np.isfinite(query).all():
-            raise InvalidInputError("query_embedding holds NaN or infinite values (or values beyond float32 range)")
-        if _too_large(query):
-            raise InvalidInputError(
-                f"query_embedding too large: squared L2 norm above {MAX_SQUARED_NORM:.3g} would overflow float32"
-            )
     return query
+
+
+def _query_values_error(query: np.ndarray) -> InvalidInputError | None:
+    """What is wrong with a query vector's values (NaN or infinity, too large a norm), or None."""
+    if not np.isfinite(query).all():
+        return InvalidInputError("query_embedding holds NaN or infinite values (or values beyond float32 range)")
+    if _too_large(query):
+        return InvalidInputError(
+            f"query_embedding too large: squared L2 norm above {MAX_SQUARED_NORM:.3g} would overflow float32"
+        )
+    return None
 
 
 def check_candidate_columns(
@@ -641,7 +668,7 @@ def check_candidate_columns(
         [[[1.0, 1.0]], [5.0], [0.0], [1.0]]
     """
     embeddings, created, access, success, _ = _check_columns(columns, dim, now_s)
-    return embeddings, created, access, success
+    return embeddings, np.trunc(created), access, success  # the original reads timestamps as whole seconds
 
 
 def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
@@ -659,7 +686,17 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
     """
     if not isinstance(request, RoutingRequest):
         raise InvalidInputError(f"expected a RoutingRequest, got {type(request).__name__}")
-    query = check_query(request.query_embedding)
+    query = _query_vector(request.query_embedding)  # its values are checked with the embeddings'
+    try:
+        return _pack_checked(request, query, now_s)
+    except InvalidInputError:
+        if (query_error := _query_values_error(query)) is not None:
+            raise query_error from None  # a bad query is named first, before anything else in the request
+        raise
+
+
+def _pack_checked(request: RoutingRequest, query: np.ndarray, now_s: float) -> PackedRequest:
+    """:func:`pack_request` after the query's shape: its values are checked in the embeddings' compiled pass."""
     now_s = floor_unix_seconds(now_s) if not isinstance(now_s, float) else now_s
     if not math.isfinite(now_s):
         raise InvalidInputError(f"now: expected finite Unix seconds, got {now_s}")
@@ -667,13 +704,15 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
     query_meta = None if metadata is None else validate_json_object("request metadata", metadata)
     selection = request.store_selection
     if selection is not None:
+        if _bad_norms(query, _NO_ROWS) and (query_error := _query_values_error(query)) is not None:
+            raise query_error
         # Above the host route's limit the jitted kernel reads a padded buffer in place; below, nothing is padded.
         wanted = selection.candidate_ids  # None: every stored candidate
         padded = (len(selection.store) if wanted is None else len(wanted)) > HOST_MAX_CANDIDATES
         rows = selection.store.snapshot(wanted, padded=padded)
         return pack_stored_rows(rows, query, query_meta, now_s)
     columns = request.columns()
-    embeddings, _, _, _, table = _check_columns(columns, query.shape[0], now_s)
+    embeddings, _, _, _, table = _check_columns(columns, query.shape[0], now_s, query)
     if columns.metadata is not None:
         table[:, 3] = _metadata_column(query_meta, columns.metadata, columns.ids)
     return PackedRequest(ids=columns.ids, query=query, embeddings=embeddings, columns=table)

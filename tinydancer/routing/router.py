@@ -94,7 +94,6 @@ from tinydancer.observability.metrics_server import MetricsServer, WsgiApp
 from tinydancer.observability.outcomes import OutcomeMonitor
 from tinydancer.observability.route_spans import (
     CANDIDATE_SPANS_DROPPED,
-    UNSAMPLED,
     RequestScope,
     RoutingSpan,
     emit_candidate_spans,
@@ -434,35 +433,36 @@ class Router(PromptServing):
         """The response and the inference seconds; records nothing itself but the DEBUG ``features`` record."""
         recording = span.is_recording()
         tracer, breaker = self._tracer, self._breaker
-        with RoutingSpan.circuit_breaker_check(breaker.state, tracer) if recording else UNSAMPLED:
+        # Spans wrap the steps only when the request is sampled: an unsampled one enters no context manager.
+        if recording:
+            with RoutingSpan.circuit_breaker_check(breaker.state, tracer):
+                ticket = breaker.admit()
+        else:
             ticket = breaker.admit()
         # The ticket's whole life is here: it is released if the request never reaches inference (bad
         # input), reported failed if inference fails, successful otherwise -- in the one `finally`.
         settle = breaker.release
         try:
             now_s = floor_unix_seconds(self._clock() if now is None else now)
-            with RoutingSpan.feature_engineering(count, tracer) if recording else UNSAMPLED as fe:
+            if recording:
+                with RoutingSpan.feature_engineering(count, tracer) as fe:
+                    packed = pack_request(request, now_s)
+                    if len(packed.ids) != count:  # what was packed (count is 0 for candidates without a len)
+                        fe.set_attribute("batch_size", len(packed.ids))
+            else:
                 packed = pack_request(request, now_s)
-                n = len(packed.ids)
-                if recording and n != count:  # what was packed (count is 0 for candidates without a len)
-                    fe.set_attribute("batch_size", n)
+            n = len(packed.ids)
             log.debug(LogEvent.FEATURES, batch_size=n)
             feature_done = time.perf_counter()
-            wall_start = time.time_ns() if recording else 0
-            with RoutingSpan.model_inference(n, model_type, tracer) if recording else UNSAMPLED as inference_span:
-                try:
-                    confidence, uncertainty, light = self._infer(model, packed)
-                except InferenceError:
-                    settle = breaker.failure
-                    raise
-                settle = breaker.success
+            try:
                 if recording:
-                    dropped = emit_candidate_spans(
-                        tracer, inference_span, packed.ids, confidence, uncertainty, light,
-                        wall_start, time.time_ns(), self.config.max_candidate_spans,
-                    )  # fmt: skip
-                    if dropped:
-                        inference_span.set_attribute(CANDIDATE_SPANS_DROPPED, dropped)
+                    confidence, uncertainty, light = self._infer_traced(model, model_type, packed, tracer)
+                else:
+                    confidence, uncertainty, light = self._infer(model, packed)
+            except InferenceError:  # an interrupt is no model failure: its ticket is released
+                settle = breaker.failure
+                raise
+            settle = breaker.success
         finally:
             settle(ticket)
         inference_done = time.perf_counter()
@@ -482,6 +482,21 @@ class Router(PromptServing):
             feature_time_us=(feature_done - start) * 1e6,
         )
         return response, inference_done - feature_done
+
+    def _infer_traced(
+        self, model: DeviceModel, model_type: str, packed: PackedRequest, tracer: trace.Tracer
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`_infer` inside the ``model_inference`` span, with the per-candidate spans (a sampled request)."""
+        n, wall_start = len(packed.ids), time.time_ns()
+        with RoutingSpan.model_inference(n, model_type, tracer) as inference_span:
+            confidence, uncertainty, light = self._infer(model, packed)
+            dropped = emit_candidate_spans(
+                tracer, inference_span, packed.ids, confidence, uncertainty, light,
+                wall_start, time.time_ns(), self.config.max_candidate_spans,
+            )  # fmt: skip
+            if dropped:
+                inference_span.set_attribute(CANDIDATE_SPANS_DROPPED, dropped)
+        return confidence, uncertainty, light
 
     def _infer(self, model: DeviceModel, packed: PackedRequest) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the inference step; every way it fails (a timeout too) comes out as an ``InferenceError``."""
