@@ -9,7 +9,8 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 
-from tinydancer.observability.root_sampling import RatioRootTracer, RatioRootTracerProvider
+from tinydancer.observability.root_sampling import DroppedRootSpan, RatioRootTracer, RatioRootTracerProvider
+from tinydancer.observability.route_spans import span_ids
 from tinydancer.observability.trace_context import TraceContext
 
 
@@ -31,6 +32,22 @@ def test_every_root_is_decided_as_the_sdk_sampler_decides_its_trace_id(ratio: fl
     share = sum(s.get_span_context().trace_flags.sampled for s in spans) / len(spans)
     assert abs(share - ratio) < 0.03
     assert len({s.get_span_context().trace_id for s in spans}) == len(spans)  # a primed id is used once
+
+
+def test_dropped_roots_carry_the_ids_of_their_span_context_as_hex() -> None:
+    random.seed(11)
+    tracer = RatioRootTracerProvider(0.0).get_tracer("t")
+    spans = [tracer.start_span("routing_request") for _ in range(500)]
+    assert all(type(span) is DroppedRootSpan for span in spans)
+    for span in spans:
+        hex_ids = span_ids(span)  # read before the context is made, as the Router does
+        ctx = span.get_span_context()
+        assert hex_ids == (trace.format_trace_id(ctx.trace_id), trace.format_span_id(ctx.span_id))
+        assert span.get_span_context() is ctx and ctx.is_valid and not ctx.trace_flags.sampled
+    assert len({span.get_span_context().span_id for span in spans}) == len(spans)
+    with trace.use_span(spans[0]):  # children of a dropped root join its trace, unsampled
+        child = RatioRootTracerProvider(1.0).get_tracer("t").start_span("child")
+    assert child.get_span_context().trace_id == spans[0].get_span_context().trace_id and not child.is_recording()
 
 
 def test_sampled_roots_are_the_sdks_own_spans_with_the_drawn_id() -> None:

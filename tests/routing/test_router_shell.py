@@ -168,6 +168,26 @@ def test_default_outputs_are_checked_once_by_the_kernel_and_hooks_by_the_router(
     assert calls == [4]
 
 
+@pytest.mark.parametrize("n", [1, 3])
+def test_responses_and_records_never_share_a_hooks_arrays(tmp_path: Path, n: int) -> None:
+    kept: list[tuple[np.ndarray, ...]] = []
+
+    def keeping(*args: Any) -> tuple[np.ndarray, ...]:
+        outputs = tuple(np.asarray(a) for a in default_inference(*args))
+        kept.append(outputs)  # a hook that keeps (and later reuses) its buffers
+        return outputs
+
+    router = Router(RouterConfig(model_path=str(strong_model(tmp_path / "m.safetensors"))), inference=keeping,
+                    log_config=QUIET)  # fmt: skip
+    response = router.route(request(n), now=NOW)
+    before = router.collector.decisions()["confidence"].to_numpy().copy()
+    for array in kept[0]:
+        array[...] = 0  # the hook overwrites its buffers
+    assert all(not np.shares_memory(a, b) for a in kept[0] for b in (response.confidence, response.uncertainty))
+    np.testing.assert_array_equal(router.collector.decisions()["confidence"].to_numpy(), before)
+    assert (response.confidence > 0).all()
+
+
 def test_a_hook_returning_a_hand_made_kernel_outputs_is_still_checked(tmp_path: Path) -> None:
     """KernelOutputs is a plain NamedTuple: a hook can build a broken one, and it must fail like any other."""
 

@@ -77,6 +77,43 @@ class RatioRootTracerProvider(TracerProvider):
 #: The bits of a trace id that TraceIdRatioBased compares with its bound.
 _SAMPLED_BITS = TraceIdRatioBased.TRACE_ID_LIMIT
 _NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
+_SPAN_ID_BITS = (1 << 64) - 1
+
+
+class DroppedRootSpan(trace.NonRecordingSpan):
+    """The non-recording root span of a trace the ratio dropped: valid ids, flags not sampled.
+
+    Its trace id (high 128 bits) and span id (low 64) are drawn as one random number, and formatted as hex in
+    one pass (:meth:`hex_ids`, what the Router's records carry); its ``SpanContext`` is made when first asked
+    for (most dropped requests never are: the Router reads :meth:`hex_ids`).
+
+    Examples:
+        >>> span = DroppedRootSpan((0xA << 64) | 0xB)
+        >>> span.hex_ids()
+        ('0000000000000000000000000000000a', '000000000000000b')
+        >>> context = span.get_span_context()
+        >>> (context.trace_id, context.span_id, context.is_valid, context.trace_flags.sampled)
+        (10, 11, True, False)
+    """
+
+    def __init__(self, ids: int) -> None:
+        super().__init__(trace.INVALID_SPAN_CONTEXT)  # replaced by the real one on first use
+        self._ids = ids
+        self._made = False
+
+    def get_span_context(self) -> trace.SpanContext:
+        if not self._made:  # two threads racing here make equal contexts
+            self._context = trace.SpanContext(self._ids >> 64, self._ids & _SPAN_ID_BITS, False, _NOT_SAMPLED)
+            self._made = True
+        return self._context
+
+    def hex_ids(self) -> tuple[str, str]:
+        """``(trace_id, span_id)`` as lowercase hex (32 and 16 digits)."""
+        text = f"{self._ids:048x}"
+        return text[:32], text[32:]
+
+    def __repr__(self) -> str:
+        return f"DroppedRootSpan({self.get_span_context()!r})"
 
 
 class RatioRootTracer(trace.Tracer):
@@ -97,15 +134,12 @@ class RatioRootTracer(trace.Tracer):
         set_status_on_exception: bool = True,
     ) -> trace.Span:
         if not trace.get_current_span(context).get_span_context().is_valid:  # a root span
-            trace_id = random.getrandbits(128)
-            while trace_id == trace.INVALID_TRACE_ID:  # as RandomIdGenerator
-                trace_id = random.getrandbits(128)
+            ids = random.getrandbits(192)  # trace id (128 bits), span id (64)
+            while ids >> 64 == trace.INVALID_TRACE_ID or ids & _SPAN_ID_BITS == trace.INVALID_SPAN_ID:
+                ids = random.getrandbits(192)  # as RandomIdGenerator: never an invalid id
+            trace_id = ids >> 64
             if trace_id & _SAMPLED_BITS >= self._bound:  # what TraceIdRatioBased decides for this id: drop
-                span_id = random.getrandbits(64)
-                while span_id == trace.INVALID_SPAN_ID:  # as RandomIdGenerator
-                    span_id = random.getrandbits(64)
-                span_context = trace.SpanContext(trace_id, span_id, False, _NOT_SAMPLED)
-                return trace.NonRecordingSpan(span_context)
+                return DroppedRootSpan(ids)
             self._ids.prime(trace_id)
         return self._sdk.start_span(
             name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
@@ -136,4 +170,4 @@ class RatioRootTracer(trace.Tracer):
             yield current
 
 
-__all__ = ["PrimedIdGenerator", "RatioRootTracer", "RatioRootTracerProvider"]
+__all__ = ["DroppedRootSpan", "PrimedIdGenerator", "RatioRootTracer", "RatioRootTracerProvider"]

@@ -33,6 +33,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Status, StatusCode
 
+from tinydancer.observability.root_sampling import DroppedRootSpan
 from tinydancer.observability.span_export import begin_span_capture, end_span_capture
 from tinydancer.observability.tracing import get_tracer
 
@@ -263,6 +264,8 @@ def span_ids(span: trace.Span | None) -> tuple[str | None, str | None]:
         >>> span_ids(trace.INVALID_SPAN)
         (None, None)
     """
+    if type(span) is DroppedRootSpan:  # most requests at low sampling ratios: formatted in one pass
+        return span.hex_ids()
     ctx = span.get_span_context() if span is not None else None
     if ctx is None or not ctx.is_valid:
         return None, None

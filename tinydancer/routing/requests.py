@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from tinydancer.routing.candidate_store import CandidateStore
 
 JsonObject = Mapping[str, Any]
+_SEQUENCES = (list, tuple)  # the usual candidate containers, recognised without an ABC check
 
 
 @dataclass(frozen=True, init=False)
@@ -129,7 +130,8 @@ class RoutingRequest:
     ) -> None:
         self.query_embedding = query_embedding
         self.metadata = metadata
-        if not isinstance(candidates, Sequence) and isinstance(candidates, Iterable):
+        generator = type(candidates) not in _SEQUENCES and not isinstance(candidates, Sequence)
+        if generator and isinstance(candidates, Iterable):
             candidates = tuple(candidates)  # a generator is read once, here
         self._candidates: Sequence[Candidate] | None = candidates
         self._columns: CandidateColumns | None = None

@@ -176,7 +176,8 @@ def _checked_outputs(outputs: object, n: int) -> tuple[np.ndarray, np.ndarray, n
         raise InferenceError("model produced NaN or infinite confidences or uncertainties")
     if ((scores < 0) | (scores > 1)).any():
         raise InferenceError("model produced confidences or uncertainties outside [0, 1]")
-    return confidence.astype(np.float32, copy=False), uncertainty.astype(np.float32, copy=False), light.astype(bool)
+    # Copies: the response, the collector and the metrics never share arrays a hook may change later.
+    return confidence.astype(np.float32), uncertainty.astype(np.float32), light.astype(bool)
 
 
 def _checked_hook(hook: InferenceFn) -> InferenceFn:
@@ -466,8 +467,8 @@ class Router(PromptServing):
         finally:
             settle(ticket)
         inference_done = time.perf_counter()
-        if n == 1:  # nothing to sort: copies, so the response never shares an inference hook's arrays
-            ids, confidence, uncertainty, light = tuple(packed.ids), confidence.copy(), uncertainty.copy(), light.copy()
+        if n == 1:  # nothing to sort (the outputs are this request's own: a hook's are copied when checked)
+            ids = tuple(packed.ids)
         else:
             order = (-confidence).argsort(kind="stable")
             ids = tuple(map(packed.ids.__getitem__, order.tolist()))
@@ -528,7 +529,7 @@ class Router(PromptServing):
         ``logged_start``: None when ``Processing routing request`` was logged already, else its Unix time: the
         route's two INFO records go to the collector as one :class:`RouteLogs`.
         """
-        n, light = response.candidates_processed, int(response.use_lightweight.sum())
+        n, light = response.candidates_processed, int(np.count_nonzero(response.use_lightweight))
         self.metrics.queue_route(  # applied at the next read: counts exact at every scrape
             response.inference_time_us / 1e6, response.feature_time_us / 1e6, inference_s, model_type,
             response.confidence, response.uncertainty, response.use_lightweight,
