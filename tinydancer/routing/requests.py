@@ -175,13 +175,13 @@ class RoutingRequest:
         n = (emb.shape[0] if emb.ndim >= 1 else 0) if isinstance(emb, np.ndarray) else len(emb)
         request = cls(query, metadata=metadata)
         request._candidates = None
-        request._columns = CandidateColumns(
-            ids=tuple(str(i) for i in range(n)) if ids is None else tuple(ids),
-            embeddings=emb,
-            created_at=None if created_at is None else _as_column(created_at),
-            access_count=np.zeros(n) if access_count is None else _as_column(access_count),
-            success_rate=np.zeros(n) if success_rate is None else _as_column(success_rate),
-            metadata=None if candidate_metadata is None else tuple(candidate_metadata),
+        request._columns = CandidateColumns(  # positional: a request is built per call
+            tuple(str(i) for i in range(n)) if ids is None else tuple(ids),
+            emb,
+            None if created_at is None else _as_column(created_at),
+            np.zeros(n) if access_count is None else _as_column(access_count),
+            np.zeros(n) if success_rate is None else _as_column(success_rate),
+            None if candidate_metadata is None else tuple(candidate_metadata),
         )
         return request
 
@@ -305,7 +305,10 @@ def _metadata_or_none(metadata: tuple[Any, ...]) -> tuple[Any, ...] | None:
 
 def _as_column(value: Any) -> Any:
     """Arrays, lists and tuples as given (converted when packed, like Candidate fields); anything else as an array."""
-    return value if isinstance(value, np.ndarray | list | tuple) else np.asarray(value)
+    return value if isinstance(value, _COLUMN_TYPES) else np.asarray(value)
+
+
+_COLUMN_TYPES = (np.ndarray, list, tuple)  # a tuple: isinstance checks it faster than a union
 
 
 def _materialise(columns: CandidateColumns) -> tuple[Candidate, ...]:
