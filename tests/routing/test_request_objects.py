@@ -97,6 +97,7 @@ BAD: list[tuple[str, dict[str, Any]]] = [
     ("metadata set", {"rows": GOOD, "metadata": [{"x": {1}}, None]}),
     ("metadata int key", {"rows": GOOD, "metadata": [{"a": 1}, {1: "x"}]}),
     ("metadata list", {"rows": GOOD, "metadata": [{"a": 1}, [1, 2]]}),
+    ("metadata array", {"rows": GOOD, "metadata": [np.array([1, 2]), None]}),  # never compared with None
     ("metadata too deep", {"rows": GOOD, "metadata": [NESTED_TOO_DEEP, None]}),
     ("metadata int beyond float64", {"rows": GOOD, "metadata": [{"n": 10**400}, None]}),
     ("query metadata bad", {"rows": GOOD, "query_metadata": {"x": float("inf")}}),
