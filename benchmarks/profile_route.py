@@ -23,17 +23,19 @@ from tinydancer import configure_jax
 PARTS: dict[str, tuple[str, str]] = {
     "route() total": ("tinydancer/routing/router.py", "route"),
     "pack_request (validate + pack)": ("tinydancer/routing/packing.py", "pack_request"),
-    "run_route_kernel (pad, jitted call, copy back)": ("tinydancer/routing/kernel.py", "run_route_kernel"),
+    "default_inference (compiled host route, or the jitted kernel)": (
+        "tinydancer/routing/router.py",
+        "default_inference",
+    ),
     "_record_success (metrics + collector + logs)": ("tinydancer/routing/router.py", "_record_success"),
-    "  metrics.record_decisions": ("tinydancer/observability/metrics.py", "record_decisions"),
-    "  metrics.record_request": ("tinydancer/observability/metrics.py", "record_request"),
+    "  metrics.queue_route": ("tinydancer/observability/metrics.py", "queue_route"),
     "  collector.record_decisions": ("tinydancer/observability/collector.py", "record_decisions"),
     "  collector.record_request": ("tinydancer/observability/collector.py", "record_request"),
-    "metrics.record_features + record_inference": ("tinydancer/observability/metrics.py", "record_features"),
-    "structlog processing (all records)": ("structlog/_base.py", "_process_event"),
-    "  collector.record_log (log sink)": ("tinydancer/observability/collector.py", "record_log"),
-    "span start (Tracer.start_span)": ("opentelemetry/sdk/trace/__init__.py", "start_span"),
-    "span end (SpanProcessor.on_end)": ("opentelemetry/sdk/trace/__init__.py", "end"),
+    "  collector.record_route_logs (the route's INFO records)": (
+        "tinydancer/observability/collector.py",
+        "record_route_logs",
+    ),
+    "root span start (RatioRootTracer.start_span)": ("tinydancer/observability/root_sampling.py", "start_span"),
     "emit_candidate_spans": ("tinydancer/observability/route_spans.py", "emit_candidate_spans"),
     "breaker admit": ("tinydancer/routing/breaker.py", "admit"),
 }
