@@ -13,8 +13,9 @@ the load of a shared machine hits both alike:
 * **route**: the whole user-visible cost of one route (build the request + ``router.route``; default
   ``RouterConfig``, metrics and INFO logs on, ``LogConfig(renderer="none")``, no tracing) of N candidates named
   by id from a store of ``--store-size`` candidates, ``RoutingRequest.from_store(store, q, ids)``, against
-  ``RoutingRequest.from_arrays`` over the same candidates' stacked arrays; plus the same two stopped after
-  ``pack_request`` (the host side, where they differ), which resolves what route()'s jitter hides.
+  ``RoutingRequest.from_arrays`` over the same candidates' stacked arrays; plus the same two without route()'s
+  records: ``pack_request`` and the router's ``default_inference`` (the store side holding the store's lock and
+  packing in place, as route() does), which resolves what route()'s jitter hides.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from opentelemetry import trace
 
 from tinydancer import CandidateStore, Router, RouterConfig, RoutingRequest, configure_jax
 from tinydancer.observability import LogConfig
-from tinydancer.routing import pack_request
+from tinydancer.routing import DeviceModel, default_inference, pack_request
 
 NOW_S = 1_700_000_000.0
 #: Issue 16, item 3: batch scoring from stored 384-d embeddings at this rate at least.
@@ -146,11 +147,18 @@ def measure_routes(
                 "store": lambda f=from_store: router.route(f(), now=NOW_S),
                 "arrays": lambda f=from_arrays: router.route(f(), now=NOW_S),
             }
-        else:
-            sides = {
-                "store": lambda f=from_store: pack_request(f(), NOW_S),
-                "arrays": lambda f=from_arrays: pack_request(f(), NOW_S),
-            }
+        else:  # what route() does between its records: the store side reads the rows in place under the lock
+            model = router.model
+            assert isinstance(model, DeviceModel)
+
+            def infer_stored(f: Callable[[], RoutingRequest] = from_store, m: DeviceModel = model) -> object:
+                with store.lock:
+                    return default_inference(m, pack_request(f(), NOW_S, in_place=True), 0.85, 0.15)
+
+            def infer_arrays(f: Callable[[], RoutingRequest] = from_arrays, m: DeviceModel = model) -> object:
+                return default_inference(m, pack_request(f(), NOW_S), 0.85, 0.15)
+
+            sides = {"store": infer_stored, "arrays": infer_arrays}
         samples = interleaved(sides, rounds, budget_s / len(counts))
         store_us, arrays_us = (float(np.median(samples[s])) * 1e6 for s in ("store", "arrays"))
         out[n] = {
@@ -213,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out["scoring"] = measure_scoring(args.score_counts, args.dim, args.rounds, third)
     print(f"\n# {command}\n# similarity, {args.rounds} rounds, {stamp}, {machine}")
     print(scoring_table(out["scoring"], args.dim))
-    for stage, what in (("route", "build + route()"), ("pack", "build + pack_request()")):
+    for stage, what in (("route", "build + route()"), ("pack", "build + pack_request() + default_inference()")):
         rows = measure_routes(args.route_counts, args.dim, args.store_size, args.rounds, third, stage)
         print(f"\n# {what} by ids from a store of {args.store_size:,} vs from_arrays, dim {args.dim}, {stamp}")
         print(route_table(rows))

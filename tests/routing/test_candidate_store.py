@@ -191,6 +191,73 @@ def test_delete_swaps_the_last_row_in() -> None:
     assert len(store) == 0 and store.similarity(np.ones(D)).shape == (0,)
 
 
+def test_in_place_pack_reads_the_stores_own_rows_and_routes_alike(router: Router) -> None:
+    from tinydancer.routing import DeviceModel, default_inference, pack_request, request_features
+    from tinydancer.routing.kernel import run_route
+
+    data = candidates(50)
+    store = filled(data)
+    ids = data["ids"][7:40:3][::-1]
+    request = RoutingRequest.from_store(store, np.linspace(-1, 1, D), ids, metadata={"lang": "fr"})
+    with store.lock:
+        in_place = pack_request(request, NOW, in_place=True)
+        assert np.shares_memory(in_place.embeddings, store._embeddings) and len(in_place.rows) == len(ids)
+        copied = pack_request(request, NOW)
+        assert copied.rows.size == 0 and not np.shares_memory(copied.embeddings, store._embeddings)
+        np.testing.assert_array_equal(in_place.embeddings[in_place.rows], copied.embeddings)
+        np.testing.assert_array_equal(in_place.columns, copied.columns)
+        np.testing.assert_array_equal(request_features(in_place), request_features(copied))
+        model = router.model
+        assert isinstance(model, DeviceModel) and model.host is not None
+        outputs = (default_inference(model, packed, 0.6, 0.9) for packed in (in_place, copied))
+        for a, b in zip(*outputs, strict=True):
+            np.testing.assert_array_equal(a, b)  # the same rows, the same compiled arithmetic: bit for bit
+        kernel_only = model._replace(host=None)  # the jitted kernel gathers the rows it is given by index
+        for a, b in zip(
+            run_route(kernel_only, in_place.query, in_place.embeddings, in_place.columns, 0.6, 0.9, in_place.rows),
+            run_route(kernel_only, copied.query, copied.embeddings, copied.columns, 0.6, 0.9),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_router_holds_the_store_lock_while_it_reads_rows_in_place(
+    router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tinydancer.routing.router as router_module
+
+    store = filled(candidates(20))
+    seen: list[tuple[bool, int]] = []
+    real = router_module.run_route
+
+    def spy(*args: Any) -> Any:
+        seen.append((store.lock._is_owned(), len(args[-1])))  # type: ignore[attr-defined]
+        return real(*args)
+
+    monkeypatch.setattr(router_module, "run_route", spy)
+    router.route(RoutingRequest.from_store(store, np.ones(D), ["c3", "c1"]), now=NOW)
+    router.route(RoutingRequest.from_store(store, np.ones(D)), now=NOW)  # every row: [0, N) of the matrix
+    router.route(from_arrays(np.ones(D), candidates(20), ["c3", "c1"]), now=NOW)
+    assert seen == [(True, 2), (True, 0), (False, 0)]
+    assert not store.lock._is_owned()  # type: ignore[attr-defined]
+    with pytest.raises(InvalidInputError, match="unknown candidate id"):
+        router.route(RoutingRequest.from_store(store, np.ones(D), ["c3", "nope"]), now=NOW)
+    assert not store.lock._is_owned()  # type: ignore[attr-defined]  # released on a bad request too
+    store.upsert("new", np.ones(D))  # and other threads can write again
+    done = threading.Thread(target=store.upsert, args=("other", np.ones(D)))
+    done.start()
+    done.join(timeout=10)
+    assert not done.is_alive() and "other" in store
+
+
+@pytest.mark.parametrize("stored", [3, 500])  # the bitmap of rows, and (a store 32x larger than the ids) a set
+def test_a_repeated_id_is_named_for_small_and_large_stores(stored: int) -> None:
+    store = filled(candidates(stored))
+    with pytest.raises(InvalidInputError, match="duplicate candidate id 'c1'"):
+        store.snapshot(["c2", "c1", "c0", "c1"])
+    assert store.snapshot(["c2", "c1", "c0"]).ids == ("c2", "c1", "c0")
+
+
 def test_errors_are_typed_and_name_the_offender(router: Router) -> None:
     store = filled(candidates(4))
     with pytest.raises(InvalidInputError, match=r"unknown candidate id 'nope' \(index 1\)"):

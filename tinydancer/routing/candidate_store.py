@@ -13,8 +13,10 @@ matrix-vector product:
 * every value validated at insert by the same checks (and errors) as a routed request, so a route from the
   store checks nothing per candidate;
 * deletes move the last row into the hole (swap with last), so rows stay dense;
-* every read and write holds one ``threading.RLock``: a route copies the rows it needs under the lock (one
-  consistent state of the store), and :meth:`CandidateStore.similarity` reads the matrix in place under it.
+* every read and write holds one ``threading.RLock`` (:attr:`CandidateStore.lock`): a route reads the rows it
+  needs under the lock (one consistent state of the store), in place when the compiled host route serves it
+  (the Router holds the lock from packing to the end of inference) and copied otherwise, and
+  :meth:`CandidateStore.similarity` reads the matrix in place under it.
 
 Examples:
     >>> import numpy as np
@@ -38,6 +40,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
+import numba
 import numpy as np
 
 from tinydancer.errors import InvalidInputError
@@ -99,6 +102,11 @@ class CandidateStore:
     def version(self) -> int:
         """Incremented by every change; equal versions mean an unchanged store."""
         return self._version
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock every read and write holds (re-entrant): hold it to read in place across several steps."""
+        return self._lock
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -336,16 +344,22 @@ class CandidateStore:
                 success_rate=success,
             )
 
-    def snapshot(self, candidate_ids: Sequence[str] | None = None, *, padded: bool = False) -> StoredRows:
+    def snapshot(
+        self, candidate_ids: Sequence[str] | None = None, *, padded: bool = False, in_place: bool = False
+    ) -> StoredRows:
         """A consistent copy of the rows of ``candidate_ids`` (None: every stored candidate), under the lock.
 
         Args:
             candidate_ids: N unique stored ids, in the order wanted.
             padded: the embeddings are then the leading N rows of a zero-filled [bucket_size(N), D] buffer,
                 which the route kernel reads whole instead of copying them into one (``kernel.bucket_size``).
+            in_place: the embeddings are then not copied: the store's own matrix rows [0, N) (every candidate),
+                or its whole matrix with ``rows`` naming candidate i's row. Valid only while the caller holds
+                :attr:`lock` (a write may change or move rows once it is released); ``padded`` is ignored.
 
         Returns:
-            ids, embeddings [N, D] float32 (normalised), columns [N, 3] float64, metadata (None when no row has any).
+            ids, embeddings [N, D] float32 (normalised), columns [N, 3] float64, metadata (None when no row has any),
+            and with ``in_place`` and ids, ``rows`` [N] intp.
 
         Raises:
             InvalidInputError: an unknown, repeated or non-str id (naming it).
@@ -356,24 +370,34 @@ class CandidateStore:
             >>> rows = store.snapshot(["b", "a"])
             >>> rows.ids, rows.embeddings.tolist(), rows.columns[:, 1].tolist()
             (('b', 'a'), [[1.0, 0.0], [0.0, 1.0]], [2.0, 1.0])
+            >>> with store.lock:
+            ...     rows = store.snapshot(["b", "a"], in_place=True)
+            ...     rows.rows.tolist(), rows.embeddings[rows.rows].tolist()
+            ([1, 0], [[1.0, 0.0], [0.0, 1.0]])
         """
         with self._lock:
             if candidate_ids is None:
                 n = self._size
-                embeddings = _rows_buffer(n, self._dim, padded)
-                embeddings[...] = self._embeddings[:n]
+                if in_place:
+                    embeddings = self._embeddings[:n]
+                else:
+                    embeddings = _rows_buffer(n, self._dim, padded)
+                    embeddings[...] = self._embeddings[:n]
                 metadata = tuple(self._metadata) if self._with_metadata else None
                 return StoredRows(tuple(self._ids), embeddings, self._columns[:n].copy(), metadata)
             ids = candidate_ids if isinstance(candidate_ids, tuple) else tuple(candidate_ids)
             rows = self._lookup(ids)
-            embeddings = _rows_buffer(len(ids), self._dim, padded)
-            # mode="clip": the rows are valid, and numpy buffers `out` for the default mode="raise" (a 2nd copy)
-            self._embeddings.take(rows, axis=0, out=embeddings, mode="clip")
             meta = None
             if self._with_metadata:
                 stored = self._metadata
                 meta = tuple([stored[r] for r in rows.tolist()])
-            return StoredRows(ids, embeddings, self._columns.take(rows, axis=0), meta)
+            columns = self._columns.take(rows, axis=0)
+            if in_place:
+                return StoredRows(ids, self._embeddings, columns, meta, rows)
+            embeddings = _rows_buffer(len(ids), self._dim, padded)
+            # mode="clip": the rows are valid, and numpy buffers `out` for the default mode="raise" (a 2nd copy)
+            self._embeddings.take(rows, axis=0, out=embeddings, mode="clip")
+            return StoredRows(ids, embeddings, columns, meta)
 
     def similarity(self, query: Any, candidate_ids: Sequence[str] | None = None) -> np.ndarray:
         """Cosine similarity of ``query`` with stored candidates: one matrix-vector product, no norms recomputed.
@@ -434,7 +458,9 @@ class CandidateStore:
                 if cid not in self._rows:
                     raise InvalidInputError(f"unknown candidate id {cid!r} (index {i}): not in the store") from None
             raise
-        if len(set(ids)) != len(ids):
+        n = len(ids)
+        # A bitmap of the store's rows is cheaper than a set of the ids unless the store is much larger.
+        if n > 1 and (_repeats_a_row(rows, self._size) if self._size <= 32 * n else len(set(ids)) != n):
             seen: set[str] = set()
             dup = next(c for c in ids if c in seen or seen.add(c))  # type: ignore[func-returns-value]
             raise InvalidInputError(f"duplicate candidate id {dup!r}: ids must be unique within a request")
@@ -508,6 +534,17 @@ class CandidateStore:
         safe = np.where(norms > 0, norms, np.float32(1.0))
         unit = (matrix / safe[:, None]).astype(np.float32, copy=False)
         return unit, norms, np.stack([created64, access, success], axis=1), metadata
+
+
+@numba.njit(cache=True)
+def _repeats_a_row(rows: np.ndarray, size: int) -> bool:  # pragma: no cover - compiled
+    """Whether ``rows`` (each in [0, size)) names a row twice: one pass over a bitmap, no set of ids."""
+    seen = np.zeros(size, np.bool_)
+    for row in rows:
+        if seen[row]:
+            return True
+        seen[row] = True
+    return False
 
 
 def _rows_buffer(n: int, dim: int, padded: bool) -> np.ndarray:

@@ -27,8 +27,7 @@ Examples:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numba
 import numpy as np
@@ -37,11 +36,26 @@ from tinydancer.model.candidate_features import FEATURE_WEIGHTS, FREQUENCY_NORMA
 from tinydancer.model.original import CompatModelConfig
 from tinydancer.model.served_fastgrnn import ServedFastGRNN
 
-#: ``route(query [D], embeddings [N, D], columns [N, 4], threshold, max_uncertainty)`` -> (confidence [N]
-#: float32, uncertainty [N] float32, use_lightweight [N] bool, valid): ``valid`` is False when a confidence is
-#: NaN or outside [0, 1] (the uncertainty follows from the confidence, so it is then in [0, 1] too).
+#: (confidence [N] float32, uncertainty [N] float32, use_lightweight [N] bool, valid): ``valid`` is False when a
+#: confidence is NaN or outside [0, 1] (the uncertainty follows from the confidence, so it is then in [0, 1] too).
 HostOutputs = tuple[np.ndarray, np.ndarray, np.ndarray, bool]
-HostRoute = Callable[[np.ndarray, np.ndarray, np.ndarray, float, float], HostOutputs]
+#: ``rows`` of a route over every row of its ``embeddings``, in order.
+ALL_ROWS = np.empty(0, np.intp)
+
+
+class HostRoute(Protocol):
+    """A model's whole route on the host: ``route(query [D], embeddings, columns [N, 4], threshold,
+    max_uncertainty, rows=ALL_ROWS)`` -> :data:`HostOutputs`.
+
+    ``embeddings`` is [N, D], candidate i its row i; or, with ``rows`` [N] (row indices), any [M, D] matrix
+    whose row ``rows[i]`` is candidate i, read in place (a candidate store's, under its lock): no gathered copy.
+    """
+
+    def __call__(
+        self, query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray, threshold: float,
+        max_uncertainty: float, rows: np.ndarray = ALL_ROWS,
+    ) -> HostOutputs: ...  # fmt: skip
+
 
 _F = np.float32
 _FEATURE_WEIGHTS = np.asarray(FEATURE_WEIGHTS, np.float32)
@@ -61,13 +75,17 @@ def _sum_of_products(a: np.ndarray, b: np.ndarray) -> np.float32:  # pragma: no 
 
 
 @numba.njit(cache=True)
-def _features(query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray) -> np.ndarray:  # pragma: no cover
-    """:func:`tinydancer.model.candidate_features.candidate_features`, x [N, 5] float32."""
-    n = embeddings.shape[0]
+def _features(
+    query: np.ndarray, embeddings: np.ndarray, rows: np.ndarray, columns: np.ndarray
+) -> np.ndarray:  # pragma: no cover - compiled
+    """:func:`tinydancer.model.candidate_features.candidate_features`, x [N, 5] float32 (N = rows of ``columns``);
+    candidate i's embedding is row ``rows[i]`` of ``embeddings``, or row i when ``rows`` is empty."""
+    n = columns.shape[0]
     x = np.empty((n, 5), np.float32)
     query_norm = _F(math.sqrt(_sum_of_products(query, query)))
+    indexed = rows.shape[0] > 0
     for i in range(n):
-        row = embeddings[i]
+        row = embeddings[rows[i]] if indexed else embeddings[i]
         dot = _sum_of_products(row, query)
         norm = _F(math.sqrt(_sum_of_products(row, row)))
         if norm == 0.0 or query_norm == 0.0:  # zero vs zero is 1.0, zero vs non-zero 0.0, as the kernel
@@ -109,12 +127,12 @@ def _decide(
 
 @numba.njit(cache=True)
 def _compat_route(
-    query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray, threshold: np.float32,
+    query: np.ndarray, embeddings: np.ndarray, rows: np.ndarray, columns: np.ndarray, threshold: np.float32,
     max_uncertainty: np.float32, confidence: np.ndarray, uncertainty: np.ndarray, light: np.ndarray,
     w_gates: np.ndarray, bias: np.ndarray, scale: np.ndarray, w_output: np.ndarray, b_output: np.float32,
 ) -> bool:  # pragma: no cover - compiled  # fmt: skip
     """:func:`tinydancer.model.original.compat_forward`: w_gates [5, 2H] (update | candidate), scale [2H]."""
-    x = _features(query, embeddings, columns)
+    x = _features(query, embeddings, rows, columns)
     hidden = w_output.shape[0]
     for i in range(x.shape[0]):
         logit = b_output
@@ -131,13 +149,13 @@ def _compat_route(
 
 @numba.njit(cache=True)
 def _fastgrnn_route(
-    query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray, threshold: np.float32,
+    query: np.ndarray, embeddings: np.ndarray, rows: np.ndarray, columns: np.ndarray, threshold: np.float32,
     max_uncertainty: np.float32, confidence: np.ndarray, uncertainty: np.ndarray, light: np.ndarray,
     w1: np.ndarray, w2t: np.ndarray, low_rank: bool, b_z: np.ndarray, b_h: np.ndarray, zeta: np.float32,
     nu: np.float32, head_w: np.ndarray, head_b: np.float32, quant_gate: bool, quant_update: bool, strong: bool,
 ) -> bool:  # pragma: no cover - compiled  # fmt: skip
     """:meth:`ServedFastGRNN.forward`: one FastGRNN step from h0 = 0 (h0 U and z h0 are exactly zero)."""
-    x = _features(query, embeddings, columns)
+    x = _features(query, embeddings, rows, columns)
     hidden, rank = b_z.shape[0], w1.shape[1]
     projected = np.empty(rank, np.float32)
     for i in range(x.shape[0]):
@@ -171,8 +189,8 @@ def host_route(config: Any, flat: np.ndarray) -> HostRoute | None:
         flat: shape [P], its flat float32 parameters.
 
     Returns:
-        ``route(query, embeddings, columns, threshold, max_uncertainty)`` (:data:`HostRoute`), or None (the
-        jitted kernel serves).
+        ``route(query, embeddings, columns, threshold, max_uncertainty, rows=ALL_ROWS)`` (:class:`HostRoute`),
+        or None (the jitted kernel serves).
 
     Examples:
         >>> from tinydancer.model.original import init_compat_params
@@ -182,6 +200,11 @@ def host_route(config: Any, flat: np.ndarray) -> HostRoute | None:
         ...                                np.zeros((2, 4), np.float32), 0.5, 1.0)
         >>> [round(v, 3) for v in conf.tolist()], valid
         ([0.5, 0.5], True)
+        >>> matrix = np.array([[0, 1], [7, 7], [1, 0]], np.float32)  # candidates as rows 2 and 0, read in place
+        >>> q, cols = np.array([1, 2], np.float32), np.zeros((2, 4), np.float32)
+        >>> in_place = route(q, matrix, cols, 0.5, 1.0, rows=np.array([2, 0]))[0]
+        >>> np.array_equal(in_place, route(q, matrix[[2, 0]], cols, 0.5, 1.0)[0])
+        True
         >>> host_route(object(), flat=np.zeros(1, np.float32)) is None
         True
     """
@@ -198,11 +221,12 @@ def host_route(config: Any, flat: np.ndarray) -> HostRoute | None:
 
 
 def _inputs(
-    query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """C-contiguous float32 views (the arrays themselves when they are): the one signature compiled at load."""
+    query: np.ndarray, embeddings: np.ndarray, rows: np.ndarray, columns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """C-contiguous float32 views (the arrays themselves when they are; rows as intp): the one signature compiled
+    at load."""
     c = np.ascontiguousarray
-    return c(query, np.float32), c(embeddings, np.float32), c(columns, np.float32)
+    return c(query, np.float32), c(embeddings, np.float32), c(rows, np.intp), c(columns, np.float32)
 
 
 def _outputs(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -224,11 +248,16 @@ def _compat(config: CompatModelConfig, flat: np.ndarray) -> HostRoute:
     b_output = _F(p.b_output[0])
 
     def route(
-        query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray, threshold: float, max_uncertainty: float
+        query: np.ndarray,
+        embeddings: np.ndarray,
+        columns: np.ndarray,
+        threshold: float,
+        max_uncertainty: float,
+        rows: np.ndarray = ALL_ROWS,
     ) -> HostOutputs:
-        outputs = _outputs(len(embeddings))
+        outputs = _outputs(len(columns))
         valid = _compat_route(
-            *_inputs(query, embeddings, columns), _F(threshold), _F(max_uncertainty), *outputs,
+            *_inputs(query, embeddings, rows, columns), _F(threshold), _F(max_uncertainty), *outputs,
             w_gates, bias, scale, w_output, b_output,
         )  # fmt: skip
         return (*outputs, bool(valid))
@@ -248,11 +277,16 @@ def _fastgrnn(config: ServedFastGRNN, flat: np.ndarray) -> HostRoute:
     quant = (arch.gate_nonlinearity == "quantSigm", arch.update_nonlinearity == "quantTanh")
 
     def route(
-        query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray, threshold: float, max_uncertainty: float
+        query: np.ndarray,
+        embeddings: np.ndarray,
+        columns: np.ndarray,
+        threshold: float,
+        max_uncertainty: float,
+        rows: np.ndarray = ALL_ROWS,
     ) -> HostOutputs:
-        outputs = _outputs(len(embeddings))
+        outputs = _outputs(len(columns))
         valid = _fastgrnn_route(
-            *_inputs(query, embeddings, columns), _F(threshold), _F(max_uncertainty), *outputs,
+            *_inputs(query, embeddings, rows, columns), _F(threshold), _F(max_uncertainty), *outputs,
             w1, w2t, low_rank, b_z, b_h, zeta, nu, head_w, head_b, *quant, config.confidence_of_strong,
         )  # fmt: skip
         return (*outputs, bool(valid))
@@ -276,7 +310,7 @@ def host_features(query: np.ndarray, embeddings: np.ndarray, columns: np.ndarray
         >>> x.astype(np.float64).round(3).tolist()
         [[0.4, 0.2, 0.0, 0.15, 0.1]]
     """
-    return _features(*_inputs(query, embeddings, columns))  # type: ignore[no-any-return]
+    return _features(*_inputs(query, embeddings, ALL_ROWS, columns))  # type: ignore[no-any-return]
 
 
-__all__ = ["HostOutputs", "HostRoute", "host_features", "host_route"]
+__all__ = ["ALL_ROWS", "HostOutputs", "HostRoute", "host_features", "host_route"]

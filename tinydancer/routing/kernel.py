@@ -31,7 +31,7 @@ import numpy as np
 from tinydancer.errors import InferenceError
 from tinydancer.model.candidate_features import candidate_features
 from tinydancer.model.family import ModelFamily
-from tinydancer.routing.host_kernel import HostRoute, host_route
+from tinydancer.routing.host_kernel import ALL_ROWS, HostRoute, host_route
 
 #: Candidate counts are padded up to the next of these; above the last, to a multiple of it.
 #: Powers of two waste at most half the work; below 8 one more compile is not worth a bucket.
@@ -278,11 +278,14 @@ def run_route(
     columns: np.ndarray,
     threshold: float,
     max_uncertainty: float,
+    rows: np.ndarray = ALL_ROWS,
 ) -> KernelOutputs:
     """:func:`run_route_kernel`, or for at most ``HOST_MAX_CANDIDATES`` candidates its twin compiled for the host.
 
     Same arguments, outputs (to float32 rounding), checks and errors as :func:`run_route_kernel`; the host
-    path serves only models with a host forward (``DeviceModel.host``).
+    path serves only models with a host forward (``DeviceModel.host``). With ``rows`` [N], candidate i is row
+    ``rows[i]`` of ``embeddings`` (a candidate store's matrix, read in place by the host route; the jitted kernel
+    gets those rows gathered).
 
     Raises:
         InferenceError: a score is NaN, infinite or outside [0, 1] (a broken model).
@@ -296,9 +299,11 @@ def run_route(
         ('float32', [False, False])
     """
     host = model.host
-    if host is None or len(embeddings) > HOST_MAX_CANDIDATES:
+    if host is None or len(columns) > HOST_MAX_CANDIDATES:
+        if len(rows):
+            embeddings = embeddings.take(rows, axis=0)
         return run_route_kernel(model, query, embeddings, columns, threshold, max_uncertainty)
-    confidence, uncertainty, light, valid = host(query, embeddings, columns, threshold, max_uncertainty)
+    confidence, uncertainty, light, valid = host(query, embeddings, columns, threshold, max_uncertainty, rows)
     if not valid:  # the kernel's check, made inside the host route
         raise InferenceError(BROKEN_SCORES)
     return KernelOutputs(confidence, uncertainty, light)

@@ -25,6 +25,7 @@ import numpy as np
 
 from tinydancer.errors import InvalidInputError
 from tinydancer.model.candidate_features import candidate_features
+from tinydancer.routing.host_kernel import ALL_ROWS
 from tinydancer.routing.kernel import HOST_MAX_CANDIDATES
 from tinydancer.routing.requests import CandidateColumns, RoutingRequest, StoredRows
 
@@ -34,8 +35,11 @@ class PackedRequest(NamedTuple):
 
     ids: tuple[str, ...]
     query: np.ndarray  # [D] float32
-    embeddings: np.ndarray  # [N, D] float32
+    embeddings: np.ndarray  # [N, D] float32; with `rows`, a candidate store's matrix [M, D], read in place
     columns: np.ndarray  # [N, 4] float32: age_s, access_count, success_rate, metadata_match per row
+    #: [N] intp, candidate i's row of `embeddings` (``pack_request(..., in_place=True)`` of stored candidates,
+    #: valid while the store's lock is held); empty (:data:`ALL_ROWS`): candidate i is row i.
+    rows: np.ndarray = ALL_ROWS
 
     @property
     def age_s(self) -> np.ndarray:
@@ -671,12 +675,15 @@ def check_candidate_columns(
     return embeddings, np.trunc(created), access, success  # the original reads timestamps as whole seconds
 
 
-def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
+def pack_request(request: RoutingRequest, now_s: float, *, in_place: bool = False) -> PackedRequest:
     """Validate a request and pack it into arrays for the route kernel.
 
     Args:
         request: the routing request.
         now_s: the current time in Unix seconds (ages are ``now_s - created_at``).
+        in_place: for stored candidates (:meth:`RoutingRequest.from_store`) of at most ``HOST_MAX_CANDIDATES``,
+            the packed embeddings are the store's own matrix and ``rows`` (no copy): the caller must hold the
+            store's lock until it has read them (the Router does, from packing to the end of inference).
 
     Returns:
         The packed request.
@@ -688,14 +695,14 @@ def pack_request(request: RoutingRequest, now_s: float) -> PackedRequest:
         raise InvalidInputError(f"expected a RoutingRequest, got {type(request).__name__}")
     query = _query_vector(request.query_embedding)  # its values are checked with the embeddings'
     try:
-        return _pack_checked(request, query, now_s)
+        return _pack_checked(request, query, now_s, in_place)
     except InvalidInputError:
         if (query_error := _query_values_error(query)) is not None:
             raise query_error from None  # a bad query is named first, before anything else in the request
         raise
 
 
-def _pack_checked(request: RoutingRequest, query: np.ndarray, now_s: float) -> PackedRequest:
+def _pack_checked(request: RoutingRequest, query: np.ndarray, now_s: float, in_place: bool) -> PackedRequest:
     """:func:`pack_request` after the query's shape: its values are checked in the embeddings' compiled pass."""
     now_s = floor_unix_seconds(now_s) if not isinstance(now_s, float) else now_s
     if not math.isfinite(now_s):
@@ -706,10 +713,11 @@ def _pack_checked(request: RoutingRequest, query: np.ndarray, now_s: float) -> P
     if selection is not None:
         if _bad_norms(query, _NO_ROWS) and (query_error := _query_values_error(query)) is not None:
             raise query_error
-        # Above the host route's limit the jitted kernel reads a padded buffer in place; below, nothing is padded.
+        # Up to the host route's limit it may read the store's rows in place; above it the jitted kernel reads a
+        # padded copy in place.
         wanted = selection.candidate_ids  # None: every stored candidate
         padded = (len(selection.store) if wanted is None else len(wanted)) > HOST_MAX_CANDIDATES
-        rows = selection.store.snapshot(wanted, padded=padded)
+        rows = selection.store.snapshot(wanted, padded=padded, in_place=in_place and not padded)
         return pack_stored_rows(rows, query, query_meta, now_s)
     columns = request.columns()
     embeddings, _, _, _, table = _check_columns(columns, query.shape[0], now_s, query)
@@ -750,7 +758,8 @@ def pack_stored_rows(
     # Stored metadata is validated plain JSON already: only a request with metadata needs the matching loop.
     if query_meta and rows.metadata is not None:
         table[:, 3] = _metadata_column(query_meta, rows.metadata, rows.ids)
-    return PackedRequest(ids=rows.ids, query=query, embeddings=rows.embeddings, columns=table)
+    in_place = ALL_ROWS if rows.rows is None else rows.rows
+    return PackedRequest(ids=rows.ids, query=query, embeddings=rows.embeddings, columns=table, rows=in_place)
 
 
 def request_features(packed: PackedRequest) -> np.ndarray:
@@ -762,7 +771,8 @@ def request_features(packed: PackedRequest) -> np.ndarray:
         >>> request_features(pack_request(req, now_s=0)).shape
         (3, 5)
     """
+    embeddings = packed.embeddings.take(packed.rows, axis=0) if len(packed.rows) else packed.embeddings
     x = candidate_features(
-        packed.query, packed.embeddings, packed.age_s, packed.access_count, packed.success_rate, packed.metadata_match
+        packed.query, embeddings, packed.age_s, packed.access_count, packed.success_rate, packed.metadata_match
     )
     return np.asarray(x)

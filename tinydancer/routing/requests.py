@@ -100,9 +100,10 @@ class StoredRows(NamedTuple):
     """
 
     ids: tuple[str, ...]
-    embeddings: np.ndarray  # [N, D] float32, each row L2-normalised (zero rows stay zero)
+    embeddings: np.ndarray  # [N, D] float32, each row L2-normalised (zero rows stay zero); see `rows`
     columns: np.ndarray  # [N, 3] float64: created_at (NaN = created now), access_count, success_rate
     metadata: tuple[Any, ...] | None  # N validated plain JSON objects (or None); None when no row has any
+    rows: np.ndarray | None = None  # [N] intp: candidate i is embeddings[rows[i]] (the store's matrix, in place)
 
 
 class StoreSelection(NamedTuple):

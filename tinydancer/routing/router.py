@@ -149,7 +149,7 @@ def default_inference(
     model: DeviceModel, packed: PackedRequest, threshold: float, max_uncertainty: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the route on a packed request (``run_route``: the compiled host twin for up to 1,024 candidates)."""
-    return run_route(model, packed.query, packed.embeddings, packed.columns, threshold, max_uncertainty)
+    return run_route(model, packed.query, packed.embeddings, packed.columns, threshold, max_uncertainty, packed.rows)
 
 
 def _checked_outputs(outputs: object, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -443,15 +443,20 @@ class Router(PromptServing):
         # The ticket's whole life is here: it is released if the request never reaches inference (bad
         # input), reported failed if inference fails, successful otherwise -- in the one `finally`.
         settle = breaker.release
+        # Stored candidates are read in place by the host route: their store stays locked until inference ends.
+        store_lock = self._store_lock(request, model)
+        if store_lock is not None:
+            store_lock.acquire()
+        in_place = store_lock is not None
         try:
             now_s = floor_unix_seconds(self._clock() if now is None else now)
             if recording:
                 with RoutingSpan.feature_engineering(count, tracer) as fe:
-                    packed = pack_request(request, now_s)
+                    packed = pack_request(request, now_s, in_place=in_place)
                     if len(packed.ids) != count:  # what was packed (count is 0 for candidates without a len)
                         fe.set_attribute("batch_size", len(packed.ids))
             else:
-                packed = pack_request(request, now_s)
+                packed = pack_request(request, now_s, in_place=in_place)
             n = len(packed.ids)
             log.debug(LogEvent.FEATURES, batch_size=n)
             feature_done = time.perf_counter()
@@ -466,6 +471,8 @@ class Router(PromptServing):
             settle = breaker.success
         finally:
             settle(ticket)
+            if store_lock is not None:
+                store_lock.release()
         inference_done = time.perf_counter()
         if n == 1:  # nothing to sort (the outputs are this request's own: a hook's are copied when checked)
             ids = tuple(packed.ids)
@@ -483,6 +490,14 @@ class Router(PromptServing):
             feature_time_us=(feature_done - start) * 1e6,
         )
         return response, inference_done - feature_done
+
+    def _store_lock(self, request: RoutingRequest, model: DeviceModel) -> threading.RLock | None:
+        """The lock of the store whose rows this request's inference reads in place (the default inference on
+        the host route), or None: every other request gets its own arrays."""
+        if type(request) is not RoutingRequest or self._inference is not default_inference or model.host is None:
+            return None
+        selection = request.store_selection
+        return None if selection is None else selection.store.lock
 
     def _infer_traced(
         self, model: DeviceModel, model_type: str, packed: PackedRequest, tracer: trace.Tracer
