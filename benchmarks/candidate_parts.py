@@ -1,10 +1,16 @@
 """What one ``Candidate`` object costs, part by part, timed alone (issue 16, item 1: the floor of the guide's way).
 
 ``benchmarks.request_objects`` times whole requests; this runner times the parts a request of ``Candidate``
-objects adds over ``RoutingRequest.from_arrays``, per candidate, each alone in a tight loop (the minimum over
-repeats, so the parts' floors, not what they cost inside a route):
+objects adds over ``RoutingRequest.from_arrays``, per candidate, each alone in a tight loop, interleaved in
+rounds: the minimum over rounds with the garbage collector off (the part's floor, what ``timeit`` reports) and
+the median with it on, as in an application (objects that live until the request ends are what the collector
+walks; the process holds JAX's and tinydancer's ~200,000 objects, as a router's does):
 
 - ``Candidate(...)``: the guide's call, six keyword arguments;
+- ``Candidate with slots``: the same frozen dataclass with ``slots=True``, each field set by its slot's C-level
+  setter (one object per candidate for the collector instead of the instance and its dict): tried on
+  2026-12-01 and not kept, because it was no faster here with the collector on and slower with it off;
+- ``plain mutable class``: a class without slots or ``frozen`` whose ``__init__`` assigns the six fields;
 - ``do-nothing __init__``: the same call to a plain class whose ``__init__`` takes the six keywords and does
   nothing: what any Python object built this way costs on this machine before it stores a field;
 - ``request.columns()``: the objects' fields read into columns (the only per-object step of packing);
@@ -13,13 +19,15 @@ repeats, so the parts' floors, not what they cost inside a route):
 - ``store.snapshot(ids)``: copying N stored rows out of a ``CandidateStore`` of 10 N (what a request by ids
   pays instead).
 
-Usage: ``.venv/bin/python -m benchmarks.candidate_parts [--n 100] [--dim 384] [--repeats 9] [--out F.json]``
+Usage: ``.venv/bin/python -m benchmarks.candidate_parts [--n 1000] [--dim 384] [--repeats 15] [--out F.json]``
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
+import gc
 import platform
 import timeit
 from collections.abc import Callable
@@ -46,12 +54,70 @@ class _DoNothing:
         return None
 
 
-def per_candidate_us(fn: Callable[[], object], n: int, repeats: int, calls: int) -> float:
-    """Minimum over ``repeats`` of the mean microseconds of ``fn`` (which handles ``n`` candidates) per candidate."""
-    return min(timeit.repeat(fn, number=calls, repeat=repeats)) / calls / n * 1e6
+class _Mutable:
+    """A plain class whose ``__init__`` assigns ``Candidate``'s six fields (no slots, not frozen)."""
+
+    def __init__(
+        self,
+        id: str,
+        embedding: Any,
+        metadata: Any = None,
+        created_at: Any = None,
+        access_count: int = 0,
+        success_rate: float = 0.0,
+    ) -> None:
+        self.id = id
+        self.embedding = embedding
+        self.metadata = metadata
+        self.created_at = created_at
+        self.access_count = access_count
+        self.success_rate = success_rate
 
 
-def measure(n: int, dim: int, repeats: int) -> dict[str, float]:
+@dataclasses.dataclass(frozen=True, init=False, slots=True)
+class _SlotsCandidate:
+    """``Candidate`` with slots, each field set by its slot's setter (a variant tried and not kept)."""
+
+    id: str
+    embedding: Any
+    metadata: Any = None
+    created_at: Any = None
+    access_count: int = 0
+    success_rate: float = 0.0
+
+    def __init__(
+        self,
+        id: str,
+        embedding: Any,
+        metadata: Any = None,
+        created_at: Any = None,
+        access_count: int = 0,
+        success_rate: float = 0.0,
+    ) -> None:
+        _SLOT_SETTERS[0](self, id)
+        _SLOT_SETTERS[1](self, embedding)
+        _SLOT_SETTERS[2](self, metadata)
+        _SLOT_SETTERS[3](self, created_at)
+        _SLOT_SETTERS[4](self, access_count)
+        _SLOT_SETTERS[5](self, success_rate)
+
+
+_SLOT_SETTERS = tuple(vars(_SlotsCandidate)[f.name].__set__ for f in dataclasses.fields(_SlotsCandidate))
+
+
+def interleaved_us(parts: dict[str, Callable[[], object]], n: int, repeats: int, calls: int) -> dict[str, Any]:
+    """Per-candidate microseconds of each part (each handles ``n`` candidates): ``repeats`` rounds, every part
+    once a round with the collector off and once with it on; the minimum off, the median on."""
+    off: dict[str, list[float]] = {name: [] for name in parts}
+    on: dict[str, list[float]] = {name: [] for name in parts}
+    for _ in range(repeats):
+        for name, fn in parts.items():
+            off[name].append(timeit.timeit(fn, number=calls) / calls / n * 1e6)
+            on[name].append(timeit.timeit(fn, "gc.enable()", number=calls, globals={"gc": gc}) / calls / n * 1e6)
+    return {name: {"gc_off_min": min(off[name]), "gc_on_median": float(np.median(on[name]))} for name in parts}
+
+
+def measure(n: int, dim: int, repeats: int) -> dict[str, Any]:
     """Per-candidate microseconds of each part (module docstring) for requests of ``n`` candidates."""
     rng = np.random.default_rng(0)
     rows = list(rng.uniform(-1, 1, (n, dim)).astype(np.float32))
@@ -72,30 +138,32 @@ def measure(n: int, dim: int, repeats: int) -> dict[str, float]:
     store.upsert_many(store_ids, rng.uniform(-1, 1, (10 * n, dim)).astype(np.float32))
     wanted = tuple(store_ids[::10])
     calls = max(10, 20_000 // n)
-    return {
-        "Candidate(...), six keywords": per_candidate_us(build(td.Candidate), n, repeats, calls),
-        "do-nothing __init__, six keywords": per_candidate_us(build(_DoNothing), n, repeats, calls),
-        "request.columns()": per_candidate_us(request.columns, n, repeats, calls),
-        "np.array(rows)": per_candidate_us(lambda: np.array(rows), n, repeats, calls),
-        "store.snapshot(ids)": per_candidate_us(lambda: store.snapshot(wanted), n, repeats, calls),
+    parts = {
+        "Candidate(...), six keywords": build(td.Candidate),
+        "Candidate with slots (not kept)": build(_SlotsCandidate),
+        "plain mutable class, six keywords": build(_Mutable),
+        "do-nothing __init__, six keywords": build(_DoNothing),
+        "request.columns()": request.columns,
+        "np.array(rows)": lambda: np.array(rows),
+        "store.snapshot(ids)": lambda: store.snapshot(wanted),
     }
+    return interleaved_us(parts, n, repeats, calls)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--dim", type=int, default=384)
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", default=None, help="write JSON here and the table beside it (.md)")
     args = parser.parse_args(argv)
     parts = measure(args.n, args.dim, args.repeats)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"# candidate_parts: {args.n} candidates, dim {args.dim}, min of {args.repeats} repeats, {stamp}, "
-        f"{platform.machine()}",
-        "| part | us per candidate |",
-        "|---|---:|",
-        *(f"| {name} | {us:.3f} |" for name, us in parts.items()),
+        f"# candidate_parts: {args.n} candidates, dim {args.dim}, {args.repeats} rounds, {stamp}, {platform.machine()}",
+        "| part | us per candidate, gc off (min) | us per candidate, gc on (median) |",
+        "|---|---:|---:|",
+        *(f"| {name} | {us['gc_off_min']:.3f} | {us['gc_on_median']:.3f} |" for name, us in parts.items()),
     ]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import platform
 import sys
 import time
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 from opentelemetry import trace
 
+from benchmarks.report import write_results
 from tinydancer import CandidateStore, Router, RouterConfig, RoutingRequest, configure_jax
 from tinydancer.observability import LogConfig
 from tinydancer.routing import DeviceModel, default_inference, pack_request
@@ -219,17 +219,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"command": command, "date": stamp, "machine": machine, "dim": args.dim}
     third = args.budget_s / 3
     out["scoring"] = measure_scoring(args.score_counts, args.dim, args.rounds, third)
-    print(f"\n# {command}\n# similarity, {args.rounds} rounds, {stamp}, {machine}")
-    print(scoring_table(out["scoring"], args.dim))
-    for stage, what in (("route", "build + route()"), ("pack", "build + pack_request() + default_inference()")):
-        rows = measure_routes(args.route_counts, args.dim, args.store_size, args.rounds, third, stage)
-        print(f"\n# {what} by ids from a store of {args.store_size:,} vs from_arrays, dim {args.dim}, {stamp}")
-        print(route_table(rows))
-        out[stage] = rows
+    for stage in ("route", "pack"):
+        out[stage] = measure_routes(args.route_counts, args.dim, args.store_size, args.rounds, third, stage)
+    text = report(out, args.rounds, args.store_size)
+    print(text)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(out, indent=1))
+        write_results(args.out, out, text)
     return out
+
+
+def report(out: dict[str, Any], rounds: int, store_size: int) -> str:
+    """The tables of one run (:func:`main`'s result), as printed and written beside the JSON (.md)."""
+    stamp, dim = out["date"], out["dim"]
+    text = f"# {out['command']}\n# similarity, {rounds} rounds, {stamp}, {out['machine']}\n"
+    text += scoring_table(out["scoring"], dim) + "\n"
+    for stage, what in (("route", "build + route()"), ("pack", "build + pack_request() + default_inference()")):
+        text += f"\n# {what} by ids from a store of {store_size:,} vs from_arrays, dim {dim}, {stamp}\n"
+        text += route_table(out[stage]) + "\n"
+    return text
 
 
 def _load() -> str:
