@@ -309,3 +309,33 @@ def test_router_serves_small_requests_on_the_host_and_keeps_a_custom_hook(tmp_pa
         np.testing.assert_array_equal(got.use_lightweight[mine][~edge], want.use_lightweight[order][~edge])
     assert len(host.collector.decisions()) == 1 + 5 + 2 * HOST_MAX_CANDIDATES + 1
     assert 'tiny_dancer_routing_requests_total{status="success"} 4.0' in host.export_metrics()
+
+
+@pytest.mark.parametrize("kind", sorted(SERVED))
+def test_host_path_reads_rows_by_index_as_it_reads_a_gathered_copy(kind: str, tmp_path: Path) -> None:
+    """A store's rows read in place by index give bit for bit what the same rows copied out give."""
+    model = SERVED[kind](tmp_path)
+    assert model.host is not None
+    rng = np.random.default_rng(len(kind) + 1)
+    matrix = rng.normal(size=(50, 9)).astype(np.float32)
+    matrix[7] = 0.0  # a zero row among them
+    for n in (1, 3, 50):
+        rows = rng.permutation(50)[:n]
+        query, _, columns = _random_request(rng, n, 9)
+        in_place = run_route(model, query, matrix, columns, 0.5, 0.5, rows)
+        copied = run_route(model, query, matrix[rows], columns, 0.5, 0.5)
+        for a, b in zip(in_place, copied, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_host_path_refuses_row_indices_that_do_not_fit() -> None:
+    """Compiled code reads without bounds checks: a bad index or count is an error, never a read past the matrix."""
+    assert MODEL.host is not None
+    matrix, query, columns = np.ones((3, 4), np.float32), np.ones(4, np.float32), np.zeros((2, 4), np.float32)
+    for rows in (np.array([3, 0]), np.array([0, -1])):
+        with pytest.raises(IndexError, match="row index is outside"):
+            MODEL.host(query, matrix, columns, 0.5, 0.5, rows)
+    with pytest.raises(ValueError, match="one embedding row"):
+        MODEL.host(query, matrix, columns, 0.5, 0.5, np.array([0]))
+    with pytest.raises(ValueError, match="one embedding row"):
+        MODEL.host(query, matrix, columns, 0.5, 0.5)  # 3 rows, 2 candidates

@@ -80,12 +80,17 @@ def _features(
 ) -> np.ndarray:  # pragma: no cover - compiled
     """:func:`tinydancer.model.candidate_features.candidate_features`, x [N, 5] float32 (N = rows of ``columns``);
     candidate i's embedding is row ``rows[i]`` of ``embeddings``, or row i when ``rows`` is empty."""
-    n = columns.shape[0]
+    n, m = columns.shape[0], embeddings.shape[0]
+    indexed = rows.shape[0] > 0
+    if n != (rows.shape[0] if indexed else m):
+        raise ValueError("host route: expected one embedding row (or row index) per row of columns")
     x = np.empty((n, 5), np.float32)
     query_norm = _F(math.sqrt(_sum_of_products(query, query)))
-    indexed = rows.shape[0] > 0
     for i in range(n):
-        row = embeddings[rows[i]] if indexed else embeddings[i]
+        r = rows[i] if indexed else i
+        if r < 0 or r >= m:  # compiled code reads without bounds checks: a bad index must not read past the matrix
+            raise IndexError("host route: a row index is outside the embeddings")
+        row = embeddings[r]
         dot = _sum_of_products(row, query)
         norm = _F(math.sqrt(_sum_of_products(row, row)))
         if norm == 0.0 or query_norm == 0.0:  # zero vs zero is 1.0, zero vs non-zero 0.0, as the kernel
