@@ -250,24 +250,7 @@ def _compat(config: CompatModelConfig, flat: np.ndarray) -> HostRoute:
     bias = np.concatenate([p.b_update, p.b_candidate]).astype(np.float32)
     scale = np.concatenate([np.full(hidden, config.nu), np.full(hidden, config.zeta)]).astype(np.float32)
     w_output = np.ascontiguousarray(np.asarray(p.w_output[0], np.float32))
-    b_output = _F(p.b_output[0])
-
-    def route(
-        query: np.ndarray,
-        embeddings: np.ndarray,
-        columns: np.ndarray,
-        threshold: float,
-        max_uncertainty: float,
-        rows: np.ndarray = ALL_ROWS,
-    ) -> HostOutputs:
-        outputs = _outputs(len(columns))
-        valid = _compat_route(
-            *_inputs(query, embeddings, rows, columns), _F(threshold), _F(max_uncertainty), *outputs,
-            w_gates, bias, scale, w_output, b_output,
-        )  # fmt: skip
-        return (*outputs, bool(valid))
-
-    return route
+    return _bound(_compat_route, w_gates, bias, scale, w_output, _F(p.b_output[0]))
 
 
 def _fastgrnn(config: ServedFastGRNN, flat: np.ndarray) -> HostRoute:
@@ -280,6 +263,13 @@ def _fastgrnn(config: ServedFastGRNN, flat: np.ndarray) -> HostRoute:
     zeta, nu = (_F(0.5 * math.tanh(0.5 * float(np.float32(v))) + 0.5) for v in (p.zeta_raw, p.nu_raw))
     head_w, head_b = np.asarray(p.head_w, np.float32).reshape(-1), _F(p.head_b)
     quant = (arch.gate_nonlinearity == "quantSigm", arch.update_nonlinearity == "quantTanh")
+    return _bound(
+        _fastgrnn_route, w1, w2t, low_rank, b_z, b_h, zeta, nu, head_w, head_b, *quant, config.confidence_of_strong
+    )
+
+
+def _bound(compiled: Any, *weights: Any) -> HostRoute:
+    """A :class:`HostRoute` calling a compiled family route with the model's laid-out ``weights``."""
 
     def route(
         query: np.ndarray,
@@ -290,10 +280,8 @@ def _fastgrnn(config: ServedFastGRNN, flat: np.ndarray) -> HostRoute:
         rows: np.ndarray = ALL_ROWS,
     ) -> HostOutputs:
         outputs = _outputs(len(columns))
-        valid = _fastgrnn_route(
-            *_inputs(query, embeddings, rows, columns), _F(threshold), _F(max_uncertainty), *outputs,
-            w1, w2t, low_rank, b_z, b_h, zeta, nu, head_w, head_b, *quant, config.confidence_of_strong,
-        )  # fmt: skip
+        inputs = _inputs(query, embeddings, rows, columns)
+        valid = compiled(*inputs, _F(threshold), _F(max_uncertainty), *outputs, *weights)
         return (*outputs, bool(valid))
 
     return route
