@@ -238,7 +238,8 @@ def test_router_holds_the_store_lock_while_it_reads_rows_in_place(
     router.route(RoutingRequest.from_store(store, np.ones(D), ["c3", "c1"]), now=NOW)
     router.route(RoutingRequest.from_store(store, np.ones(D)), now=NOW)  # every row: [0, N) of the matrix
     router.route(from_arrays(np.ones(D), candidates(20), ["c3", "c1"]), now=NOW)
-    assert seen == [(True, 2), (True, 0), (False, 0)]
+    assert router.route(RoutingRequest.from_store(store, np.ones(D), []), now=NOW).candidates_processed == 0
+    assert seen == [(True, 2), (True, 0), (False, 0), (True, 0)]
     assert not store.lock._is_owned()  # type: ignore[attr-defined]
     with pytest.raises(InvalidInputError, match="unknown candidate id"):
         router.route(RoutingRequest.from_store(store, np.ones(D), ["c3", "nope"]), now=NOW)

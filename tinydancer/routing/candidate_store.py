@@ -392,7 +392,7 @@ class CandidateStore:
                 stored = self._metadata
                 meta = tuple([stored[r] for r in rows.tolist()])
             columns = self._columns.take(rows, axis=0)
-            if in_place:
+            if in_place and len(rows):  # (no ids: an empty copy, as rows=[] would mean "every row")
                 return StoredRows(ids, self._embeddings, columns, meta, rows)
             embeddings = _rows_buffer(len(ids), self._dim, padded)
             # mode="clip": the rows are valid, and numpy buffers `out` for the default mode="raise" (a 2nd copy)
