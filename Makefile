@@ -16,7 +16,7 @@ NOTEBOOK_SIZE ?= full
 .PHONY: demo test lint typecheck unit system-deps oracle bench bench-quick report lab monitoring parity evaluate-mmlu evaluate-scorers recipe-levers sweep-speed soak constraints clean
 
 # The library declares compatible ranges (pyproject.toml); make and CI install the exact tested set (constraints.txt).
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt tinydancer/routing/_candidate.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
@@ -29,12 +29,16 @@ constraints:
 	{ head -n 2 constraints.txt; .cache/lockvenv/bin/pip freeze --exclude-editable | grep -v '^tinydancer'; } > constraints.new
 	mv constraints.new constraints.txt
 
-# Prometheus (promtool and a real server for the scrape test) and Node.js (the original router, as an oracle).
+# Prometheus (promtool and a real server for the scrape test), Node.js (the original router, as an oracle) and a C
+# compiler with Python's headers (Candidate's C fields; without them the install falls back to pure Python).
+PY_HEADER := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)/Python.h
 system-deps:
-	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null || ! command -v npm >/dev/null; then \
-	  echo "installing Debian packages: prometheus nodejs npm"; \
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null || ! command -v npm >/dev/null \
+	    || ! command -v gcc >/dev/null || [ ! -f "$(PY_HEADER)" ]; then \
+	  echo "installing Debian packages: prometheus nodejs npm gcc python3-dev"; \
 	  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus $$(command -v npm >/dev/null || echo nodejs npm) >/dev/null; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus gcc python3-dev \
+	    $$(command -v npm >/dev/null || echo nodejs npm) >/dev/null; \
 	  rm -f /usr/sbin/policy-rc.d; \
 	fi
 
@@ -62,7 +66,7 @@ ALL_NOTEBOOKS = $(sort $(wildcard notebooks/*.ipynb))
 NOTEBOOKS := notebooks/01_explore_routing.ipynb notebooks/02_tune_thresholds.ipynb notebooks/03_retrain_calibrate.ipynb notebooks/04_observability_report.ipynb notebooks/05_serve_prompt_router.ipynb notebooks/06_close_the_loop.ipynb notebooks/07_bring_your_own_scorer.ipynb
 
 # TINYDANCER_REQUIRE_ALL: a missing tool fails its test instead of skipping it.
-test: $(STAMP) system-deps oracle lint typecheck
+test: system-deps $(STAMP) oracle lint typecheck
 	TINYDANCER_REQUIRE_ALL=1 $(PY) -m pytest --doctest-modules tinydancer tests --nbval $(NOTEBOOKS) \
 	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
@@ -109,7 +113,7 @@ soak: $(STAMP)
 	$(PY) benchmarks/soak.py --quick
 
 clean:
-	rm -rf $(VENV) .cache reports
+	rm -rf $(VENV) .cache reports build tinydancer/routing/_candidate.*.so
 
 # Prompt routing on real MMLU prompts vs TF-IDF + LR and BERT-base on the CPU (issue 13; BENCHMARKS.md).
 # torch + transformers (the bench-bert extra) go into the venv here only, when missing; without them the

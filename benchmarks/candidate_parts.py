@@ -6,16 +6,15 @@ rounds: the minimum over rounds with the garbage collector off (the part's floor
 the median with it on, as in an application (objects that live until the request ends are what the collector
 walks; the process holds JAX's and tinydancer's ~200,000 objects, as a router's does):
 
-- ``Candidate(...)``: the guide's call, six keyword arguments;
-- ``Candidate with slots``: the same frozen dataclass with ``slots=True``, each field set by its slot's C-level
-  setter (one object per candidate for the collector instead of the instance and its dict): tried on
-  2026-12-01 and not kept, because it was no faster here with the collector on and slower with it off;
-- ``plain mutable class``: a class without slots or ``frozen`` whose ``__init__`` assigns the six fields;
+- ``Candidate(...)``: the guide's call, six keyword arguments (the fields stored in C, one C call);
+- ``Candidate, pure-Python fields``: the same class as an install without a C compiler defines it
+  (``tinydancer/routing/_candidate_fallback.py``: a Python ``__init__`` writing the instance dict);
 - ``do-nothing __init__``: the same call to a plain class whose ``__init__`` takes the six keywords and does
-  nothing: what any Python object built this way costs on this machine before it stores a field;
-- ``request.columns()``: the objects' fields read into columns (the only per-object step of packing);
-- ``np.array(rows)``: stacking the candidates' separate [D] rows into one [N, D] matrix (``from_arrays``
-  callers hand over a matrix);
+  nothing: what any object with a Python ``__init__`` costs on this machine before it stores a field;
+- ``request.columns()``: the objects' fields read into columns (the only per-object step of packing), in C,
+  and the pure-Python twin's ``zip`` of ``attrgetter`` tuples;
+- ``copy_float32_rows``: stacking the candidates' separate float32 [D] rows into one [N, D] matrix in C
+  (``from_arrays`` callers hand over a matrix), and ``np.array(rows)``, what packing uses without the extension;
 - ``store.snapshot(ids)``: copying N stored rows out of a ``CandidateStore`` of 10 N (what a request by ids
   pays instead).
 
@@ -25,10 +24,11 @@ Usage: ``.venv/bin/python -m benchmarks.candidate_parts [--n 1000] [--dim 384] [
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import gc
+import importlib.util
 import platform
+import sys
 import timeit
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +37,8 @@ import numpy as np
 
 import tinydancer as td
 from benchmarks.report import write_results
+from tinydancer.routing import _candidate_fallback as fallback
+from tinydancer.routing.candidate_core import copy_float32_rows
 
 
 class _DoNothing:
@@ -54,55 +56,23 @@ class _DoNothing:
         return None
 
 
-class _Mutable:
-    """A plain class whose ``__init__`` assigns ``Candidate``'s six fields (no slots, not frozen)."""
-
-    def __init__(
-        self,
-        id: str,
-        embedding: Any,
-        metadata: Any = None,
-        created_at: Any = None,
-        access_count: int = 0,
-        success_rate: float = 0.0,
-    ) -> None:
-        self.id = id
-        self.embedding = embedding
-        self.metadata = metadata
-        self.created_at = created_at
-        self.access_count = access_count
-        self.success_rate = success_rate
-
-
-@dataclasses.dataclass(frozen=True, init=False, slots=True)
-class _SlotsCandidate:
-    """``Candidate`` with slots, each field set by its slot's setter (a variant tried and not kept)."""
-
-    id: str
-    embedding: Any
-    metadata: Any = None
-    created_at: Any = None
-    access_count: int = 0
-    success_rate: float = 0.0
-
-    def __init__(
-        self,
-        id: str,
-        embedding: Any,
-        metadata: Any = None,
-        created_at: Any = None,
-        access_count: int = 0,
-        success_rate: float = 0.0,
-    ) -> None:
-        _SLOT_SETTERS[0](self, id)
-        _SLOT_SETTERS[1](self, embedding)
-        _SLOT_SETTERS[2](self, metadata)
-        _SLOT_SETTERS[3](self, created_at)
-        _SLOT_SETTERS[4](self, access_count)
-        _SLOT_SETTERS[5](self, success_rate)
-
-
-_SLOT_SETTERS = tuple(vars(_SlotsCandidate)[f.name].__set__ for f in dataclasses.fields(_SlotsCandidate))
+def pure_python_candidate() -> type:
+    """``Candidate`` as an install without a C compiler defines it: requests.py run again with the extension
+    hidden (the package's own ``Candidate`` is untouched)."""
+    hidden, core = "tinydancer.routing._candidate", "tinydancer.routing.candidate_core"
+    saved = {name: sys.modules.pop(name) for name in (hidden, core)}
+    sys.modules[hidden] = None  # type: ignore[assignment]  # its import now fails, as without the built file
+    try:
+        spec = importlib.util.spec_from_file_location("_pure_python_requests", td.routing.requests.__file__)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclass() looks its class's module up there
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop("_pure_python_requests", None)
+        sys.modules.update(saved)
+    assert module.Candidate.__mro__[1].__module__.endswith("_candidate_fallback")
+    return module.Candidate  # type: ignore[no-any-return]
 
 
 def interleaved_us(parts: dict[str, Callable[[], object]], n: int, repeats: int, calls: int) -> dict[str, Any]:
@@ -140,11 +110,14 @@ def measure(n: int, dim: int, repeats: int) -> dict[str, Any]:
     calls = max(10, 20_000 // n)
     parts = {
         "Candidate(...), six keywords": build(td.Candidate),
-        "Candidate with slots (not kept)": build(_SlotsCandidate),
-        "plain mutable class, six keywords": build(_Mutable),
+        "Candidate, pure-Python fields (no compiler)": build(pure_python_candidate()),
         "do-nothing __init__, six keywords": build(_DoNothing),
-        "request.columns()": request.columns,
-        "np.array(rows)": lambda: np.array(rows),
+        "request.columns() (candidate_columns in C)": request.columns,
+        "pure-Python candidate_columns (no compiler)": lambda: fallback.candidate_columns(
+            request.candidates, td.Candidate
+        ),
+        "copy_float32_rows(rows, out) (C)": lambda: copy_float32_rows(rows, np.empty((n, dim), np.float32)),
+        "np.array(rows) (no compiler)": lambda: np.array(rows),
         "store.snapshot(ids)": lambda: store.snapshot(wanted),
     }
     return interleaved_us(parts, n, repeats, calls)

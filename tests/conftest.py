@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
+
+# TINYDANCER_PURE_PYTHON=1 runs the tests as an install without a C compiler would: the optional C extension
+# (Candidate's fields) cannot be imported, so the package uses its pure-Python twin (tests/routing/
+# test_candidate_fields.py runs the Candidate tests this way too).
+if os.environ.get("TINYDANCER_PURE_PYTHON"):
+    sys.modules["tinydancer.routing._candidate"] = None  # type: ignore[assignment]
 
 import jax
 import matplotlib

@@ -25,6 +25,7 @@ import numpy as np
 
 from tinydancer.errors import InvalidInputError
 from tinydancer.model.candidate_features import candidate_features
+from tinydancer.routing.candidate_core import copy_float32_rows
 from tinydancer.routing.host_kernel import ALL_ROWS
 from tinydancer.routing.kernel import HOST_MAX_CANDIDATES
 from tinydancer.routing.requests import CandidateColumns, RoutingRequest, StoredRows
@@ -529,6 +530,9 @@ def _embedding_matrix(raw: Any, ids: tuple[str, ...], dim: int) -> np.ndarray:
     row = raw[0] if n == 1 and isinstance(raw, list | tuple) else None
     if isinstance(row, np.ndarray) and row.dtype == np.float32 and row.shape == (dim,):
         return row.reshape(1, dim)  # one float32 row as it comes: a view, nothing to stack
+    stacked = np.empty((n, dim), np.float32)
+    if copy_float32_rows(raw, stacked):  # every row a float32 [D] array: copied in C, no per-row inspection
+        return stacked
     try:
         stacked = np.array(raw)  # one pass over the rows; ragged rows raise ValueError
     except (TypeError, ValueError):

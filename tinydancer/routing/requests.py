@@ -15,13 +15,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from tinydancer.errors import InvalidInputError
+from tinydancer.routing.candidate_core import CandidateFields, candidate_columns, install_vectorcall
 
 if TYPE_CHECKING:
     from tinydancer.routing.candidate_store import CandidateStore
@@ -31,8 +32,11 @@ _SEQUENCES = (list, tuple)  # the usual candidate containers, recognised without
 
 
 @dataclass(frozen=True, init=False)
-class Candidate:
+class Candidate(CandidateFields):
     """One routing candidate.
+
+    A frozen dataclass built in one C call (its fields live in C: ``tinydancer/routing/_candidate.c``, or in the
+    instance dict where no compiler built that), because a request built the guide's way makes one per candidate.
 
     Attributes:
         id: unique within a request.
@@ -47,6 +51,8 @@ class Candidate:
         Candidate(id='a', embedding=[1.0, 0.0], metadata=None, created_at=None, access_count=3, success_rate=0.0)
     """
 
+    __slots__ = ()
+
     id: str
     embedding: Any
     metadata: JsonObject | None = None
@@ -54,25 +60,20 @@ class Candidate:
     access_count: int = 0
     success_rate: float = 0.0
 
-    def __init__(
-        self,
-        id: str,
-        embedding: Any,
-        metadata: JsonObject | None = None,
-        created_at: float | None = None,
-        access_count: int = 0,
-        success_rate: float = 0.0,
-    ) -> None:
-        # The dataclass's generated __init__ of a frozen class sets each field through object.__setattr__;
-        # stores into the instance's own dict do the same without a call each (requests build one Candidate
-        # per candidate; of the forms tried, the fastest: benchmarks/candidate_parts.py times the result).
-        fields = self.__dict__
-        fields["id"] = id
-        fields["embedding"] = embedding
-        fields["metadata"] = metadata
-        fields["created_at"] = created_at
-        fields["access_count"] = access_count
-        fields["success_rate"] = success_rate
+    def __reduce__(self) -> tuple[type[Candidate], tuple[Any, ...]]:
+        return type(self), _CANDIDATE_FIELDS(self)
+
+
+def _read_fields_from_base(cls: type[CandidateFields]) -> None:
+    """Drop the class attributes ``@dataclass`` sets for defaults: they would hide the base's fields (the defaults
+    stay in ``dataclasses.fields``), then let calls of ``cls`` take the C fast path where there is one."""
+    for field in fields(cls):  # type: ignore[arg-type]
+        if field.name in vars(cls):
+            delattr(cls, field.name)
+    install_vectorcall(cls)
+
+
+_read_fields_from_base(Candidate)
 
 
 @dataclass(eq=False, slots=True)
@@ -279,28 +280,24 @@ class RoutingRequest:
             )
         cands = self._candidates
         if type(cands) is not list and type(cands) is not tuple:  # the property's checks, for the rare rest
-            cands = self.candidates
-        if not {Candidate}.issuperset(map(type, cands)):  # one C-level pass; subclasses are checked below
+            cands = tuple(self.candidates)
+        # The objects' fields read into columns in one pass (candidate_core), then validated and converted as a
+        # whole by pack_request, exactly like those of from_arrays; created_at, access_count and success_rate
+        # come as lists, as the guide's callers give from_arrays (errors name the column's type).
+        fields = candidate_columns(cands, Candidate)
+        if fields is None:  # not all Candidates with their fields: name the first that is not
             for i, cand in enumerate(cands):
                 if not isinstance(cand, Candidate):
                     raise InvalidInputError(f"candidates[{i}]: expected a Candidate, got {type(cand).__name__}")
-        # The objects' fields read in one C-level pass and transposed by zip (faster than a list comprehension
-        # per field; one candidate reads its fields directly); the columns are then validated and converted as a
-        # whole by pack_request, exactly like those of from_arrays.
-        if len(cands) == 1:
-            c = cands[0]
-            meta = None if c.metadata is None else (c.metadata,)
-            return CandidateColumns((c.id,), [c.embedding], [c.created_at], [c.access_count], [c.success_rate], meta)
-        if not cands:
-            return CandidateColumns((), [], [], [], [], None)
-        ids, embeddings, metadata, created_at, access, success = zip(*map(_CANDIDATE_FIELDS, cands), strict=True)
-        # Lists, as the guide's callers give from_arrays (errors name the column's type).
-        return CandidateColumns(
-            ids, embeddings, list(created_at), list(access), list(success), _metadata_or_none(metadata)
-        )
+                if not all(hasattr(cand, name) for name in _FIELD_NAMES):
+                    raise InvalidInputError(f"candidates[{i}]: a Candidate whose fields were never set (__new__ alone)")
+            raise AssertionError("candidate_columns refused a sequence of Candidates")  # pragma: no cover
+        ids, embeddings, metadata, created_at, access, success = fields
+        return CandidateColumns(ids, embeddings, created_at, access, success, _metadata_or_none(metadata))
 
 
-_CANDIDATE_FIELDS = attrgetter("id", "embedding", "metadata", "created_at", "access_count", "success_rate")
+_FIELD_NAMES = ("id", "embedding", "metadata", "created_at", "access_count", "success_rate")
+_CANDIDATE_FIELDS = attrgetter(*_FIELD_NAMES)
 
 
 def _metadata_or_none(metadata: tuple[Any, ...]) -> tuple[Any, ...] | None:

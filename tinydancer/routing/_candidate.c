@@ -1,0 +1,295 @@
+/* A routing Candidate's six fields, stored and read in C (module tinydancer.routing._candidate).
+ *
+ * `Candidate` (tinydancer/routing/requests.py) is a frozen dataclass whose base is `CandidateFields`. A request
+ * built the guide's way makes one Candidate per candidate, and a Python __init__ costs more than everything the
+ * request does with the candidate afterwards; here construction is one C call: the arguments are read straight
+ * from the call's argument vector (no tuple, no keyword dict) into six object slots.
+ *
+ * - `CandidateFields(id, embedding, metadata=None, created_at=None, access_count=0, success_rate=0.0)`:
+ *   positional or keyword, the dataclass's own signature and defaults; fields are read-only attributes.
+ * - `install_vectorcall(cls)`: calls of `cls` itself (not of its subclasses) take the fast path. Subclasses, and
+ *   any call through type.__call__, construct through tp_new + tp_init, which parse the same way.
+ * - `candidate_columns(candidates, cls)`: a request's Candidate objects read into columns in one pass.
+ * - `copy_float32_rows(rows, out)`: their float32 [D] embeddings copied into one [N, D] matrix (numpy's own
+ *   stacking spends more per row on inspecting each array than on copying it).
+ *
+ * tinydancer/routing/_candidate_fallback.py is the pure-Python twin used where no C compiler built this file;
+ * the tests run the same contract against both.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#define N_FIELDS 6
+#define N_REQUIRED 2
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *fields[N_FIELDS]; /* id, embedding, metadata, created_at, access_count, success_rate */
+} CandidateFields;
+
+static const char *FIELD_NAMES[N_FIELDS] = {"id", "embedding", "metadata", "created_at", "access_count",
+                                            "success_rate"};
+
+typedef struct {
+    PyObject *names[N_FIELDS];    /* interned: keyword names compiled into a call are the same objects */
+    PyObject *defaults[N_FIELDS]; /* NULL for the required fields */
+} ModuleState;
+
+static ModuleState STATE; /* filled once at import; read-only afterwards */
+
+static int fields_traverse(CandidateFields *self, visitproc visit, void *arg) {
+    for (int i = 0; i < N_FIELDS; i++) Py_VISIT(self->fields[i]);
+    return 0; /* a heap subclass's own traverse visits the type */
+}
+
+static int fields_clear(CandidateFields *self) {
+    for (int i = 0; i < N_FIELDS; i++) Py_CLEAR(self->fields[i]);
+    return 0;
+}
+
+static void fields_dealloc(CandidateFields *self) { /* a heap subclass's dealloc releases the type after this */
+    PyObject_GC_UnTrack(self);
+    fields_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Which field a keyword names, or -1 (with TypeError set). */
+static int field_index(PyObject *key) {
+    for (int i = 0; i < N_FIELDS; i++)
+        if (STATE.names[i] == key) return i;
+    if (PyUnicode_Check(key))
+        for (int i = 0; i < N_FIELDS; i++)
+            if (PyUnicode_Compare(STATE.names[i], key) == 0) return i;
+    PyErr_Format(PyExc_TypeError, "Candidate() got an unexpected keyword argument %R", key);
+    return -1;
+}
+
+static int place_keyword(PyObject **values, Py_ssize_t n_positional, PyObject *key, PyObject *value) {
+    int i = field_index(key);
+    if (i < 0) return -1;
+    if (i < n_positional || values[i] != NULL) {
+        PyErr_Format(PyExc_TypeError, "Candidate() got multiple values for argument %R", key);
+        return -1;
+    }
+    values[i] = value;
+    return 0;
+}
+
+/* Stores the arguments (borrowed references in `values`, NULL = not given) into self, defaults filled in. */
+static int store_fields(CandidateFields *self, PyObject **values) {
+    for (int i = 0; i < N_FIELDS; i++) {
+        if (values[i] == NULL) values[i] = STATE.defaults[i];
+        if (values[i] == NULL) {
+            PyErr_Format(PyExc_TypeError, "Candidate() missing required argument %R (pos %d)", STATE.names[i],
+                         i + 1);
+            return -1;
+        }
+    }
+    for (int i = 0; i < N_FIELDS; i++) Py_XSETREF(self->fields[i], Py_NewRef(values[i]));
+    return 0;
+}
+
+static int too_many(Py_ssize_t n_positional) {
+    PyErr_Format(PyExc_TypeError, "Candidate() takes at most %d arguments (%zd given)", N_FIELDS, n_positional);
+    return -1;
+}
+
+static int fields_init(CandidateFields *self, PyObject *args, PyObject *kwargs) {
+    PyObject *values[N_FIELDS] = {NULL};
+    Py_ssize_t n_positional = PyTuple_GET_SIZE(args);
+    if (n_positional > N_FIELDS) return too_many(n_positional);
+    for (Py_ssize_t i = 0; i < n_positional; i++) values[i] = PyTuple_GET_ITEM(args, i);
+    if (kwargs != NULL) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (PyDict_Next(kwargs, &pos, &key, &value))
+            if (place_keyword(values, n_positional, key, value) < 0) return -1;
+    }
+    return store_fields(self, values);
+}
+
+static PyObject *fields_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
+    PyObject *values[N_FIELDS] = {NULL};
+    Py_ssize_t n_positional = PyVectorcall_NARGS(nargsf);
+    if (n_positional > N_FIELDS) {
+        too_many(n_positional);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n_positional; i++) values[i] = args[i];
+    Py_ssize_t n_keywords = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t j = 0; j < n_keywords; j++)
+        if (place_keyword(values, n_positional, PyTuple_GET_ITEM(kwnames, j), args[n_positional + j]) < 0)
+            return NULL;
+    PyTypeObject *tp = (PyTypeObject *)type;
+    PyObject *self = tp->tp_alloc(tp, 0);
+    if (self == NULL) return NULL;
+    if (store_fields((CandidateFields *)self, values) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return self;
+}
+
+static PyMemberDef fields_members[] = {
+    {"id", T_OBJECT_EX, offsetof(CandidateFields, fields) + 0 * sizeof(PyObject *), READONLY, NULL},
+    {"embedding", T_OBJECT_EX, offsetof(CandidateFields, fields) + 1 * sizeof(PyObject *), READONLY, NULL},
+    {"metadata", T_OBJECT_EX, offsetof(CandidateFields, fields) + 2 * sizeof(PyObject *), READONLY, NULL},
+    {"created_at", T_OBJECT_EX, offsetof(CandidateFields, fields) + 3 * sizeof(PyObject *), READONLY, NULL},
+    {"access_count", T_OBJECT_EX, offsetof(CandidateFields, fields) + 4 * sizeof(PyObject *), READONLY, NULL},
+    {"success_rate", T_OBJECT_EX, offsetof(CandidateFields, fields) + 5 * sizeof(PyObject *), READONLY, NULL},
+    {NULL},
+};
+
+static PyTypeObject CandidateFieldsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "tinydancer.routing._candidate.CandidateFields",
+    .tp_doc = PyDoc_STR("CandidateFields(id, embedding, metadata=None, created_at=None, access_count=0, "
+                        "success_rate=0.0)\n--\n\nThe six fields of a Candidate, stored in C."),
+    .tp_basicsize = sizeof(CandidateFields),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)fields_init,
+    .tp_dealloc = (destructor)fields_dealloc,
+    .tp_traverse = (traverseproc)fields_traverse,
+    .tp_clear = (inquiry)fields_clear,
+    .tp_members = fields_members,
+};
+
+static PyObject *install_vectorcall(PyObject *Py_UNUSED(module), PyObject *cls) {
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &CandidateFieldsType)) {
+        PyErr_Format(PyExc_TypeError, "install_vectorcall: expected a subclass of CandidateFields, got %R", cls);
+        return NULL;
+    }
+    PyTypeObject *tp = (PyTypeObject *)cls;
+    if (tp->tp_init != CandidateFieldsType.tp_init || tp->tp_new != CandidateFieldsType.tp_new) {
+        PyErr_Format(PyExc_TypeError, "install_vectorcall: %R defines its own __init__ or __new__", cls);
+        return NULL;
+    }
+    tp->tp_vectorcall = fields_vectorcall;
+    Py_RETURN_NONE;
+}
+
+/* candidate_columns(candidates, cls): the fields of a list or tuple of `cls` instances as columns, in one pass:
+ * (ids, embeddings, metadata) tuples and (created_at, access_count, success_rate) lists. None when `candidates`
+ * is another container or holds anything else (the caller then names the offending item). */
+static PyObject *candidate_columns(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyType_Check(args[1]) || !PyType_IsSubtype((PyTypeObject *)args[1], &CandidateFieldsType)) {
+        PyErr_SetString(PyExc_TypeError, "candidate_columns(candidates, cls): cls must subclass CandidateFields");
+        return NULL;
+    }
+    PyObject *candidates = args[0];
+    PyTypeObject *cls = (PyTypeObject *)args[1];
+    if (!PyList_CheckExact(candidates) && !PyTuple_CheckExact(candidates)) Py_RETURN_NONE;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(candidates);
+    PyObject **items = PySequence_Fast_ITEMS(candidates); /* no Python code runs below: the list cannot change */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyObject_TypeCheck(items[i], cls)) Py_RETURN_NONE;
+        for (int f = 0; f < N_FIELDS; f++)
+            if (((CandidateFields *)items[i])->fields[f] == NULL) Py_RETURN_NONE; /* made by __new__ alone */
+    }
+    PyObject *columns[N_FIELDS];
+    for (int f = 0; f < N_FIELDS; f++) {
+        columns[f] = f < 3 ? PyTuple_New(n) : PyList_New(n);
+        if (columns[f] == NULL) {
+            for (int g = 0; g < f; g++) Py_DECREF(columns[g]);
+            return NULL;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject **fields = ((CandidateFields *)items[i])->fields;
+        /* stored order: id, embedding, metadata, created_at, access_count, success_rate */
+        for (int f = 0; f < 3; f++) PyTuple_SET_ITEM(columns[f], i, Py_NewRef(fields[f]));
+        for (int f = 3; f < N_FIELDS; f++) PyList_SET_ITEM(columns[f], i, Py_NewRef(fields[f]));
+    }
+    PyObject *result = PyTuple_New(N_FIELDS);
+    if (result == NULL) {
+        for (int f = 0; f < N_FIELDS; f++) Py_DECREF(columns[f]);
+        return NULL;
+    }
+    for (int f = 0; f < N_FIELDS; f++) PyTuple_SET_ITEM(result, f, columns[f]);
+    return result;
+}
+
+static int is_native_float32(const Py_buffer *view) {
+    const char *format = view->format == NULL ? "B" : view->format;
+    if (format[0] == '@' || format[0] == '=') format++;
+    return view->itemsize == 4 && format[0] == 'f' && format[1] == '\0';
+}
+
+/* copy_float32_rows(rows, out): copies a list or tuple of N rows into `out`, a writable C-contiguous [N, D]
+ * float32 array, when every row is a C-contiguous 1-D buffer of D native float32 values (numpy float32 rows);
+ * True if it did, False as soon as a row is anything else (the caller then converts the rows itself). */
+static PyObject *copy_float32_rows(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "copy_float32_rows(rows, out) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *rows = args[0];
+    if (!PyList_CheckExact(rows) && !PyTuple_CheckExact(rows)) Py_RETURN_FALSE;
+    Py_buffer out;
+    if (PyObject_GetBuffer(args[1], &out, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(rows);
+    if (out.ndim != 2 || out.shape[0] != n || !is_native_float32(&out)) {
+        PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_ValueError, "copy_float32_rows: out must be a C-contiguous [N, D] float32 array");
+        return NULL;
+    }
+    Py_ssize_t row_bytes = out.shape[1] * 4;
+    int copied = 1;
+    for (Py_ssize_t i = 0; i < n && copied; i++) {
+        /* A row's buffer export may run Python code (a __buffer__ of its own): hold the row meanwhile. */
+        PyObject *row = Py_NewRef(PySequence_Fast_GET_ITEM(rows, i));
+        Py_buffer view;
+        if (!PyObject_CheckBuffer(row) || PyObject_GetBuffer(row, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+            PyErr_Clear();
+            copied = 0;
+        } else {
+            copied = view.ndim == 1 && view.shape[0] == out.shape[1] && is_native_float32(&view);
+            if (copied) memcpy((char *)out.buf + i * row_bytes, view.buf, (size_t)row_bytes);
+            PyBuffer_Release(&view);
+        }
+        Py_DECREF(row);
+        if (PySequence_Fast_GET_SIZE(rows) != n) copied = 0; /* the list changed under a buffer export */
+    }
+    PyBuffer_Release(&out);
+    return PyBool_FromLong(copied);
+}
+
+static PyMethodDef module_methods[] = {
+    {"candidate_columns", (PyCFunction)(void (*)(void))candidate_columns, METH_FASTCALL,
+     PyDoc_STR("candidate_columns(candidates, cls)\n--\n\nThe fields of a list or tuple of cls instances as "
+               "columns: (ids, embeddings, metadata, created_at, access_count, success_rate); None if any "
+               "item is not a cls instance.")},
+    {"copy_float32_rows", (PyCFunction)(void (*)(void))copy_float32_rows, METH_FASTCALL,
+     PyDoc_STR("copy_float32_rows(rows, out)\n--\n\nCopy N float32 [D] rows into out ([N, D] float32); False "
+               "(out partly written) as soon as a row is not a contiguous float32 [D] buffer.")},
+    {"install_vectorcall", install_vectorcall, METH_O,
+     PyDoc_STR("install_vectorcall(cls)\n--\n\nCalls of cls build its instances in one C call (cls: a subclass "
+               "of CandidateFields with no __init__ or __new__ of its own; its subclasses are not affected).")},
+    {NULL},
+};
+
+static struct PyModuleDef candidate_module = {
+    PyModuleDef_HEAD_INIT, "tinydancer.routing._candidate", PyDoc_STR("Candidate fields in C."), -1,
+    module_methods,
+};
+
+PyMODINIT_FUNC PyInit__candidate(void) {
+    for (int i = 0; i < N_FIELDS; i++) {
+        STATE.names[i] = PyUnicode_InternFromString(FIELD_NAMES[i]);
+        if (STATE.names[i] == NULL) return NULL;
+    }
+    STATE.defaults[2] = Py_NewRef(Py_None);
+    STATE.defaults[3] = Py_NewRef(Py_None);
+    STATE.defaults[4] = PyLong_FromLong(0);
+    STATE.defaults[5] = PyFloat_FromDouble(0.0);
+    if (STATE.defaults[4] == NULL || STATE.defaults[5] == NULL) return NULL;
+    if (PyType_Ready(&CandidateFieldsType) < 0) return NULL;
+    PyObject *module = PyModule_Create(&candidate_module);
+    if (module == NULL) return NULL;
+    if (PyModule_AddObjectRef(module, "CandidateFields", (PyObject *)&CandidateFieldsType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
