@@ -121,6 +121,21 @@ def test_equality_hash_repr_copy_and_pickle_are_the_dataclass_ones() -> None:
         hash(Candidate("a", [1.0]))
 
 
+class Labelled(Candidate):
+    """A subclass with its own __init__ and an attribute of its own (module level: pickle finds it)."""
+
+    def __init__(self, id: str, embedding: Any, label: str) -> None:
+        super().__init__(id, embedding, success_rate=0.25)
+        object.__setattr__(self, "label", label)
+
+
+def test_a_subclass_with_its_own_init_pickles_and_copies_whole() -> None:
+    original = Labelled("a", [1.0], label="x")
+    for clone in (pickle.loads(pickle.dumps(original)), copy.copy(original), copy.deepcopy(original)):
+        assert type(clone) is Labelled and clone == original
+        assert clone.success_rate == 0.25 and clone.label == "x"  # type: ignore[attr-defined]
+
+
 def test_a_subclass_with_its_own_init_is_built_through_it() -> None:
     calls = []
 

@@ -8,7 +8,8 @@
  * - `CandidateFields(id, embedding, metadata=None, created_at=None, access_count=0, success_rate=0.0)`:
  *   positional or keyword, the dataclass's own signature and defaults; fields are read-only attributes.
  * - `install_vectorcall(cls)`: calls of `cls` itself (not of its subclasses) take the fast path. Subclasses, and
- *   any call through type.__call__, construct through tp_new + tp_init, which parse the same way.
+ *   any call through type.__call__, construct through tp_new + tp_init, which parse the same way. (An __init__
+ *   assigned to `cls` after this is not called by the fast path: Candidate is not meant to be patched.)
  * - `candidate_columns(candidates, cls)`: a request's Candidate objects read into columns in one pass.
  * - `copy_float32_rows(rows, out)`: their float32 [D] embeddings copied into one [N, D] matrix (numpy's own
  *   stacking spends more per row on inspecting each array than on copying it).

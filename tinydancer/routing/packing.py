@@ -527,12 +527,13 @@ def _embedding_matrix(raw: Any, ids: tuple[str, ...], dim: int) -> np.ndarray:
         return _embedding_rows(list(raw), ids, dim)  # raises for the first row (every row is alike)
     if n == 0:
         return np.zeros((0, dim), np.float32)
-    row = raw[0] if n == 1 and isinstance(raw, list | tuple) else None
-    if isinstance(row, np.ndarray) and row.dtype == np.float32 and row.shape == (dim,):
-        return row.reshape(1, dim)  # one float32 row as it comes: a view, nothing to stack
-    stacked = np.empty((n, dim), np.float32)
-    if copy_float32_rows(raw, stacked):  # every row a float32 [D] array: copied in C, no per-row inspection
-        return stacked
+    first = raw[0] if isinstance(raw, list | tuple) else None
+    if isinstance(first, np.ndarray) and first.dtype == np.float32:
+        if n == 1 and first.shape == (dim,):
+            return first.reshape(1, dim)  # one float32 row as it comes: a view, nothing to stack
+        stacked = np.empty((n, dim), np.float32)
+        if copy_float32_rows(raw, stacked):  # every row a float32 [D] array: copied in C, no per-row inspection
+            return stacked
     try:
         stacked = np.array(raw)  # one pass over the rows; ragged rows raise ValueError
     except (TypeError, ValueError):

@@ -60,11 +60,18 @@ class Candidate(CandidateFields):
     access_count: int = 0
     success_rate: float = 0.0
 
-    def __reduce__(self) -> tuple[type[Candidate], tuple[Any, ...]]:
-        return type(self), _CANDIDATE_FIELDS(self)
+    # Pickle and copy: the fields (and a subclass's own attributes), restored without calling a subclass's __init__.
+    def __getstate__(self) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
+        return _CANDIDATE_FIELDS(self), getattr(self, "__dict__", None)
+
+    def __setstate__(self, state: tuple[tuple[Any, ...], dict[str, Any] | None]) -> None:
+        values, extra = state
+        CandidateFields.__init__(self, *values)
+        if extra:
+            self.__dict__.update(extra)
 
 
-def _read_fields_from_base(cls: type[CandidateFields]) -> None:
+def _serve_fields_from_core(cls: type[CandidateFields]) -> None:
     """Drop the class attributes ``@dataclass`` sets for defaults: they would hide the base's fields (the defaults
     stay in ``dataclasses.fields``), then let calls of ``cls`` take the C fast path where there is one."""
     for field in fields(cls):  # type: ignore[arg-type]
@@ -73,7 +80,7 @@ def _read_fields_from_base(cls: type[CandidateFields]) -> None:
     install_vectorcall(cls)
 
 
-_read_fields_from_base(Candidate)
+_serve_fields_from_core(Candidate)
 
 
 @dataclass(eq=False, slots=True)
