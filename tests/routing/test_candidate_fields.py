@@ -26,7 +26,7 @@ from tinydancer.errors import InvalidInputError
 from tinydancer.routing import Candidate, RoutingRequest
 from tinydancer.routing import requests as requests_module
 from tinydancer.routing._candidate_fallback import CandidateFields as PythonFields
-from tinydancer.routing.candidate_core import COMPILED, copy_float32_rows
+from tinydancer.routing.candidate_core import COMPILED, candidate_columns, copy_float32_rows
 from tinydancer.routing.packing import pack_request
 
 REPO = Path(__file__).resolve().parents[2]
@@ -246,3 +246,17 @@ def test_copy_float32_rows_copies_only_contiguous_float32_rows_of_the_right_leng
         with pytest.raises(ValueError, match=r"\[N, D\] float32"):
             copy_float32_rows(rows, np.zeros((len(rows), 3), np.float64))
         assert copy_float32_rows(iter(rows), out) is False  # only lists and tuples
+
+
+def test_candidate_columns_reads_lists_and_tuples_of_the_class_only() -> None:
+    cands = [Candidate(f"c{i}", [float(i)], created_at=i, access_count=i) for i in range(3)]
+    for container in (cands, tuple(cands)):
+        ids, embeddings, metadata, created_at, access, success = candidate_columns(container, Candidate)  # type: ignore[misc]
+        assert ids == ("c0", "c1", "c2") and embeddings == ([0.0], [1.0], [2.0]) and metadata == (None,) * 3
+        assert created_at == [0, 1, 2] and access == [0, 1, 2] and success == [0.0] * 3
+    assert candidate_columns(iter(cands), Candidate) is None
+    assert candidate_columns([*cands, "c3"], Candidate) is None
+    assert candidate_columns([], Candidate) == ((), (), (), [], [], [])
+    if COMPILED:
+        with pytest.raises(TypeError, match="subclass CandidateFields"):
+            candidate_columns(cands, int)  # type: ignore[arg-type]

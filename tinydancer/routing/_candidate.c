@@ -182,32 +182,35 @@ static PyObject *candidate_columns(PyObject *Py_UNUSED(module), PyObject *const 
     PyTypeObject *cls = (PyTypeObject *)args[1];
     if (!PyList_CheckExact(candidates) && !PyTuple_CheckExact(candidates)) Py_RETURN_NONE;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(candidates);
-    PyObject **items = PySequence_Fast_ITEMS(candidates); /* no Python code runs below: the list cannot change */
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (!PyObject_TypeCheck(items[i], cls)) Py_RETURN_NONE;
-        for (int f = 0; f < N_FIELDS; f++)
-            if (((CandidateFields *)items[i])->fields[f] == NULL) Py_RETURN_NONE; /* made by __new__ alone */
-    }
-    PyObject *columns[N_FIELDS];
+    /* Every container first: an allocation may run the garbage collector, and with it any finaliser, which
+     * could change the list. Nothing below allocates, so the items read after this stay the list's items. */
+    PyObject *result = PyTuple_New(N_FIELDS);
+    if (result == NULL) return NULL;
     for (int f = 0; f < N_FIELDS; f++) {
-        columns[f] = f < 3 ? PyTuple_New(n) : PyList_New(n);
-        if (columns[f] == NULL) {
-            for (int g = 0; g < f; g++) Py_DECREF(columns[g]);
+        PyObject *column = f < 3 ? PyTuple_New(n) : PyList_New(n);
+        if (column == NULL) {
+            Py_DECREF(result);
             return NULL;
         }
+        PyTuple_SET_ITEM(result, f, column);
+    }
+    PyObject **items = PySequence_Fast_ITEMS(candidates);
+    int usable = PySequence_Fast_GET_SIZE(candidates) == n;
+    for (Py_ssize_t i = 0; i < n && usable; i++) {
+        usable = PyObject_TypeCheck(items[i], cls);
+        for (int f = 0; f < N_FIELDS && usable; f++)
+            usable = ((CandidateFields *)items[i])->fields[f] != NULL; /* NULL: made by __new__ alone */
+    }
+    if (!usable) {
+        Py_DECREF(result); /* the columns hold no items yet */
+        Py_RETURN_NONE;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject **fields = ((CandidateFields *)items[i])->fields;
         /* stored order: id, embedding, metadata, created_at, access_count, success_rate */
-        for (int f = 0; f < 3; f++) PyTuple_SET_ITEM(columns[f], i, Py_NewRef(fields[f]));
-        for (int f = 3; f < N_FIELDS; f++) PyList_SET_ITEM(columns[f], i, Py_NewRef(fields[f]));
+        for (int f = 0; f < 3; f++) PyTuple_SET_ITEM(PyTuple_GET_ITEM(result, f), i, Py_NewRef(fields[f]));
+        for (int f = 3; f < N_FIELDS; f++) PyList_SET_ITEM(PyTuple_GET_ITEM(result, f), i, Py_NewRef(fields[f]));
     }
-    PyObject *result = PyTuple_New(N_FIELDS);
-    if (result == NULL) {
-        for (int f = 0; f < N_FIELDS; f++) Py_DECREF(columns[f]);
-        return NULL;
-    }
-    for (int f = 0; f < N_FIELDS; f++) PyTuple_SET_ITEM(result, f, columns[f]);
     return result;
 }
 
