@@ -147,6 +147,13 @@ def validate_json_object(name: str, value: Any) -> dict[str, Any] | None:
     """
     if value is None:
         return None
+    if _flat_plain(value):  # the common case (a request's own metadata, say), proven valid in one loop
+        return dict(value)
+    return _validate_in_full(name, value)
+
+
+def _validate_in_full(name: str, value: Any) -> dict[str, Any]:
+    """:func:`validate_json_object` of a value that is not None, without the flat-dict shortcut."""
     if not isinstance(value, Mapping):
         raise InvalidInputError(
             f"{name}: expected a JSON object (dict with str keys) or None, got {type(value).__name__}"
@@ -399,7 +406,7 @@ def _metadata_column(query_meta: dict[str, Any] | None, metas: Sequence[Any], id
             continue
         flat = _flat_plain(meta)
         if not flat:
-            meta = validate_json_object(f"candidate {cid!r} metadata", meta)
+            meta = _validate_in_full(f"candidate {cid!r} metadata", meta)
         if not items or not meta:
             append(0.0)
             continue
