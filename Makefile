@@ -13,7 +13,7 @@ BENCH_OUT ?= .cache/bench/results
 # Notebook size for `make report`: full (the default here) or small (the size whose outputs are stored).
 NOTEBOOK_SIZE ?= full
 
-.PHONY: demo test lint typecheck unit system-deps oracle bench bench-quick report lab monitoring parity evaluate-mmlu evaluate-scorers recipe-levers sweep-speed soak constraints clean
+.PHONY: demo test lint typecheck unit system-deps c-extension oracle bench bench-quick report lab monitoring parity evaluate-mmlu evaluate-scorers recipe-levers sweep-speed soak constraints clean
 
 # The library declares compatible ranges (pyproject.toml); make and CI install the exact tested set (constraints.txt).
 $(STAMP): pyproject.toml constraints.txt tinydancer/routing/_candidate.c
@@ -42,6 +42,11 @@ system-deps:
 	  rm -f /usr/sbin/policy-rc.d; \
 	fi
 
+# Candidate's C extension is built by the install where a C compiler is present; a venv made before one was (say by
+# `make demo` on a machine without gcc, then `make test`, which installs it) gets it built here.
+c-extension: $(STAMP)
+	@$(PY) -c 'import tinydancer.routing._candidate' 2>/dev/null || $(PY) -m pip install -q --no-deps -e .
+
 # The original Tiny Dancer router from npm, in a scratch folder, for parity tests and benchmarks.
 oracle: $(ORACLE)
 $(ORACLE):
@@ -66,7 +71,7 @@ ALL_NOTEBOOKS = $(sort $(wildcard notebooks/*.ipynb))
 NOTEBOOKS := notebooks/01_explore_routing.ipynb notebooks/02_tune_thresholds.ipynb notebooks/03_retrain_calibrate.ipynb notebooks/04_observability_report.ipynb notebooks/05_serve_prompt_router.ipynb notebooks/06_close_the_loop.ipynb notebooks/07_bring_your_own_scorer.ipynb
 
 # TINYDANCER_REQUIRE_ALL: a missing tool fails its test instead of skipping it.
-test: system-deps $(STAMP) oracle lint typecheck
+test: system-deps $(STAMP) c-extension oracle lint typecheck
 	TINYDANCER_REQUIRE_ALL=1 $(PY) -m pytest --doctest-modules tinydancer tests --nbval $(NOTEBOOKS) \
 	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
