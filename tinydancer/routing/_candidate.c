@@ -22,7 +22,6 @@
 #include <structmember.h>
 
 #define N_FIELDS 6
-#define N_REQUIRED 2
 
 typedef struct {
     PyObject_HEAD
@@ -241,7 +240,7 @@ static PyObject *copy_float32_rows(PyObject *Py_UNUSED(module), PyObject *const 
     Py_ssize_t row_bytes = out.shape[1] * 4;
     int copied = 1;
     for (Py_ssize_t i = 0; i < n && copied; i++) {
-        /* A row's buffer export may run Python code (a __buffer__ of its own): hold the row meanwhile. */
+        /* A row's buffer export may run Python code (a class's __buffer__, Python 3.12+): hold the row. */
         PyObject *row = Py_NewRef(PySequence_Fast_GET_ITEM(rows, i));
         Py_buffer view;
         if (!PyObject_CheckBuffer(row) || PyObject_GetBuffer(row, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
