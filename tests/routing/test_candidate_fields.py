@@ -251,12 +251,14 @@ def test_copy_float32_rows_copies_only_contiguous_float32_rows_of_the_right_leng
 def test_candidate_columns_reads_lists_and_tuples_of_the_class_only() -> None:
     cands = [Candidate(f"c{i}", [float(i)], created_at=i, access_count=i) for i in range(3)]
     for container in (cands, tuple(cands)):
-        ids, embeddings, metadata, created_at, access, success = candidate_columns(container, Candidate)  # type: ignore[misc]
-        assert ids == ("c0", "c1", "c2") and embeddings == ([0.0], [1.0], [2.0]) and metadata == (None,) * 3
+        ids, embeddings, created_at, access, success, metadata = candidate_columns(container, Candidate)  # type: ignore[misc]
+        assert ids == ("c0", "c1", "c2") and embeddings == ([0.0], [1.0], [2.0]) and metadata is None
         assert created_at == [0, 1, 2] and access == [0, 1, 2] and success == [0.0] * 3
+    with_metadata = [*cands, Candidate("c3", [3.0], metadata={"k": 1})]
+    assert candidate_columns(with_metadata, Candidate)[-1] == (None, None, None, {"k": 1})  # type: ignore[index]
     assert candidate_columns(iter(cands), Candidate) is None
     assert candidate_columns([*cands, "c3"], Candidate) is None
-    assert candidate_columns([], Candidate) == ((), (), (), [], [], [])
+    assert candidate_columns([], Candidate) == ((), (), [], [], [], None)
     if COMPILED:
         with pytest.raises(TypeError, match="subclass CandidateFields"):
             candidate_columns(cands, int)  # type: ignore[arg-type]

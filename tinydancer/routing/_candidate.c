@@ -169,9 +169,14 @@ static PyObject *install_vectorcall(PyObject *Py_UNUSED(module), PyObject *cls) 
     Py_RETURN_NONE;
 }
 
-/* candidate_columns(candidates, cls): the fields of a list or tuple of `cls` instances as columns, in one pass:
- * (ids, embeddings, metadata) tuples and (created_at, access_count, success_rate) lists. None when `candidates`
- * is another container or holds anything else (the caller then names the offending item). */
+/* The columns candidate_columns gives, in CandidateColumns' order, as indices into a Candidate's fields. */
+static const int COLUMN_FIELDS[N_FIELDS] = {0, 1, 3, 4, 5, 2}; /* ids, embeddings, created_at, access, success, meta */
+#define METADATA_COLUMN 5
+
+/* candidate_columns(candidates, cls): the fields of a list or tuple of `cls` instances as columns, in one pass and
+ * in CandidateColumns' order: (ids, embeddings) tuples, (created_at, access_count, success_rate) lists and the
+ * metadata tuple, or None when every candidate's metadata is None. None when `candidates` is another container or
+ * holds anything else (the caller then names the offending item). */
 static PyObject *candidate_columns(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || !PyType_Check(args[1]) || !PyType_IsSubtype((PyTypeObject *)args[1], &CandidateFieldsType)) {
         PyErr_SetString(PyExc_TypeError, "candidate_columns(candidates, cls): cls must subclass CandidateFields");
@@ -185,13 +190,14 @@ static PyObject *candidate_columns(PyObject *Py_UNUSED(module), PyObject *const 
      * could change the list. Nothing below allocates, so the items read after this stay the list's items. */
     PyObject *result = PyTuple_New(N_FIELDS);
     if (result == NULL) return NULL;
-    for (int f = 0; f < N_FIELDS; f++) {
-        PyObject *column = f < 3 ? PyTuple_New(n) : PyList_New(n);
+    for (int c = 0; c < N_FIELDS; c++) {
+        int is_list = c >= 2 && c < METADATA_COLUMN;
+        PyObject *column = is_list ? PyList_New(n) : PyTuple_New(n);
         if (column == NULL) {
             Py_DECREF(result);
             return NULL;
         }
-        PyTuple_SET_ITEM(result, f, column);
+        PyTuple_SET_ITEM(result, c, column);
     }
     PyObject **items = PySequence_Fast_ITEMS(candidates);
     int usable = PySequence_Fast_GET_SIZE(candidates) == n;
@@ -204,11 +210,21 @@ static PyObject *candidate_columns(PyObject *Py_UNUSED(module), PyObject *const 
         Py_DECREF(result); /* the columns hold no items yet */
         Py_RETURN_NONE;
     }
+    int any_metadata = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject **fields = ((CandidateFields *)items[i])->fields;
-        /* stored order: id, embedding, metadata, created_at, access_count, success_rate */
-        for (int f = 0; f < 3; f++) PyTuple_SET_ITEM(PyTuple_GET_ITEM(result, f), i, Py_NewRef(fields[f]));
-        for (int f = 3; f < N_FIELDS; f++) PyList_SET_ITEM(PyTuple_GET_ITEM(result, f), i, Py_NewRef(fields[f]));
+        for (int c = 0; c < N_FIELDS; c++) {
+            PyObject *column = PyTuple_GET_ITEM(result, c), *value = Py_NewRef(fields[COLUMN_FIELDS[c]]);
+            if (PyList_CheckExact(column))
+                PyList_SET_ITEM(column, i, value);
+            else
+                PyTuple_SET_ITEM(column, i, value);
+        }
+        any_metadata |= fields[2] != Py_None;
+    }
+    if (!any_metadata) { /* nothing to validate or match: the packer skips the column */
+        Py_DECREF(PyTuple_GET_ITEM(result, METADATA_COLUMN));
+        PyTuple_SET_ITEM(result, METADATA_COLUMN, Py_NewRef(Py_None));
     }
     return result;
 }
@@ -261,8 +277,8 @@ static PyObject *copy_float32_rows(PyObject *Py_UNUSED(module), PyObject *const 
 static PyMethodDef module_methods[] = {
     {"candidate_columns", (PyCFunction)(void (*)(void))candidate_columns, METH_FASTCALL,
      PyDoc_STR("candidate_columns(candidates, cls)\n--\n\nThe fields of a list or tuple of cls instances as "
-               "columns: (ids, embeddings, metadata, created_at, access_count, success_rate); None if any "
-               "item is not a cls instance.")},
+               "columns: (ids, embeddings, created_at, access_count, success_rate, metadata), metadata None when "
+               "every one is None; None if any item is not a cls instance.")},
     {"copy_float32_rows", (PyCFunction)(void (*)(void))copy_float32_rows, METH_FASTCALL,
      PyDoc_STR("copy_float32_rows(rows, out)\n--\n\nCopy N float32 [D] rows into out ([N, D] float32); False "
                "(out partly written) as soon as a row is not a contiguous float32 [D] buffer.")},

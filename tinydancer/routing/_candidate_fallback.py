@@ -37,19 +37,21 @@ def install_vectorcall(cls: type[CandidateFields]) -> None:
 
 
 def candidate_columns(candidates: Any, cls: type[CandidateFields]) -> tuple[Any, ...] | None:
-    """The fields of ``candidates`` (a list or tuple of ``cls`` instances) as (ids, embeddings, metadata) tuples
-    and (created_at, access_count, success_rate) lists; None if it is another container or holds anything else."""
+    """The fields of ``candidates`` (a list or tuple of ``cls`` instances) as columns in ``CandidateColumns``'
+    order: (ids, embeddings) tuples, (created_at, access_count, success_rate) lists and the metadata tuple, or None
+    when every candidate's metadata is None; None if ``candidates`` is another container or holds anything else."""
     if type(candidates) not in (list, tuple):
         return None
     if not {cls}.issuperset(map(type, candidates)) and not all(isinstance(c, cls) for c in candidates):
         return None
     if not candidates:
-        return (), (), (), [], [], []
+        return (), (), [], [], [], None
     try:
         ids, embeddings, metadata, created_at, access, success = zip(*map(_FIELDS, candidates), strict=True)
     except AttributeError:  # an instance made by __new__ alone
         return None
-    return ids, embeddings, metadata, list(created_at), list(access), list(success)
+    no_metadata = all(m is None for m in metadata)
+    return ids, embeddings, list(created_at), list(access), list(success), None if no_metadata else metadata
 
 
 def copy_float32_rows(rows: Any, out: Any) -> bool:

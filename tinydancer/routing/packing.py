@@ -510,6 +510,7 @@ def _stacked_lists(created: Any, access: Any, success: Any, n: int) -> np.ndarra
 
 
 _SEQUENCES = (list, tuple)
+_FLOAT32 = np.dtype(np.float32)  # compared as a dtype: cheaper than against the scalar type
 #: Largest magnitude below which every integer converts to float64 exactly (no double rounding via float64).
 _EXACT_F64_INT = float(2**53)
 
@@ -534,10 +535,10 @@ def _embedding_matrix(raw: Any, ids: tuple[str, ...], dim: int) -> np.ndarray:
         return _embedding_rows(list(raw), ids, dim)  # raises for the first row (every row is alike)
     if n == 0:
         return np.zeros((0, dim), np.float32)
-    first = raw[0] if isinstance(raw, list | tuple) else None
-    if isinstance(first, np.ndarray) and first.dtype == np.float32:
+    first = raw[0] if isinstance(raw, _SEQUENCES) else None
+    if isinstance(first, np.ndarray) and first.dtype == _FLOAT32:
         if n == 1 and first.shape == (dim,):
-            return first.reshape(1, dim)  # one float32 row as it comes: a view, nothing to stack
+            return first[None]  # one float32 row as it comes: a [1, D] view, nothing to stack
         stacked = np.empty((n, dim), np.float32)
         if copy_float32_rows(raw, stacked):  # every row a float32 [D] array: copied in C, no per-row inspection
             return stacked

@@ -299,20 +299,11 @@ class RoutingRequest:
                 if not all(hasattr(cand, name) for name in _FIELD_NAMES):
                     raise InvalidInputError(f"candidates[{i}]: a Candidate whose fields were never set (__new__ alone)")
             raise AssertionError("candidate_columns refused a sequence of Candidates")  # pragma: no cover
-        ids, embeddings, metadata, created_at, access, success = fields
-        return CandidateColumns(ids, embeddings, created_at, access, success, _metadata_or_none(metadata))
+        return CandidateColumns(*fields)
 
 
 _FIELD_NAMES = ("id", "embedding", "metadata", "created_at", "access_count", "success_rate")
 _CANDIDATE_FIELDS = attrgetter(*_FIELD_NAMES)
-
-
-def _metadata_or_none(metadata: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """None when no candidate has metadata (nothing to validate or match: the packer skips the column)."""
-    try:
-        return None if metadata.count(None) == len(metadata) else metadata
-    except ValueError:  # an array compared with None: not metadata, which the packer names
-        return metadata
 
 
 def _as_column(value: Any) -> Any:
