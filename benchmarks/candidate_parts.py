@@ -39,6 +39,7 @@ import tinydancer as td
 from benchmarks.report import write_results
 from tinydancer.routing import _candidate_fallback as fallback
 from tinydancer.routing.candidate_core import copy_float32_rows
+from tinydancer.routing.requests import CandidateColumns
 
 
 class _DoNothing:
@@ -114,7 +115,7 @@ def measure(n: int, dim: int, repeats: int) -> dict[str, Any]:
         "do-nothing __init__, six keywords": build(_DoNothing),
         "request.columns() (candidate_columns in C)": request.columns,
         "pure-Python candidate_columns (no compiler)": lambda: fallback.candidate_columns(
-            request.candidates, td.Candidate
+            request.candidates, td.Candidate, CandidateColumns
         ),
         "copy_float32_rows(rows, out) (C)": lambda: copy_float32_rows(rows, np.empty((n, dim), np.float32)),
         "np.array(rows) (no compiler)": lambda: np.array(rows),

@@ -26,8 +26,9 @@ from tinydancer.errors import InvalidInputError
 from tinydancer.routing import Candidate, RoutingRequest
 from tinydancer.routing import requests as requests_module
 from tinydancer.routing._candidate_fallback import CandidateFields as PythonFields
-from tinydancer.routing.candidate_core import COMPILED, candidate_columns, copy_float32_rows
+from tinydancer.routing.candidate_core import COMPILED, CandidateFields, candidate_columns, copy_float32_rows
 from tinydancer.routing.packing import pack_request
+from tinydancer.routing.requests import CandidateColumns
 
 REPO = Path(__file__).resolve().parents[2]
 PURE_PYTHON = bool(os.environ.get("TINYDANCER_PURE_PYTHON"))
@@ -248,17 +249,67 @@ def test_copy_float32_rows_copies_only_contiguous_float32_rows_of_the_right_leng
         assert copy_float32_rows(iter(rows), out) is False  # only lists and tuples
 
 
+def _values(columns: Any) -> tuple[Any, ...]:
+    """A columns object's fields (CandidateColumns compares by identity)."""
+    return tuple(getattr(columns, field.name) for field in dataclasses.fields(columns))
+
+
 def test_candidate_columns_reads_lists_and_tuples_of_the_class_only() -> None:
     cands = [Candidate(f"c{i}", [float(i)], created_at=i, access_count=i) for i in range(3)]
     for container in (cands, tuple(cands)):
-        ids, embeddings, created_at, access, success, metadata = candidate_columns(container, Candidate)  # type: ignore[misc]
-        assert ids == ("c0", "c1", "c2") and embeddings == ([0.0], [1.0], [2.0]) and metadata is None
-        assert created_at == [0, 1, 2] and access == [0, 1, 2] and success == [0.0] * 3
+        columns = candidate_columns(container, Candidate, CandidateColumns)
+        assert type(columns) is CandidateColumns and len(columns) == 3
+        assert columns.ids == ("c0", "c1", "c2") and columns.embeddings == ([0.0], [1.0], [2.0])
+        assert columns.created_at == [0, 1, 2] and columns.access_count == [0, 1, 2]
+        assert columns.success_rate == [0.0] * 3 and columns.metadata is None
     with_metadata = [*cands, Candidate("c3", [3.0], metadata={"k": 1})]
-    assert candidate_columns(with_metadata, Candidate)[-1] == (None, None, None, {"k": 1})  # type: ignore[index]
-    assert candidate_columns(iter(cands), Candidate) is None
-    assert candidate_columns([*cands, "c3"], Candidate) is None
-    assert candidate_columns([], Candidate) == ((), (), [], [], [], None)
+    columns = candidate_columns(with_metadata, Candidate, CandidateColumns)
+    assert columns is not None and columns.metadata == (None, None, None, {"k": 1})
+    assert candidate_columns(iter(cands), Candidate, CandidateColumns) is None
+    assert candidate_columns([*cands, "c3"], Candidate, CandidateColumns) is None
+    assert candidate_columns(None, Candidate, CandidateColumns) is None
+    assert _values(candidate_columns([], Candidate, CandidateColumns)) == ((), (), [], [], [], None)
     if COMPILED:
         with pytest.raises(TypeError, match="subclass CandidateFields"):
-            candidate_columns(cands, int)  # type: ignore[arg-type]
+            candidate_columns(cands, int, CandidateColumns)  # type: ignore[arg-type]
+
+
+@dataclasses.dataclass
+class _ColumnsInADict:  # the right names, but no __slots__
+    ids: Any
+    embeddings: Any
+    created_at: Any
+    access_count: Any
+    success_rate: Any
+    metadata: Any
+
+
+@dataclasses.dataclass(slots=True)
+class _ColumnsWithoutMetadata:
+    ids: Any
+    embeddings: Any
+    created_at: Any
+    access_count: Any
+    success_rate: Any
+
+
+@dataclasses.dataclass(slots=True)
+class _OtherColumns:  # any slots class with the six names will do; instances get the columns, __init__ is not needed
+    metadata: Any
+    ids: Any
+    embeddings: Any
+    created_at: Any
+    access_count: Any
+    success_rate: Any
+
+
+def test_candidate_columns_writes_any_class_with_the_six_slots_and_refuses_others() -> None:
+    cands = [Candidate("a", [1.0], metadata={"k": 1}), Candidate("b", [2.0])]
+    other = candidate_columns(cands, Candidate, _OtherColumns)
+    assert other == _OtherColumns(({"k": 1}, None), ("a", "b"), ([1.0], [2.0]), [None, None], [0, 0], [0.0, 0.0])
+    again = candidate_columns(cands, Candidate, CandidateColumns)  # switching back and forth between classes
+    assert again is not None and again.ids == ("a", "b") and again.metadata == ({"k": 1}, None)
+    for bad in (_ColumnsInADict, _ColumnsWithoutMetadata, CandidateFields, int):
+        with pytest.raises(TypeError, match="__slots__ member for each of ids, embeddings"):
+            candidate_columns(cands, Candidate, bad)  # type: ignore[arg-type]
+    assert _values(candidate_columns(cands, Candidate, CandidateColumns)) == _values(again)  # nothing changed

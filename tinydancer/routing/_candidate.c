@@ -10,7 +10,8 @@
  * - `install_vectorcall(cls)`: calls of `cls` itself (not of its subclasses) take the fast path. Subclasses, and
  *   any call through type.__call__, construct through tp_new + tp_init, which parse the same way. (An __init__
  *   assigned to `cls` after this is not called by the fast path: Candidate is not meant to be patched.)
- * - `candidate_columns(candidates, cls)`: a request's Candidate objects read into columns in one pass.
+ * - `candidate_columns(candidates, cls, columns_cls)`: a request's Candidate objects read into one `columns_cls`
+ *   (CandidateColumns) in one pass: the columns object is built here too, with no Python __init__ call.
  * - `copy_float32_rows(rows, out)`: their float32 [D] embeddings copied into one [N, D] matrix (numpy's own
  *   stacking spends more per row on inspecting each array than on copying it).
  *
@@ -34,6 +35,8 @@ static const char *FIELD_NAMES[N_FIELDS] = {"id", "embedding", "metadata", "crea
 typedef struct {
     PyObject *names[N_FIELDS];    /* interned: keyword names compiled into a call are the same objects */
     PyObject *defaults[N_FIELDS]; /* NULL for the required fields */
+    PyTypeObject *columns_type;   /* the last columns class candidate_columns built (a strong reference) */
+    Py_ssize_t column_offsets[N_FIELDS]; /* where its instances keep each column */
 } ModuleState;
 
 static ModuleState STATE; /* filled once at import; read-only afterwards */
@@ -169,26 +172,59 @@ static PyObject *install_vectorcall(PyObject *Py_UNUSED(module), PyObject *cls) 
     Py_RETURN_NONE;
 }
 
+/* CandidateColumns' slots, in its field order. */
+static const char *COLUMN_NAMES[N_FIELDS] = {"ids", "embeddings", "created_at", "access_count", "success_rate",
+                                             "metadata"};
+
+/* Learns where instances of `type` keep the six columns: `type` must be a class with a writable slot (a
+ * __slots__ member) for each name in COLUMN_NAMES, created by object.__new__. Its __init__ is not called, so it
+ * must only store its arguments (a slots dataclass's does). 0, or -1 with TypeError set. */
+static int learn_columns_layout(PyTypeObject *type) {
+    Py_ssize_t offsets[N_FIELDS];
+    if (type->tp_new != PyBaseObject_Type.tp_new || type->tp_itemsize != 0) goto refuse;
+    for (int c = 0; c < N_FIELDS; c++) {
+        PyObject *descr = PyDict_GetItemString(type->tp_dict, COLUMN_NAMES[c]); /* borrowed */
+        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) goto refuse;
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type != T_OBJECT_EX || (member->flags & READONLY)) goto refuse;
+        offsets[c] = member->offset;
+    }
+    Py_XSETREF(STATE.columns_type, (PyTypeObject *)Py_NewRef(type));
+    memcpy(STATE.column_offsets, offsets, sizeof(offsets));
+    return 0;
+refuse:
+    PyErr_Format(PyExc_TypeError, "candidate_columns: columns_cls must be a class with a __slots__ member for each "
+                 "of ids, embeddings, created_at, access_count, success_rate, metadata; got %R", (PyObject *)type);
+    return -1;
+}
+
 /* The columns candidate_columns gives, in CandidateColumns' order, as indices into a Candidate's fields. */
 static const int COLUMN_FIELDS[N_FIELDS] = {0, 1, 3, 4, 5, 2}; /* ids, embeddings, created_at, access, success, meta */
 #define METADATA_COLUMN 5
 
-/* candidate_columns(candidates, cls): the fields of a list or tuple of `cls` instances as columns, in one pass and
- * in CandidateColumns' order: (ids, embeddings) tuples, (created_at, access_count, success_rate) lists and the
- * metadata tuple, or None when every candidate's metadata is None. None when `candidates` is another container or
- * holds anything else (the caller then names the offending item). */
+static PyObject **column_slot(PyObject *columns, int c) {
+    return (PyObject **)((char *)columns + STATE.column_offsets[c]);
+}
+
+/* candidate_columns(candidates, cls, columns_cls): the fields of a list or tuple of `cls` instances as one
+ * `columns_cls` instance, read in one pass: (ids, embeddings) tuples, (created_at, access_count, success_rate)
+ * lists and the metadata tuple, or None when every candidate's metadata is None. None when `candidates` is another
+ * container or holds anything else (the caller then names the offending item). */
 static PyObject *candidate_columns(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2 || !PyType_Check(args[1]) || !PyType_IsSubtype((PyTypeObject *)args[1], &CandidateFieldsType)) {
-        PyErr_SetString(PyExc_TypeError, "candidate_columns(candidates, cls): cls must subclass CandidateFields");
+    if (nargs != 3 || !PyType_Check(args[1]) || !PyType_IsSubtype((PyTypeObject *)args[1], &CandidateFieldsType) ||
+        !PyType_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "candidate_columns(candidates, cls, columns_cls): cls must subclass "
+                                         "CandidateFields and columns_cls must be a class");
         return NULL;
     }
     PyObject *candidates = args[0];
-    PyTypeObject *cls = (PyTypeObject *)args[1];
+    PyTypeObject *cls = (PyTypeObject *)args[1], *columns_type = (PyTypeObject *)args[2];
+    if (columns_type != STATE.columns_type && learn_columns_layout(columns_type) < 0) return NULL;
     if (!PyList_CheckExact(candidates) && !PyTuple_CheckExact(candidates)) Py_RETURN_NONE;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(candidates);
-    /* Every container first: an allocation may run the garbage collector, and with it any finaliser, which
-     * could change the list. Nothing below allocates, so the items read after this stay the list's items. */
-    PyObject *result = PyTuple_New(N_FIELDS);
+    /* Every object first: an allocation may run the garbage collector, and with it any finaliser, which could
+     * change the list. Nothing below allocates, so the items read after this stay the list's items. */
+    PyObject *result = columns_type->tp_alloc(columns_type, 0);
     if (result == NULL) return NULL;
     for (int c = 0; c < N_FIELDS; c++) {
         int is_list = c >= 2 && c < METADATA_COLUMN;
@@ -197,7 +233,7 @@ static PyObject *candidate_columns(PyObject *Py_UNUSED(module), PyObject *const 
             Py_DECREF(result);
             return NULL;
         }
-        PyTuple_SET_ITEM(result, c, column);
+        *column_slot(result, c) = column;
     }
     PyObject **items = PySequence_Fast_ITEMS(candidates);
     int usable = PySequence_Fast_GET_SIZE(candidates) == n;
@@ -214,7 +250,7 @@ static PyObject *candidate_columns(PyObject *Py_UNUSED(module), PyObject *const 
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject **fields = ((CandidateFields *)items[i])->fields;
         for (int c = 0; c < N_FIELDS; c++) {
-            PyObject *column = PyTuple_GET_ITEM(result, c), *value = Py_NewRef(fields[COLUMN_FIELDS[c]]);
+            PyObject *column = *column_slot(result, c), *value = Py_NewRef(fields[COLUMN_FIELDS[c]]);
             if (PyList_CheckExact(column))
                 PyList_SET_ITEM(column, i, value);
             else
@@ -222,10 +258,8 @@ static PyObject *candidate_columns(PyObject *Py_UNUSED(module), PyObject *const 
         }
         any_metadata |= fields[2] != Py_None;
     }
-    if (!any_metadata) { /* nothing to validate or match: the packer skips the column */
-        Py_DECREF(PyTuple_GET_ITEM(result, METADATA_COLUMN));
-        PyTuple_SET_ITEM(result, METADATA_COLUMN, Py_NewRef(Py_None));
-    }
+    if (!any_metadata) /* nothing to validate or match: the packer skips the column */
+        Py_SETREF(*column_slot(result, METADATA_COLUMN), Py_NewRef(Py_None));
     return result;
 }
 
@@ -276,9 +310,10 @@ static PyObject *copy_float32_rows(PyObject *Py_UNUSED(module), PyObject *const 
 
 static PyMethodDef module_methods[] = {
     {"candidate_columns", (PyCFunction)(void (*)(void))candidate_columns, METH_FASTCALL,
-     PyDoc_STR("candidate_columns(candidates, cls)\n--\n\nThe fields of a list or tuple of cls instances as "
-               "columns: (ids, embeddings, created_at, access_count, success_rate, metadata), metadata None when "
-               "every one is None; None if any item is not a cls instance.")},
+     PyDoc_STR("candidate_columns(candidates, cls, columns_cls)\n--\n\nThe fields of a list or tuple of cls "
+               "instances as one columns_cls(ids, embeddings, created_at, access_count, success_rate, metadata), "
+               "built without calling its __init__; metadata None when every one is None; None if any item is not "
+               "a cls instance.")},
     {"copy_float32_rows", (PyCFunction)(void (*)(void))copy_float32_rows, METH_FASTCALL,
      PyDoc_STR("copy_float32_rows(rows, out)\n--\n\nCopy N float32 [D] rows into out ([N, D] float32); False "
                "(out partly written) as soon as a row is not a contiguous float32 [D] buffer.")},

@@ -274,6 +274,15 @@ class RoutingRequest:
         """The candidates as columns (no copies for requests built from arrays; a snapshot for store requests)."""
         if self._columns is not None:
             return self._columns
+        # Candidate objects' fields read into columns in one pass (candidate_core), then validated and converted as
+        # a whole by pack_request, exactly like those of from_arrays; created_at, access_count and success_rate come
+        # as lists, as the guide's callers give from_arrays (errors name the column's type). None: not a list or
+        # tuple of Candidates with their fields.
+        columns = candidate_columns(self._candidates, Candidate, CandidateColumns)
+        return self._other_columns() if columns is None else columns
+
+    def _other_columns(self) -> CandidateColumns:
+        """:meth:`columns` of a store request, of candidates in another sequence, or naming what is not a Candidate."""
         if self._selection is not None:
             rows = self._selection.store.snapshot(self._selection.candidate_ids)
             created = rows.columns[:, 0]
@@ -285,21 +294,16 @@ class RoutingRequest:
                 success_rate=rows.columns[:, 2],
                 metadata=rows.metadata,
             )
-        cands = self._candidates
-        if type(cands) is not list and type(cands) is not tuple:  # the property's checks, for the rare rest
-            cands = tuple(self.candidates)
-        # The objects' fields read into columns in one pass (candidate_core), then validated and converted as a
-        # whole by pack_request, exactly like those of from_arrays; created_at, access_count and success_rate
-        # come as lists, as the guide's callers give from_arrays (errors name the column's type).
-        fields = candidate_columns(cands, Candidate)
-        if fields is None:  # not all Candidates with their fields: name the first that is not
-            for i, cand in enumerate(cands):
-                if not isinstance(cand, Candidate):
-                    raise InvalidInputError(f"candidates[{i}]: expected a Candidate, got {type(cand).__name__}")
-                if not all(hasattr(cand, name) for name in _FIELD_NAMES):
-                    raise InvalidInputError(f"candidates[{i}]: a Candidate whose fields were never set (__new__ alone)")
-            raise AssertionError("candidate_columns refused a sequence of Candidates")  # pragma: no cover
-        return CandidateColumns(*fields)
+        cands = tuple(self.candidates)  # the property's checks
+        columns = candidate_columns(cands, Candidate, CandidateColumns)
+        if columns is not None:
+            return columns
+        for i, cand in enumerate(cands):  # name the first item that is not a Candidate with its fields
+            if not isinstance(cand, Candidate):
+                raise InvalidInputError(f"candidates[{i}]: expected a Candidate, got {type(cand).__name__}")
+            if not all(hasattr(cand, name) for name in _FIELD_NAMES):
+                raise InvalidInputError(f"candidates[{i}]: a Candidate whose fields were never set (__new__ alone)")
+        raise AssertionError("candidate_columns refused a sequence of Candidates")  # pragma: no cover
 
 
 _FIELD_NAMES = ("id", "embedding", "metadata", "created_at", "access_count", "success_rate")
