@@ -11,7 +11,9 @@ the application made once and keeps (a fixed candidate set, new queries): the re
 constructor calls. The paths are timed interleaved, in rounds of one block per (count, path), so the load of a
 shared machine hits them alike; the table gives medians, the extra microseconds per candidate of each object path
 ((objects - arrays) / N) and the ratio objects / arrays. A second table times the same paths up to
-``pack_request`` (validation and packing, where they differ), without route()'s jitter.
+``pack_request`` (validation and packing, where they differ), without route()'s jitter. The paths lead the rounds in
+turn. A third table takes route() at 1 candidate apart (``--parts-budget-s``, 0 skips it): held objects plus one
+part of the objects path's build, made and dropped, and a one-candidate request written out without a loop.
 """
 
 from __future__ import annotations
@@ -140,10 +142,11 @@ def measure(counts: list[int], dim: int, rounds: int, budget_s: float, stage: st
         probe = float(np.median(time_calls(fns["objects"], 5)))
         blocks[n] = max(5, int(budget_s / rounds / len(fns) / len(counts) / (probe * 1e-6)))
     samples: dict[int, dict[str, list[float]]] = {n: {name: [] for name in fns} for n, fns in paths.items()}
-    for _ in range(rounds):
+    for r in range(rounds):
         for n, fns in paths.items():
-            for name, fn in fns.items():
-                samples[n][name] += time_calls(fn, blocks[n])
+            names = list(fns)
+            for name in names[r % len(names) :] + names[: r % len(names)]:  # each path leads a round in turn
+                samples[n][name] += time_calls(fns[name], blocks[n])
     out: dict[int, dict[str, float]] = {}
     for n in counts:
         objects, held, arrays = (float(np.median(samples[n][name])) for name in ("objects", "held", "arrays"))
@@ -158,6 +161,66 @@ def measure(counts: list[int], dim: int, rounds: int, budget_s: float, stage: st
             "held_ratio": held / arrays,
         }
     return out
+
+
+def one_candidate_parts(dim: int, rounds: int, budget_s: float) -> dict[str, float]:
+    """Median microseconds of route() at 1 candidate for the paths and for held objects plus one part of the objects
+    path's build, made and dropped (so what route() does is the held request's work): where a one-candidate
+    request built from objects spends what held objects do not. Variants are timed in rotated order per round.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        router = Router(RouterConfig(), log_config=LogConfig(renderer="none"), tracing=trace.NoOpTracerProvider())
+    rows = Rows(1, dim, seed=1)
+    emb, meta = rows.rows[0], rows.metadata[0]
+
+    def route(request: RoutingRequest) -> object:
+        return router.route(request, now=NOW_S)
+
+    def comprehension_only() -> object:  # the objects path's loop over six columns, tuples instead of Candidates
+        columns = (rows.ids, rows.rows, rows.metadata, rows.created_at, rows.access_count, rows.success_rate)
+        return [(i, e, m, c, a, s) for i, e, m, c, a, s in zip(*columns, strict=True)]
+
+    def written_out() -> RoutingRequest:  # one candidate as a user writes it, without a loop
+        candidate = Candidate(
+            id=rows.ids[0], embedding=emb, metadata=meta, created_at=rows.created_at[0],
+            access_count=rows.access_count[0], success_rate=rows.success_rate[0],
+        )  # fmt: skip
+        return RoutingRequest(query_embedding=rows.query, candidates=[candidate], metadata=rows.request_metadata)
+
+    variants: dict[str, Callable[[], object]] = {
+        "held objects (the reference)": lambda: route(rows.held_objects()),
+        "held + one Candidate(...) made and dropped": lambda: (
+            Candidate(id="x", embedding=emb, metadata=meta, created_at=1.0, access_count=2, success_rate=0.5),
+            route(rows.held_objects()),
+        ),
+        "held + the loop over six columns (no Candidate) made and dropped": lambda: (
+            comprehension_only(),
+            route(rows.held_objects()),
+        ),
+        "held + the objects path's whole build made and dropped": lambda: (rows.objects(), route(rows.held_objects())),
+        "objects (the table's path: the loop, one Candidate)": lambda: route(rows.objects()),
+        "objects written out: candidates=[Candidate(...)]": lambda: route(written_out()),
+        "arrays (from_arrays)": lambda: route(rows.arrays()),
+    }
+    for fn in variants.values():
+        time_calls(fn, 200)
+    probe = float(np.median(time_calls(variants["objects (the table's path: the loop, one Candidate)"], 50)))
+    block = max(5, int(budget_s / rounds / len(variants) / (probe * 1e-6)))
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            samples[name] += time_calls(variants[name], block)
+    return {name: float(np.median(values)) for name, values in samples.items()}
+
+
+def parts_table(parts: dict[str, float]) -> str:
+    """The markdown table of :func:`one_candidate_parts`."""
+    held, arrays = parts["held objects (the reference)"], parts["arrays (from_arrays)"]
+    lines = ["| route() at 1 candidate | us | minus held objects (us) | minus arrays (us) |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {us:.1f} | {us - held:+.2f} | {us - arrays:+.2f} |" for name, us in parts.items()]
+    return "\n".join(lines)
 
 
 def table(rows: dict[int, dict[str, float]]) -> str:
@@ -185,6 +248,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--budget-s", type=float, default=24.0, help="wall time of the timed rounds, about")
+    parser.add_argument("--parts-budget-s", type=float, default=20.0, help="for the 1-candidate parts; 0: skip")
     parser.add_argument("--out", default=None, help="write JSON here and the tables beside it (.md)")
     args = parser.parse_args(argv)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -196,6 +260,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         text += f"\n# request_objects, {what}: dim {args.dim}, {args.rounds} rounds, {stamp}, {machine}\n"
         text += table(rows) + "\n"
         out[stage] = rows
+    if args.parts_budget_s > 0:
+        parts = one_candidate_parts(args.dim, args.rounds, args.parts_budget_s)
+        text += f"\n# request_objects, route() at 1 candidate, part by part: {args.rounds} rounds, {stamp}, {machine}\n"
+        text += parts_table(parts) + "\n"
+        out["one_candidate_parts"] = parts
     print(text)
     if args.out:
         write_results(args.out, out, text)
