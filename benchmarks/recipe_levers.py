@@ -126,35 +126,16 @@ class SeedEnsembleScorer:
         return np.mean([member.score(prompts) for member in self._members], axis=0)
 
 
-class ExtraInputScorer(FastGRNNScorer):
-    """The recipe with prompt statistics appended to the FastGRNN's input: ``"length"``, log(1 + tokens read,
-    at most 256) (what the serving kernel already knows), or ``"prompt_stats"``, the six numbers of
-    :func:`~tinydancer.learning.prompt_statistics`. The recipe's inputs (a mean of token vectors and a bag
-    weighted ``1/sqrt(n)``) carry no length by construction; the prompt-statistics baseline is mostly length.
-    Scored by the same FastGRNN and bag arithmetic outside the serving kernel (a screen, not servable)."""
+class ScreenScorer(FastGRNNScorer):
+    """A recipe variant whose rows :meth:`_rows` builds differently, trained by ``train_fastgrnn`` and scored by the
+    same FastGRNN and bag arithmetic outside the serving kernel (a screen, not servable)."""
 
-    def __init__(self, extra: str, name: str) -> None:
+    def __init__(self, name: str) -> None:
         super().__init__(name=name)
-        self.extra = extra
-        width = 1 if extra == "length" else 6
-        self.model_config = dataclasses.replace(self.model_config, input_dim=self.model_config.input_dim + width)
         self._fitted: tuple[Any, np.ndarray | None, Any] | None = None
 
     def _rows(self, prompts: list[str], y: np.ndarray, stats: Any = None) -> tuple[RoutingData, Any]:
-        if self._featurizer is None:
-            self._featurizer = TextFeaturizer(self.featurizer_config)
-        f = self._featurizer.featurize(prompts)
-        if self.extra == "length":
-            _, mask = self._featurizer.token_ids(prompts)
-            more = np.log1p(mask.sum(axis=1, keepdims=True)).astype(np.float32)
-        else:
-            more = prompt_statistics(prompts).astype(np.float32)
-        x = np.concatenate([f.x, more[:, None, :]], axis=-1)
-        stats = stats or fit_norm_stats(x, f.mask)
-        rows = RoutingData(
-            apply_norm(x, stats, f.mask), f.mask, y.astype(np.float32), None, f.ngram_ids, f.ngram_weights
-        )
-        return rows, stats
+        raise NotImplementedError
 
     def fit(
         self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
@@ -175,6 +156,71 @@ class ExtraInputScorer(FastGRNNScorer):
         if bag is not None:
             logits += np.sum(bag[data.ngram_ids] * data.ngram_weights, axis=1)
         return 1.0 / (1.0 + np.exp(-logits))
+
+    def _features(self, prompts: list[str]) -> Any:
+        if self._featurizer is None:
+            self._featurizer = TextFeaturizer(self.featurizer_config)
+        return self._featurizer.featurize(prompts)
+
+
+class ExtraInputScorer(ScreenScorer):
+    """The recipe with prompt statistics appended to the FastGRNN's input: ``"length"``, log(1 + tokens read,
+    at most 256) (what the serving kernel already knows), or ``"prompt_stats"``, the six numbers of
+    :func:`~tinydancer.learning.prompt_statistics`. The recipe's inputs (a mean of token vectors and a bag
+    weighted ``1/sqrt(n)``) carry no length by construction; the prompt-statistics baseline is mostly length."""
+
+    def __init__(self, extra: str, name: str) -> None:
+        super().__init__(name=name)
+        self.extra = extra
+        width = 1 if extra == "length" else 6
+        self.model_config = dataclasses.replace(self.model_config, input_dim=self.model_config.input_dim + width)
+
+    def _rows(self, prompts: list[str], y: np.ndarray, stats: Any = None) -> tuple[RoutingData, Any]:
+        f = self._features(prompts)
+        if self.extra == "length":
+            assert self._featurizer is not None
+            _, mask = self._featurizer.token_ids(prompts)
+            more = np.log1p(mask.sum(axis=1, keepdims=True)).astype(np.float32)
+        else:
+            more = prompt_statistics(prompts).astype(np.float32)
+        x = np.concatenate([f.x, more[:, None, :]], axis=-1)
+        stats = stats or fit_norm_stats(x, f.mask)
+        rows = RoutingData(
+            apply_norm(x, stats, f.mask), f.mask, y.astype(np.float32), None, f.ngram_ids, f.ngram_weights
+        )
+        return rows, stats
+
+
+class IdfBagScorer(ScreenScorer):
+    """The recipe with a TF-IDF-like bag: each n-gram weighs its bucket's inverse document frequency on the
+    training rows, ``log((1 + N) / (1 + df)) + 1`` (scikit-learn's smoothed idf), instead of 1, and each prompt's
+    weights are L2-normalised (instead of ``1/sqrt(n)``): the weighting TF-IDF + LR reads its n-grams with."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name)
+        self._idf: np.ndarray | None = None
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        self._idf = None  # learned from the training rows, the first rows built
+        return super().fit(prompts, y, val=val)
+
+    def _rows(self, prompts: list[str], y: np.ndarray, stats: Any = None) -> tuple[RoutingData, Any]:
+        f = self._features(prompts)
+        ids, real = np.asarray(f.ngram_ids), np.asarray(f.ngram_weights) > 0
+        if self._idf is None:
+            df = np.zeros(self.featurizer_config.ngram_buckets)
+            for row_ids, row_real in zip(ids, real, strict=True):
+                df[np.unique(row_ids[row_real])] += 1
+            self._idf = (np.log((1 + len(ids)) / (1 + df)) + 1).astype(np.float32)
+        weights = np.where(real, self._idf[ids], 0.0)
+        weights /= np.maximum(np.sqrt((weights**2).sum(axis=1, keepdims=True)), 1e-12)
+        stats = stats or fit_norm_stats(f.x, f.mask)
+        rows = RoutingData(
+            apply_norm(f.x, stats, f.mask), f.mask, y.astype(np.float32), None, f.ngram_ids, weights.astype(np.float32)
+        )
+        return rows, stats
 
 
 def levers() -> list[tuple[str, Callable[[], Any], str]]:
@@ -213,6 +259,7 @@ def levers() -> list[tuple[str, Callable[[], Any], str]]:
         other("distilled from tfidf_lr, a=0.5", lambda name: DistilledScorer(0.5, name)),
         other("+ log token count as input", lambda name: ExtraInputScorer("length", name)),
         other("+ prompt statistics as input", lambda name: ExtraInputScorer("prompt_stats", name)),
+        other("idf-weighted n-gram bag", IdfBagScorer),
         other("ensemble of 3 seeds (mean score)", lambda name: SeedEnsembleScorer(3, name)),
         training("n-gram L2 1e-3", ngram_l2=1e-3),
         training("n-gram L2 1e-5", ngram_l2=1e-5),
