@@ -313,3 +313,37 @@ def test_candidate_columns_writes_any_class_with_the_six_slots_and_refuses_other
         with pytest.raises(TypeError, match="__slots__ member for each of ids, embeddings"):
             candidate_columns(cands, Candidate, bad)  # type: ignore[arg-type]
     assert _values(candidate_columns(cands, Candidate, CandidateColumns)) == _values(again)  # nothing changed
+
+
+class _ShiftedColumns:  # one more slot, sorted first: every column at another offset than CandidateColumns'
+    __slots__ = ("a_first", "access_count", "created_at", "embeddings", "ids", "metadata", "success_rate")
+
+
+def test_a_finaliser_that_switches_the_columns_class_mid_call_changes_nothing() -> None:
+    """The garbage collector may run a finaliser inside the allocations of candidate_columns; one that calls it with
+    another columns class (another slot layout) must not make the call in progress write to the wrong slots."""
+    cands = [Candidate("a", [1.0], metadata={"k": 1}, created_at=5, access_count=2, success_rate=0.5)]
+    names = ("ids", "embeddings", "created_at", "access_count", "success_rate", "metadata")
+    expected = (("a",), ([1.0],), [5], [2], [0.5], ({"k": 1},))
+    inside: list[Any] = []
+
+    class SwitchesLayout:
+        def __init__(self) -> None:
+            self.cycle = self
+
+        def __del__(self) -> None:
+            inside.append(candidate_columns(cands, Candidate, _ShiftedColumns))
+
+    candidate_columns(cands, Candidate, CandidateColumns)  # CandidateColumns' layout is the current one
+    threshold = gc.get_threshold()
+    gc.collect()
+    try:
+        SwitchesLayout()  # unreachable cycle: collected (and finalised) at the next collection
+        gc.set_threshold(1)  # ... which the call's first allocation starts
+        columns = candidate_columns(cands, Candidate, CandidateColumns)
+        finalised_during_the_call = len(inside) == 1
+    finally:
+        gc.set_threshold(*threshold)
+    assert finalised_during_the_call
+    assert tuple(getattr(inside[0], name) for name in names) == expected
+    assert _values(columns) == expected

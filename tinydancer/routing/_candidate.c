@@ -39,7 +39,7 @@ typedef struct {
     Py_ssize_t column_offsets[N_FIELDS]; /* where its instances keep each column */
 } ModuleState;
 
-static ModuleState STATE; /* filled once at import; read-only afterwards */
+static ModuleState STATE; /* names and defaults filled once at import; the columns layout on first use */
 
 static int fields_traverse(CandidateFields *self, visitproc visit, void *arg) {
     for (int i = 0; i < N_FIELDS; i++) Py_VISIT(self->fields[i]);
@@ -189,8 +189,10 @@ static int learn_columns_layout(PyTypeObject *type) {
         if (member->type != T_OBJECT_EX || (member->flags & READONLY)) goto refuse;
         offsets[c] = member->offset;
     }
-    Py_XSETREF(STATE.columns_type, (PyTypeObject *)Py_NewRef(type));
+    PyTypeObject *previous = STATE.columns_type;
     memcpy(STATE.column_offsets, offsets, sizeof(offsets));
+    STATE.columns_type = (PyTypeObject *)Py_NewRef(type);
+    Py_XDECREF(previous); /* last: releasing it may run code that calls back in */
     return 0;
 refuse:
     PyErr_Format(PyExc_TypeError, "candidate_columns: columns_cls must be a class with a __slots__ member for each "
@@ -202,8 +204,8 @@ refuse:
 static const int COLUMN_FIELDS[N_FIELDS] = {0, 1, 3, 4, 5, 2}; /* ids, embeddings, created_at, access, success, meta */
 #define METADATA_COLUMN 5
 
-static PyObject **column_slot(PyObject *columns, int c) {
-    return (PyObject **)((char *)columns + STATE.column_offsets[c]);
+static PyObject **column_slot(PyObject *columns, const Py_ssize_t *offsets, int c) {
+    return (PyObject **)((char *)columns + offsets[c]);
 }
 
 /* candidate_columns(candidates, cls, columns_cls): the fields of a list or tuple of `cls` instances as one
@@ -220,6 +222,9 @@ static PyObject *candidate_columns(PyObject *Py_UNUSED(module), PyObject *const 
     PyObject *candidates = args[0];
     PyTypeObject *cls = (PyTypeObject *)args[1], *columns_type = (PyTypeObject *)args[2];
     if (columns_type != STATE.columns_type && learn_columns_layout(columns_type) < 0) return NULL;
+    /* A copy: an allocation below may run a finaliser that calls this with another class (a new layout). */
+    Py_ssize_t offsets[N_FIELDS];
+    memcpy(offsets, STATE.column_offsets, sizeof(offsets));
     if (!PyList_CheckExact(candidates) && !PyTuple_CheckExact(candidates)) Py_RETURN_NONE;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(candidates);
     /* Every object first: an allocation may run the garbage collector, and with it any finaliser, which could
@@ -233,7 +238,7 @@ static PyObject *candidate_columns(PyObject *Py_UNUSED(module), PyObject *const 
             Py_DECREF(result);
             return NULL;
         }
-        *column_slot(result, c) = column;
+        *column_slot(result, offsets, c) = column;
     }
     PyObject **items = PySequence_Fast_ITEMS(candidates);
     int usable = PySequence_Fast_GET_SIZE(candidates) == n;
@@ -250,7 +255,7 @@ static PyObject *candidate_columns(PyObject *Py_UNUSED(module), PyObject *const 
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject **fields = ((CandidateFields *)items[i])->fields;
         for (int c = 0; c < N_FIELDS; c++) {
-            PyObject *column = *column_slot(result, c), *value = Py_NewRef(fields[COLUMN_FIELDS[c]]);
+            PyObject *column = *column_slot(result, offsets, c), *value = Py_NewRef(fields[COLUMN_FIELDS[c]]);
             if (PyList_CheckExact(column))
                 PyList_SET_ITEM(column, i, value);
             else
@@ -259,7 +264,7 @@ static PyObject *candidate_columns(PyObject *Py_UNUSED(module), PyObject *const 
         any_metadata |= fields[2] != Py_None;
     }
     if (!any_metadata) /* nothing to validate or match: the packer skips the column */
-        Py_SETREF(*column_slot(result, METADATA_COLUMN), Py_NewRef(Py_None));
+        Py_SETREF(*column_slot(result, offsets, METADATA_COLUMN), Py_NewRef(Py_None));
     return result;
 }
 
