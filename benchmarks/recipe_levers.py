@@ -17,6 +17,11 @@ the random split, seed 0** (``split_rows(frame, "random", 0)``: 5,614 and 1,404 
   the three cuts above, at 480-3,700 training rows, had ranked the recipe ahead of TF-IDF + LR while the test
   rows did not.
 
+One more cut runs only when ``--cuts`` names it: ``in-domain, full size, 5 folds``, the training and validation
+rows of the split (7,018) in five folds, each fold scored (1,403-1,404 rows) by a router trained on 4,614 of the
+other rows (600 validate, 400 calibrate); ``--seeds`` does not apply (one permutation, seed 0). The full-size cut
+above scores the same 1,404 rows for every seed, so its seeds share their noise; here every row is scored once.
+
 ``--only`` runs some levers (names as in the table), ``--cuts`` some cuts.
 
 Each row changes one thing from the recipe (``recipe``) and is fitted with :func:`tinydancer.learning.fit_and_score`
@@ -126,6 +131,95 @@ class SeedEnsembleScorer:
         return np.mean([member.score(prompts) for member in self._members], axis=0)
 
 
+class ScoreMean:
+    """The mean of its members' scores, each member fitted alone on the same rows (a late fusion; its bytes are
+    the members' together)."""
+
+    def __init__(self, name: str, members: Sequence[Any]) -> None:
+        self.name = name
+        self._members = list(members)
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        for member in self._members:
+            member.fit(prompts, y, val=val)
+        return self
+
+    def score(self, prompts: Sequence[str]) -> np.ndarray:
+        return np.mean([member.score(prompts) for member in self._members], axis=0)
+
+
+class TwoHeadsScorer:
+    """The gain target's estimate split in two: one recipe scorer trained for "the weak model fails" (``1 - w``),
+    one for "the strong model fails" (``1 - s``), scored ``(1 + P(weak fails) - P(strong fails)) / 2``, the
+    scale of the gain target ``(1 + E[s - w]) / 2``. Each part learns from a 0/1 target that tells "both right"
+    from "both wrong", which the gain target scores alike (0.5). Twice the recipe's bytes.
+
+    The scorer protocol hands ``fit`` the gain target only, so the two outcomes are read from ``frame`` by prompt
+    text (the mean over a repeated prompt's rows)."""
+
+    def __init__(self, frame: pd.DataFrame, name: str) -> None:
+        self.name = name
+        by_prompt = frame.groupby("prompt")[["weak_correct", "strong_correct"]].mean()
+        self._weak, self._strong = by_prompt["weak_correct"].to_dict(), by_prompt["strong_correct"].to_dict()
+        self._weak_fails = FastGRNNScorer(name=f"{name}/weak fails")
+        self._strong_fails = FastGRNNScorer(name=f"{name}/strong fails")
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        assert val is not None
+        p, held = list(prompts), list(val[0])
+        for scorer, outcome in ((self._weak_fails, self._weak), (self._strong_fails, self._strong)):
+            fails = [np.array([1.0 - outcome[q] for q in rows]) for rows in (p, held)]
+            scorer.fit(p, fails[0], val=(held, fails[1]))
+        return self
+
+    def score(self, prompts: Sequence[str]) -> np.ndarray:
+        return (1.0 + self._weak_fails.score(prompts) - self._strong_fails.score(prompts)) / 2.0
+
+
+class HashedBagLogisticScorer:
+    """The recipe's hashed n-gram bag alone (4,096 buckets, the same ids and ``1/sqrt(n)`` weights), fitted to
+    convergence by scikit-learn's logistic regression as ``TfidfLogisticScorer`` fits its TF-IDF rows (soft
+    targets as row weights, validation rows joined, ``C`` = 1): what the bag's representation is worth without
+    the FastGRNN and without early stopping."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._featurizer = TextFeaturizer(DEFAULT_FEATURIZER)
+        self._model: Any = None
+
+    def _bag(self, prompts: list[str]) -> Any:
+        from scipy import sparse
+
+        f = self._featurizer.featurize(prompts)
+        ids, weights = np.asarray(f.ngram_ids), np.asarray(f.ngram_weights)
+        rows = np.repeat(np.arange(len(ids)), ids.shape[1])
+        shape = (len(ids), DEFAULT_FEATURIZER.ngram_buckets)
+        return sparse.csr_matrix((weights.ravel(), (rows, ids.ravel())), shape=shape)  # repeats are summed
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        from scipy import sparse
+        from sklearn.linear_model import LogisticRegression
+
+        assert val is not None
+        bag = self._bag(list(prompts) + list(val[0]))
+        t = np.r_[np.asarray(y, np.float64), np.asarray(val[1], np.float64)]
+        pos, neg = t > 0, t < 1
+        rows = sparse.vstack([bag[pos], bag[neg]])
+        target = np.r_[np.ones(int(pos.sum())), np.zeros(int(neg.sum()))]
+        self._model = LogisticRegression(max_iter=3000).fit(rows, target, sample_weight=np.r_[t[pos], 1 - t[neg]])
+        return self
+
+    def score(self, prompts: Sequence[str]) -> np.ndarray:
+        out: np.ndarray = self._model.predict_proba(self._bag(list(prompts)))[:, 1]
+        return out
+
+
 class ScreenScorer(FastGRNNScorer):
     """A recipe variant whose rows :meth:`_rows` builds differently, trained by ``train_fastgrnn`` and scored by the
     same FastGRNN and bag arithmetic outside the serving kernel (a screen, not servable)."""
@@ -223,8 +317,9 @@ class IdfBagScorer(ScreenScorer):
         return rows, stats
 
 
-def levers() -> list[tuple[str, Callable[[], Any], str]]:
-    """(name, scorer factory, target): the recipe, one change per row, and the strongest baseline."""
+def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
+    """(name, scorer factory, target): the recipe, one change per row, and the strongest baseline (``frame``: the
+    outcomes, for the scorers that read both models' outcomes)."""
     gain = "strong_gain"
 
     def featurizer(name: str, **changes: Any) -> tuple[str, Callable[[], Any], str]:
@@ -267,6 +362,20 @@ def levers() -> list[tuple[str, Callable[[], Any], str]]:
         training("n-gram bag lr x2", ngram_lr_scale=2.0),
         training("n-gram bag lr x5", ngram_lr_scale=5.0),
         training("n-gram bag lr x10", ngram_lr_scale=10.0),
+        featurizer("token sequence, 256 tokens (not their mean)", kind="wordllama_tokens"),
+        featurizer("token sequence, first 64 tokens", kind="wordllama_tokens", max_tokens=64),
+        other("two heads: weak fails, strong fails (2 models)", lambda name: TwoHeadsScorer(frame, name)),
+        other(
+            "mean of the recipe and the two heads (3 models)",
+            lambda name: ScoreMean(name, [FastGRNNScorer(name=f"{name}/gain"), TwoHeadsScorer(frame, f"{name}/heads")]),
+        ),
+        other(
+            "mean of the recipe and tfidf_lr (not servable under 64 KB)",
+            lambda name: ScoreMean(
+                name, [FastGRNNScorer(name=f"{name}/recipe"), TfidfLogisticScorer(name=f"{name}/tfidf")]
+            ),
+        ),
+        other("hashed n-gram bag alone, scikit-learn LR", HashedBagLogisticScorer),
         other("tfidf_lr (baseline)", lambda name: TfidfLogisticScorer(name=name)),
         other("tfidf_lr, target weak_fails", lambda name: TfidfLogisticScorer(name=name), "weak_fails"),
     ]
@@ -274,6 +383,8 @@ def levers() -> list[tuple[str, Callable[[], Any], str]]:
 
 #: The cuts, in table order (module docstring).
 CUTS = ("in-domain", "held-out subjects", "small", "in-domain, full size")
+#: Cuts run only when ``--cuts`` names them (module docstring).
+EXTRA_CUTS = ("in-domain, full size, 5 folds",)
 
 
 def plans(frame: pd.DataFrame, seeds: list[int]) -> dict[str, list[dict[str, np.ndarray]]]:
@@ -282,9 +393,7 @@ def plans(frame: pd.DataFrame, seeds: list[int]) -> dict[str, list[dict[str, np.
     pool = split["train"]
     subjects = frame["subject"].to_numpy()
     groups = frame["subject"].map(MMLU_GROUPS).to_numpy()
-    out: dict[str, list[dict[str, np.ndarray]]] = {
-        "in-domain": [], "held-out subjects": [], "small": [], "in-domain, full size": []
-    }  # fmt: skip
+    out: dict[str, list[dict[str, np.ndarray]]] = {cut: [] for cut in CUTS + EXTRA_CUTS}
     for seed in seeds:
         ids = np.random.default_rng(seed).permutation(pool)
         out["in-domain, full size"].append(
@@ -301,13 +410,19 @@ def plans(frame: pd.DataFrame, seeds: list[int]) -> dict[str, list[dict[str, np.
         for group in sorted(set(MMLU_GROUPS.values())):
             g = np.random.default_rng(seed).permutation(pool[groups[pool] == group])
             out["small"].append({"train": g[:480], "val": g[480:600], "cal": g[600:700], "test": g[700:]})
+    folds = np.array_split(np.random.default_rng(0).permutation(np.r_[pool, split["val"]]), 5)
+    for k, scored in enumerate(folds):
+        rest = np.concatenate(folds[:k] + folds[k + 1 :])
+        out["in-domain, full size, 5 folds"].append(
+            {"train": rest[1000:], "val": rest[:600], "cal": rest[600:1000], "test": scored}
+        )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds per cut")
-    parser.add_argument("--cuts", nargs="+", default=list(CUTS), choices=list(CUTS), help="cuts to run")
+    parser.add_argument("--cuts", nargs="+", default=list(CUTS), choices=list(CUTS + EXTRA_CUTS), help="cuts to run")
     parser.add_argument("--only", nargs="+", default=None, help="run only these levers (names as in the table)")
     parser.add_argument("--out", default=str(SCRATCH_RESULTS / "recipe_levers.json"), help="JSON (markdown beside it)")
     args = parser.parse_args(argv)
@@ -320,7 +435,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for rows in runs:
             for target in ("strong_gain", "weak_fails"):
-                chosen = [(name, make) for name, make, t in levers() if t == target and name in (args.only or [name])]
+                chosen = [
+                    (name, make) for name, make, t in levers(frame) if t == target and name in (args.only or [name])
+                ]
                 if not chosen:
                     continue
                 done = fit_and_score(frame, [make() for _, make in chosen], rows=rows, target=target)
@@ -331,11 +448,13 @@ def main(argv: list[str] | None = None) -> int:
             # memory maps (vm.max_map_count) after a few hundred fits.
             jax.clear_caches()
             print(f"{cut}: run done at {time.perf_counter() - started:.0f} s", flush=True)
-    cuts = [c for c in CUTS if c in args.cuts]
+    cuts = [c for c in CUTS + EXTRA_CUTS if c in args.cuts]
     elapsed = time.perf_counter() - started
-    only = "" if args.only is None else " --only " + " ".join(f"'{name}'" for name in args.only)
+    options = "" if args.only is None else " --only " + " ".join(f"'{name}'" for name in args.only)
+    if cuts != list(CUTS):
+        options = " --cuts " + " ".join(f"'{cut}'" for cut in cuts) + options
     lines = [
-        f"Command: `python -m benchmarks.recipe_levers --seeds {args.seeds}{only}` ({elapsed:.0f} s)",
+        f"Command: `python -m benchmarks.recipe_levers --seeds {args.seeds}{options}` ({elapsed:.0f} s)",
         "",
         "| lever | " + " | ".join(f"{c}: APGR / AUROC (strong wins)" for c in cuts) + " |",
         "|---|" + "---|" * len(cuts),
