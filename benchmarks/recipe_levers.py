@@ -109,28 +109,6 @@ class DistilledScorer(FastGRNNScorer):
         return self
 
 
-class SeedEnsembleScorer:
-    """The mean score of ``members`` recipe scorers trained with seeds 0, 1, ... (a deep ensemble, as
-    ``train_router(ensemble=K)`` trains and serves one), each fitted alone."""
-
-    def __init__(self, members: int, name: str) -> None:
-        self.name = name
-        self._members = [
-            FastGRNNScorer(train=default_train_config(seed=k, progress=False), name=f"{name}/{k}")
-            for k in range(members)
-        ]
-
-    def fit(
-        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
-    ) -> Self:
-        for member in self._members:
-            member.fit(prompts, y, val=val)
-        return self
-
-    def score(self, prompts: Sequence[str]) -> np.ndarray:
-        return np.mean([member.score(prompts) for member in self._members], axis=0)
-
-
 class ScoreMean:
     """The mean of its members' scores, each member fitted alone on the same rows (a late fusion; its bytes are
     the members' together)."""
@@ -148,6 +126,18 @@ class ScoreMean:
 
     def score(self, prompts: Sequence[str]) -> np.ndarray:
         return np.mean([member.score(prompts) for member in self._members], axis=0)
+
+
+class SeedEnsembleScorer(ScoreMean):
+    """The mean score of ``members`` recipe scorers trained with seeds 0, 1, ... (a deep ensemble, as
+    ``train_router(ensemble=K)`` trains and serves one), each fitted alone."""
+
+    def __init__(self, members: int, name: str) -> None:
+        recipes = [
+            FastGRNNScorer(train=default_train_config(seed=k, progress=False), name=f"{name}/{k}")
+            for k in range(members)
+        ]
+        super().__init__(name, recipes)
 
 
 class TwoHeadsScorer:
