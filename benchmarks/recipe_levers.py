@@ -307,6 +307,31 @@ class IdfBagScorer(ScreenScorer):
         return rows, stats
 
 
+class SequencePlusMeanScorer(ScreenScorer):
+    """The FastGRNN over the first 256 token vectors and their mean as one more step (the issue's "token sequence
+    plus pooled embedding"), with the recipe's bag: the mean before the first token, or with ``mean_last`` after
+    the last (padding steps leave the state as it is, so the last step reads the mean with the tokens' state). The
+    mean step and the token steps are standardised each with their own statistics of the training rows. The same
+    bytes as the recipe."""
+
+    def __init__(self, name: str, mean_last: bool) -> None:
+        super().__init__(name=name)
+        self.featurizer_config = dataclasses.replace(DEFAULT_FEATURIZER, kind="wordllama_tokens")
+        self.mean_last = mean_last
+
+    def _rows(self, prompts: list[str], y: np.ndarray, stats: Any = None) -> tuple[RoutingData, Any]:
+        f = self._features(prompts)
+        real = np.asarray(f.mask)[..., None]
+        mean = (np.asarray(f.x) * real).sum(axis=1, keepdims=True) / np.maximum(real.sum(axis=1, keepdims=True), 1)
+        first = np.ones((len(prompts), 1), bool)
+        stats = stats or (fit_norm_stats(mean, first), fit_norm_stats(f.x, f.mask))
+        mean_step, tokens = (apply_norm(mean, stats[0], first), first), (apply_norm(f.x, stats[1], f.mask), f.mask)
+        order = [tokens, mean_step] if self.mean_last else [mean_step, tokens]
+        x = np.concatenate([inputs for inputs, _ in order], axis=1)
+        mask = np.concatenate([np.asarray(real) for _, real in order], axis=1)
+        return RoutingData(x, mask, y.astype(np.float32), None, f.ngram_ids, f.ngram_weights), stats
+
+
 def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
     """(name, scorer factory, target): the recipe, one change per row, and the strongest baseline (``frame``: the
     outcomes, for the scorers that read both models' outcomes)."""
@@ -354,6 +379,8 @@ def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
         training("n-gram bag lr x10", ngram_lr_scale=10.0),
         featurizer("token sequence, 256 tokens (not their mean)", kind="wordllama_tokens"),
         featurizer("token sequence, first 64 tokens", kind="wordllama_tokens", max_tokens=64),
+        other("token sequence after their mean (one more step)", lambda name: SequencePlusMeanScorer(name, False)),
+        other("token sequence, then their mean (one more step)", lambda name: SequencePlusMeanScorer(name, True)),
         other("two heads: weak fails, strong fails (2 models)", lambda name: TwoHeadsScorer(frame, name)),
         other(
             "mean of the recipe and the two heads (3 models)",
