@@ -68,11 +68,13 @@ from tinydancer.model import (
 
 
 class DistilledScorer(FastGRNNScorer):
-    """The recipe distilled from a TF-IDF + LR teacher (Kusupati et al.'s recipe; cross-fitted on two folds)."""
+    """The recipe distilled from a teacher scorer, TF-IDF + LR unless ``teacher`` makes another (Kusupati et al.'s
+    recipe; the teacher's probabilities on the training rows cross-fitted on two folds)."""
 
-    def __init__(self, distill_weight: float, name: str) -> None:
+    def __init__(self, distill_weight: float, name: str, teacher: Callable[[], Any] = TfidfLogisticScorer) -> None:
         train = dataclasses.replace(default_train_config(progress=False), distill_weight=distill_weight)
         super().__init__(train=train, name=name)
+        self.teacher = teacher
 
     def fit(
         self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
@@ -82,7 +84,7 @@ class DistilledScorer(FastGRNNScorer):
         teacher = np.zeros(len(p))
         folds = np.array_split(np.random.default_rng(0).permutation(len(p)), 2)
         for k in (0, 1):
-            fitted = TfidfLogisticScorer().fit([p[i] for i in folds[1 - k]], t[folds[1 - k]])
+            fitted = self.teacher().fit([p[i] for i in folds[1 - k]], t[folds[1 - k]])
             teacher[folds[k]] = fitted.score([p[i] for i in folds[k]])
         feat = self.featurizer_config
         featurizer = TextFeaturizer(feat)
@@ -93,7 +95,7 @@ class DistilledScorer(FastGRNNScorer):
             x = apply_norm(f.x, stats, f.mask)
             return RoutingData(x, f.mask, targets.astype(np.float32), soft, f.ngram_ids, f.ngram_weights)
 
-        teacher_val = TfidfLogisticScorer().fit(p, t).score(list(val[0]))  # the refit trains on the val rows too
+        teacher_val = self.teacher().fit(p, t).score(list(val[0]))  # the refit trains on the val rows too
 
         def soft(probs: np.ndarray) -> np.ndarray:
             return np.clip(probs, 1e-4, 1 - 1e-4).astype(np.float32)
@@ -170,44 +172,68 @@ class TwoHeadsScorer:
         return (1.0 + self._weak_fails.score(prompts) - self._strong_fails.score(prompts)) / 2.0
 
 
-class HashedBagLogisticScorer:
-    """The recipe's hashed n-gram bag alone (4,096 buckets, the same ids and ``1/sqrt(n)`` weights), fitted to
-    convergence by scikit-learn's logistic regression as ``TfidfLogisticScorer`` fits its TF-IDF rows (soft
-    targets as row weights, validation rows joined, ``C`` = 1): what the bag's representation is worth without
-    the FastGRNN and without early stopping."""
+class SoftLogisticScorer:
+    """Logistic regression (scikit-learn, ``C`` = 1) on the rows ``vectorizer()`` makes of the prompts, fitted as
+    ``TfidfLogisticScorer`` fits its TF-IDF rows: soft targets as row weights (each prompt once as a failure with
+    weight ``y``, once as a success with ``1 - y``), validation rows joined to the training rows."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._featurizer = TextFeaturizer(DEFAULT_FEATURIZER)
+    def __init__(self, name: str, vectorizer: Callable[[], Any]) -> None:
+        self.name, self.vectorizer = name, vectorizer
         self._model: Any = None
-
-    def _bag(self, prompts: list[str]) -> Any:
-        from scipy import sparse
-
-        f = self._featurizer.featurize(prompts)
-        ids, weights = np.asarray(f.ngram_ids), np.asarray(f.ngram_weights)
-        rows = np.repeat(np.arange(len(ids)), ids.shape[1])
-        shape = (len(ids), DEFAULT_FEATURIZER.ngram_buckets)
-        return sparse.csr_matrix((weights.ravel(), (rows, ids.ravel())), shape=shape)  # repeats are summed
 
     def fit(
         self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
     ) -> Self:
-        from scipy import sparse
         from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
 
-        assert val is not None
-        bag = self._bag(list(prompts) + list(val[0]))
-        t = np.r_[np.asarray(y, np.float64), np.asarray(val[1], np.float64)]
+        p = list(prompts) + (list(val[0]) if val else [])
+        t = np.r_[np.asarray(y, np.float64), np.asarray(val[1] if val else [], np.float64)]
         pos, neg = t > 0, t < 1
-        rows = sparse.vstack([bag[pos], bag[neg]])
+        texts = [p[i] for i in np.flatnonzero(pos)] + [p[i] for i in np.flatnonzero(neg)]
         target = np.r_[np.ones(int(pos.sum())), np.zeros(int(neg.sum()))]
-        self._model = LogisticRegression(max_iter=3000).fit(rows, target, sample_weight=np.r_[t[pos], 1 - t[neg]])
+        self._model = make_pipeline(self.vectorizer(), LogisticRegression(max_iter=3000))
+        self._model.fit(texts, target, logisticregression__sample_weight=np.r_[t[pos], 1 - t[neg]])
         return self
 
     def score(self, prompts: Sequence[str]) -> np.ndarray:
-        out: np.ndarray = self._model.predict_proba(self._bag(list(prompts)))[:, 1]
+        out: np.ndarray = self._model.predict_proba(list(prompts))[:, 1]
         return out
+
+
+def hashed_bag_rows() -> Any:
+    """A transformer of prompts into the recipe's hashed n-gram bag as sparse rows (4,096 buckets, the same ids and
+    ``1/sqrt(n)`` weights): the hashed bag alone, without the FastGRNN and without early stopping."""
+    from scipy import sparse
+    from sklearn.preprocessing import FunctionTransformer
+
+    featurizer = TextFeaturizer(DEFAULT_FEATURIZER)
+
+    def rows(prompts: list[str]) -> Any:
+        f = featurizer.featurize(list(prompts))
+        ids, weights = np.asarray(f.ngram_ids), np.asarray(f.ngram_weights)
+        row = np.repeat(np.arange(len(ids)), ids.shape[1])
+        shape = (len(ids), DEFAULT_FEATURIZER.ngram_buckets)
+        return sparse.csr_matrix((weights.ravel(), (row, ids.ravel())), shape=shape)  # repeats are summed
+
+    return FunctionTransformer(rows)
+
+
+def tfidf_rows(analyzer: str) -> Callable[[], Any]:
+    """TF-IDF rows of words (1-2 grams, as ``tfidf_lr``), of characters inside word boundaries (2-5 grams, the
+    200,000 most frequent) or of both side by side (``"word+char"``), each ``min_df=2`` with sublinear tf."""
+
+    def make() -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.pipeline import make_union
+
+        word = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+        char = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, max_features=200_000
+        )
+        return {"word": word, "char": char, "word+char": make_union(word, char)}[analyzer]
+
+    return make
 
 
 class ScreenScorer(FastGRNNScorer):
@@ -217,6 +243,7 @@ class ScreenScorer(FastGRNNScorer):
     def __init__(self, name: str) -> None:
         super().__init__(name=name)
         self._fitted: tuple[Any, np.ndarray | None, Any] | None = None
+        self.bag_buckets = self.featurizer_config.ngram_buckets  # the ids :meth:`_rows` makes lie in [0, this)
 
     def _rows(self, prompts: list[str], y: np.ndarray, stats: Any = None) -> tuple[RoutingData, Any]:
         raise NotImplementedError
@@ -227,8 +254,7 @@ class ScreenScorer(FastGRNNScorer):
         assert val is not None
         train, stats = self._rows(list(prompts), np.asarray(y))
         held, _ = self._rows(list(val[0]), np.asarray(val[1]), stats)
-        feat = self.featurizer_config
-        result = train_fastgrnn(self.model_config, train, held, self.train_config, ngram_buckets=feat.ngram_buckets)
+        result = train_fastgrnn(self.model_config, train, held, self.train_config, ngram_buckets=self.bag_buckets)
         self._fitted = (result.params, result.ngram_weights, stats)
         return self
 
@@ -332,6 +358,99 @@ class SequencePlusMeanScorer(ScreenScorer):
         return RoutingData(x, mask, y.astype(np.float32), None, f.ngram_ids, f.ngram_weights), stats
 
 
+class PooledTokensScorer(ScreenScorer):
+    """The recipe with other poolings of the first 256 token vectors side by side as its one step (``"mean"``,
+    ``"max"``, ``"min"``, each over the real tokens; 64 inputs each), the same bag."""
+
+    def __init__(self, name: str, pools: Sequence[str]) -> None:
+        super().__init__(name=name)
+        self.featurizer_config = dataclasses.replace(DEFAULT_FEATURIZER, kind="wordllama_tokens")
+        self.pools = list(pools)
+        self.model_config = dataclasses.replace(self.model_config, input_dim=DEFAULT_FEATURIZER.dim * len(pools))
+
+    def _rows(self, prompts: list[str], y: np.ndarray, stats: Any = None) -> tuple[RoutingData, Any]:
+        f = self._features(prompts)
+        x, real = np.asarray(f.x), np.asarray(f.mask)[..., None]
+        count = real.sum(axis=1)
+        pooled = {
+            "mean": lambda: (x * real).sum(axis=1) / np.maximum(count, 1),
+            "max": lambda: np.where(real, x, -np.inf).max(axis=1),
+            "min": lambda: np.where(real, x, np.inf).min(axis=1),
+        }
+        z = np.concatenate([np.where(count > 0, pooled[p](), 0.0) for p in self.pools], axis=-1)
+        z, one = z[:, None, :].astype(np.float32), np.ones((len(prompts), 1), bool)
+        stats = stats or fit_norm_stats(z, one)
+        return RoutingData(
+            apply_norm(z, stats, one), one, y.astype(np.float32), None, f.ngram_ids, f.ngram_weights
+        ), stats
+
+
+class CharBagScorer(ScreenScorer):
+    """The recipe with a second bag beside its token bag: character 3-5 grams inside word boundaries of the
+    prompt's first 1,200 characters (about its first 256 tokens), hashed into ``buckets`` by scikit-learn's
+    ``HashingVectorizer`` and L2-normalised per prompt (``buckets`` * 4 more bytes)."""
+
+    def __init__(self, name: str, buckets: int) -> None:
+        super().__init__(name=name)
+        self.buckets = buckets
+        self.bag_buckets += buckets
+
+    def _rows(self, prompts: list[str], y: np.ndarray, stats: Any = None) -> tuple[RoutingData, Any]:
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        f = self._features(prompts)
+        hashing = HashingVectorizer(
+            analyzer="char_wb", ngram_range=(3, 5), n_features=self.buckets, alternate_sign=False, norm="l2"
+        )
+        chars = hashing.transform([p[:1200] for p in prompts]).tocsr()
+        width = max(int(np.diff(chars.indptr).max()), 1)
+        ids, weights = np.zeros((len(prompts), width), np.int32), np.zeros((len(prompts), width), np.float32)
+        for i in range(len(prompts)):
+            a, b = chars.indptr[i], chars.indptr[i + 1]
+            ids[i, : b - a], weights[i, : b - a] = chars.indices[a:b], chars.data[a:b]
+        token_buckets = self.featurizer_config.ngram_buckets
+        ids = np.concatenate([np.asarray(f.ngram_ids), ids + token_buckets], axis=1)
+        weights = np.concatenate([np.asarray(f.ngram_weights), weights], axis=1)
+        stats = stats or fit_norm_stats(f.x, f.mask)
+        return RoutingData(apply_norm(f.x, stats, f.mask), f.mask, y.astype(np.float32), None, ids, weights), stats
+
+
+class AugmentedScorer(FastGRNNScorer):
+    """The recipe trained on ``copies`` copies of each training row, every copy but the first perturbed: each n-gram
+    dropped with probability ``drop`` (the rest scaled by ``1 / (1 - drop)``) and Gaussian noise of standard
+    deviation ``noise`` added to the standardised input (regularisation by augmentation; the validation rows are
+    not copied). An epoch is ``copies`` times the steps."""
+
+    def __init__(self, name: str, copies: int, drop: float, noise: float) -> None:
+        super().__init__(name=name)
+        self.copies, self.drop, self.noise = copies, drop, noise
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        assert val is not None
+        train, stats = self._data(list(prompts), np.asarray(y))
+        held, _ = self._data(list(val[0]), np.asarray(val[1]), stats)
+        assert train.ngram_ids is not None
+        rng = np.random.default_rng(0)
+        x, weights = [np.asarray(train.x)], [np.asarray(train.ngram_weights)]
+        for _ in range(self.copies - 1):
+            x.append(x[0] + self.noise * rng.standard_normal(x[0].shape).astype(np.float32))
+            weights.append(weights[0] * (rng.random(weights[0].shape) >= self.drop) / (1 - self.drop))
+        n = self.copies
+        rows = RoutingData(
+            np.concatenate(x), np.tile(train.mask, (n, 1)), np.tile(train.y, n), None,
+            np.tile(train.ngram_ids, (n, 1)), np.concatenate(weights).astype(np.float32),
+        )  # fmt: skip
+        feat = self.featurizer_config
+        result = train_fastgrnn(self.model_config, rows, held, self.train_config, ngram_buckets=feat.ngram_buckets)
+        artifact = PromptRouterArtifact(
+            result.params, self.model_config, feat, stats, ngram_weights=result.ngram_weights
+        )
+        self._scorer = PromptScorer(artifact, uncertainty="original")
+        return self
+
+
 def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
     """(name, scorer factory, target): the recipe, one change per row, and the strongest baseline (``frame``: the
     outcomes, for the scorers that read both models' outcomes)."""
@@ -377,6 +496,13 @@ def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
         training("n-gram bag lr x2", ngram_lr_scale=2.0),
         training("n-gram bag lr x5", ngram_lr_scale=5.0),
         training("n-gram bag lr x10", ngram_lr_scale=10.0),
+        training("batch 32", batch_size=32),
+        training("batch 64", batch_size=64),
+        training("batch 256", batch_size=256),
+        training("weight decay 0.1 (AdamW)", weight_decay=0.1),
+        training("weight decay 1.0 (AdamW)", weight_decay=1.0),
+        training("patience 2", patience=2),
+        training("patience 10", patience=10),
         featurizer("token sequence, 256 tokens (not their mean)", kind="wordllama_tokens"),
         featurizer("token sequence, first 64 tokens", kind="wordllama_tokens", max_tokens=64),
         other("token sequence after their mean (one more step)", lambda name: SequencePlusMeanScorer(name, False)),
@@ -392,8 +518,22 @@ def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
                 name, [FastGRNNScorer(name=f"{name}/recipe"), TfidfLogisticScorer(name=f"{name}/tfidf")]
             ),
         ),
-        other("hashed n-gram bag alone, scikit-learn LR", HashedBagLogisticScorer),
+        other("hashed n-gram bag alone, scikit-learn LR", lambda name: SoftLogisticScorer(name, hashed_bag_rows)),
+        other("mean and max of the token vectors", lambda name: PooledTokensScorer(name, ["mean", "max"])),
+        other("char 3-5 gram bag (8,192) beside the token bag", lambda name: CharBagScorer(name, 8192)),
+        other("3 copies of each training row", lambda name: AugmentedScorer(name, 3, 0.0, 0.0)),
+        other(
+            "3 copies, n-gram dropout 0.3, input noise 0.3",
+            lambda name: AugmentedScorer(name, 3, 0.3, 0.3),
+        ),
+        other(
+            "distilled from char tfidf, a=0.5",
+            lambda name: DistilledScorer(0.5, name, lambda: SoftLogisticScorer("teacher", tfidf_rows("char"))),
+        ),
         other("tfidf_lr (baseline)", lambda name: TfidfLogisticScorer(name=name)),
+        other("tfidf_lr, C=0.3", lambda name: TfidfLogisticScorer(c=0.3, name=name)),
+        other("tfidf of char 2-5 grams + LR", lambda name: SoftLogisticScorer(name, tfidf_rows("char"))),
+        other("tfidf of words and char 2-5 grams + LR", lambda name: SoftLogisticScorer(name, tfidf_rows("word+char"))),
         other("tfidf_lr, target weak_fails", lambda name: TfidfLogisticScorer(name=name), "weak_fails"),
     ]
 
