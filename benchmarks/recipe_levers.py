@@ -220,8 +220,8 @@ def hashed_bag_rows() -> Any:
 
 
 def tfidf_rows(analyzer: str) -> Callable[[], Any]:
-    """TF-IDF rows of words (1-2 grams, as ``tfidf_lr``), of characters inside word boundaries (2-5 grams, the
-    200,000 most frequent) or of both side by side (``"word+char"``), each ``min_df=2`` with sublinear tf."""
+    """TF-IDF rows of characters inside word boundaries (``"char"``: 2-5 grams, the 200,000 most frequent) or of
+    those beside words (``"word+char"``: 1-2 grams, as ``tfidf_lr``), each ``min_df=2`` with sublinear tf."""
 
     def make() -> Any:
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -231,7 +231,7 @@ def tfidf_rows(analyzer: str) -> Callable[[], Any]:
         char = TfidfVectorizer(
             analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, max_features=200_000
         )
-        return {"word": word, "char": char, "word+char": make_union(word, char)}[analyzer]
+        return char if analyzer == "char" else make_union(word, char)
 
     return make
 
