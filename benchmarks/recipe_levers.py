@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Self
@@ -48,6 +49,8 @@ from tinydancer.datasets import MMLU_GROUPS, load
 from tinydancer.learning import (
     DEFAULT_FEATURIZER,
     FastGRNNScorer,
+    KNNEmbeddingScorer,
+    PromptStatsScorer,
     RoutingData,
     TfidfLogisticScorer,
     default_train_config,
@@ -199,6 +202,19 @@ class SoftLogisticScorer:
     def score(self, prompts: Sequence[str]) -> np.ndarray:
         out: np.ndarray = self._model.predict_proba(list(prompts))[:, 1]
         return out
+
+
+def baselines_mean(*names: str) -> Callable[..., ScoreMean]:
+    """A teacher factory (its one optional argument: the scorer's name): the mean score of these baselines
+    (``tfidf_lr``, ``char_tfidf``, ``prompt_stats``, ``knn_embed``), each fitted alone on the same rows."""
+    makers: dict[str, Callable[[], Any]] = {
+        "tfidf_lr": TfidfLogisticScorer,
+        "char_tfidf": lambda: SoftLogisticScorer("char_tfidf", tfidf_rows("char")),
+        "prompt_stats": PromptStatsScorer,
+        "knn_embed": KNNEmbeddingScorer,
+    }
+    joined = "+".join(names)
+    return lambda name=joined: ScoreMean(name, [makers[member]() for member in names])
 
 
 def hashed_bag_rows() -> Any:
@@ -469,6 +485,7 @@ def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
     def other(name: str, make: Callable[[str], Any], target: str = gain) -> tuple[str, Callable[[], Any], str]:
         return name, lambda: make(name), target
 
+    four_baselines = baselines_mean("tfidf_lr", "char_tfidf", "prompt_stats", "knn_embed")
     return [
         other("recipe", lambda name: FastGRNNScorer(name=name)),
         other("target weak_fails", lambda name: FastGRNNScorer(name=name), "weak_fails"),
@@ -530,6 +547,16 @@ def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
             "distilled from char tfidf, a=0.5",
             lambda name: DistilledScorer(0.5, name, lambda: SoftLogisticScorer("teacher", tfidf_rows("char"))),
         ),
+        featurizer("first 128 tokens", max_tokens=128),
+        featurizer("first 512 tokens", max_tokens=512),
+        featurizer("first 1,280 tokens (every MMLU prompt whole)", max_tokens=1280),
+        other("distilled from the mean of 4 baselines, a=0.5", lambda name: DistilledScorer(0.5, name, four_baselines)),
+        other("distilled from the mean of 4 baselines, a=0.8", lambda name: DistilledScorer(0.8, name, four_baselines)),
+        other(
+            "distilled from the mean of tfidf_lr and prompt_stats, a=0.5",
+            lambda name: DistilledScorer(0.5, name, baselines_mean("tfidf_lr", "prompt_stats")),
+        ),
+        other("mean of 4 baselines (the teacher above; not servable under 64 KB)", four_baselines),
         other("tfidf_lr (baseline)", lambda name: TfidfLogisticScorer(name=name)),
         other("tfidf_lr, C=0.3", lambda name: TfidfLogisticScorer(c=0.3, name=name)),
         other("tfidf of char 2-5 grams + LR", lambda name: SoftLogisticScorer(name, tfidf_rows("char"))),
@@ -607,9 +634,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{cut}: run done at {time.perf_counter() - started:.0f} s", flush=True)
     cuts = [c for c in CUTS + EXTRA_CUTS if c in args.cuts]
     elapsed = time.perf_counter() - started
-    options = "" if args.only is None else " --only " + " ".join(f"'{name}'" for name in args.only)
+    options = "" if args.only is None else " --only " + " ".join(shlex.quote(name) for name in args.only)
     if cuts != list(CUTS):
-        options = " --cuts " + " ".join(f"'{cut}'" for cut in cuts) + options
+        options = " --cuts " + " ".join(shlex.quote(cut) for cut in cuts) + options
     lines = [
         f"Command: `python -m benchmarks.recipe_levers --seeds {args.seeds}{options}` ({elapsed:.0f} s)",
         "",
