@@ -204,6 +204,44 @@ class SoftLogisticScorer:
         return out
 
 
+class SubjectMeanScorer:
+    """Not a prompt router: the mean target of the prompt's MMLU subject over the rows it was fitted on (the mean
+    of every row for a subject it has not seen), the subject read from ``frame`` by prompt text (a prompt listed
+    under two subjects: the last), or, with ``infer=True``, the expected subject mean under a TF-IDF (1-2 grams)
+    + logistic regression subject classifier of the prompt text. It measures how much of a cut's routing signal
+    is which subject a prompt comes from."""
+
+    def __init__(self, frame: pd.DataFrame, name: str, infer: bool = False) -> None:
+        self.name, self.infer = name, infer
+        self._subject = dict(zip(frame["prompt"], frame["subject"], strict=True))
+        self._means: dict[str, float] = {}
+        self._overall = 0.5
+        self._classifier: Any = None
+
+    def fit(
+        self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
+    ) -> Self:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+
+        p = list(prompts) + (list(val[0]) if val else [])
+        t = pd.Series(np.r_[np.asarray(y, np.float64), np.asarray(val[1] if val else [], np.float64)])
+        subjects = [self._subject[q] for q in p]
+        self._means, self._overall = t.groupby(subjects).mean().to_dict(), float(t.mean())
+        if self.infer:
+            vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+            self._classifier = make_pipeline(vectorizer, LogisticRegression(max_iter=1000)).fit(p, subjects)
+        return self
+
+    def score(self, prompts: Sequence[str]) -> np.ndarray:
+        if self.infer:
+            means = np.array([self._means[k] for k in self._classifier.classes_])
+            out: np.ndarray = self._classifier.predict_proba(list(prompts)) @ means
+            return out
+        return np.array([self._means.get(self._subject[q], self._overall) for q in prompts])
+
+
 def baselines_mean(*names: str) -> Callable[..., ScoreMean]:
     """A teacher factory (its one optional argument: the scorer's name): the mean score of these baselines
     (``tfidf_lr``, ``char_tfidf``, ``prompt_stats``, ``knn_embed``), each fitted alone on the same rows."""
@@ -557,6 +595,19 @@ def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
             lambda name: DistilledScorer(0.5, name, baselines_mean("tfidf_lr", "prompt_stats")),
         ),
         other("mean of 4 baselines (the teacher above; not servable under 64 KB)", four_baselines),
+        other(
+            "distilled from subject means, a=0.3",
+            lambda name: DistilledScorer(0.3, name, lambda: SubjectMeanScorer(frame, "teacher")),
+        ),
+        other(
+            "distilled from subject means, a=0.5",
+            lambda name: DistilledScorer(0.5, name, lambda: SubjectMeanScorer(frame, "teacher")),
+        ),
+        other("subject means (the subject is metadata, not a prompt router)", lambda n: SubjectMeanScorer(frame, n)),
+        other(
+            "subject inferred by tfidf + LR, then its mean",
+            lambda name: SubjectMeanScorer(frame, name, infer=True),
+        ),
         other("tfidf_lr (baseline)", lambda name: TfidfLogisticScorer(name=name)),
         other("tfidf_lr, C=0.3", lambda name: TfidfLogisticScorer(c=0.3, name=name)),
         other("tfidf of char 2-5 grams + LR", lambda name: SoftLogisticScorer(name, tfidf_rows("char"))),
