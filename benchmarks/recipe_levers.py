@@ -175,6 +175,14 @@ class TwoHeadsScorer:
         return (1.0 + self._weak_fails.score(prompts) - self._strong_fails.score(prompts)) / 2.0
 
 
+def with_val_rows(
+    prompts: Sequence[str], y: np.ndarray, val: tuple[Sequence[str], np.ndarray] | None
+) -> tuple[list[str], np.ndarray]:
+    """The training rows with the validation rows (if any) joined after them: prompts [N] and targets [N]."""
+    p = list(prompts) + (list(val[0]) if val else [])
+    return p, np.r_[np.asarray(y, np.float64), np.asarray(val[1] if val else [], np.float64)]
+
+
 class SoftLogisticScorer:
     """Logistic regression (scikit-learn, ``C`` = 1) on the rows ``vectorizer()`` makes of the prompts, fitted as
     ``TfidfLogisticScorer`` fits its TF-IDF rows: soft targets as row weights (each prompt once as a failure with
@@ -190,8 +198,7 @@ class SoftLogisticScorer:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
 
-        p = list(prompts) + (list(val[0]) if val else [])
-        t = np.r_[np.asarray(y, np.float64), np.asarray(val[1] if val else [], np.float64)]
+        p, t = with_val_rows(prompts, y, val)
         pos, neg = t > 0, t < 1
         texts = [p[i] for i in np.flatnonzero(pos)] + [p[i] for i in np.flatnonzero(neg)]
         target = np.r_[np.ones(int(pos.sum())), np.zeros(int(neg.sum()))]
@@ -221,16 +228,14 @@ class SubjectMeanScorer:
     def fit(
         self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
     ) -> Self:
-        from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
 
-        p = list(prompts) + (list(val[0]) if val else [])
-        t = pd.Series(np.r_[np.asarray(y, np.float64), np.asarray(val[1] if val else [], np.float64)])
+        p, t = with_val_rows(prompts, y, val)
         subjects = [self._subject[q] for q in p]
-        self._means, self._overall = t.groupby(subjects).mean().to_dict(), float(t.mean())
+        self._means, self._overall = pd.Series(t).groupby(subjects).mean().to_dict(), float(t.mean())
         if self.infer:
-            vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+            vectorizer = tfidf_rows("word")()
             self._classifier = make_pipeline(vectorizer, LogisticRegression(max_iter=1000)).fit(p, subjects)
         return self
 
@@ -274,8 +279,9 @@ def hashed_bag_rows() -> Any:
 
 
 def tfidf_rows(analyzer: str) -> Callable[[], Any]:
-    """TF-IDF rows of characters inside word boundaries (``"char"``: 2-5 grams, the 200,000 most frequent) or of
-    those beside words (``"word+char"``: 1-2 grams, as ``tfidf_lr``), each ``min_df=2`` with sublinear tf."""
+    """TF-IDF rows of words (``"word"``: 1-2 grams, as ``tfidf_lr``), of characters inside word boundaries
+    (``"char"``: 2-5 grams, the 200,000 most frequent) or of both (``"word+char"``), each ``min_df=2`` with
+    sublinear tf."""
 
     def make() -> Any:
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -285,6 +291,8 @@ def tfidf_rows(analyzer: str) -> Callable[[], Any]:
         char = TfidfVectorizer(
             analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, max_features=200_000
         )
+        if analyzer == "word":
+            return word
         return char if analyzer == "char" else make_union(word, char)
 
     return make
