@@ -33,9 +33,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import shlex
 import time
+import zlib
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Self
 
 import jax
@@ -68,6 +71,7 @@ from tinydancer.model import (
     fastgrnn_logits,
     fit_norm_stats,
 )
+from tinydancer.model.text_features import hashed_ngrams
 
 
 class DistilledScorer(FastGRNNScorer):
@@ -363,6 +367,43 @@ class ExtraInputScorer(ScreenScorer):
         return rows, stats
 
 
+class RehashedBagScorer(ScreenScorer):
+    """The recipe exactly, but with other n-grams sharing its bag's buckets: every token id ``t`` goes through
+    MurmurHash3's 32-bit finaliser with ``salt`` mixed in (``fmix32(t xor (salt * 0x9E3779B9))``) before
+    :func:`hashed_ngrams`, whose buckets are the low bits of products and so depend on the low bits of the ids
+    only: without the mix, ids equal modulo the bucket count always share a bucket. The bag reads the same
+    n-grams; only the collisions change, so the spread over salts is the part of a lever's figure that is hash
+    luck. With several ``salts`` (``None``: the recipe's own ids) every n-gram lands in one bucket per salt of
+    the same bag, each weighted ``1/sqrt(len(salts))`` of its weight (feature hashing with several hashes, which
+    averages collisions out)."""
+
+    def __init__(self, name: str, salts: tuple[int | None, ...]) -> None:
+        super().__init__(name=name)
+        self.salts = salts
+
+    def _rows(self, prompts: list[str], y: np.ndarray, stats: Any = None) -> tuple[RoutingData, Any]:
+        f = self._features(prompts)
+        assert self._featurizer is not None
+        ids, mask = self._featurizer.token_ids(prompts)
+        parts = [hashed_ngrams(mixed_ids(ids, salt), mask.sum(axis=1), self.bag_buckets) for salt in self.salts]
+        buckets = np.concatenate([np.asarray(b) for b, _ in parts], axis=1)
+        weights = np.concatenate([np.asarray(w) for _, w in parts], axis=1) / np.sqrt(len(parts))
+        stats = stats or fit_norm_stats(f.x, f.mask)
+        rows = RoutingData(apply_norm(f.x, stats, f.mask), f.mask, y.astype(np.float32), None, buckets, weights)
+        return rows, stats
+
+
+def mixed_ids(ids: np.ndarray, salt: int | None) -> np.ndarray:
+    """Token ids [N, T] through MurmurHash3's 32-bit finaliser with ``salt`` mixed in, as 31-bit ids
+    (:class:`RehashedBagScorer`); ``salt`` None returns ``ids``."""
+    if salt is None:
+        return ids
+    mixed = ids.astype(np.uint64) ^ np.uint64((salt * 0x9E3779B9) % 2**32)
+    for shift, multiplier in ((16, 0x85EBCA6B), (13, 0xC2B2AE35)):
+        mixed = ((mixed ^ (mixed >> np.uint64(shift))) * np.uint64(multiplier)) % np.uint64(2**32)
+    return (mixed ^ (mixed >> np.uint64(16))) & np.uint64(0x7FFFFFFF)
+
+
 class IdfBagScorer(ScreenScorer):
     """The recipe with a TF-IDF-like bag: each n-gram weighs its bucket's inverse document frequency on the
     training rows, ``log((1 + N) / (1 + df)) + 1`` (scikit-learn's smoothed idf), instead of 1, and each prompt's
@@ -447,29 +488,63 @@ class PooledTokensScorer(ScreenScorer):
         ), stats
 
 
-class CharBagScorer(ScreenScorer):
-    """The recipe with a second bag beside its token bag: character 3-5 grams inside word boundaries of the
-    prompt's first 1,200 characters (about its first 256 tokens), hashed into ``buckets`` by scikit-learn's
-    ``HashingVectorizer`` and L2-normalised per prompt (``buckets`` * 4 more bytes)."""
+def char_bag(prompts: list[str], buckets: int) -> Any:
+    """Character 3-5 grams inside word boundaries of each prompt's first 1,200 characters (about its first 256
+    tokens), hashed into ``buckets`` by scikit-learn's ``HashingVectorizer`` (MurmurHash3), L2-normalised per
+    prompt: sparse rows [N, buckets]."""
+    from sklearn.feature_extraction.text import HashingVectorizer
 
-    def __init__(self, name: str, buckets: int) -> None:
+    hashing = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5), n_features=buckets, alternate_sign=False)
+    return hashing.transform([p[:1200] for p in prompts])
+
+
+def word_bag(hashing: str) -> Callable[[list[str], int], Any]:
+    """The unigrams and bigrams of each prompt's lower-cased words (scikit-learn's default token pattern: two or
+    more word characters), each present n-gram counted once, L2-normalised per prompt, hashed into ``buckets``
+    by ``"murmur3"`` (scikit-learn's ``HashingVectorizer``) or by ``"crc32"``: each word's CRC-32, then the
+    recipe's own n-gram hash (``hashed_ngrams``), as a serving kernel could compute it. The two differ only in
+    which n-grams share a bucket."""
+
+    def rows(prompts: list[str], buckets: int) -> Any:
+        from scipy import sparse
+        from sklearn.feature_extraction.text import HashingVectorizer
+        from sklearn.preprocessing import normalize
+
+        if hashing == "murmur3":
+            vectorizer = HashingVectorizer(ngram_range=(1, 2), n_features=buckets, alternate_sign=False, binary=True)
+            return vectorizer.transform(prompts)
+        words = [[zlib.crc32(w.encode()) & 0x7FFFFFFF for w in re.findall(r"\w\w+", p.lower())] for p in prompts]
+        ids = np.zeros((len(words), max(max(map(len, words)), 1)), np.int32)
+        for i, prompt_words in enumerate(words):
+            ids[i, : len(prompt_words)] = prompt_words
+        bucket, weight = (np.asarray(a) for a in hashed_ngrams(ids, np.array([len(w) for w in words]), buckets))
+        prompt = np.repeat(np.arange(len(ids)), bucket.shape[1])
+        real = (weight > 0).ravel().astype(np.float32)
+        present = sparse.csr_matrix((real, (prompt, bucket.ravel())), shape=(len(ids), buckets))
+        present.data = np.minimum(present.data, 1.0)  # repeats were summed: count each n-gram once
+        return normalize(present)
+
+    return rows
+
+
+class SecondBagScorer(ScreenScorer):
+    """The recipe with a second bag beside its token bag: ``bag(prompts, buckets)`` (sparse rows [N, buckets],
+    :func:`char_bag` or :func:`word_bag`) in ``buckets`` more buckets (``buckets`` * 4 more bytes)."""
+
+    def __init__(self, name: str, buckets: int, bag: Callable[[list[str], int], Any]) -> None:
         super().__init__(name=name)
-        self.buckets = buckets
+        self.buckets, self.bag = buckets, bag
         self.bag_buckets += buckets
 
     def _rows(self, prompts: list[str], y: np.ndarray, stats: Any = None) -> tuple[RoutingData, Any]:
-        from sklearn.feature_extraction.text import HashingVectorizer
-
         f = self._features(prompts)
-        hashing = HashingVectorizer(
-            analyzer="char_wb", ngram_range=(3, 5), n_features=self.buckets, alternate_sign=False, norm="l2"
-        )
-        chars = hashing.transform([p[:1200] for p in prompts]).tocsr()
-        width = max(int(np.diff(chars.indptr).max()), 1)
+        second = self.bag(prompts, self.buckets).tocsr()
+        second.eliminate_zeros()
+        width = max(int(np.diff(second.indptr).max()), 1)
         ids, weights = np.zeros((len(prompts), width), np.int32), np.zeros((len(prompts), width), np.float32)
         for i in range(len(prompts)):
-            a, b = chars.indptr[i], chars.indptr[i + 1]
-            ids[i, : b - a], weights[i, : b - a] = chars.indices[a:b], chars.data[a:b]
+            a, b = second.indptr[i], second.indptr[i + 1]
+            ids[i, : b - a], weights[i, : b - a] = second.indices[a:b], second.data[a:b]
         token_buckets = self.featurizer_config.ngram_buckets
         ids = np.concatenate([np.asarray(f.ngram_ids), ids + token_buckets], axis=1)
         weights = np.concatenate([np.asarray(f.ngram_weights), weights], axis=1)
@@ -552,6 +627,9 @@ def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
         other("+ log token count as input", lambda name: ExtraInputScorer("length", name)),
         other("+ prompt statistics as input", lambda name: ExtraInputScorer("prompt_stats", name)),
         other("idf-weighted n-gram bag", IdfBagScorer),
+        *(other(f"recipe, bag rehashed (salt {k})", partial(RehashedBagScorer, salts=(k,))) for k in (1, 2, 3)),
+        other("each n-gram in 2 buckets (salt 1 too)", partial(RehashedBagScorer, salts=(None, 1))),
+        other("each n-gram in 4 buckets (salts 1-3 too)", partial(RehashedBagScorer, salts=(None, 1, 2, 3))),
         other("ensemble of 3 seeds (mean score)", lambda name: SeedEnsembleScorer(3, name)),
         training("n-gram L2 1e-3", ngram_l2=1e-3),
         training("n-gram L2 1e-5", ngram_l2=1e-5),
@@ -583,7 +661,15 @@ def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
         ),
         other("hashed n-gram bag alone, scikit-learn LR", lambda name: SoftLogisticScorer(name, hashed_bag_rows)),
         other("mean and max of the token vectors", lambda name: PooledTokensScorer(name, ["mean", "max"])),
-        other("char 3-5 gram bag (8,192) beside the token bag", lambda name: CharBagScorer(name, 8192)),
+        other("char 3-5 gram bag (8,192) beside the token bag", lambda name: SecondBagScorer(name, 8192, char_bag)),
+        other(
+            "word bag (4,096, MurmurHash3) beside the token bag",
+            lambda name: SecondBagScorer(name, 4096, word_bag("murmur3")),
+        ),
+        other(
+            "word bag (4,096, CRC-32) beside the token bag",
+            lambda name: SecondBagScorer(name, 4096, word_bag("crc32")),
+        ),
         other("3 copies of each training row", lambda name: AugmentedScorer(name, 3, 0.0, 0.0)),
         other(
             "3 copies, n-gram dropout 0.3, input noise 0.3",
