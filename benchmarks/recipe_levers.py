@@ -70,8 +70,8 @@ from tinydancer.model import (
     apply_norm,
     fastgrnn_logits,
     fit_norm_stats,
+    hashed_ngrams,
 )
-from tinydancer.model.text_features import hashed_ngrams
 
 
 class DistilledScorer(FastGRNNScorer):

@@ -59,6 +59,7 @@ from tinydancer.model.text_features import (
     featurizer_from_metadata,
     featurizer_metadata,
     fit_norm_stats,
+    hashed_ngrams,
 )
 
 __all__ = [
@@ -97,6 +98,7 @@ __all__ = [
     "featurizer_metadata",
     "fit_norm_stats",
     "frequency",
+    "hashed_ngrams",
     "iht_project",
     "init_compat_params",
     "init_fastgrnn_params",
