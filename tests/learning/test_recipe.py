@@ -28,11 +28,17 @@ from tinydancer.learning import (
     train_fastgrnn,
     train_router,
 )
-from tinydancer.model import FastGRNNConfig, FeaturizerConfig, NormStats, TextFeaturizer, init_fastgrnn_params
+from tinydancer.model import (
+    FastGRNNConfig,
+    FeaturizerConfig,
+    NormStats,
+    TextFeaturizer,
+    hashed_ngrams,
+    init_fastgrnn_params,
+)
 from tinydancer.model.fastgrnn import fastgrnn_logits
 from tinydancer.model.prompt_artifact import PromptRouterArtifact, load_prompt_router
 from tinydancer.model.prompt_scoring import PromptScorer
-from tinydancer.model.text_features import hashed_ngrams
 
 FAST = TrainConfig(epochs=4, patience=2, learning_rate=3e-3, progress=False)
 
