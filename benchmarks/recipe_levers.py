@@ -370,8 +370,9 @@ class ExtraInputScorer(ScreenScorer):
 class RehashedBagScorer(ScreenScorer):
     """The recipe exactly, but with other n-grams sharing its bag's buckets: every token id ``t`` goes through
     MurmurHash3's 32-bit finaliser with ``salt`` mixed in (``fmix32(t xor (salt * 0x9E3779B9))``) before
-    :func:`hashed_ngrams`, whose buckets are the low bits of products and so depend on the low bits of the ids
-    only: without the mix, ids equal modulo the bucket count always share a bucket. The bag reads the same
+    :func:`hashed_ngrams`, whose buckets (with a power-of-two count such as the recipe's 4,096) are the low bits of
+    products and so depend on the low bits of the ids only: without the mix, ids equal modulo the bucket count
+    always share a bucket. The bag reads the same
     n-grams; only the collisions change, so the spread over salts is the part of a lever's figure that is hash
     luck. With several ``salts`` (``None``: the recipe's own ids) every n-gram lands in one bucket per salt of
     the same bag, each weighted ``1/sqrt(len(salts))`` of its weight (feature hashing with several hashes, which
