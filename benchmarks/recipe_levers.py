@@ -25,7 +25,8 @@ above scores the same 1,404 rows for every seed, so its seeds share their noise;
 ``--only`` runs some levers (names as in the table), ``--cuts`` some cuts.
 
 Each row changes one thing from the recipe (``recipe``) and is fitted with :func:`tinydancer.learning.fit_and_score`
-on the recipe's target unless it says otherwise; ``tfidf_lr`` is the strongest baseline on the same target.
+on the recipe's target unless it says otherwise; ``tfidf_lr``, ``prompt_stats`` and ``knn_embed`` are the baselines
+on the same target (``tfidf_lr`` the strongest on the mean of the cuts).
 Figures are means over runs of APGR and of AUROC against "the strong model scores higher" (``auroc_gain``).
 """
 
@@ -553,6 +554,41 @@ class SecondBagScorer(ScreenScorer):
         return RoutingData(apply_norm(f.x, stats, f.mask), f.mask, y.astype(np.float32), None, ids, weights), stats
 
 
+class SifMeanScorer(ScreenScorer):
+    """The recipe with its mean of token vectors weighted as in SIF (Arora et al., 2017): token ``t`` weighs
+    ``a / (a + p(t))``, so frequent tokens count less. ``p`` is each token's share of the training rows' tokens
+    (``"train"``), or, needing no table in an artifact, a Zipf law over token ids (``"id rank"``: ``p`` proportional
+    to ``1 / (id + 1)``, as a BPE vocabulary numbers its tokens roughly in order of frequency). The same bag."""
+
+    def __init__(self, name: str, frequencies: str, a: float = 1e-3) -> None:
+        super().__init__(name=name)
+        self.frequencies, self.a = frequencies, a
+
+    def _rows(self, prompts: list[str], y: np.ndarray, stats: Any = None) -> tuple[RoutingData, Any]:
+        if self._featurizer is None:
+            self._featurizer = TextFeaturizer(self.featurizer_config)
+        table = self._featurizer.table
+        ids, mask = self._featurizer.token_ids(prompts)
+        if stats is None:
+            if self.frequencies == "train":
+                share = np.bincount(ids[mask], minlength=len(table)) / max(int(mask.sum()), 1)
+            else:
+                share = 1.0 / np.arange(1, len(table) + 1)
+                share /= share.sum()
+            token_weight = self.a / (self.a + share)
+        else:
+            token_weight = stats[0]
+        weights = token_weight[ids] * mask
+        mean = np.einsum("nt,ntd->nd", weights, table[ids]) / np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+        z, one = mean[:, None, :].astype(np.float32), np.ones((len(prompts), 1), bool)
+        norm = fit_norm_stats(z, one) if stats is None else stats[1]
+        buckets, bag_weights = hashed_ngrams(ids, mask.sum(axis=1), self.bag_buckets)
+        data = RoutingData(
+            apply_norm(z, norm, one), one, y.astype(np.float32), None, np.asarray(buckets), np.asarray(bag_weights)
+        )
+        return data, (token_weight, norm)
+
+
 class AugmentedScorer(FastGRNNScorer):
     """The recipe trained on ``copies`` copies of each training row, every copy but the first perturbed: each n-gram
     dropped with probability ``drop`` (the rest scaled by ``1 / (1 - drop)``) and Gaussian noise of standard
@@ -590,7 +626,7 @@ class AugmentedScorer(FastGRNNScorer):
 
 
 def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
-    """(name, scorer factory, target): the recipe, one change per row, and the strongest baseline (``frame``: the
+    """(name, scorer factory, target): the recipe, one change per row, and the baselines (``frame``: the
     outcomes, for the scorers that read both models' outcomes)."""
     gain = "strong_gain"
 
@@ -662,6 +698,8 @@ def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
         ),
         other("hashed n-gram bag alone, scikit-learn LR", lambda name: SoftLogisticScorer(name, hashed_bag_rows)),
         other("mean and max of the token vectors", lambda name: PooledTokensScorer(name, ["mean", "max"])),
+        other("SIF-weighted mean (training-row frequencies)", lambda name: SifMeanScorer(name, "train")),
+        other("SIF-weighted mean (token id as frequency rank)", lambda name: SifMeanScorer(name, "id rank")),
         other("char 3-5 gram bag (8,192) beside the token bag", lambda name: SecondBagScorer(name, 8192, char_bag)),
         other(
             "word bag (4,096, MurmurHash3) beside the token bag",
@@ -704,6 +742,8 @@ def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
             lambda name: SubjectMeanScorer(frame, name, infer=True),
         ),
         other("tfidf_lr (baseline)", lambda name: TfidfLogisticScorer(name=name)),
+        other("prompt_stats (baseline)", lambda name: PromptStatsScorer(name=name)),
+        other("knn_embed (baseline)", lambda name: KNNEmbeddingScorer(name=name)),
         other("tfidf_lr, C=0.3", lambda name: TfidfLogisticScorer(c=0.3, name=name)),
         other("tfidf of char 2-5 grams + LR", lambda name: SoftLogisticScorer(name, tfidf_rows("char"))),
         other("tfidf of words and char 2-5 grams + LR", lambda name: SoftLogisticScorer(name, tfidf_rows("word+char"))),
