@@ -500,12 +500,12 @@ def char_bag(prompts: list[str], buckets: int) -> Any:
     return hashing.transform([p[:1200] for p in prompts])
 
 
-def word_bag(hashing: str) -> Callable[[list[str], int], Any]:
+def word_bag(hashing: str, salt: int | None = None) -> Callable[[list[str], int], Any]:
     """The unigrams and bigrams of each prompt's lower-cased words (scikit-learn's default token pattern: two or
     more word characters), each present n-gram counted once, L2-normalised per prompt, hashed into ``buckets``
-    by ``"murmur3"`` (scikit-learn's ``HashingVectorizer``) or by ``"crc32"``: each word's CRC-32, then the
-    recipe's own n-gram hash (``hashed_ngrams``), as a serving kernel could compute it. The two differ only in
-    which n-grams share a bucket."""
+    by ``"murmur3"`` (scikit-learn's ``HashingVectorizer``; with ``salt``, of each n-gram prefixed ``"{salt}|"``)
+    or by ``"crc32"``: each word's CRC-32, then the recipe's own n-gram hash (``hashed_ngrams``), as a serving
+    kernel could compute it. They differ only in which n-grams share a bucket."""
 
     def rows(prompts: list[str], buckets: int) -> Any:
         from scipy import sparse
@@ -513,8 +513,11 @@ def word_bag(hashing: str) -> Callable[[list[str], int], Any]:
         from sklearn.preprocessing import normalize
 
         if hashing == "murmur3":
-            vectorizer = HashingVectorizer(ngram_range=(1, 2), n_features=buckets, alternate_sign=False, binary=True)
+            ngrams = HashingVectorizer(ngram_range=(1, 2)).build_analyzer()
+            analyzer = ngrams if salt is None else lambda text: [f"{salt}|{g}" for g in ngrams(text)]
+            vectorizer = HashingVectorizer(n_features=buckets, alternate_sign=False, binary=True, analyzer=analyzer)
             return vectorizer.transform(prompts)
+        assert salt is None, "salt: only for murmur3"
         words = [[zlib.crc32(w.encode()) & 0x7FFFFFFF for w in re.findall(r"\w\w+", p.lower())] for p in prompts]
         ids = np.zeros((len(words), max(max(map(len, words)), 1)), np.int32)
         for i, prompt_words in enumerate(words):
@@ -704,6 +707,13 @@ def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
         other(
             "word bag (4,096, MurmurHash3) beside the token bag",
             lambda name: SecondBagScorer(name, 4096, word_bag("murmur3")),
+        ),
+        *(
+            other(
+                f"word bag (4,096, MurmurHash3, salt {k}) beside the token bag",
+                partial(SecondBagScorer, buckets=4096, bag=word_bag("murmur3", salt=k)),
+            )
+            for k in (1, 2, 3)
         ),
         other(
             "word bag (4,096, CRC-32) beside the token bag",
