@@ -334,10 +334,13 @@ class ScreenScorer(FastGRNNScorer):
             logits += np.sum(bag[data.ngram_ids] * data.ngram_weights, axis=1)
         return 1.0 / (1.0 + np.exp(-logits))
 
-    def _features(self, prompts: list[str]) -> Any:
+    def _text_featurizer(self) -> TextFeaturizer:
         if self._featurizer is None:
             self._featurizer = TextFeaturizer(self.featurizer_config)
-        return self._featurizer.featurize(prompts)
+        return self._featurizer
+
+    def _features(self, prompts: list[str]) -> Any:
+        return self._text_featurizer().featurize(prompts)
 
 
 class ExtraInputScorer(ScreenScorer):
@@ -355,8 +358,7 @@ class ExtraInputScorer(ScreenScorer):
     def _rows(self, prompts: list[str], y: np.ndarray, stats: Any = None) -> tuple[RoutingData, Any]:
         f = self._features(prompts)
         if self.extra == "length":
-            assert self._featurizer is not None
-            _, mask = self._featurizer.token_ids(prompts)
+            _, mask = self._text_featurizer().token_ids(prompts)
             more = np.log1p(mask.sum(axis=1, keepdims=True)).astype(np.float32)
         else:
             more = prompt_statistics(prompts).astype(np.float32)
@@ -385,8 +387,7 @@ class RehashedBagScorer(ScreenScorer):
 
     def _rows(self, prompts: list[str], y: np.ndarray, stats: Any = None) -> tuple[RoutingData, Any]:
         f = self._features(prompts)
-        assert self._featurizer is not None
-        ids, mask = self._featurizer.token_ids(prompts)
+        ids, mask = self._text_featurizer().token_ids(prompts)
         parts = [hashed_ngrams(mixed_ids(ids, salt), mask.sum(axis=1), self.bag_buckets) for salt in self.salts]
         buckets = np.concatenate([np.asarray(b) for b, _ in parts], axis=1)
         weights = np.concatenate([np.asarray(w) for _, w in parts], axis=1) / np.sqrt(len(parts))
@@ -565,13 +566,13 @@ class SifMeanScorer(ScreenScorer):
 
     def __init__(self, name: str, frequencies: str, a: float = 1e-3) -> None:
         super().__init__(name=name)
+        assert frequencies in ("train", "id rank"), frequencies
         self.frequencies, self.a = frequencies, a
 
     def _rows(self, prompts: list[str], y: np.ndarray, stats: Any = None) -> tuple[RoutingData, Any]:
-        if self._featurizer is None:
-            self._featurizer = TextFeaturizer(self.featurizer_config)
-        table = self._featurizer.table
-        ids, mask = self._featurizer.token_ids(prompts)
+        featurizer = self._text_featurizer()
+        table = featurizer.table
+        ids, mask = featurizer.token_ids(prompts)
         if stats is None:
             if self.frequencies == "train":
                 share = np.bincount(ids[mask], minlength=len(table)) / max(int(mask.sum()), 1)
