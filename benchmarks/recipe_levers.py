@@ -76,6 +76,17 @@ from tinydancer.model import (
 )
 
 
+def train_and_held_rows(
+    make_rows: Callable[..., tuple[RoutingData, Any]], prompts: Sequence[str], y: np.ndarray, val: Any
+) -> tuple[RoutingData, RoutingData, Any]:
+    """The training rows, the validation rows (``val``: prompts and targets) and the statistics ``make_rows``
+    fitted on the training rows, which it applies to the validation rows."""
+    assert val is not None
+    train, stats = make_rows(list(prompts), np.asarray(y))
+    held, _ = make_rows(list(val[0]), np.asarray(val[1]), stats)
+    return train, held, stats
+
+
 class DistilledScorer(FastGRNNScorer):
     """The recipe distilled from a teacher scorer, TF-IDF + LR unless ``teacher`` makes another (Kusupati et al.'s
     recipe; the teacher's probabilities on the training rows cross-fitted on two folds)."""
@@ -319,9 +330,7 @@ class ScreenScorer(FastGRNNScorer):
     def fit(
         self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
     ) -> Self:
-        assert val is not None
-        train, stats = self._rows(list(prompts), np.asarray(y))
-        held, _ = self._rows(list(val[0]), np.asarray(val[1]), stats)
+        train, held, stats = train_and_held_rows(self._rows, prompts, y, val)
         result = train_fastgrnn(self.model_config, train, held, self.train_config, ngram_buckets=self.bag_buckets)
         self._fitted = (result.params, result.ngram_weights, stats)
         return self
@@ -607,9 +616,7 @@ class AugmentedScorer(FastGRNNScorer):
     def fit(
         self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
     ) -> Self:
-        assert val is not None
-        train, stats = self._data(list(prompts), np.asarray(y))
-        held, _ = self._data(list(val[0]), np.asarray(val[1]), stats)
+        train, held, stats = train_and_held_rows(self._data, prompts, y, val)
         assert train.ngram_ids is not None
         rng = np.random.default_rng(0)
         x, weights = [np.asarray(train.x)], [np.asarray(train.ngram_weights)]
@@ -645,9 +652,7 @@ class SweepSelectScorer(FastGRNNScorer):
     def fit(
         self, prompts: Sequence[str], y: np.ndarray, *, val: tuple[Sequence[str], np.ndarray] | None = None
     ) -> Self:
-        assert val is not None
-        train, stats = self._data(list(prompts), np.asarray(y))
-        held, _ = self._data(list(val[0]), np.asarray(val[1]), stats)
+        train, held, stats = train_and_held_rows(self._data, prompts, y, val)
         configs = [dataclasses.replace(self.train_config, ngram_lr_scale=a, ngram_l2=b) for a, b in self.GRID]
         feat = self.featurizer_config
         results = train_fastgrnn_many(self.model_config, train, held, configs, ngram_buckets=feat.ngram_buckets)
