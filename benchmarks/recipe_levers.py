@@ -66,7 +66,6 @@ from tinydancer.learning import (
     train_fastgrnn_many,
 )
 from tinydancer.model import (
-    PromptRouterArtifact,
     PromptScorer,
     TextFeaturizer,
     apply_norm,
@@ -124,10 +123,7 @@ class DistilledScorer(FastGRNNScorer):
             self.model_config, data(train_f, t, soft(teacher)), data(val_f, np.asarray(val[1]), soft(teacher_val)),
             self.train_config, ngram_buckets=feat.ngram_buckets,
         )  # fmt: skip
-        artifact = PromptRouterArtifact(
-            result.params, self.model_config, feat, stats, ngram_weights=result.ngram_weights
-        )
-        self._scorer = PromptScorer(artifact, uncertainty="original")
+        self._scorer = self._serve(result, stats)
         return self
 
 
@@ -628,12 +624,9 @@ class AugmentedScorer(FastGRNNScorer):
             np.concatenate(x), np.tile(train.mask, (n, 1)), np.tile(train.y, n), None,
             np.tile(train.ngram_ids, (n, 1)), np.concatenate(weights).astype(np.float32),
         )  # fmt: skip
-        feat = self.featurizer_config
-        result = train_fastgrnn(self.model_config, rows, held, self.train_config, ngram_buckets=feat.ngram_buckets)
-        artifact = PromptRouterArtifact(
-            result.params, self.model_config, feat, stats, ngram_weights=result.ngram_weights
-        )
-        self._scorer = PromptScorer(artifact, uncertainty="original")
+        buckets = self.featurizer_config.ngram_buckets
+        result = train_fastgrnn(self.model_config, rows, held, self.train_config, ngram_buckets=buckets)
+        self._scorer = self._serve(result, stats)
         return self
 
 
@@ -654,18 +647,10 @@ class SweepSelectScorer(FastGRNNScorer):
     ) -> Self:
         train, held, stats = train_and_held_rows(self._data, prompts, y, val)
         configs = [dataclasses.replace(self.train_config, ngram_lr_scale=a, ngram_l2=b) for a, b in self.GRID]
-        feat = self.featurizer_config
-        results = train_fastgrnn_many(self.model_config, train, held, configs, ngram_buckets=feat.ngram_buckets)
+        buckets = self.featurizer_config.ngram_buckets
+        results = train_fastgrnn_many(self.model_config, train, held, configs, ngram_buckets=buckets)
         losses = [r.history.loc[r.history["phase"] == "select", "val_loss"].min() for r in results]
-        self._members = [
-            PromptScorer(
-                PromptRouterArtifact(
-                    results[i].params, self.model_config, feat, stats, ngram_weights=results[i].ngram_weights
-                ),
-                uncertainty="original",
-            )
-            for i in np.argsort(losses)[: self.keep]
-        ]
+        self._members = [self._serve(results[i], stats) for i in np.argsort(losses)[: self.keep]]
         return self
 
     def score(self, prompts: Sequence[str]) -> np.ndarray:

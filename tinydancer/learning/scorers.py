@@ -29,7 +29,7 @@ from tinydancer.learning.calibration import apply_calibrator, auroc, ece, fit_ca
 from tinydancer.learning.evaluation import apgr, cpt, routing_curve
 from tinydancer.learning.experiment import failure_labels, labels, split_rows, strong_needed, trained_policy
 from tinydancer.learning.recipe import DEFAULT_FEATURIZER, DEFAULT_MODEL, DEFAULT_TARGET, default_train_config
-from tinydancer.learning.train import RoutingData, TrainConfig, train_fastgrnn
+from tinydancer.learning.train import RoutingData, TrainConfig, TrainResult, train_fastgrnn
 from tinydancer.model.fastgrnn import FastGRNNConfig
 from tinydancer.model.prompt_artifact import PromptRouterArtifact
 from tinydancer.model.prompt_scoring import PromptScorer
@@ -731,11 +731,16 @@ class FastGRNNScorer:
         result = train_fastgrnn(
             self.model_config, train_rows, val_rows, self.train_config, ngram_buckets=feat.ngram_buckets
         )
-        artifact = PromptRouterArtifact(
-            result.params, self.model_config, feat, stats, ngram_weights=result.ngram_weights
-        )
-        self._scorer = PromptScorer(artifact, uncertainty="original")
+        self._scorer = self._serve(result, stats)
         return self
+
+    def _serve(self, result: TrainResult, stats: NormStats) -> PromptScorer:
+        """The serving scorer of ``result`` (weights trained on rows standardised by ``stats``), as :meth:`fit`
+        keeps it."""
+        artifact = PromptRouterArtifact(
+            result.params, self.model_config, self.featurizer_config, stats, ngram_weights=result.ngram_weights
+        )
+        return PromptScorer(artifact, uncertainty="original")
 
     def score(self, prompts: Sequence[str]) -> np.ndarray:
         """[N] float64 scores (the serving path's uncalibrated ``p_raw``).
