@@ -685,6 +685,8 @@ def levers(frame: pd.DataFrame) -> list[tuple[str, Callable[[], Any], str]]:
         featurizer("8,192 n-gram buckets", ngram_buckets=8192),
         featurizer("12,288 n-gram buckets", ngram_buckets=12288),
         training("40 epochs", epochs=40),
+        training("80 epochs", epochs=80),
+        training("200 epochs", epochs=200),
         model("hidden 32", hidden_dim=32),
         featurizer("dim 128", dim=128),
         featurizer("dim 256", dim=256),
