@@ -155,6 +155,12 @@ def test_typed_errors_exit_2_with_a_message(tmp_path: Path, capsys: pytest.Captu
     assert main(["train", "--data", "mmlu", "--out", str(tmp_path / "m.safetensors")]) == 2
     err = capsys.readouterr().err
     assert "expected a bundled dataset name (one of ['routellm-mmlu', 'synthetic'])" in err and "got 'mmlu'" in err
+    one_subject = tmp_path / "one_subject.csv"
+    pd.read_csv(FIXTURE).assign(subject="gsm").to_csv(one_subject, index=False)
+    argv = ["train", "--data", str(one_subject), "--split", "subject", "--out", str(tmp_path / "m.safetensors")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "split 'subject': expected at least 2 subjects" in err and "got 1 ('gsm')" in err
 
 
 def _help_entries(command: str, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:

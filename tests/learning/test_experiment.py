@@ -12,7 +12,7 @@ import pytest
 
 import tinydancer.learning.experiment as experiment
 from tinydancer.datasets.outcomes import make_synthetic_outcomes
-from tinydancer.errors import InvalidInputError
+from tinydancer.errors import DataError, InvalidInputError
 from tinydancer.learning.calibration import ece
 from tinydancer.learning.experiment import (
     EvaluationReport,
@@ -77,6 +77,25 @@ def test_train_router_returns_what_it_wrote(trained: TrainedRouter, frame: pd.Da
     _, config, meta = load_fastgrnn(trained.path)
     assert config.input_dim == 64 and config.hidden_dim == 8
     assert json.loads(meta["split"]) == {"kind": "random", "seed": 0, "data": "synthetic"}
+
+
+def test_split_rows_subject_holds_out_whole_subjects_and_covers_every_row() -> None:
+    f = pd.DataFrame({"subject": [f"s{i % 7}" for i in range(140)]})
+    split = split_rows(f, "subject", 3)
+    assert sorted(np.concatenate(list(split.values())).tolist()) == list(range(140))
+    held = set(f["subject"].iloc[split["test"]])
+    seen = set(f["subject"].iloc[np.concatenate([split["train"], split["val"], split["cal"]])])
+    assert held and seen and not held & seen
+    assert len(split["test"]) >= round(0.4 * len(f))
+
+
+def test_split_rows_refuses_splits_that_leave_nothing_to_train() -> None:
+    with pytest.raises(DataError, match=r"expected at least 2 subjects .* got 1 \('only'\); use the random split"):
+        split_rows(pd.DataFrame({"subject": ["only"] * 50}), "subject", 0)
+    lopsided = pd.DataFrame({"subject": ["big"] * 49 + ["small"]})  # any held-out choice takes (nearly) every row
+    for seed in range(4):
+        with pytest.raises(DataError, match=r"split 'subject': expected rows left for training, got none \(50 rows"):
+            split_rows(lopsided, "subject", seed)
 
 
 def test_train_router_quantises_once(

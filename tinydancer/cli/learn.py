@@ -145,7 +145,12 @@ def _parser() -> argparse.ArgumentParser:
         default="fastgrnn",
         help="the model: the FastGRNN recipe, or a baseline served as a scorer router (FastGRNN options ignored)",
     )
-    t.add_argument("--split", choices=SPLITS, default="random", help="random rows, or whole subjects held out for test")
+    t.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="random",
+        help="random rows, or whole subjects held out for test (needs 2 or more subjects)",
+    )
     t.add_argument("--seed", type=int, default=0, help="seed of the split, initialisation and shuffling")
     recipe, recipe_train = DEFAULT_FEATURIZER, default_train_config()
     t.add_argument("--train-target", choices=TRAINING_TARGETS, default=DEFAULT_TARGET, help="what the score estimates")

@@ -93,10 +93,15 @@ def split_rows(frame: pd.DataFrame, kind: str, seed: int) -> dict[str, np.ndarra
     Returns:
         ``{"train", "val", "cal", "test"}`` -> sorted int arrays, disjoint, covering every row.
 
+    Raises:
+        DataError: An unknown ``kind``; a ``subject`` split of fewer than two subjects; no training rows left.
+
     Examples:
         >>> f = pd.DataFrame({"subject": list("aabbccddee") * 10})
         >>> {k: len(v) for k, v in split_rows(f, "random", 0).items()}
         {'train': 40, 'val': 10, 'cal': 10, 'test': 40}
+        >>> sorted(set(f["subject"][split_rows(f, "subject", 0)["test"]]))  # whole subjects
+        ['c', 'e']
     """
     if kind not in SPLITS:
         raise DataError(f"split: expected one of {SPLITS}, got {kind!r}")
@@ -109,6 +114,11 @@ def split_rows(frame: pd.DataFrame, kind: str, seed: int) -> dict[str, np.ndarra
     else:
         subjects = frame["subject"].to_numpy()
         names = rng.permutation(np.unique(subjects))
+        if len(names) < 2:
+            raise DataError(
+                f"split 'subject': expected at least 2 subjects (whole subjects are held out for test), got "
+                f"{len(names)}{f' ({str(names[0])!r})' if len(names) else ''}; use the random split"
+            )
         chosen: list[str] = []
         for name in names:
             if np.isin(subjects, chosen).sum() >= n_test:
@@ -117,6 +127,11 @@ def split_rows(frame: pd.DataFrame, kind: str, seed: int) -> dict[str, np.ndarra
         in_test = np.isin(subjects, chosen)
         test, rest = np.flatnonzero(in_test), rng.permutation(np.flatnonzero(~in_test))
     cal, val, train = rest[:n_cal], rest[n_cal : n_cal + n_val], rest[n_cal + n_val :]
+    if len(train) == 0:
+        raise DataError(
+            f"split {kind!r}: expected rows left for training, got none ({n} rows: {len(test)} test, {len(cal)} "
+            f"calibration, {len(val)} validation)"
+        )
     return {k: np.sort(v) for k, v in (("train", train), ("val", val), ("cal", cal), ("test", test))}
 
 
