@@ -91,7 +91,17 @@ def test_scores_outside_unit_interval_are_a_clear_data_error(tmp_path: Path, bad
     frame.loc[3, "weak"] = bad
     path = tmp_path / "bad.csv"
     frame.to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"column 'weak' must hold booleans or scores in \[0, 1\]; got 1 other"):
+    with pytest.raises(DataError, match=r"column 'weak' must hold booleans or scores in \[0, 1\]; got 1 other") as info:
+        load_routellm_outcomes(path)
+    assert f"e.g. {float(bad)}; scale ratings into [0, 1] first, e.g. (rating - 1) / 9" in str(info.value)
+
+
+def test_text_outcomes_are_named_without_a_rescaling_hint(tmp_path: Path) -> None:
+    frame = make_synthetic_score_outcomes(20, seed=0).astype({"weak": object})
+    frame.loc[3, "weak"] = "maybe"
+    path = tmp_path / "text.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"got 1 other values, e.g. 'maybe'$"):
         load_routellm_outcomes(path)
 
 
@@ -103,6 +113,7 @@ def test_cli_reports_out_of_range_scores_as_data_error(tmp_path: Path, capsys: p
     assert main(["train", "--data", str(path), "--out", str(tmp_path / "m.safetensors"), *TRAIN_ARGS]) == 2
     err = capsys.readouterr().err
     assert "DataError" in err and "'strong' must hold booleans or scores in [0, 1]" in err
+    assert "(rating - 1) / 9 for a 1-10 scale" in err
 
 
 # --- the label definition ------------------------------------------------------------------------------------

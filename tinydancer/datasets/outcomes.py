@@ -58,9 +58,12 @@ def _outcome(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     bad = ~np.isfinite(numeric) | (numeric < 0) | (numeric > 1)
     if bad.any():
         example = values[bad].iloc[0]
+        shown = repr(example) if isinstance(example, str) else str(example)
+        rescale = np.isfinite(numeric[bad]).all()
         raise DataError(
             f"{path}: column {column!r} must hold booleans or scores in [0, 1]; "
-            f"got {int(bad.sum())} other values, e.g. {example!r}"
+            f"got {int(bad.sum())} other values, e.g. {shown}"
+            + ("; scale ratings into [0, 1] first, e.g. (rating - 1) / 9 for a 1-10 scale" if rescale else "")
         )
     return numeric
 
