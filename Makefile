@@ -16,7 +16,7 @@ NOTEBOOK_SIZE ?= full
 .PHONY: demo test lint typecheck unit system-deps c-extension oracle bench bench-quick report lab monitoring parity evaluate-mmlu evaluate-scorers recipe-levers sweep-speed soak constraints clean
 
 # The library declares compatible ranges (pyproject.toml); make and CI install the exact tested set (constraints.txt).
-$(STAMP): pyproject.toml constraints.txt tinydancer/routing/_candidate.c
+$(STAMP): pyproject.toml constraints.txt tinydancer/routing/_candidate.c tinydancer/model/_bpe.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
@@ -42,10 +42,11 @@ system-deps:
 	  rm -f /usr/sbin/policy-rc.d; \
 	fi
 
-# Candidate's C extension is built by the install where a C compiler is present; a venv made before one was (say by
-# `make demo` on a machine without gcc, then `make test`, which installs it) gets it built here.
+# The C extensions (Candidate's fields, WordLlama's tokenizer) are built by the install where a C compiler is
+# present; a venv made before one was (say by `make demo` on a machine without gcc, then `make test`, which installs
+# them) gets them built here.
 c-extension: $(STAMP)
-	@$(PY) -c 'import tinydancer.routing._candidate' 2>/dev/null || $(PY) -m pip install -q --no-deps -e .
+	@$(PY) -c 'import tinydancer.routing._candidate, tinydancer.model._bpe' 2>/dev/null || $(PY) -m pip install -q --no-deps -e .
 
 # The original Tiny Dancer router from npm, in a scratch folder, for parity tests and benchmarks.
 oracle: $(ORACLE)

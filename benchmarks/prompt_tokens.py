@@ -4,10 +4,18 @@ Usage (from the repository root)::
 
     .venv/bin/python -m benchmarks.prompt_tokens [--lengths 32 64 128 256] [--out benchmarks/results/prompt_tokens.md]
 
-For every ``max_tokens`` in ``--lengths``: prompts/s of tokenising all 14,037 bundled MMLU prompts (their first
-``max_tokens`` tokens, :func:`tinydancer.model.text_features.first_token_ids`) and of one
-``PromptScorer.score_tokens`` call over them (the recipe's featuriser with that length, an untrained model of
-the recipe's shape; with and without the n-gram bag), best of three, after a warm-up call.
+For every ``max_tokens`` in ``--lengths``, over all 14,037 bundled MMLU prompts, side by side in one run:
+
+- tokenising their first ``max_tokens`` tokens with ``PromptScorer.tokenize`` (the C tokenizer,
+  :class:`tinydancer.model.fast_tokenizer.PrefixTokenizer`): ``cold``, a fresh tokenizer whose word cache is empty,
+  and ``warm``, the same prompts again; and with the Rust tokenizer
+  (:func:`tinydancer.model.text_features.first_token_ids`, the path before the C one and its fallback);
+- one ``PromptScorer.score_tokens`` call over them (the recipe's featuriser with that length, an untrained model
+  of the recipe's shape): with the n-gram bag, in length groups (the default for batches of 64 prompts or more)
+  and padded to ``max_tokens`` (``LENGTH_GROUPS_FROM`` raised past the batch); without the bag, in length groups.
+
+Each figure is prompts/s of the best of three calls after one untimed warm-up (the cold figure: the best of three
+fresh tokenizers' first calls).
 """
 
 from __future__ import annotations
@@ -17,13 +25,23 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from tinydancer import configure_jax
 from tinydancer.datasets import load
 from tinydancer.learning import DEFAULT_FEATURIZER
-from tinydancer.model import FastGRNNConfig, NormStats, PromptRouterArtifact, PromptScorer, init_fastgrnn_params
+from tinydancer.model import (
+    FastGRNNConfig,
+    NormStats,
+    PromptRouterArtifact,
+    PromptScorer,
+    init_fastgrnn_params,
+    prompt_scoring,
+)
+from tinydancer.model.fast_tokenizer import PrefixTokenizer
+from tinydancer.model.text_features import first_token_ids, load_wordllama, plain_tokenizer
 
 
 def best_rate(n: int, call: Callable[[], object], repeats: int = 3) -> float:
@@ -39,6 +57,32 @@ def _timed(call: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def _row(length: int, texts: list[str], rust_tokenizer: Any) -> str:
+    """One table row: the prompts' first ``length`` tokens, tokenised and scored every way (module docstring)."""
+    config = FastGRNNConfig(DEFAULT_FEATURIZER.dim, 16)
+    norm = NormStats(np.zeros(config.input_dim, np.float32), np.ones(config.input_dim, np.float32))
+    scorers = {}
+    for buckets in (DEFAULT_FEATURIZER.ngram_buckets, 0):
+        feat = dataclasses.replace(DEFAULT_FEATURIZER, max_tokens=length, ngram_buckets=buckets)
+        bag = np.zeros(buckets, np.float32) if buckets else None
+        scorers[buckets] = PromptScorer(PromptRouterArtifact(init_fastgrnn_params(config), config, feat, norm, bag))
+    scorer, no_bag_scorer = scorers[DEFAULT_FEATURIZER.ngram_buckets], scorers[0]
+    fresh = [PrefixTokenizer(rust_tokenizer) for _ in range(3)]
+    cold = len(texts) / min(_timed(lambda t=t: t(texts, length)) for t in fresh)
+    warm = best_rate(len(texts), lambda: scorer.tokenize(texts))
+    rust = best_rate(len(texts), lambda: first_token_ids(rust_tokenizer, texts, length))
+    tokens = scorer.tokenize(texts)
+    grouped = best_rate(len(texts), lambda: scorer.score_tokens(tokens, 0.5))
+    no_bag = best_rate(len(texts), lambda: no_bag_scorer.score_tokens(tokens, 0.5))
+    groups_from, prompt_scoring.LENGTH_GROUPS_FROM = prompt_scoring.LENGTH_GROUPS_FROM, len(texts) + 1
+    padded = best_rate(len(texts), lambda: scorer.score_tokens(tokens, 0.5))
+    prompt_scoring.LENGTH_GROUPS_FROM = groups_from
+    return (
+        f"| {length} | {tokens.counts.mean():.1f} | {cold:,.0f} | {warm:,.0f} | {rust:,.0f} "
+        f"| {grouped:,.0f} | {padded:,.0f} | {no_bag:,.0f} |"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[32, 64, 128, 256])
@@ -46,29 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_jax()
     texts = load("routellm-mmlu")["prompt"].astype(str).tolist()
-    config = FastGRNNConfig(DEFAULT_FEATURIZER.dim, 16)
-    norm = NormStats(np.zeros(config.input_dim, np.float32), np.ones(config.input_dim, np.float32))
     lines = [
         f"Command: `python -m benchmarks.prompt_tokens --lengths {' '.join(map(str, args.lengths))}` "
-        f"({len(texts):,} prompts)",
+        f"({len(texts):,} prompts; prompts/s, best of three)",
         "",
-        "| max_tokens | mean tokens kept | tokenise prompts/s | kernel prompts/s (n-gram bag) "
-        "| kernel prompts/s (no bag) |",
-        "|---:|---:|---:|---:|---:|",
+        "| max_tokens | mean tokens kept | tokenise, C, cold | tokenise, C, warm | tokenise, Rust "
+        "| kernel, bag, length groups | kernel, bag, padded to max_tokens | kernel, no bag, length groups |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for length in args.lengths:
-        rates = []
-        for buckets in (DEFAULT_FEATURIZER.ngram_buckets, 0):
-            feat = dataclasses.replace(DEFAULT_FEATURIZER, max_tokens=length, ngram_buckets=buckets)
-            bag = np.zeros(buckets, np.float32) if buckets else None
-            scorer = PromptScorer(
-                PromptRouterArtifact(init_fastgrnn_params(config), config, feat, norm, ngram_weights=bag)
-            )
-            tokens = scorer.tokenize(texts)
-            rates.append(best_rate(len(texts), lambda s=scorer, t=tokens: s.score_tokens(t, 0.5)))
-        tokenise = best_rate(len(texts), lambda s=scorer: s.tokenize(texts))
-        mean_kept = float(np.mean([len(r) for r in tokens.rows]))
-        lines.append(f"| {length} | {mean_kept:.1f} | {tokenise:,.0f} | {rates[0]:,.0f} | {rates[1]:,.0f} |")
+    rust_tokenizer = plain_tokenizer(load_wordllama(DEFAULT_FEATURIZER.dim))
+    lines += [_row(length, texts, rust_tokenizer) for length in args.lengths]
     text = "\n".join(lines) + "\n"
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

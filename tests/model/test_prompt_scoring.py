@@ -12,6 +12,7 @@ import pytest
 from tests._prompt_routers import calibrated, mmlu, trained
 from tinydancer.errors import ConfigError, InvalidInputError
 from tinydancer.learning.calibration import apply_calibrator
+from tinydancer.model import prompt_scoring
 from tinydancer.model.fastgrnn import fastgrnn_predict
 from tinydancer.model.prompt_artifact import PromptRouterArtifact, load_prompt_router
 from tinydancer.model.prompt_scoring import BATCH_BUCKETS, PromptScorer, PromptScores, score_kernel
@@ -113,6 +114,7 @@ CASES = {
     "mean": {"kind": "wordllama_mean"},
     "int8": {"quantize": True},
     "ensemble": {"ensemble": 2},
+    "prefix mean, 256 tokens": {"kind": "wordllama_prefix_mean", "max_tokens": 256},  # scored in length groups
 }
 
 
@@ -149,6 +151,22 @@ def test_batches_and_chunks_change_nothing() -> None:
         )
     empty = scorer.score([], threshold=0.5)
     assert all(len(v) == 0 for v in empty)
+
+
+def test_large_batches_are_scored_in_groups_of_one_padded_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    scorer = PromptScorer(load_prompt_router(trained(kind="wordllama_prefix_mean", max_tokens=256)))
+    tokens = scorer.tokenize(sample_texts())
+    chunks = scorer._chunks(tokens)
+    widths = [ids.shape[1] for _, ids, _ in chunks]
+    assert set(widths) <= {16, 32, 64, 128, 256} and len(set(widths)) >= 3
+    assert sorted(np.concatenate([rows for rows, _, _ in chunks]).tolist()) == list(range(len(tokens.counts)))
+    assert all(counts.max() <= ids.shape[1] for _, ids, counts in chunks)
+    grouped = scorer.score_tokens(tokens, 0.5)
+    monkeypatch.setattr(prompt_scoring, "LENGTH_GROUPS_FROM", 10**9)
+    assert [ids.shape[1] for _, ids, _ in scorer._chunks(tokens)] == [256]
+    whole = scorer.score_tokens(tokens, 0.5)
+    for field in PromptScores._fields:
+        np.testing.assert_allclose(getattr(grouped, field), getattr(whole, field), atol=1e-6)
 
 
 def test_calibrated_scores_confidence_and_conformal_sets() -> None:

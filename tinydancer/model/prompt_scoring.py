@@ -1,13 +1,14 @@
 """Prompt text -> routing decision: tokenise in the shell, then one jitted function for all the numbers.
 
 :class:`PromptScorer` holds a :class:`~tinydancer.model.prompt_artifact.PromptRouterArtifact`'s arrays on
-the device. After tokenisation (:func:`~tinydancer.model.text_features.first_token_ids`, in Rust),
-everything is one jitted call, :func:`score_kernel`: embedding lookup, normalisation, FastGRNN (or the
-mean of an ensemble's members), calibration, conformal set, uncertainty and the decision
-``use_strong = p_strong >= threshold``. Inputs are padded to fixed buckets (batch sizes
-:data:`BATCH_BUCKETS`, length ``max_tokens``; for ``wordllama_mean``, total token counts in powers of
-two), so a steady stream compiles nothing new; the threshold is an argument, so switching operating
-points compiles nothing either.
+the device. After tokenisation (:class:`~tinydancer.model.fast_tokenizer.PrefixTokenizer`, in C, or in Rust
+where the C tokenizer was not built), everything is one jitted call, :func:`score_kernel`: embedding lookup,
+normalisation, FastGRNN (or the mean of an ensemble's members), calibration, conformal set, uncertainty and the
+decision ``use_strong = p_strong >= threshold``. Inputs are padded to fixed buckets (batch sizes
+:data:`BATCH_BUCKETS`; lengths: ``max_tokens``, or for a batch of at least :data:`LENGTH_GROUPS_FROM` prompts
+of a pooled-prefix router, the powers of two from :data:`MIN_PADDED_TOKENS` that hold them, each prompt in the
+shortest; for ``wordllama_mean``, total token counts in powers of two), so a steady stream compiles nothing new;
+the threshold is an argument, so switching operating points compiles nothing either.
 
 Outputs per prompt (:class:`PromptScores`): ``p_raw`` (the network's score: P(weak fails), or ``(1 + expected
 gain of the strong model) / 2`` for a ``strong_gain`` artifact), ``p_strong`` (calibrated: P(the strong model
@@ -24,6 +25,7 @@ is needed)), ``use_strong``, ``confidence`` (calibrated probability that the cho
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import partial
 from pathlib import Path
@@ -35,15 +37,22 @@ import numpy as np
 
 from tinydancer.errors import ConfigError, InvalidInputError
 from tinydancer.model.calibration_map import Calibrator, calibrate_jnp
+from tinydancer.model.fast_tokenizer import PrefixTokenizer
 from tinydancer.model.fastgrnn import FastGRNNConfig, _dense_params, _sequence_logit, member_statistics
 from tinydancer.model.prompt_artifact import PromptRouterArtifact
-from tinydancer.model.text_features import _encode, first_token_ids, hashed_ngrams, load_wordllama, plain_tokenizer
+from tinydancer.model.text_features import _encode, hashed_ngrams, load_wordllama, plain_tokenizer
 
 #: Padded batch sizes of one jitted call; bigger batches are cut into chunks of the largest.
 BATCH_BUCKETS: tuple[int, ...] = (1, 4, 16, 64, 256, 1024, 4096)
 #: How uncertainty is computed (module docstring).
 UNCERTAINTY_MODES: tuple[str, ...] = ("auto", "conformal", "mutual_information", "original")
 _MIN_FLAT_TOKENS = 64
+#: Batches of at least this many prompts of a ``wordllama_prefix_mean`` router are scored in groups of similar
+#: length, each padded to the power of two (at least :data:`MIN_PADDED_TOKENS`) that holds its prompts rather
+#: than to ``max_tokens``: the kernel's time grows with the padded length (the mean MMLU prompt has 109 of 256).
+#: Smaller batches keep ``max_tokens``, so that single prompts compile one shape.
+LENGTH_GROUPS_FROM = 64
+MIN_PADDED_TOKENS = 16
 #: Steps of the FastGRNN scan per loop trip: 8 halves the time of one prompt on CPU (measured 107 -> 57 us
 #: for B=1, T=32, H=16) and computes the same numbers.
 SCAN_UNROLL = 8
@@ -73,9 +82,16 @@ class PromptScores(NamedTuple):
 
 
 class TokenBatch(NamedTuple):
-    """Tokenised prompts: ``rows`` of token ids (at most ``max_tokens`` each; all of them when pooled)."""
+    """Tokenised prompts.
 
-    rows: list[list[int]]
+    Attributes:
+        ids: [N, max_tokens] int32, each prompt's first ids then zeros; or, for ``wordllama_mean``, [L] int32
+            every id of every prompt, end to end.
+        counts: [N] int32 ids per prompt.
+    """
+
+    ids: np.ndarray
+    counts: np.ndarray
 
 
 class KernelSpec(NamedTuple):
@@ -211,7 +227,11 @@ def calibration_arrays(calibrator: Calibrator) -> tuple[jax.Array, ...]:
 
 def joined_scores(parts: list[np.ndarray]) -> PromptScores:
     """The kernels' [7, B] outputs of consecutive chunks as one :class:`PromptScores` (booleans as bool)."""
-    out = np.concatenate(parts, axis=1) if parts else np.zeros((len(PromptScores._fields), 0), np.float32)
+    return _as_scores(np.concatenate(parts, axis=1) if parts else np.zeros((len(PromptScores._fields), 0), np.float32))
+
+
+def _as_scores(out: np.ndarray) -> PromptScores:
+    """[7, N] kernel outputs as :class:`PromptScores` (booleans as bool)."""
     return PromptScores(*(out[i] > 0.5 if i in _BOOLEAN_FIELDS else out[i] for i in range(len(out))))
 
 
@@ -259,6 +279,7 @@ class PromptScorer:
         feat = artifact.featurizer
         wordllama = load_wordllama(feat.dim, cache_dir)
         self._tokenizer = plain_tokenizer(wordllama)
+        self._prefix_tokenizer = PrefixTokenizer(self._tokenizer)
         table = np.asarray(wordllama.embedding, np.float32)
         self._vocab = table.shape[0]
         cal = artifact.calibrator
@@ -286,34 +307,57 @@ class PromptScorer:
             uncertainty=uncertainty,
             conformal=artifact.conformal is not None,
         )
-        self._no_segments = jnp.zeros(1, jnp.int32)
+        self._no_segments = np.zeros(1, np.int32)
 
     def tokenize(self, texts: list[str]) -> TokenBatch:
         """Token ids of every text (the first ``max_tokens``; every token for ``wordllama_mean``)."""
         feat = self.artifact.featurizer
         if feat.prefix:
-            return TokenBatch(first_token_ids(self._tokenizer, texts, feat.max_tokens))
-        return TokenBatch(_encode(self._tokenizer, texts))
+            return TokenBatch(*self._prefix_tokenizer(texts, feat.max_tokens))
+        rows = _encode(self._tokenizer, texts)
+        counts = np.array([len(r) for r in rows], np.int32)
+        return TokenBatch(np.fromiter(itertools.chain.from_iterable(rows), np.int32, int(counts.sum())), counts)
 
-    def _padded(self, rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        size = _bucket(len(rows))
-        counts = np.zeros(size, np.int32)
-        counts[: len(rows)] = [len(r) for r in rows]
+    def _padded(self, ids: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One chunk's kernel inputs: ids, counts and segments padded to :data:`BATCH_BUCKETS` (module docstring)."""
+        n, size = len(counts), _bucket(len(counts))
+        padded_counts = np.zeros(size, np.int32)
+        padded_counts[:n] = counts
         if self._spec.pooled:
-            total = int(counts.sum())
+            total = len(ids)
             flat_size = max(_MIN_FLAT_TOKENS, 1 << max(total - 1, 0).bit_length())
             flat = np.zeros(flat_size, np.int32)
             segments = np.full(flat_size, size, np.int32)
-            if total:
-                flat[:total] = np.concatenate([np.asarray(r, np.int32) for r in rows if r])
-                segments[:total] = np.repeat(np.arange(len(rows), dtype=np.int32), counts[: len(rows)])
+            flat[:total] = ids
+            segments[:total] = np.repeat(np.arange(n, dtype=np.int32), counts)
             np.clip(flat, 0, self._vocab - 1, out=flat)
-            return flat, counts, segments
-        ids = np.zeros((size, self.artifact.featurizer.max_tokens), np.int32)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = row
-        np.clip(ids, 0, self._vocab - 1, out=ids)
-        return ids, counts, np.zeros(1, np.int32)
+            return flat, padded_counts, segments
+        padded = np.zeros((size, ids.shape[1]), np.int32)
+        padded[:n] = ids
+        np.clip(padded, 0, self._vocab - 1, out=padded)
+        return padded, padded_counts, self._no_segments
+
+    def _chunks(self, tokens: TokenBatch) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(positions [n], ids, counts) of the prompts of each kernel call: chunks of at most ``BATCH_BUCKETS[-1]``,
+        and for a large pooled-prefix batch, groups of one padded length each (module docstring)."""
+        n, chunk, counts = len(tokens.counts), BATCH_BUCKETS[-1], tokens.counts
+        if self._spec.pooled:
+            ends = np.cumsum(counts)
+            return [
+                (np.arange(a, z), tokens.ids[ends[a] - counts[a] : ends[z - 1]], counts[a:z])
+                for a, z in ((a, min(a + chunk, n)) for a in range(0, n, chunk))
+            ]
+        max_tokens = tokens.ids.shape[1]
+        widths = np.full(n, max_tokens)
+        if self._spec.prefix_mean and n >= LENGTH_GROUPS_FROM:
+            fits = np.left_shift(1, np.ceil(np.log2(np.maximum(counts, MIN_PADDED_TOKENS))).astype(np.int64))
+            widths = np.minimum(fits, max_tokens)
+        out = []
+        for width in np.unique(widths):
+            group = np.flatnonzero(widths == width)
+            for rows in (group[a : a + chunk] for a in range(0, len(group), chunk)):
+                out.append((rows, tokens.ids[rows, :width], counts[rows]))
+        return out
 
     def score_tokens(self, tokens: TokenBatch, threshold: float) -> PromptScores:
         """Score tokenised prompts, one jitted call per padded chunk of at most ``BATCH_BUCKETS[-1]``.
@@ -324,13 +368,11 @@ class PromptScorer:
         if math.isnan(threshold):
             raise InvalidInputError("threshold: expected a number or +-inf, got NaN")
         t = np.float32(threshold)  # a numpy scalar: jnp.float32() would run a JAX conversion per call
-        chunk = BATCH_BUCKETS[-1]
-        parts = []
-        for start in range(0, len(tokens.rows), chunk):
-            rows = tokens.rows[start : start + chunk]
-            ids, counts, segments = self._padded(rows)
-            parts.append(np.asarray(score_kernel(self._arrays, ids, counts, segments, t, self._spec))[:, : len(rows)])
-        return joined_scores(parts)
+        out = np.zeros((len(PromptScores._fields), len(tokens.counts)), np.float32)
+        for rows, ids, counts in self._chunks(tokens):
+            scored = score_kernel(self._arrays, *self._padded(ids, counts), t, self._spec)
+            out[:, rows] = np.asarray(scored)[:, : len(rows)]
+        return _as_scores(out)
 
     def score(self, texts: list[str], threshold: float | None = None) -> PromptScores:
         """Tokenise and score; ``threshold`` defaults to the artifact's default operating point's."""
