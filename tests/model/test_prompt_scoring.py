@@ -163,7 +163,7 @@ def test_large_batches_are_scored_in_groups_of_one_padded_length(monkeypatch: py
     assert all(counts.max() <= ids.shape[1] for _, ids, counts in chunks)
     grouped = scorer.score_tokens(tokens, 0.5)
     monkeypatch.setattr(prompt_scoring, "LENGTH_GROUPS_FROM", 10**9)
-    assert [ids.shape[1] for _, ids, _ in scorer._chunks(tokens)] == [256]
+    assert {ids.shape[1] for _, ids, _ in scorer._chunks(tokens)} == {256}
     whole = scorer.score_tokens(tokens, 0.5)
     for field in PromptScores._fields:
         np.testing.assert_allclose(getattr(grouped, field), getattr(whole, field), atol=1e-6)
@@ -228,9 +228,10 @@ def test_steady_state_compiles_nothing_new() -> None:
     tokens = scorer.tokenize(texts[:11])
     scorer.score_tokens(tokens, 0.25)
     assert score_kernel._cache_size() == before
-    # a bigger bucket is one new compilation, then none
+    # a bigger bucket is at most one new compilation (none where another test compiled it), then none
     scorer.score(texts * 2, threshold=0.5)  # 32 -> bucket 64
-    assert score_kernel._cache_size() == before + 1
+    grown = score_kernel._cache_size()
+    assert grown <= before + 1
     scorer.score(texts * 3, threshold=0.7)  # 48 -> bucket 64
-    assert score_kernel._cache_size() == before + 1
+    assert score_kernel._cache_size() == grown
     assert BATCH_BUCKETS[:4] == (1, 4, 16, 64)

@@ -26,6 +26,7 @@ from tinydancer.observability.collector import (
     SPAN_COLUMNS,
     Collector,
     DecisionBatch,
+    RequestBatch,
     RequestRecord,
 )
 
@@ -158,6 +159,33 @@ def test_request_and_log_capacity_drop_the_oldest() -> None:
     assert c.dropped == {"requests": 2, "decisions": 0, "logs": 3, "spans": 0}
     assert c.requests().request_id.tolist() == [2, 3, 4]
     assert c.logs().event.tolist() == ["e3", "e4"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=-1, max_value=30), max_size=40),  # -1: one RequestRecord, else a batch
+    capacity=st.integers(min_value=0, max_value=80),
+)
+def test_request_capacity_keeps_the_newest_records_of_rows_and_batches(sizes: list[int], capacity: int) -> None:
+    c = Collector(capacity_requests=capacity)
+    written: list[RequestRecord] = []
+    for n in sizes:
+        first = c.next_request_ids(max(n, 1)).start
+        if n < 0:
+            written.append(request(first))
+            c.record_request(written[-1])
+            continue
+        strong = (np.arange(n) + first) % 3 == 0
+        rows = RequestBatch(first, TS, 5.0, 1.0, 1, "success", None, None, None, (~strong) * 1, strong * 1)
+        c.record_requests(rows)
+        written += rows.records()
+    kept = list(c.request_records())
+    assert kept == written[len(written) - len(kept) :]  # the newest, whole records, in order
+    assert len(kept) == min(capacity, len(written)) == c.stored["requests"]
+    assert c.dropped["requests"] == len(written) - len(kept)
+    frame = c.requests()
+    assert frame.request_id.tolist() == [r.request_id for r in kept]
+    assert frame.powerful_routes.tolist() == [r.powerful_routes for r in kept]
 
 
 def test_zero_capacity_keeps_nothing_and_counts_everything() -> None:

@@ -9,13 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from prometheus_client import CollectorRegistry
 
 from tests._prompt_routers import copy_of, mmlu, tuned
 from tests._routers import strong_model
 from tinydancer import InvalidInputError, Router, RouterConfig
 from tinydancer.model.prompt_artifact import load_prompt_router
 from tinydancer.observability.logs import LogConfig
-from tinydancer.observability.outcomes import OPERATING_POINT_TARGETS
+from tinydancer.observability.outcomes import OPERATING_POINT_TARGETS, OutcomeMonitor
 
 NOW = 1_700_000_000.0
 GAUGES = (
@@ -406,3 +407,23 @@ def test_a_repeated_weak_outcome_is_counted_but_labelled_once() -> None:
     samples = {s.name: s.value for s in router.metrics.samples() if not s.labels}
     assert samples["tiny_dancer_outcome_window_size"] == 1.0
     assert router.collector.outcomes()["joined"].tolist() == [True, True, True]
+
+
+def test_the_newest_pending_capacity_request_ids_are_remembered_with_their_decisions() -> None:
+    monitor = OutcomeMonitor(CollectorRegistry(), window=100, pending_capacity=8)
+    strong = np.arange(12) % 3 == 0
+    p = np.linspace(0.05, 0.95, 12)
+    in_weak, in_strong = np.arange(12) % 2 == 0, np.arange(12) % 4 == 0
+    monitor.record_routes(100, strong, p, in_weak, in_strong)  # ids 100-111: a batch larger than the capacity
+    monitor.record_routes(112, strong[:2], p[:2], None, None)  # ids 112-113, without conformal sets
+    known = [rid for rid in range(90, 120) if monitor.join(rid, None)]
+    assert known == list(range(106, 114))  # the newest 8 ids; older, never-routed and future ids are unknown
+    assert not monitor.join(-8, None)
+    for rid in range(106, 112):  # each label carries its own prompt's decision and set
+        assert monitor.join(rid, 0.0)
+    assert monitor.join(112, 1.0) and monitor.join(113, 0.0)
+    window = monitor._snapshot()
+    expected = [(bool(strong[i]), float(p[i]), True, bool(in_strong[i])) for i in range(6, 12)]
+    expected += [(bool(strong[0]), float(p[0]), False, None), (bool(strong[1]), float(p[1]), True, None)]
+    assert window == expected
+    assert monitor.strong_share() == pytest.approx(np.mean([*strong, *strong[:2]]))

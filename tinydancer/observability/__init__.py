@@ -6,7 +6,7 @@ Per-instance objects a Router records into; it never imports the routing wing.
 from __future__ import annotations
 
 from tinydancer.observability.alerting import AlertFiring, evaluate_alerts, samples_to_series
-from tinydancer.observability.collector import Collector, DecisionBatch, LogRecord, RequestRecord
+from tinydancer.observability.collector import Collector, DecisionBatch, LogRecord, RequestBatch, RequestRecord
 from tinydancer.observability.logs import LogConfig, LogEvent, configure_logging
 from tinydancer.observability.metrics import BREAKER_STATES, MetricSample, RouterMetrics
 from tinydancer.observability.metrics_server import MetricsServer
@@ -37,6 +37,7 @@ __all__ = [
     "MetricSample",
     "MetricsServer",
     "Recording",
+    "RequestBatch",
     "RequestRecord",
     "RouterMetrics",
     "RoutingSpan",

@@ -77,6 +77,50 @@ class RequestRecord(NamedTuple):
     powerful_routes: int
 
 
+class RequestBatch(NamedTuple):
+    """The request records of one batch call, kept as one entry: request ids from ``first_request_id``, one per
+    element of ``lightweight_routes`` and ``powerful_routes`` ([N] int arrays), every other field shared.
+    A batch of prompts stores one of these instead of N :class:`RequestRecord` objects (fewer Python objects
+    for the garbage collector to walk); :meth:`records` gives the rows.
+
+    Examples:
+        >>> batch = RequestBatch(7, 0.0, 9.5, 1.0, 1, "success", None, None, None, np.array([1, 0]), np.array([0, 1]))
+        >>> [(r.request_id, r.powerful_routes) for r in batch.records()]
+        [(7, 0), (8, 1)]
+    """
+
+    first_request_id: int
+    timestamp: float
+    latency_us: float
+    feature_time_us: float
+    candidate_count: int
+    outcome: str
+    error_type: str | None
+    trace_id: str | None
+    span_id: str | None
+    lightweight_routes: np.ndarray
+    powerful_routes: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        """Request records in the batch."""
+        return len(self.powerful_routes)
+
+    def records(self) -> list[RequestRecord]:
+        """The batch as one :class:`RequestRecord` per request, in request id order."""
+        first, shared = self.first_request_id, self[1:9]
+        routes = zip(self.lightweight_routes.tolist(), self.powerful_routes.tolist(), strict=True)
+        return [RequestRecord(first + i, *shared, light, strong) for i, (light, strong) in enumerate(routes)]
+
+    def without_first(self, count: int) -> RequestBatch:
+        """The batch less its first ``count`` records."""
+        return self._replace(
+            first_request_id=self.first_request_id + count,
+            lightweight_routes=self.lightweight_routes[count:],
+            powerful_routes=self.powerful_routes[count:],
+        )
+
+
 class DecisionBatch(NamedTuple):
     """Every candidate decision of one route call, columnar; every array has shape [N].
 
@@ -243,7 +287,8 @@ class Collector:
         self._clock = clock
         self._lock = threading.Lock()
         self._ids = itertools.count()
-        self._requests: deque[RequestRecord] = deque(maxlen=capacity_requests)
+        self._requests: deque[RequestRecord | RequestBatch] = deque()
+        self._request_rows = 0  # request records in _requests
         self._batches: deque[DecisionBatch | PromptDecisionBatch] = deque()
         # One entry per record, or one RouteLogs per successful route (two records, kept or dropped together).
         self._logs: deque[tuple[dict[str, Any], float | None] | RouteLogs] = deque()
@@ -327,18 +372,39 @@ got one that belongs to router A; give each Router its own Collector
             self._ids = itertools.count(first + max(count, 1))
         return range(first, first + count)
 
-    def record_requests(self, records: Sequence[RequestRecord]) -> None:
-        """Stores request records in order, dropping (and counting) the oldest beyond capacity."""
+    def record_requests(self, records: Sequence[RequestRecord] | RequestBatch) -> None:
+        """Stores request records in order (rows, or one :class:`RequestBatch`), dropping (and counting) the oldest
+        beyond capacity."""
         with self._lock:
-            self._dropped["requests"] += max(len(self._requests) + len(records) - self.capacity["requests"], 0)
-            self._requests.extend(records)
+            if isinstance(records, RequestBatch):
+                if records.rows:
+                    self._requests.append(records)
+                    self._request_rows += records.rows
+            else:
+                self._requests.extend(records)
+                self._request_rows += len(records)
+            self._trim_requests()
 
     def record_request(self, record: RequestRecord) -> None:
         """Stores one request record, dropping (and counting) the oldest when full."""
         with self._lock:
-            if len(self._requests) == self.capacity["requests"]:
-                self._dropped["requests"] += 1
             self._requests.append(record)
+            self._request_rows += 1
+            if self._request_rows > self.capacity["requests"]:
+                self._trim_requests()
+
+    def _trim_requests(self) -> None:
+        """Drops (and counts) the oldest request records beyond capacity, a batch's from its front; under the lock."""
+        excess = self._request_rows - self.capacity["requests"]
+        while excess > 0:
+            old = self._requests.popleft()
+            rows = old.rows if isinstance(old, RequestBatch) else 1
+            if isinstance(old, RequestBatch) and rows > excess:
+                self._requests.appendleft(old.without_first(excess))
+                rows = excess
+            self._request_rows -= rows
+            self._dropped["requests"] += rows
+            excess -= rows
 
     def record_decisions(self, batch: DecisionBatch) -> None:
         """Stores the decisions of one route call (arrays of shape [N]) in one append.
@@ -493,6 +559,7 @@ got one that belongs to router A; give each Router its own Collector
         """Forgets every record and resets the drop counts; request ids keep increasing."""
         with self._lock:
             self._requests.clear()
+            self._request_rows = 0
             self._batches.clear()
             self._logs.clear()
             self._log_count = 0
@@ -521,6 +588,7 @@ got one that belongs to router A; give each Router its own Collector
         copy = Collector(cap["requests"], cap["decisions"], cap["logs"], cap["spans"], clock=self._clock)
         with self._lock:
             copy._requests.extend(self._requests)
+            copy._request_rows = self._request_rows
             copy._batches.extend(self._batches)
             copy._logs.extend(self._logs)
             copy._log_count = self._log_count
@@ -535,7 +603,7 @@ got one that belongs to router A; give each Router its own Collector
                 self._batches.clear()
                 self._logs.clear()
                 self._span_batches.clear()
-                self._rows = self._span_count = self._log_count = 0
+                self._rows = self._span_count = self._log_count = self._request_rows = 0
                 self._dropped = dict.fromkeys(self._dropped, 0)
         copy.metric_source = self.metric_source
         return copy
@@ -569,7 +637,7 @@ got one that belongs to router A; give each Router its own Collector
         """Records currently kept, per kind (decisions in candidate rows, spans in spans)."""
         with self._lock:
             return {
-                "requests": len(self._requests),
+                "requests": self._request_rows,
                 "decisions": self._rows,
                 "logs": self._log_count,
                 "spans": self._span_count,
@@ -578,7 +646,10 @@ got one that belongs to router A; give each Router its own Collector
     def request_records(self) -> tuple[RequestRecord, ...]:
         """An immutable snapshot of the kept request records, oldest first."""
         with self._lock:
-            return tuple(self._requests)
+            entries = tuple(self._requests)
+        return tuple(
+            itertools.chain.from_iterable(e.records() if isinstance(e, RequestBatch) else (e,) for e in entries)
+        )
 
     def decision_batches(self) -> tuple[DecisionBatch | PromptDecisionBatch, ...]:
         """An immutable snapshot of the kept decision batches, oldest first."""

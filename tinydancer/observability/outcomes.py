@@ -1,6 +1,7 @@
 """What happened after a prompt was routed: outcomes joined to their decisions, and live quality series.
 
-A prompt router's decisions are remembered by request id (the most recent ``pending_capacity`` of them);
+A prompt router's decisions are remembered by request id (those of the most recent ``pending_capacity`` request
+ids, in arrays indexed by the id modulo that capacity, so a batch is stored without a Python object per prompt);
 an outcome (``weak_correct``, ``strong_correct``, ``quality``, ``cost``: any subset, arriving late, in
 parts) is joined to its decision by that id. An outcome for an id that was never routed, or was routed
 so long ago that it has been forgotten, is counted (``status="unknown_request"``) and kept nowhere else.
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -45,16 +46,6 @@ OUTCOME_STATUSES: tuple[str, ...] = ("joined", "unknown_request")
 #: ``target`` label values of ``tiny_dancer_operating_point_target``.
 OPERATING_POINT_TARGETS: tuple[str, ...] = ("strong_share", "quality_share", "weak_error")
 _ECE_BINS = 10
-
-
-class RoutedPrompt(NamedTuple):
-    """What the monitor remembers of one routed prompt."""
-
-    use_strong: bool
-    p_strong: float
-    in_set_weak: bool | None
-    in_set_strong: bool | None
-    labelled: bool = False  # a weak outcome has entered the window (a repeated report does not again)
 
 
 class Outcome(NamedTuple):
@@ -96,7 +87,7 @@ class OutcomeMonitor:
     Args:
         registry: The router's Prometheus registry.
         window: Labelled requests (and routed prompts, for the strong share) the live series cover.
-        pending_capacity: Routed prompts remembered for a late outcome.
+        pending_capacity: Request ids whose routed prompts are remembered for a late outcome (the newest).
         pass_mark: Weak outcomes below it are failures.
 
     Raises:
@@ -121,11 +112,16 @@ class OutcomeMonitor:
         self.window = window
         self.pass_mark = pass_mark
         self._lock = threading.Lock()
-        self._pending: OrderedDict[int, RoutedPrompt] = OrderedDict()
         self._capacity = pending_capacity
+        # The routed prompt of request id i sits at row i % pending_capacity while _ids holds i there (else -1).
+        self._ids = np.full(pending_capacity, -1, np.int64)
+        self._use_strong = np.zeros(pending_capacity, bool)
+        self._p_strong = np.zeros(pending_capacity, np.float64)
+        self._in_sets = np.zeros((pending_capacity, 2), np.int8)  # weak, strong: 1 in, 0 out, -1 no set
+        self._labelled = np.zeros(pending_capacity, bool)  # a weak outcome has entered the window
         self._routed: deque[bool] = deque(maxlen=window)
         # (use_strong, p_strong, weak failed, covered or None): the labelled window
-        self._labelled: deque[tuple[bool, float, bool, bool | None]] = deque(maxlen=window)
+        self._window: deque[tuple[bool, float, bool, bool | None]] = deque(maxlen=window)
         self._coverage_target = math.nan
         self._targets = dict.fromkeys(OPERATING_POINT_TARGETS, math.nan)
         outcomes = Counter("tiny_dancer_outcomes_total", "Outcomes received, by join status.", ["status"],
@@ -162,41 +158,47 @@ class OutcomeMonitor:
         in_set_weak: np.ndarray | None,
         in_set_strong: np.ndarray | None,
     ) -> None:
-        """Remember a batch of routed prompts (request ids ``first_request_id`` onwards)."""
-        strong, probs = use_strong.tolist(), p_strong.tolist()
-        weak_set = in_set_weak.tolist() if in_set_weak is not None else [None] * len(strong)
-        strong_set = in_set_strong.tolist() if in_set_strong is not None else [None] * len(strong)
+        """Remember a batch of routed prompts (request ids ``first_request_id`` onwards; arrays [N])."""
+        n = len(use_strong)
+        kept = min(n, self._capacity)  # of a batch larger than the capacity, its newest rows
+        ids = np.arange(first_request_id + n - kept, first_request_id + n)
+        rows = ids % self._capacity
+        sets = (
+            np.stack([in_set_weak[n - kept :], in_set_strong[n - kept :]], axis=1)
+            if in_set_weak is not None and in_set_strong is not None
+            else -1
+        )
         with self._lock:
-            pending = self._pending
-            for i, row in enumerate(zip(strong, probs, weak_set, strong_set, strict=True)):
-                pending[first_request_id + i] = RoutedPrompt(*row)
-            while len(pending) > self._capacity:
-                pending.popitem(last=False)
-            self._routed.extend(strong)
+            self._ids[rows] = ids
+            self._use_strong[rows] = use_strong[n - kept :]
+            self._p_strong[rows] = p_strong[n - kept :]
+            self._in_sets[rows] = sets
+            self._labelled[rows] = False
+            self._routed.extend(use_strong[-self.window :].tolist())
 
     def join(self, request_id: int, weak_correct: float | None) -> bool:
         """Count one outcome; the first ``weak_correct`` of a request enters the labelled window (a repeated one is
         counted, not labelled twice). Returns whether it joined."""
+        row = request_id % self._capacity
         with self._lock:
-            routed = self._pending.get(request_id)
-            self._counts["joined" if routed is not None else "unknown_request"].inc()
-            if routed is None:
+            known = request_id >= 0 and int(self._ids[row]) == request_id
+            self._counts["joined" if known else "unknown_request"].inc()
+            if not known:
                 return False
-            if weak_correct is not None and not routed.labelled:
-                self._pending[request_id] = routed._replace(labelled=True)
+            if weak_correct is not None and not self._labelled[row]:
+                self._labelled[row] = True
                 failed = weak_correct < self.pass_mark
-                covered = (
-                    None if routed.in_set_weak is None else (routed.in_set_strong if failed else routed.in_set_weak)
-                )
-                self._labelled.append((routed.use_strong, routed.p_strong, failed, covered))
+                in_set = int(self._in_sets[row, 1 if failed else 0])
+                covered = None if in_set < 0 else bool(in_set)
+                self._window.append((bool(self._use_strong[row]), float(self._p_strong[row]), failed, covered))
             return True
 
     def _snapshot(self) -> list[tuple[bool, float, bool, bool | None]]:
         with self._lock:
-            return list(self._labelled)
+            return list(self._window)
 
     def _window_size(self) -> float:
-        return float(len(self._labelled))
+        return float(len(self._window))
 
     def weak_error_rate(self) -> float:
         """Weak error among the window's weak-routed labelled requests (NaN with none)."""

@@ -29,7 +29,7 @@ from tinydancer.errors import (
     InvalidInputError,
 )
 from tinydancer.model.prompt_scoring import PromptScores
-from tinydancer.observability.collector import Collector, PromptDecisionBatch, RequestRecord
+from tinydancer.observability.collector import Collector, PromptDecisionBatch, RequestBatch
 from tinydancer.observability.drift import DriftMonitor
 from tinydancer.observability.logs import (
     LogEvent,
@@ -392,13 +392,21 @@ class PromptServing:
             span.set_attribute("operating_point", batch.operating_point)
         trace_id, span_id = span_ids(span)
         each_us, feature_us = batch.latency_us / max(n, 1), tokenize_s * 1e6 / max(n, 1)
+        strong_routes = s.use_strong.astype(np.int64)
         self.collector.record_requests(
-            [
-                RequestRecord(i, timestamp, each_us, feature_us, 1, "success", None, trace_id, span_id, 1 - u, u)
-                for i, u in zip(
-                    range(batch.first_request_id, batch.first_request_id + n), s.use_strong.tolist(), strict=True
-                )
-            ]
+            RequestBatch(
+                batch.first_request_id,
+                timestamp,
+                each_us,
+                feature_us,
+                1,
+                "success",
+                None,
+                trace_id,
+                span_id,
+                1 - strong_routes,
+                strong_routes,
+            )
         )
         art_text = tuple(prompts) if self.config.record_prompts else None
         self.collector.record_prompt_decisions(
@@ -447,9 +455,9 @@ class PromptServing:
             span.set_attribute("outcome", outcome)
         trace_id, span_id = span_ids(span)
         stamp = timestamp if isinstance(timestamp, int | float) and math.isfinite(timestamp) else self._clock()
+        none = np.zeros(len(ids), np.int64)
         self.collector.record_requests(
-            [
-                RequestRecord(i, stamp, latency_s * 1e6 / n, 0.0, 1, outcome, error_type, trace_id, span_id, 0, 0)
-                for i in ids
-            ]
+            RequestBatch(
+                ids.start, stamp, latency_s * 1e6 / n, 0.0, 1, outcome, error_type, trace_id, span_id, none, none
+            )
         )
