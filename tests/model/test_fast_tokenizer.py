@@ -111,3 +111,5 @@ def test_bad_input_is_a_typed_error(tokenizer: Any) -> None:
         tokenize(["a"], 0)
     ids, counts = tokenize([], 8)
     assert ids.shape == (0, 8) and counts.shape == (0,)
+    ids, counts = tokenize(("hello world",), 8)  # any sequence of str
+    assert ids[0, : counts[0]].tolist() == [22172, 3186]

@@ -22,6 +22,7 @@ Examples:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -123,13 +124,16 @@ class PrefixTokenizer:
         self._bpe = BPE(*tables) if tables is not None else None
         self.compiled = self._bpe is not None
 
-    def __call__(self, texts: list[str], max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, texts: Sequence[str], max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
         """Token ids [N, max_tokens] int32 (0 after each text's ids) and counts [N] int32.
 
         Raises:
             InvalidInputError: ``texts`` is not a list of str, or ``max_tokens`` < 1.
         """
-        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        if isinstance(texts, str):
+            raise InvalidInputError("texts: expected a list of str, got one str")
+        texts = list(texts)
+        if not all(isinstance(t, str) for t in texts):
             raise InvalidInputError("texts: expected a list of str")
         if max_tokens < 1:
             raise InvalidInputError(f"max_tokens: expected >= 1, got {max_tokens}")
