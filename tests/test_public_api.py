@@ -22,11 +22,12 @@ import tinydancer as td
 REPO = Path(__file__).resolve().parents[1]
 WINGS = ("model", "datasets", "routing", "observability", "learning", "plots", "examples")
 #: Benchmarks that inspect internals on purpose: single functions timed alone (where a route spends its
-#: time, what one Candidate costs with and without the C extension) and the batch kernels' compile caches.
-#: Every other benchmark times the API as users call it.
+#: time, what one Candidate costs with and without the C extension, the prompt router's tokenisers and kernel
+#: settings side by side) and the batch kernels' compile caches. Every other benchmark times the API as users
+#: call it.
 PROFILING_BENCHMARKS = {
     "profile_route.py", "route_parts.py", "host_route.py", "span_overhead.py", "metrics_overhead.py",
-    "batch_throughput.py", "candidate_parts.py",
+    "batch_throughput.py", "candidate_parts.py", "prompt_tokens.py",
 }  # fmt: skip
 
 

@@ -52,11 +52,12 @@ _MIN_FLAT_TOKENS = 64
 #: than to ``max_tokens``: the kernel's time grows with the padded length (the mean MMLU prompt has 109 of 256).
 #: Smaller batches keep ``max_tokens``, so that single prompts compile one shape.
 LENGTH_GROUPS_FROM = 64
+#: The shortest padded length of a length group.
+MIN_PADDED_TOKENS = 16
 #: Prompts per kernel call: a larger batch is scored in chunks of this many. The gathered token vectors of 256
 #: prompts stay in cache where 4,096 prompts' do not: over the 14,037 MMLU prompts, chunks of 256 scored 2-3x
 #: faster than chunks of 4,096 with the recipe, and faster for every featuriser (``benchmarks/prompt_tokens.py``).
 CHUNK_PROMPTS = 256
-MIN_PADDED_TOKENS = 16
 #: Steps of the FastGRNN scan per loop trip: 8 halves the time of one prompt on CPU (measured 107 -> 57 us
 #: for B=1, T=32, H=16) and computes the same numbers.
 SCAN_UNROLL = 8

@@ -395,17 +395,17 @@ class PromptServing:
         strong_routes = s.use_strong.astype(np.int64)
         self.collector.record_requests(
             RequestBatch(
-                batch.first_request_id,
-                timestamp,
-                each_us,
-                feature_us,
-                1,
-                "success",
-                None,
-                trace_id,
-                span_id,
-                1 - strong_routes,
-                strong_routes,
+                first_request_id=batch.first_request_id,
+                timestamp=timestamp,
+                latency_us=each_us,
+                feature_time_us=feature_us,
+                candidate_count=1,
+                outcome="success",
+                error_type=None,
+                trace_id=trace_id,
+                span_id=span_id,
+                lightweight_routes=1 - strong_routes,
+                powerful_routes=strong_routes,
             )
         )
         art_text = tuple(prompts) if self.config.record_prompts else None
