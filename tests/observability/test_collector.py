@@ -177,7 +177,7 @@ def test_request_capacity_keeps_the_newest_records_of_rows_and_batches(sizes: li
             c.record_request(written[-1])
             continue
         strong = (np.arange(n) + first) % 3 == 0
-        rows = RequestBatch(first, TS, 5.0, 1.0, 1, "success", None, None, None, (~strong) * 1, strong * 1)
+        rows = RequestBatch(request(first)._replace(timestamp=TS), (~strong) * 1, strong * 1)
         c.record_requests(rows)
         written += rows.records()
     kept = list(c.request_records())

@@ -78,26 +78,20 @@ class RequestRecord(NamedTuple):
 
 
 class RequestBatch(NamedTuple):
-    """The request records of one batch call, kept as one entry: request ids from ``first_request_id``, one per
-    element of ``lightweight_routes`` and ``powerful_routes`` ([N] int arrays), every other field shared.
-    A batch of prompts stores one of these instead of N :class:`RequestRecord` objects (fewer Python objects
-    for the garbage collector to walk); :meth:`records` gives the rows.
+    """The request records of one batch call, kept as one entry: ``first`` is the first request's record, and
+    request ``first.request_id + i`` shares its every field but the id and the routes, which are
+    ``lightweight_routes[i]`` and ``powerful_routes[i]`` ([N] int arrays). A batch of prompts stores one of these
+    instead of N :class:`RequestRecord` objects (fewer Python objects for the garbage collector to walk);
+    :meth:`records` gives the rows.
 
     Examples:
-        >>> batch = RequestBatch(7, 0.0, 9.5, 1.0, 1, "success", None, None, None, np.array([1, 0]), np.array([0, 1]))
+        >>> first = RequestRecord(7, 0.0, 9.5, 1.0, 1, "success", None, None, None, 1, 0)
+        >>> batch = RequestBatch(first, np.array([1, 0]), np.array([0, 1]))
         >>> [(r.request_id, r.powerful_routes) for r in batch.records()]
         [(7, 0), (8, 1)]
     """
 
-    first_request_id: int
-    timestamp: float
-    latency_us: float
-    feature_time_us: float
-    candidate_count: int
-    outcome: str
-    error_type: str | None
-    trace_id: str | None
-    span_id: str | None
+    first: RequestRecord
     lightweight_routes: np.ndarray
     powerful_routes: np.ndarray
 
@@ -108,16 +102,16 @@ class RequestBatch(NamedTuple):
 
     def records(self) -> list[RequestRecord]:
         """The batch as one :class:`RequestRecord` per request, in request id order."""
-        first, shared = self.first_request_id, self[1:9]
+        first_id, shared = self.first.request_id, self.first[1:9]
         routes = zip(self.lightweight_routes.tolist(), self.powerful_routes.tolist(), strict=True)
-        return [RequestRecord(first + i, *shared, light, strong) for i, (light, strong) in enumerate(routes)]
+        return [RequestRecord(first_id + i, *shared, light, strong) for i, (light, strong) in enumerate(routes)]
 
     def without_first(self, count: int) -> RequestBatch:
         """The batch less its first ``count`` records."""
-        return self._replace(
-            first_request_id=self.first_request_id + count,
-            lightweight_routes=self.lightweight_routes[count:],
-            powerful_routes=self.powerful_routes[count:],
+        return RequestBatch(
+            self.first._replace(request_id=self.first.request_id + count),
+            self.lightweight_routes[count:],
+            self.powerful_routes[count:],
         )
 
 

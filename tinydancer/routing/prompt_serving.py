@@ -29,7 +29,7 @@ from tinydancer.errors import (
     InvalidInputError,
 )
 from tinydancer.model.prompt_scoring import PromptScores
-from tinydancer.observability.collector import Collector, PromptDecisionBatch, RequestBatch
+from tinydancer.observability.collector import Collector, PromptDecisionBatch, RequestBatch, RequestRecord
 from tinydancer.observability.drift import DriftMonitor
 from tinydancer.observability.logs import (
     LogEvent,
@@ -393,21 +393,10 @@ class PromptServing:
         trace_id, span_id = span_ids(span)
         each_us, feature_us = batch.latency_us / max(n, 1), tokenize_s * 1e6 / max(n, 1)
         strong_routes = s.use_strong.astype(np.int64)
-        self.collector.record_requests(
-            RequestBatch(
-                first_request_id=batch.first_request_id,
-                timestamp=timestamp,
-                latency_us=each_us,
-                feature_time_us=feature_us,
-                candidate_count=1,
-                outcome="success",
-                error_type=None,
-                trace_id=trace_id,
-                span_id=span_id,
-                lightweight_routes=1 - strong_routes,
-                powerful_routes=strong_routes,
-            )
+        first = RequestRecord(
+            batch.first_request_id, timestamp, each_us, feature_us, 1, "success", None, trace_id, span_id, 0, 0
         )
+        self.collector.record_requests(RequestBatch(first, 1 - strong_routes, strong_routes))
         art_text = tuple(prompts) if self.config.record_prompts else None
         self.collector.record_prompt_decisions(
             PromptDecisionBatch(
@@ -455,9 +444,7 @@ class PromptServing:
             span.set_attribute("outcome", outcome)
         trace_id, span_id = span_ids(span)
         stamp = timestamp if isinstance(timestamp, int | float) and math.isfinite(timestamp) else self._clock()
+        each_us = latency_s * 1e6 / n
+        first = RequestRecord(ids.start, stamp, each_us, 0.0, 1, outcome, error_type, trace_id, span_id, 0, 0)
         none = np.zeros(len(ids), np.int64)
-        self.collector.record_requests(
-            RequestBatch(
-                ids.start, stamp, latency_s * 1e6 / n, 0.0, 1, outcome, error_type, trace_id, span_id, none, none
-            )
-        )
+        self.collector.record_requests(RequestBatch(first, none, none))
